@@ -1,0 +1,56 @@
+"""Command line: ``python -m wildhands <command> ...``.
+
+Commands are thin: each hands its arguments to the library module that owns the work.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _build_hand_model(argv: list[str]) -> int:
+    from .open_hand import save_open_hand_model
+
+    parser = argparse.ArgumentParser(prog="wildhands build-hand-model",
+                                     description="Build the open hand model (MANO format) deterministically.")
+    parser.add_argument("--out", default=None, help="output pickle (default: params/hand_models/OPEN_HAND_RIGHT.pkl)")
+    args = parser.parse_args(argv)
+    path = save_open_hand_model(args.out)
+    print(f"wrote {path}")
+    return 0
+
+
+def _train(argv: list[str]) -> int:
+    from .train import main as train_main
+
+    return int(train_main(argv) or 0)
+
+
+def _predict(argv: list[str]) -> int:
+    from .predict import main as predict_main
+
+    return int(predict_main(argv) or 0)
+
+
+def _run_notebooks(argv: list[str]) -> int:
+    from .notebook_runner import main as run_main
+
+    return run_main(argv)
+
+
+COMMANDS = {
+    "build-hand-model": (_build_hand_model, "build the open hand model into params/"),
+    "train": (_train, "pretrain or fine-tune a network (torchrun-compatible)"),
+    "predict": (_predict, "photographs to 3D hands: JSON, overlays, OBJ meshes"),
+    "run-notebooks": (_run_notebooks, "execute the notebooks with papermill (what run_all.sh calls)"),
+}
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        lines = [f"  {name:<18} {help_}" for name, (_, help_) in COMMANDS.items()]
+        print("usage: python -m wildhands <command> [args]\n\ncommands:\n" + "\n".join(lines))
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    command, rest = argv[0], argv[1:]
+    return COMMANDS[command][0](rest)

@@ -1,0 +1,64 @@
+"""Profiles (smoke, quick, paper) as plain data: TOML files in params/profiles/.
+
+A profile may name another in ``inherit``; its tables are merged over the parent's,
+so every setting is written once. Overrides come as dotted keys
+(``{"pretrain.steps": 50}``), as papermill parameters or ``--set`` flags do.
+"""
+from __future__ import annotations
+
+import copy
+import tomllib
+from pathlib import Path
+
+from .paths import PROFILES_DIR
+
+PROFILES = ("smoke", "quick", "paper")
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _parse_scalar(text: str):
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(config: dict, overrides: dict | None) -> dict:
+    """Return ``config`` with dotted-key ``overrides`` set; unknown sections are an error."""
+    config = copy.deepcopy(config)
+    for dotted, value in (overrides or {}).items():
+        *parents, leaf = dotted.split(".")
+        node = config
+        for part in parents:
+            if part not in node or not isinstance(node[part], dict):
+                raise KeyError(f"override {dotted!r}: no section {part!r} in the profile")
+            node = node[part]
+        node[leaf] = _parse_scalar(value) if isinstance(value, str) else value
+    return config
+
+
+def load_profile(name_or_path: str = "quick", overrides: dict | None = None) -> dict:
+    """Load a profile by name (smoke, quick, paper) or from a TOML path, with overrides."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PROFILES_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"profile {name_or_path!r}: no file {path} (known profiles: {', '.join(PROFILES)})")
+    with open(path, "rb") as f:
+        data = tomllib.load(f)
+    parent = data.pop("inherit", None)
+    name = data.pop("profile", path.stem)
+    if parent:
+        data = _merge(load_profile(parent), data)
+    data["profile"] = name
+    return apply_overrides(data, overrides)

@@ -1,0 +1,59 @@
+"""Interactive 3D (k3d): meshes and skeletons, sliders, standalone HTML snapshots.
+
+k3d renders in the browser; headless (papermill) only ``plot.get_snapshot()`` works,
+which is what ``save_snapshot`` writes. Coordinates are shown in millimetres.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from . import keypoints as kp
+from .fileio import write_bytes
+
+SKIN_HEX = 0xDDAA8C
+
+
+def _rgb_hex(color) -> int:
+    r, g, b = (int(round(255 * c)) for c in color)
+    return (r << 16) + (g << 8) + b
+
+
+def hand_plot(vertices, faces, keypoints=None, color=SKIN_HEX, opacity=1.0, plot=None, name="hand"):
+    """A k3d plot (new, or ``plot``) with the mesh and its skeleton; returns (plot, mesh, lines)."""
+    import k3d
+
+    plot = plot or k3d.plot(grid_visible=False, camera_auto_fit=True, axes=["x (mm)", "y (mm)", "z (mm)"])
+    mesh = k3d.mesh(np.asarray(vertices, np.float32) * 1000, np.asarray(faces, np.uint32), color=color,
+                    opacity=opacity, flat_shading=False, name=name)
+    plot += mesh
+    lines = None
+    if keypoints is not None:
+        points, indices, colors = _skeleton_segments(keypoints)
+        lines = k3d.lines(points, indices, indices_type="segment", colors=colors, width=1.5, shader="simple",
+                          name=f"{name} skeleton")
+        plot += lines
+    return plot, mesh, lines
+
+
+def _skeleton_segments(keypoints):
+    points = np.asarray(keypoints, np.float32) * 1000
+    indices = np.array(kp.BONES, np.uint32)
+    vertex_colors = np.zeros(len(points), np.uint32)  # the wrist stays black
+    for _, child in kp.BONES:
+        vertex_colors[child] = _rgb_hex(kp.bone_color(child))
+    return points, indices, vertex_colors
+
+
+def update_hand(mesh, lines, vertices, keypoints=None):
+    """Move an existing k3d mesh (and skeleton) to new vertices."""
+    mesh.vertices = np.asarray(vertices, np.float32) * 1000
+    if lines is not None and keypoints is not None:
+        lines.vertices = np.asarray(keypoints, np.float32) * 1000
+
+
+def save_snapshot(plot, path) -> Path:
+    """Write a standalone HTML snapshot of a k3d plot (works headless)."""
+    html = plot.get_snapshot()
+    return write_bytes(path, html.encode("utf-8") if isinstance(html, str) else html)

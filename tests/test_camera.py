@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+import torch
+
+from wildhands import camera
+
+
+def test_rodrigues_round_trip_and_known_rotation():
+    g = torch.Generator().manual_seed(0)
+    aa = torch.randn(64, 3, generator=g, dtype=torch.float64)
+    aa = aa / aa.norm(dim=-1, keepdim=True) * torch.rand(64, 1, generator=g, dtype=torch.float64) * 3.1
+    R = camera.axis_angle_to_matrix(aa)
+    assert torch.allclose(R @ R.transpose(1, 2), torch.eye(3, dtype=torch.float64).expand(64, 3, 3), atol=1e-10)
+    assert torch.allclose(camera.matrix_to_axis_angle(R), aa, atol=1e-6)
+    quarter = camera.axis_angle_to_matrix(torch.tensor([0.0, 0.0, np.pi / 2], dtype=torch.float64))
+    assert torch.allclose(quarter @ torch.tensor([1.0, 0, 0], dtype=torch.float64),
+                          torch.tensor([0.0, 1, 0], dtype=torch.float64), atol=1e-12)
+
+
+def test_rotation_near_pi_and_zero():
+    for angle in (np.pi - 1e-5, 1e-9, 0.0):
+        aa = torch.tensor([[0.0, angle, 0.0]], dtype=torch.float64)
+        back = camera.matrix_to_axis_angle(camera.axis_angle_to_matrix(aa))
+        assert torch.allclose(back, aa, atol=1e-4)
+    aa = torch.zeros(1, 3, requires_grad=True)
+    camera.axis_angle_to_matrix(aa).sum().backward()
+    assert torch.isfinite(aa.grad).all()
+
+
+def test_rot6d_round_trip():
+    R = camera.axis_angle_to_matrix(torch.randn(8, 3, dtype=torch.float64))
+    assert torch.allclose(camera.rot6d_to_matrix(camera.matrix_to_rot6d(R)), R, atol=1e-10)
+
+
+def test_weak_perspective_root_lands_on_t_and_y_is_down():
+    points = torch.tensor([[[0.0, 0.0, 0.0], [0.01, 0.02, 0.5]]])
+    R = torch.eye(3)[None]
+    out = camera.weak_perspective_project(points + 0.3, R, torch.tensor([1000.0]), torch.tensor([[160.0, 150.0]]),
+                                          root=points[:, 0] + 0.3)
+    assert torch.allclose(out[0, 0], torch.tensor([160.0, 150.0]))
+    assert torch.allclose(out[0, 1], torch.tensor([170.0, 170.0]))  # +y in camera = further down the image
+
+
+def test_mirroring_is_an_involution_and_consistent():
+    W = 320
+    pts = np.array([[0.0, 5.0], [319.0, 7.0], [100.5, 3.0]])
+    assert np.allclose(camera.mirror_points_2d(pts, W)[:, 0], [319.0, 0.0, 218.5])
+    assert np.allclose(camera.mirror_points_2d(camera.mirror_points_2d(pts, W), W), pts)
+    faces = np.array([[0, 1, 2]])
+    assert camera.mirror_faces(faces).tolist() == [[2, 1, 0]]
+    # Mirroring a rotated point equals rotating the mirrored point by the mirrored rotation.
+    aa = torch.tensor([[0.3, -0.7, 1.1]], dtype=torch.float64)
+    p = torch.tensor([[0.1, 0.2, 0.3]], dtype=torch.float64)
+    lhs = camera.mirror_points_3d(p @ camera.axis_angle_to_matrix(aa)[0].T)
+    rhs = camera.mirror_points_3d(p) @ camera.axis_angle_to_matrix(camera.mirror_axis_angle(aa))[0].T
+    assert torch.allclose(lhs, rhs, atol=1e-12)
