@@ -57,3 +57,15 @@ def write_bytes(path, payload: bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(payload)
     return Path(path)
+
+
+def write_obj(path, vertices, faces, comment: str = "") -> Path:
+    """Write a triangle mesh as Wavefront OBJ atomically (vertices in the caller's units)."""
+    vertices = np.asarray(vertices, dtype=np.float64)
+    faces = np.asarray(faces, dtype=np.int64)
+    lines = [f"# {line}" for line in comment.splitlines()]
+    lines += [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in vertices]
+    lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in faces]
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    return Path(path)

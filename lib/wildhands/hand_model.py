@@ -324,3 +324,37 @@ def hand_model_from_config(config: dict, **overrides) -> HandModel:
     return HandModel(section.get("path", "auto"), num_pca_comps=section.get("num_pca_comps", 10),
                      num_betas=section.get("num_betas", 10), flat_hand_mean=section.get("flat_hand_mean", False),
                      fingertips=section.get("fingertips", "file"), dtype=dtype)
+
+
+def rest_keypoints(model: HandModel, betas=None) -> torch.Tensor:
+    """(21, 3) keypoints of the unposed (flat) hand for shape ``betas`` (zero by default)."""
+    mano = model.mano
+    betas = torch.zeros(model.num_betas, dtype=model.dtype, device=model.device) if betas is None else \
+        torch.as_tensor(betas, dtype=model.dtype, device=model.device)
+    vertices = mano.v_template + torch.einsum("vcs,s->vc", mano.shapedirs, betas)
+    joints = mano.J_regressor @ vertices
+    return torch.cat([joints, vertices[model.tip_index]]).index_select(0, model.openpose_index)
+
+
+def hand_measurements(model: HandModel, betas=None) -> dict:
+    """Anthropometric measurements of the flat hand in millimetres (zero shape by default).
+
+    Hand length runs from the wrist keypoint to the middle fingertip; segment lengths are
+    between consecutive keypoints of each finger, from the wrist; palm breadth is the
+    index-MCP to pinky-MCP distance.
+    """
+    with torch.no_grad():
+        k = rest_keypoints(model, betas).cpu().double().numpy() * 1000
+    segments = {}
+    for finger in kp.FINGERS:
+        chain = (0,) + kp.FINGER_KEYPOINTS[finger]
+        segments[finger] = [float(np.linalg.norm(k[b] - k[a])) for a, b in zip(chain[:-1], chain[1:])]
+    return {
+        "model": model.name,
+        "vertices": model.num_vertices,
+        "faces": int(len(model.faces)),
+        "hand_length_mm": float(np.linalg.norm(k[kp.FINGERTIPS[2]] - k[0])),
+        "palm_breadth_mm": float(np.linalg.norm(k[5] - k[17])),
+        "segment_lengths_mm": segments,
+        "finger_lengths_mm": {f: float(sum(s[1:])) for f, s in segments.items()},
+    }

@@ -1,0 +1,35 @@
+"""Every notebook runs headlessly under papermill in the smoke profile, in order."""
+import json
+import os
+
+import pytest
+
+from wildhands.notebook_runner import NotebookFailed, list_notebooks, run_notebooks
+
+
+@pytest.mark.slow
+def test_all_notebooks_run_in_smoke_profile(tmp_path, monkeypatch):
+    outputs = tmp_path / "outputs"
+    monkeypatch.setenv("WILDHANDS_OUTPUTS", str(outputs))  # the kernels inherit it; nothing lands in outputs/
+    written = run_notebooks("smoke", output_dir=outputs / "notebooks", log=lambda *_: None)
+    assert [p.name for p in written] == [p.name for p in list_notebooks()]
+    assert (outputs / "viewer" / "00_hand_model.html").stat().st_size > 10_000
+    metrics = json.loads((outputs / "metrics" / "00_hand_model.json").read_text())
+    assert 170 <= metrics["hand_length_mm"] <= 200
+
+
+def test_failure_names_notebook_and_cell(tmp_path, monkeypatch):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    import wildhands.notebook_runner as runner
+
+    books = tmp_path / "notebooks"
+    books.mkdir()
+    nb = new_notebook(cells=[new_code_cell("profile = 'smoke'", metadata={"tags": ["parameters"]}),
+                             new_code_cell("x = 1"), new_code_cell("raise ValueError('boom')")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, books / "00_broken.ipynb")
+    monkeypatch.setattr(runner, "NOTEBOOKS_DIR", books)
+    with pytest.raises(NotebookFailed, match=r"00_broken.ipynb failed at cell \d+ .*ValueError: boom"):
+        run_notebooks("smoke", output_dir=tmp_path / "out", log=lambda *_: None)
