@@ -63,7 +63,11 @@ def bone_color(child: int) -> tuple:
 
 def check_keypoints(keypoints, name: str = "keypoints", dims=(2, 3)) -> np.ndarray:
     """Return ``keypoints`` as a float array of shape (..., 21, d), d in ``dims``, or raise naming it."""
-    arr = np.asarray(keypoints, dtype=np.float64)
+    try:
+        arr = np.asarray(keypoints, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected numbers of shape (..., {NUM_KEYPOINTS}, 2 or 3), "
+                         f"got {type(keypoints).__name__}") from None
     if arr.ndim < 2 or arr.shape[-2] != NUM_KEYPOINTS or arr.shape[-1] not in dims:
         raise ValueError(
             f"{name}: expected shape (..., {NUM_KEYPOINTS}, {'|'.join(map(str, dims))}) "
