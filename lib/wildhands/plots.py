@@ -128,3 +128,153 @@ def curves_figure(series: dict, xlabel: str, ylabel: str, title=None, logy=False
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def loss_curves_figure(logs: dict, terms=("loss", "l2d", "l3d", "mask", "reg"), metric="mpjpe_3d_mm",
+                       size=(5, 3.4)):
+    """Training curves from loss logs: one panel per run (weighted terms, log scale) and one for ``metric``.
+
+    ``logs`` maps a run name to its JSON-lines log path or to its list of records
+    (``train.read_log``). Terms a run did not log (e.g. pretraining's own terms) are skipped;
+    pretraining runs plot their parameter terms (rotation, trans, scale, betas, pose).
+    """
+    import json
+
+    runs = {}
+    for name, log in logs.items():
+        if isinstance(log, (str, Path)):
+            log = [json.loads(line) for line in Path(log).read_text().splitlines() if line.strip()]
+        runs[name] = log
+    fig, axes = plt.subplots(1, len(runs) + 1, figsize=(size[0] * (len(runs) + 1), size[1]), squeeze=False)
+    for ax, (name, records) in zip(axes[0], runs.items()):
+        steps = [r["step"] for r in records]
+        shown = [t for t in terms if records and t in records[0]]
+        if records and records[0].get("stage") == "pretrain":
+            shown = ["loss"] + [t for t in ("rotation", "trans", "scale", "betas", "pose") if t in records[0]]
+        for term in shown:
+            ax.plot(steps, [max(r[term], 1e-8) for r in records], label=term, lw=2 if term == "loss" else 1)
+        ax.set_yscale("log")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("step")
+        ax.set_ylabel("weighted loss")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    ax = axes[0, -1]
+    for name, records in runs.items():
+        points = [(r["step"], r[metric]) for r in records if metric in r]
+        if points:
+            ax.plot(*zip(*points), label=name)
+    ax.set_xlabel("step")
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.set_title(f"training {metric.replace('_', ' ')}", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def prediction_overlays_figure(backgrounds, predicted_2d, true_2d=None, vertices_2d=None, titles=None,
+                               columns: int = 4, size=2.6):
+    """Predicted skeletons (and reprojected mesh vertices) drawn over the network's inputs.
+
+    ``backgrounds``: crops (N, H, W[, 3]) in pixels of the 320 crop (images, or heat-map sums for
+    the 2D variant); ``predicted_2d`` / ``true_2d`` (N, 21, 2) and ``vertices_2d`` (N, V, 2) in
+    the same pixels. Labels are drawn thin and white, predictions in finger colours.
+    """
+    count = len(predicted_2d)
+    rows = int(np.ceil(count / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(size * columns, size * rows), squeeze=False)
+    for i, ax in enumerate(axes.ravel()):
+        ax.set_axis_off()
+        if i >= count:
+            continue
+        background = np.asarray(backgrounds[i])
+        ax.imshow(background, cmap="gray" if background.ndim == 2 else None)
+        if vertices_2d is not None:
+            ax.scatter(*np.asarray(vertices_2d[i]).T, s=0.3, c=[SKIN], alpha=0.35, linewidths=0)
+        if true_2d is not None:
+            truth = np.asarray(true_2d[i])
+            for parent, child in kp.BONES:
+                ax.plot(*truth[[parent, child]].T, color="white", lw=0.8, alpha=0.8)
+        draw_skeleton_2d(ax, predicted_2d[i], lw=1.5, marker_size=4)
+        ax.set_xlim(0, background.shape[1] - 1)
+        ax.set_ylim(background.shape[0] - 1, 0)
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# Colours of the paper's methods, shared by the published curves and ours (RGB in [0, 1]).
+METHOD_COLORS = {
+    "rgb": (0.12, 0.47, 0.71), "2d": (0.84, 0.15, 0.16), "rgb+2d": (0.17, 0.63, 0.17), "2dfit": (1.0, 0.5, 0.05),
+    "zb": (0.55, 0.34, 0.29), "vae": (0.58, 0.4, 0.74), "gan": (0.89, 0.47, 0.76), "iqbal": (0.5, 0.5, 0.5),
+    "weak": (0.74, 0.74, 0.13), "pso": (0.09, 0.75, 0.81), "icppso": (0.68, 0.78, 0.91), "chpr": (0.6, 0.6, 0.3),
+    "wacv": (0.3, 0.3, 0.3),
+}
+
+
+def _curve_xy(value, unit: str):
+    """(thresholds, pck) from a ``metrics`` summary dict or a (thresholds, pck) pair."""
+    if isinstance(value, dict):
+        return np.asarray(value[f"thresholds_{unit}"], float), np.asarray(value["pck"], float)
+    thresholds, pck = value
+    return np.asarray(thresholds, float), np.asarray(pck, float)
+
+
+def draw_pck_comparison(ax, figure, ours: dict | None = None, paper: bool = True, paper_suffix=" (paper)"):
+    """Draw one of the paper's PCK figures (4-8) on ``ax``, with our curves over it.
+
+    Published curves are dashed and labelled with the paper's legend plus ``paper_suffix``;
+    ours are solid, in the same colour, labelled as the paper's legend ("Ours RGB", "2D fit",
+    ...). ``ours`` maps a method key or label to a ``metrics`` summary or (thresholds, pck).
+    """
+    from . import paper_reference as ref
+
+    spec = ref.load_paper_reference()["figures"][str(figure)]
+    entry = ref.paper_set(spec["set"])
+    unit = entry["unit"]
+    ours = {ref.method_key(k): v for k, v in (ours or {}).items()}
+    lo, hi = spec["xlim"]
+    if paper:
+        for method in spec["methods"]:
+            x, y = ref.paper_curve(spec["set"], method)
+            keep = (x >= lo - 1e-9) & (x <= hi + 1e-9)
+            ax.plot(x[keep], y[keep], ls="--" if method in ours else "-", lw=1.2, marker="." if keep.sum() < 25 else None,
+                    color=METHOD_COLORS.get(method), label=ref.label(method) + (paper_suffix if method in ours else ""))
+    bottom, top = spec["ylim"]
+    for method, value in ours.items():
+        x, y = _curve_xy(value, unit)
+        keep = (x >= lo - 1e-9) & (x <= hi + 1e-9)
+        ax.plot(x[keep], y[keep], lw=2.2, color=METHOD_COLORS.get(method), label=ref.label(method))
+        if np.isfinite(y[keep]).any():  # widen the paper's axis range to show our curves whole
+            bottom = min(bottom, np.floor(np.nanmin(y[keep]) * 10) / 10)
+            top = min(1.0, max(top, np.ceil(np.nanmax(y[keep]) * 10) / 10))
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(bottom, top)
+    ax.set_xlabel(f"Error Thresholds ({unit})")
+    ax.set_ylabel("3D PCK" if entry["kind"] == "3d" else "2D PCK")
+    ax.set_title(f"Fig. {figure}: {spec['title']}", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    return ax
+
+
+def pck_comparison_figure(figure, ours: dict | None = None, paper: bool = True, size=(5.2, 3.9)):
+    """Our PCK curves beside the paper's, in the style of figures 4-8.
+
+    ``figure``: a figure number (4-8) or an evaluation set (``"stereo"`` draws figures 4 and 5
+    side by side). See ``draw_pck_comparison`` for ``ours``.
+    """
+    from . import paper_reference as ref
+
+    figures = ref.load_paper_reference()["figures"]
+    if str(figure) in figures:
+        numbers = [str(figure)]
+    else:
+        numbers = ref.paper_set(str(figure))["figures"]
+    fig, axes = plt.subplots(1, len(numbers), figsize=(size[0] * len(numbers), size[1]), squeeze=False)
+    for ax, number in zip(axes[0], numbers):
+        draw_pck_comparison(ax, number, ours, paper)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,99 @@
+"""Training throughput: images per second of a full training step, per input variant and backbone.
+
+A step is what ``wildhands.train`` does: draw and augment samples, detector-like noise, heat-maps,
+encoder forward and backward, decoder, loss, Adam step. Measured on the synthetic set (generate
+it first: notebook 01 or ``wildhands.synthetic.generate_synthetic_set``), on this machine's CPU
+(or GPU with --device cuda), after warm-up steps.
+
+    python benchmarks/bench_train.py [--profile quick] [--backbones resnet18 resnet34 resnet50]
+        [--variants rgb 2d rgb+2d] [--stages pretrain finetune] [--steps 5] [--batch-size 32]
+
+Prints a table and writes outputs/metrics/bench_train.json.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import torch
+from torch.utils.data import default_collate
+
+from wildhands.config import load_profile
+from wildhands.fileio import write_json
+from wildhands.hand_model import hand_model_from_config
+from wildhands.inputs import TrainingSamples, batch_input
+from wildhands.losses import parameter_losses, reconstruction_losses
+from wildhands.model import build_model
+from wildhands.paths import output_dir
+from wildhands.train import default_datasets, resolve_device, variant_config
+
+
+def images_per_second(config: dict, hand_model, dataset, stage: str, steps: int, warmup: int, batch_size: int,
+                      device) -> float:
+    variant = config["model"]["variant"]
+    torch.manual_seed(0)
+    model = build_model(config, hand_model).to(device).train()
+    optimizer = torch.optim.Adam(model.encoder.parameters(), lr=1e-4)
+    samples = TrainingSamples(dataset, config, variant, seed=0, stage=stage, with_masks=stage == "finetune")
+    start = None
+    for step in range(warmup + steps):
+        if step == warmup:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+        draws = range(step * batch_size, (step + 1) * batch_size)
+        batch = default_collate([samples[(d % len(samples), d)] for d in draws])
+        batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        params = model.encoder(batch_input(batch, variant, config))
+        if stage == "pretrain":
+            loss = parameter_losses(params, batch, config["pretrain"])["loss"]
+        else:
+            loss = reconstruction_losses(model.decoder(params), batch, config["loss"])["loss"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", default="quick")
+    parser.add_argument("--variants", nargs="+", default=["rgb", "2d", "rgb+2d"])
+    parser.add_argument("--backbones", nargs="+", default=None,
+                        help="default: each variant's backbone in the profile, then resnet18/34/50")
+    parser.add_argument("--stages", nargs="+", default=["pretrain", "finetune"])
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=32)
+    args = parser.parse_args(argv)
+
+    base = load_profile(args.profile)
+    device = resolve_device(base)
+    hand_model = hand_model_from_config(base).to(device)
+    rows = []
+    print(f"{'variant':8} {'backbone':9} {'input':>5} {'stage':9} {'images/s':>9}")
+    for variant in args.variants:
+        config = variant_config(base, variant)
+        backbones = args.backbones or [config["model"]["backbone"]]
+        for backbone in backbones:
+            config_b = {**config, "model": {**config["model"], "backbone": backbone}}
+            for stage in args.stages:
+                dataset, _ = default_datasets(config_b, stage)
+                speed = images_per_second(config_b, hand_model, dataset, stage, args.steps, args.warmup,
+                                          args.batch_size, device)
+                size = config_b["model"]["input_size"]
+                rows.append({"variant": variant, "backbone": backbone, "input_size": size, "stage": stage,
+                             "images_per_s": speed})
+                print(f"{variant:8} {backbone:9} {size:5d} {stage:9} {speed:9.1f}", flush=True)
+    info = {"profile": args.profile, "device": str(device), "torch_threads": torch.get_num_threads(),
+            "cpu": platform.processor() or platform.machine(), "batch_size": args.batch_size, "rows": rows}
+    path = write_json(output_dir("metrics") / "bench_train.json", info)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

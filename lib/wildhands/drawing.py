@@ -1,0 +1,71 @@
+"""Drawing on images with OpenCV: 2D skeletons and shaded meshes over photographs.
+
+Images are RGB uint8 arrays; coordinates are pixels with centres at integers.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from . import keypoints as kp
+
+SKIN_RGB = np.array([224.0, 176.0, 150.0])
+LIGHT = np.array([0.0, -0.3, -1.0]) / np.linalg.norm([0.0, -0.3, -1.0])  # towards the camera, from above
+
+
+def _rgb255(color) -> tuple:
+    return tuple(int(round(255 * c)) for c in color)
+
+
+def draw_skeleton(image: np.ndarray, keypoints_2d, visible=None, thickness: int | None = None) -> np.ndarray:
+    """A copy of ``image`` with the 21-keypoint skeleton drawn (bones coloured per finger)."""
+    out = np.ascontiguousarray(image.copy())
+    pts = np.asarray(keypoints_2d, np.float64)[:, :2]
+    vis = np.isfinite(pts).all(axis=1) & (np.ones(len(pts), bool) if visible is None else np.asarray(visible) > 0)
+    extent = np.ptp(pts[vis], axis=0).max() if vis.sum() > 1 else 50.0
+    thickness = thickness or max(1, int(round(extent / 60)))
+    shift = 4  # sub-pixel precision for cv2 drawing
+    ip = np.round(np.nan_to_num(pts) * (1 << shift)).astype(np.int64)
+    for parent, child in kp.BONES:
+        if vis[parent] and vis[child]:
+            cv2.line(out, tuple(ip[parent]), tuple(ip[child]), _rgb255(kp.bone_color(child)), thickness,
+                     cv2.LINE_AA, shift)
+    for i in np.flatnonzero(vis):
+        cv2.circle(out, tuple(ip[i]), (thickness + 1) << shift, (255, 255, 255), -1, cv2.LINE_AA, shift)
+        cv2.circle(out, tuple(ip[i]), (thickness + 1) << shift, (30, 30, 30), 1, cv2.LINE_AA, shift)
+    return out
+
+
+def draw_mesh(image: np.ndarray, vertices_2d, vertices_3d, faces, color=SKIN_RGB, alpha: float = 0.65) -> np.ndarray:
+    """A copy of ``image`` with a mesh drawn over it: faces filled far to near (painter's algorithm),
+    Lambert-shaded from their normals. ``vertices_3d``: camera frame (x right, y down, z away)."""
+    out = image.astype(np.float32).copy()
+    layer = np.zeros_like(out)
+    cover = np.zeros(image.shape[:2], np.uint8)
+    v2 = np.asarray(vertices_2d, np.float64)
+    v3 = np.asarray(vertices_3d, np.float64)
+    faces = np.asarray(faces)
+    tri = v3[faces]
+    normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True) + 1e-12
+    shade = 0.35 + 0.65 * np.abs(normals @ LIGHT)  # two-sided: mirrored meshes keep their look
+    order = np.argsort(-tri[:, :, 2].mean(axis=1))  # farthest first
+    shift = 4
+    pts = np.round(v2[faces] * (1 << shift)).astype(np.int32)
+    for f in order:
+        c = tuple(float(v) for v in np.clip(np.asarray(color) * shade[f], 0, 255))
+        cv2.fillConvexPoly(layer, pts[f], c, cv2.LINE_AA, shift)
+        cv2.fillConvexPoly(cover, pts[f], 1, cv2.LINE_8, shift)
+    mask = (cover > 0)[..., None]
+    out = np.where(mask, (1 - alpha) * out + alpha * layer, out)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def draw_hand_overlay(image: np.ndarray, hands) -> np.ndarray:
+    """``hands``: (vertices_2d, vertices_3d, faces, keypoints_2d) per hand; meshes first, then skeletons."""
+    out = image
+    for vertices_2d, vertices_3d, faces, _ in hands:
+        out = draw_mesh(out, vertices_2d, vertices_3d, faces)
+    for *_, keypoints_2d in hands:
+        out = draw_skeleton(out, keypoints_2d)
+    return out

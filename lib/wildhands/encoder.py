@@ -1,0 +1,148 @@
+"""The convolutional encoder: a hand crop (RGB, 2D heat-maps, or both) to hand and camera parameters.
+
+A torchvision ResNet (18, 34 or 50) whose last layer regresses, per crop,
+
+    v = (R axis-angle 3, t 2, s 1, beta B, theta P)     (paper section 6; 26 numbers for B = P = 10)
+
+Internally the rotation is regressed as 6 numbers (two columns of R, Zhou et al. 2019:
+continuous, unlike axis-angle) and the scale as s = s0 * exp(d); ``HandParameters.vector()``
+gives the paper's 26-vector. The last layer starts near zero and its outputs are offsets from
+an initial camera (R0, t0, s0), so the first forward pass gives the mean hand (beta = 0,
+theta = 0) at the right size in the centre of the crop whatever the input.
+
+t is the root keypoint's pixel in the 320 crop and s is pixels of the 320 crop per metre,
+whatever the network's input size (DESIGN.md, "Conventions").
+
+Input variants: ``rgb`` (3 channels, ImageNet-normalised), ``2d`` (21 heat-map channels),
+``rgb+2d`` (24: RGB first). ImageNet weights come only from a local file; conv1 is adapted
+for heat-map channels (RGB filters for image channels, small random filters for heat-maps).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+from . import keypoints as kp
+from .camera import matrix_to_axis_angle, matrix_to_rot6d, rot6d_to_matrix
+
+VARIANTS = {"rgb": 3, "2d": kp.NUM_KEYPOINTS, "rgb+2d": 3 + kp.NUM_KEYPOINTS}
+BACKBONES = {"resnet18": torchvision.models.resnet18, "resnet34": torchvision.models.resnet34,
+             "resnet50": torchvision.models.resnet50}
+# Std of the last layer's initial weights: small, so the first outputs are the initial camera
+# and mean hand, yet non-zero so that gradients reach the backbone from the first step.
+HEAD_INIT_STD = 1e-3
+# Std of conv1 filters for heat-map channels when the RGB filters come from ImageNet weights.
+HEATMAP_FILTER_STD = 1e-3
+
+
+@dataclass
+class HandParameters:
+    """Hand and weak-perspective camera parameters for a batch (what the encoder predicts)."""
+    rotation: torch.Tensor   # (B, 3, 3) camera rotation R, acting on root-relative points
+    trans: torch.Tensor      # (B, 2) root keypoint pixel in the 320 crop
+    scale: torch.Tensor      # (B,) pixels of the 320 crop per metre
+    betas: torch.Tensor      # (B, num_betas)
+    pose: torch.Tensor       # (B, num_pca_comps) pose PCA coefficients theta
+
+    @property
+    def global_orient(self) -> torch.Tensor:
+        """(B, 3) axis-angle of ``rotation``."""
+        return matrix_to_axis_angle(self.rotation)
+
+    def vector(self) -> torch.Tensor:
+        """The paper's v = (R axis-angle, t, s, beta, theta): (B, 6 + num_betas + num_pca_comps)."""
+        return torch.cat([self.global_orient, self.trans, self.scale[:, None], self.betas, self.pose], dim=1)
+
+    def detach(self) -> "HandParameters":
+        return HandParameters(*(t.detach() for t in (self.rotation, self.trans, self.scale, self.betas, self.pose)))
+
+
+def check_variant(variant: str) -> str:
+    if variant not in VARIANTS:
+        raise ValueError(f"variant: expected one of {', '.join(VARIANTS)}, got {variant!r}")
+    return variant
+
+
+class HandEncoder(nn.Module):
+    """ResNet encoder regressing ``HandParameters`` from an input crop.
+
+    ``init_trans`` (2,) and ``init_scale`` place the mean hand in the crop on the first pass
+    (see ``model.initial_camera``); ``crop_size`` is the size of the crop t and s refer to (320).
+    """
+
+    def __init__(self, variant: str = "2d", backbone: str = "resnet18", num_betas: int = 10,
+                 num_pca_comps: int = 10, init_trans=(159.5, 159.5), init_scale: float = 800.0,
+                 crop_size: int = 320, pretrained: str | Path | None = None):
+        super().__init__()
+        self.variant = check_variant(variant)
+        if backbone not in BACKBONES:
+            raise ValueError(f"backbone: expected one of {', '.join(BACKBONES)}, got {backbone!r}")
+        if init_scale <= 0:
+            raise ValueError(f"init_scale: expected pixels per metre > 0, got {init_scale}")
+        self.backbone_name = backbone
+        self.in_channels = VARIANTS[variant]
+        self.num_betas, self.num_pca_comps = int(num_betas), int(num_pca_comps)
+        self.crop_size = int(crop_size)
+
+        net = BACKBONES[backbone](weights=None)
+        if pretrained:
+            load_imagenet_weights(net, pretrained)
+        net.conv1 = _adapt_conv1(net.conv1, self.in_channels, image_channels=3 if "rgb" in variant else 0,
+                                 pretrained=bool(pretrained))
+        features = net.fc.in_features
+        net.fc = nn.Identity()
+        self.backbone = net
+        self.head = nn.Linear(features, 6 + 2 + 1 + self.num_betas + self.num_pca_comps)
+        nn.init.normal_(self.head.weight, std=HEAD_INIT_STD)
+        nn.init.zeros_(self.head.bias)
+        self.register_buffer("init_rot6d", matrix_to_rot6d(torch.eye(3)))
+        self.register_buffer("init_trans", torch.as_tensor(init_trans, dtype=torch.float32).reshape(2))
+        self.register_buffer("init_log_scale", torch.log(torch.tensor(float(init_scale))))
+
+    def forward(self, x: torch.Tensor) -> HandParameters:
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"encoder input: expected (B, {self.in_channels}, H, W) for variant "
+                             f"{self.variant!r}, got {tuple(x.shape)}")
+        out = self.head(self.backbone(x)).float()
+        rot6d, trans, log_scale, betas, pose = out.split(
+            [6, 2, 1, self.num_betas, self.num_pca_comps], dim=1)
+        # Offsets in units where one step of the raw output is about a crop half-width.
+        return HandParameters(
+            rotation=rot6d_to_matrix(self.init_rot6d + rot6d),
+            trans=self.init_trans + 0.5 * self.crop_size * trans,
+            scale=torch.exp(self.init_log_scale + log_scale[:, 0]),
+            betas=betas, pose=pose)
+
+
+def load_imagenet_weights(net: nn.Module, path) -> None:
+    """Load a torchvision ResNet ImageNet state dict from a local file (never downloads)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model.pretrained: no ImageNet weights file {path} "
+                                "(give a local torchvision ResNet state dict, or leave it empty)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(f"model.pretrained: {path} is not a readable torch state dict: {err}") from err
+    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith("fc.")]
+    if missing or unexpected:
+        raise ValueError(f"model.pretrained: {path} does not match the backbone "
+                         f"(missing {missing[:3]}..., unexpected {unexpected[:3]}...)")
+
+
+def _adapt_conv1(conv: nn.Conv2d, in_channels: int, image_channels: int, pretrained: bool) -> nn.Conv2d:
+    """conv1 for ``in_channels`` inputs; image channels keep the (ImageNet) RGB filters."""
+    if in_channels == conv.in_channels:
+        return conv
+    new = nn.Conv2d(in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=False)
+    if pretrained:
+        with torch.no_grad():
+            nn.init.normal_(new.weight, std=HEATMAP_FILTER_STD)
+            new.weight[:, :image_channels] = conv.weight
+    return new

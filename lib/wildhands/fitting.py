@@ -1,0 +1,667 @@
+"""The 2D-fit baseline (paper eq. 10): hand and camera parameters from 2D keypoints alone.
+
+    E(R, t, s, beta, theta) = sum_i p_i ||s Pi(R (J_i - J_root)) + t - x_i||^2
+                              + alpha_beta |beta|^2 + w_theta |theta|^2
+
+with the camera of ``camera.weak_perspective_project`` (pixels of the 320 crop, y down,
+root = keypoint 0), keypoints x_i and confidences p_i (B, 21). The paper minimises it with
+Powell's dogleg in chumpy, one hand at a time; here Levenberg-Marquardt fits many hands at
+once in torch: forward-mode Jacobians of a keypoints-only hand model, (B, P, P) normal
+equations solved by batched Cholesky, Marquardt's diagonal damping, per-hand trust updates.
+
+``KeypointModel`` is that keypoints-only model: the 16 joints are linear in beta (the joint
+regressor applied to the shape blend shapes, precomputed), forward kinematics runs level by
+level down the kinematic tree, and the 5 fingertip vertices are skinned exactly, corrective
+pose blend shapes included, so it equals ``HandModel.keypoints`` for any model file.
+
+Starts: each hand is fitted from several global rotations at once (palm, back and both
+sides of the mean hand facing the camera, then oblique and end-on views); the in-plane
+rotation, scale and translation of every start come in closed form from a weighted 2D
+Procrustes fit of the mean hand's projection to the keypoints. The start with the lowest
+final energy wins. Given an ``init`` (e.g. a network prediction), the fit refines it instead.
+
+Pose spaces: ``"pca"`` (the default, as eq. 10) optimises the hand model's PCA coefficients
+theta with the prior w_theta |theta|^2. ``"full"`` optimises all 45 finger axis-angle degrees
+of freedom q (relative to the model's mean pose) with a Mahalanobis prior w_theta |q C^+|^2,
+C the model's 45 x 45 pose components (for the first PCA coefficients this is |theta|^2:
+the pose space's own metric), plus a joint-range penalty w_range |max(0, lo - q_abs, q_abs - hi)|^2
+on the absolute axis-angle components (default limits: mean +- 3 standard deviations of
+the pose space, taking its coefficients as unit-variance, as the open hand model's are).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import keypoints as kp
+from .camera import axis_angle_to_matrix, matrix_to_axis_angle
+from .hand_model import HandModel, load_mano_arrays
+
+POSE_SPACES = ("pca", "full")
+CAMERA_DIMS = 6  # axis-angle 3, t 2, log s 1
+
+
+# ----------------------------------------------------------------------------- keypoints-only model
+
+class KeypointModel(nn.Module):
+    """The 21 keypoints of a ``HandModel`` without its mesh: betas, pose -> (B, 21, 3) metres.
+
+    Same frame and conventions as ``HandModel(betas, pose).keypoints`` with global_orient = 0
+    (the model frame; the camera rotation is applied by the projection).
+    """
+
+    def __init__(self, hand_model: HandModel, dtype: torch.dtype = torch.float64):
+        super().__init__()
+        mano = hand_model.mano
+        tips = hand_model.tip_index.cpu()
+        to = lambda t: t.detach().to("cpu", dtype)  # noqa: E731
+        v_template, shapedirs, regressor = to(mano.v_template), to(mano.shapedirs), to(mano.J_regressor)
+        num_vertices = v_template.shape[0]
+        posedirs = to(mano.posedirs).reshape(-1, num_vertices, 3)           # (135, V, 3)
+        components = getattr(mano, "hand_components", None)                # absent when PCA is off (45)
+        components = torch.eye(45, dtype=dtype) if components is None else to(components)
+        self.num_betas = shapedirs.shape[-1]
+        self.num_pca_comps = components.shape[0]
+        self.register_buffer("joint_template", regressor @ v_template)                          # (16, 3)
+        self.register_buffer("joint_dirs", torch.einsum("jv,vcs->jcs", regressor, shapedirs))   # (16, 3, S)
+        self.register_buffer("tip_template", v_template[tips])                                  # (5, 3)
+        self.register_buffer("tip_dirs", shapedirs[tips])                                       # (5, 3, S)
+        self.register_buffer("tip_posedirs", posedirs[:, tips].reshape(posedirs.shape[0], -1))  # (135, 15)
+        self.register_buffer("tip_weights", to(mano.lbs_weights)[tips])                         # (5, 16)
+        self.has_tip_posedirs = bool(self.tip_posedirs.abs().max() > 0)
+        self.register_buffer("components", components)                                         # (n, 45)
+        self.register_buffer("pose_mean", to(mano.hand_mean))                                   # (45,)
+        self.register_buffer("openpose_index", torch.as_tensor(kp.MANO_TO_OPENPOSE))
+        parents = [int(p) for p in mano.parents.cpu()]
+        parents[0] = -1
+        self.parents = parents
+        # Joints grouped by depth in the tree: forward kinematics runs one level at a time.
+        depth = [0] * len(parents)
+        for j in range(1, len(parents)):
+            depth[j] = depth[parents[j]] + 1
+        self.levels = [[j for j in range(len(parents)) if depth[j] == d] for d in range(1, max(depth) + 1)]
+        # subtree[j, k] = 1 when joint k is j or one of its descendants (moves with joint j).
+        subtree = torch.eye(len(parents), dtype=dtype)
+        for j in sorted(range(1, len(parents)), key=lambda j: -depth[j]):
+            subtree[parents[j]] += subtree[j]
+        self.register_buffer("subtree", subtree.clamp_max(1))
+
+    def pca_to_axis_angle(self, pose: torch.Tensor) -> torch.Tensor:
+        """(B, n) PCA coefficients -> (B, 45) absolute finger axis-angles (mean pose added)."""
+        return pose @ self.components + self.pose_mean
+
+    def forward(self, betas: torch.Tensor, pose: torch.Tensor) -> torch.Tensor:
+        """betas (B, S), pose (B, n) PCA coefficients -> keypoints (B, 21, 3) in the OpenPose order."""
+        return self.keypoints(betas, self.pca_to_axis_angle(pose))
+
+    def keypoints(self, betas: torch.Tensor, finger_pose: torch.Tensor) -> torch.Tensor:
+        """betas (B, S), absolute finger axis-angles (B, 45) -> keypoints (B, 21, 3)."""
+        return self._pose(betas, finger_pose)[0]
+
+    def keypoints_and_jacobians(self, betas: torch.Tensor, finger_pose: torch.Tensor,
+                                directions: torch.Tensor | None = None):
+        """Keypoints (B, 21, 3) and their derivatives d/d betas (B, 21, 3, S) and d/d pose (B, 21, 3, n).
+
+        The pose derivatives are along the rows of ``directions`` (n, 45) in finger-pose space:
+        the identity (default) for the axis-angles themselves, ``components`` for PCA coefficients.
+        """
+        if directions is None:
+            directions = torch.eye(finger_pose.shape[-1], dtype=finger_pose.dtype, device=finger_pose.device)
+        return self._pose(betas, finger_pose, directions)
+
+    def _pose(self, betas: torch.Tensor, finger_pose: torch.Tensor, directions: torch.Tensor | None = None):
+        batch = betas.shape[0]
+        rest = self.joint_template + torch.einsum("jcs,bs->bjc", self.joint_dirs, betas)     # (B, 16, 3)
+        axis_angles = finger_pose.reshape(batch, -1, 3)
+        local = axis_angle_to_matrix(axis_angles)                                          # (B, 15, 3, 3)
+        eye = torch.eye(3, dtype=betas.dtype, device=betas.device)
+        num_joints = len(self.parents)
+        rot = [eye.expand(batch, 3, 3)] + [None] * (num_joints - 1)   # global rotations G_j
+        pos = [rest[:, 0]] + [None] * (num_joints - 1)               # posed joint positions p_j
+        pos_dbeta = [self.joint_dirs[0].expand(batch, -1, -1)] + [None] * (num_joints - 1)
+        for level in self.levels:
+            par = [self.parents[j] for j in level]
+            parent_rot = torch.stack([rot[p] for p in par], 1)
+            bones = rest[:, level] - rest[:, par]
+            new_pos = torch.stack([pos[p] for p in par], 1) + torch.einsum("bjik,bjk->bji", parent_rot, bones)
+            new_rot = parent_rot @ local[:, [j - 1 for j in level]]
+            if directions is not None:  # p_j is linear in the rest joints, hence in beta, for a fixed pose
+                bone_dirs = self.joint_dirs[level] - self.joint_dirs[par]
+                new_dbeta = torch.stack([pos_dbeta[p] for p in par], 1) + torch.einsum(
+                    "bjik,jks->bjis", parent_rot, bone_dirs)
+            for i, j in enumerate(level):
+                rot[j], pos[j] = new_rot[:, i], new_pos[:, i]
+                if directions is not None:
+                    pos_dbeta[j] = new_dbeta[:, i]
+        rot, pos = torch.stack(rot, 1), torch.stack(pos, 1)          # (B, 16, 3, 3), (B, 16, 3)
+        # Fingertip vertices: shape and pose blend shapes, then linear blend skinning.
+        pose_feature = (local - eye).reshape(batch, -1)
+        tip_rest = (self.tip_template + torch.einsum("tcs,bs->btc", self.tip_dirs, betas)
+                    + (pose_feature @ self.tip_posedirs).reshape(batch, -1, 3))             # (B, 5, 3)
+        per_joint = torch.einsum("bkic,btkc->btki", rot, tip_rest[:, :, None] - rest[:, None]) + pos[:, None]
+        tips = torch.einsum("tk,btki->bti", self.tip_weights, per_joint)                    # (B, 5, 3)
+        keypoints = torch.cat([pos, tips], 1).index_select(1, self.openpose_index)
+        if directions is None:
+            return keypoints, None, None
+
+        # d/d beta: joints through the linear forward kinematics above; tips likewise.
+        pos_dbeta = torch.stack(pos_dbeta, 1)                                              # (B, 16, 3, S)
+        blend_rot = torch.einsum("tk,bkij->btij", self.tip_weights, rot)                   # (B, 5, 3, 3)
+        tips_dbeta = (torch.einsum("btij,tjs->btis", blend_rot, self.tip_dirs)
+                      + torch.einsum("tk,bkis->btis", self.tip_weights,
+                                     pos_dbeta - torch.einsum("bkij,kjs->bkis", rot, self.joint_dirs)))
+        # Along pose direction c (a row of ``directions``), joint j's frame G_j turns by
+        # omega_cj = G_parent(j) Jl(aa_j) directions[c, j], and so does joint j's subtree,
+        # about p_j: d x = omega_cj x (x - p_j). Joints: sum over the ancestors j of k.
+        num_dirs = directions.shape[0]
+        left = so3_left_jacobian(axis_angles)                                              # (B, 15, 3, 3)
+        local_turn = torch.einsum("bjkm,cjm->bcjk", left, directions.reshape(num_dirs, -1, 3))  # (B, n, 15, 3)
+        omega = torch.einsum("bjik,bcjk->bcji", rot[:, self.parents[1:]], local_turn)      # (B, n, 15, 3)
+        moving = self.subtree[1:]                                                          # (15, 16) [j, k]
+        pivots = pos[:, 1:]                                                                # (B, 15, 3)
+        # a x p = -[p]x a: cross products with per-hand points as small matrix products.
+        omega_pivot = -torch.einsum("bjik,bcjk->bcji", _skew(pivots), omega)              # omega_cj x p_j
+        pos_dpose = (-torch.einsum("bkil,bckl->bcki", _skew(pos), torch.einsum("jk,bcji->bcki", moving, omega))
+                     - torch.einsum("jk,bcji->bcki", moving, omega_pivot))                  # (B, n, 16, 3)
+        # Tips: the subtree-weighted skinning terms turn likewise, and the pose blend shapes change.
+        sub_weights = self.tip_weights @ moving.T                                          # (5, 15)
+        sub_points = torch.einsum("jk,tk,btki->btji", moving, self.tip_weights, per_joint)  # (B, 5, 15, 3)
+        tips_dpose = (_cross_sum(omega, sub_points)
+                      - torch.einsum("tj,bcji->bcti", sub_weights, omega_pivot))            # (B, n, 5, 3)
+        if self.has_tip_posedirs:
+            # d R_j = [u]x R_j is linear in the local turn u: contract the blend shapes with
+            # [e_i]x R_j once per hand, then with u for every direction.
+            blend_dirs = self.tip_posedirs.reshape(-1, 9, len(sub_weights), 3)             # (15, 9, 5, 3)
+            basis_turns = (_skew(torch.eye(3, dtype=local.dtype, device=local.device)) @ local[:, :, None]).flatten(-2)  # (B, 15, 3, 9)
+            per_turn = torch.einsum("jfte,bjif->bjite", blend_dirs, basis_turns)            # (B, 15, 3, 5, 3)
+            d_rest = torch.einsum("bcji,bjite->bcte", local_turn, per_turn)
+            tips_dpose = tips_dpose + torch.einsum("btie,bcte->bcti", blend_rot, d_rest)
+        pos_dpose, tips_dpose = pos_dpose.permute(0, 2, 3, 1), tips_dpose.permute(0, 2, 3, 1)
+        dbeta = torch.cat([pos_dbeta, tips_dbeta], 1).index_select(1, self.openpose_index)
+        dpose = torch.cat([pos_dpose, tips_dpose], 1).index_select(1, self.openpose_index)
+        return keypoints, dbeta, dpose
+
+
+def _cross_sum(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """sum_j a[:, c, j] x b[:, t, j] for a (B, n, J, 3), b (B, T, J, 3) -> (B, n, T, 3), as one matmul."""
+    outer = torch.einsum("bcjx,btjy->bctxy", a, b)
+    return torch.stack([outer[..., 1, 2] - outer[..., 2, 1], outer[..., 2, 0] - outer[..., 0, 2],
+                        outer[..., 0, 1] - outer[..., 1, 0]], -1)
+
+
+def _skew(v: torch.Tensor) -> torch.Tensor:
+    """(…, 3) -> (…, 3, 3) cross-product matrices [v]x."""
+    x, y, z = v.unbind(-1)
+    zero = torch.zeros_like(x)
+    return torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(*v.shape, 3)
+
+
+def so3_left_jacobian(axis_angle: torch.Tensor) -> torch.Tensor:
+    """(…, 3) -> (…, 3, 3) left Jacobian Jl of SO(3): d R(a) = [Jl(a) da]x R(a)."""
+    theta2 = axis_angle.square().sum(-1, keepdim=True)[..., None]
+    theta = theta2.clamp_min(1e-30).sqrt()
+    small = theta2 < 1e-6
+    # (1 - cos t) / t^2 and (t - sin t) / t^3, with Taylor expansions near zero.
+    b = torch.where(small, 0.5 - theta2 / 24, (1 - torch.cos(theta)) / theta2.clamp_min(1e-30))
+    c = torch.where(small, 1 / 6 - theta2 / 120, (theta - torch.sin(theta)) / (theta2 * theta).clamp_min(1e-30))
+    k = _skew(axis_angle)
+    eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device)
+    return eye + b * k + c * (k @ k)
+
+
+# ----------------------------------------------------------------------------- Levenberg-Marquardt
+
+def _jacobian(residual_fn, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Residuals (B, M) and their Jacobian (B, M, P) of a per-hand residual function.
+
+    Hands are independent, so the batched Jacobian is block diagonal: one forward-mode
+    pass per parameter, with that parameter's tangent set for every hand, gives all blocks.
+    """
+    batch, num_params = x.shape
+    basis = torch.eye(num_params, dtype=x.dtype, device=x.device)[:, None, :].expand(num_params, batch, num_params)
+    primal, columns = torch.func.vmap(lambda v: torch.func.jvp(residual_fn, (x,), (v,)))(basis)
+    return primal[0], columns.permute(1, 2, 0)
+
+
+@dataclass
+class LMState:
+    x: torch.Tensor            # (B, P)
+    cost: torch.Tensor         # (B,) sum of squared residuals
+    iterations: torch.Tensor   # (B,) iterations run per problem
+    converged: torch.Tensor    # (B,) bool
+
+
+def levenberg_marquardt(residual_fn, x0: torch.Tensor, data: tuple = (), jacobian_fn=None, iterations: int = 50,
+                        damping: float = 1e-3, ftol: float = 1e-6, xtol: float = 1e-10, gtol: float = 1e-10,
+                        progress=None) -> LMState:
+    """Minimise |residual_fn(x, *data)|^2 for a batch of independent problems.
+
+    ``residual_fn(x (b, P), *data_b) -> (b, M)`` must treat rows independently; ``data``
+    holds (B, ...) tensors indexed alongside ``x``, so converged problems drop out of the
+    batch. ``jacobian_fn(x, *data_b) -> (residuals, (b, M, P) Jacobian)``; without it the
+    Jacobian comes from forward-mode autodiff. Damping is Marquardt's (lambda * diag(J^T J)),
+    updated per problem as Nielsen's. A problem stops when an accepted step lowers its energy
+    by less than ``ftol`` (relative), its step or gradient vanishes, or its damping explodes.
+    """
+    x = x0.clone()
+    batch = x.shape[0]
+    cost = residual_fn(x, *data).square().sum(1)
+    lam = torch.full((batch,), damping, dtype=x.dtype, device=x.device)
+    nu = torch.full_like(lam, 2.0)
+    done = ~torch.isfinite(cost)
+    count = torch.zeros(batch, dtype=torch.long, device=x.device)
+    # Normal equations at the current x, recomputed only where a step was accepted.
+    stale = torch.ones(batch, dtype=torch.bool, device=x.device)
+    jtj = grad = None
+    for _ in range(iterations):
+        idx = (~done).nonzero().squeeze(1)
+        if idx.numel() == 0:
+            break
+        update = idx[stale[idx]]
+        if update.numel():
+            sub = tuple(d.index_select(0, update) for d in data)
+            xu = x.index_select(0, update)
+            r, jac = (_jacobian(lambda v: residual_fn(v, *sub), xu) if jacobian_fn is None  # noqa: B023
+                      else jacobian_fn(xu, *sub))
+            if jtj is None:
+                jtj = x.new_zeros(batch, x.shape[1], x.shape[1])
+                grad = x.new_zeros(batch, x.shape[1])
+            jtj[update] = jac.transpose(1, 2) @ jac
+            grad[update] = (jac.transpose(1, 2) @ r[..., None])[..., 0]
+            stale[update] = False
+        xa, a, g = x.index_select(0, idx), jtj.index_select(0, idx), grad.index_select(0, idx)
+        diag = a.diagonal(dim1=1, dim2=2)
+        diag = diag.clamp_min(1e-12 * diag.amax(1, keepdim=True).clamp_min(1e-30))
+        chol, info = torch.linalg.cholesky_ex(a + torch.diag_embed(lam[idx, None] * diag))
+        solvable = info == 0
+        chol = torch.where(solvable[:, None, None], chol, torch.eye(chol.shape[-1], dtype=x.dtype, device=x.device))
+        step = -torch.cholesky_solve(g[..., None], chol)[..., 0]
+        x_new = xa + step
+        cost_new = residual_fn(x_new, *(d.index_select(0, idx) for d in data)).square().sum(1)
+        predicted = -(2 * (step * g).sum(1) + (step[:, None, :] @ a @ step[..., None])[:, 0, 0])
+        gain = (cost[idx] - cost_new) / predicted.clamp_min(1e-300)
+        accept = solvable & torch.isfinite(cost_new) & (cost_new < cost[idx])
+        small_step = step.norm(dim=1) <= xtol * (xa.norm(dim=1) + xtol)
+        small_drop = accept & (cost[idx] - cost_new <= ftol * cost[idx])
+        flat = g.abs().amax(1) <= gtol
+        x[idx] = torch.where(accept[:, None], x_new, xa)
+        cost[idx] = torch.where(accept, cost_new, cost[idx])
+        shrink = torch.clamp(1 - (2 * gain - 1) ** 3, min=1 / 3)
+        lam[idx] = torch.where(accept, lam[idx] * shrink, lam[idx] * nu[idx])
+        nu[idx] = torch.where(accept, torch.full_like(nu[idx], 2.0), nu[idx] * 2)
+        stale[idx] = accept
+        count[idx] += 1
+        done[idx] = small_step | small_drop | flat | (lam[idx] > 1e16)
+        if progress is not None:
+            progress.update(1)
+    return LMState(x=x, cost=cost, iterations=count, converged=done)
+
+
+# ----------------------------------------------------------------------------- starts
+
+# Directions in the hand frame (n palm normal, a across the palm, d along the fingers) that
+# face the camera, in the order starts are taken.
+_VIEWS = (("n",), ("-n",), ("a",), ("-a",), ("n", "a"), ("n", "-a"), ("-n", "a"), ("-n", "-a"), ("d",), ("-d",))
+MAX_STARTS = len(_VIEWS)
+
+
+def _hand_frame(keypoints: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Unit axes of a hand from its (21, 3) keypoints: d along the fingers, a across, n normal."""
+    d = keypoints[9] - keypoints[kp.ROOT]
+    d = d / d.norm()
+    a = keypoints[5] - keypoints[17]
+    a = a - (a @ d) * d
+    a = a / a.norm()
+    n = torch.linalg.cross(d, a)
+    return {"d": d, "a": a, "n": n}
+
+
+def start_rotations(rest_keypoints: torch.Tensor, count: int) -> torch.Tensor:
+    """(count, 3, 3) rotations showing the hand from the first ``count`` views of ``_VIEWS``.
+
+    Each turns its view direction towards the camera (-z) and the fingers up the image (-y)
+    where it can; the in-plane angle is refitted per hand anyway.
+    """
+    if not 1 <= count <= MAX_STARTS:
+        raise ValueError(f"num_inits: expected 1 to {MAX_STARTS} starting rotations, got {count}")
+    axes = _hand_frame(rest_keypoints)
+    signed = {**axes, **{f"-{k}": -v for k, v in axes.items()}}
+    cam_up = rest_keypoints.new_tensor([0.0, -1.0, 0.0])
+    cam_towards = rest_keypoints.new_tensor([0.0, 0.0, -1.0])
+    cam_basis = torch.stack([cam_up, cam_towards, torch.linalg.cross(cam_up, cam_towards)], 1)   # columns
+    out = []
+    for names in _VIEWS[:count]:
+        view = sum(signed[name] for name in names)
+        view = view / view.norm()
+        up = axes["d"] if abs(float(view @ axes["d"])) < 0.9 else axes["n"]
+        up = up - (up @ view) * view
+        up = up / up.norm()
+        hand_basis = torch.stack([up, view, torch.linalg.cross(up, view)], 1)
+        out.append(cam_basis @ hand_basis.T)
+    return torch.stack(out)
+
+
+def similarity_2d(source: torch.Tensor, target: torch.Tensor, weights: torch.Tensor):
+    """Weighted least-squares s, angle, t with s Rot(angle) source_i + t ~ target_i (batched).
+
+    source, target (B, K, 2), weights (B, K). Rotations only (no reflection).
+    """
+    w = weights / weights.sum(1, keepdim=True)
+    mu_s = (w[..., None] * source).sum(1)
+    mu_t = (w[..., None] * target).sum(1)
+    s0, t0 = source - mu_s[:, None], target - mu_t[:, None]
+    h = torch.einsum("bk,bki,bkj->bij", w, t0, s0)
+    angle = torch.atan2(h[:, 1, 0] - h[:, 0, 1], h[:, 0, 0] + h[:, 1, 1])
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    var = (w * s0.square().sum(-1)).sum(1).clamp_min(1e-30)
+    scale = (cos * (h[:, 0, 0] + h[:, 1, 1]) + sin * (h[:, 1, 0] - h[:, 0, 1])) / var
+    rot = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)
+    trans = mu_t - scale[:, None] * torch.einsum("bij,bj->bi", rot, mu_s)
+    return scale, angle, trans
+
+
+# ----------------------------------------------------------------------------- the fit
+
+@dataclass
+class Fit2DResult:
+    """Fitted parameters per hand (camera convention of ``camera.weak_perspective_project``)."""
+    rotation: torch.Tensor        # (B, 3, 3) camera rotation R, acting on root-relative points
+    global_orient: torch.Tensor   # (B, 3) R as axis-angle
+    trans: torch.Tensor           # (B, 2) root keypoint pixel
+    scale: torch.Tensor           # (B,) pixels per metre
+    betas: torch.Tensor           # (B, S)
+    pose: torch.Tensor            # (B, n) PCA coefficients, or (B, 45) axis-angle offsets from the mean ("full")
+    pose_space: str
+    keypoints_2d: torch.Tensor    # (B, 21, 2) reprojected keypoints, pixels
+    keypoints_3d: torch.Tensor    # (B, 21, 3) R (J - J_root): camera frame, root-relative, metres
+    error_px: torch.Tensor        # (B,) mean distance to the keypoints with confidence > 0, pixels
+    cost: torch.Tensor            # (B,) final energy of eq. 10
+    iterations: torch.Tensor      # (B,) Levenberg-Marquardt iterations of the winning start
+    start: torch.Tensor           # (B,) index of the winning start (-1: the given init)
+    settings: dict = field(default_factory=dict)
+
+    def vector(self) -> torch.Tensor:
+        """The paper's v = (R axis-angle, t, s, beta, theta): (B, 6 + S + n)."""
+        return torch.cat([self.global_orient, self.trans, self.scale[:, None], self.betas, self.pose], 1)
+
+    def summary(self) -> dict:
+        """JSON-ready numbers: median / 95th percentile / mean error, iterations."""
+        err = self.error_px.detach().cpu().numpy()
+        its = self.iterations.detach().cpu().numpy()
+        return {"hands": int(len(err)), "median_error_px": float(np.median(err)),
+                "p95_error_px": float(np.percentile(err, 95)), "mean_error_px": float(err.mean()),
+                "mean_iterations": float(its.mean()), "max_iterations": int(its.max()), **self.settings}
+
+
+class Fit2D:
+    """Eq. 10 for a hand model: build once, call ``fit`` on batches of keypoints.
+
+    ``alpha_beta``: shape prior weight; ``w_theta``: pose prior weight (1 in the paper);
+    ``pose_space``: "pca" or "full"; ``w_range`` and ``pose_limits`` (45, 2) for "full".
+    ``analytic_jacobian=False`` uses forward-mode autodiff instead (slower, same result).
+    Energies are in squared pixels; the fit runs in ``dtype`` on ``device``.
+    """
+
+    def __init__(self, hand_model: HandModel, alpha_beta: float = 1.0, w_theta: float = 1.0,
+                 pose_space: str = "pca", w_range: float = 100.0, pose_limits=None,
+                 analytic_jacobian: bool = True, dtype: torch.dtype = torch.float64, device="cpu"):
+        if pose_space not in POSE_SPACES:
+            raise ValueError(f"pose_space: expected one of {', '.join(POSE_SPACES)}, got {pose_space!r}")
+        if alpha_beta < 0 or w_theta < 0 or w_range < 0:
+            raise ValueError(f"prior weights must be >= 0, got alpha_beta={alpha_beta}, w_theta={w_theta}, "
+                             f"w_range={w_range}")
+        self.device = torch.device(device)
+        self.model = KeypointModel(hand_model, dtype).to(self.device)
+        self.analytic_jacobian = analytic_jacobian
+        self.dtype = dtype
+        self.pose_space = pose_space
+        self.alpha_beta, self.w_theta, self.w_range = float(alpha_beta), float(w_theta), float(w_range)
+        self.num_betas = self.model.num_betas
+        self.num_pose = self.model.num_pca_comps if pose_space == "pca" else 45
+        with torch.no_grad():
+            zeros = torch.zeros(1, self.num_betas, dtype=dtype, device=self.device)
+            self.rest = self.model(zeros, zeros.new_zeros(1, self.model.num_pca_comps))[0]
+        if pose_space == "full":
+            components = torch.as_tensor(load_mano_arrays(hand_model.path)["hands_components"], dtype=dtype,
+                                         device=self.device)
+            self.whiten = torch.linalg.pinv(components)                                   # (45, 45): q -> coefficients
+            if pose_limits is None:
+                std = components.square().sum(0).sqrt()
+                mean = self.model.pose_mean
+                pose_limits = torch.stack([mean - 3 * std, mean + 3 * std], 1)
+            self.pose_limits = torch.as_tensor(pose_limits, dtype=dtype, device=self.device)
+            if self.pose_limits.shape != (45, 2):
+                raise ValueError(f"pose_limits: expected shape (45, 2), got {tuple(self.pose_limits.shape)}")
+
+    @property
+    def num_params(self) -> int:
+        return CAMERA_DIMS + self.num_betas + self.num_pose
+
+    def _unpack(self, x: torch.Tensor):
+        nb = self.num_betas
+        return x[:, :3], x[:, 3:5], x[:, 5].exp(), x[:, 6:6 + nb], x[:, 6 + nb:]
+
+    def _keypoints_3d(self, x: torch.Tensor) -> torch.Tensor:
+        """R (J - J_root) for packed parameters: (B, 21, 3)."""
+        orient, _, _, betas, pose = self._unpack(x)
+        if self.pose_space == "pca":
+            joints = self.model(betas, pose)
+        else:
+            joints = self.model.keypoints(betas, pose + self.model.pose_mean)
+        return torch.einsum("bij,bkj->bki", axis_angle_to_matrix(orient), joints - joints[:, kp.ROOT:kp.ROOT + 1])
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """Reprojected keypoints (B, 21, 2) in pixels for packed parameters x (B, P)."""
+        _, trans, scale, _, _ = self._unpack(x)
+        return scale[:, None, None] * self._keypoints_3d(x)[..., :2] + trans[:, None]
+
+    def residuals(self, x: torch.Tensor, targets: torch.Tensor, sqrt_conf: torch.Tensor) -> torch.Tensor:
+        """Residual vector whose squared norm is eq. 10's energy: (B, 42 + priors)."""
+        _, _, _, betas, pose = self._unpack(x)
+        parts = [(sqrt_conf[..., None] * (self.project(x) - targets)).flatten(1),
+                 math.sqrt(self.alpha_beta) * betas]
+        if self.pose_space == "pca":
+            parts.append(math.sqrt(self.w_theta) * pose)
+        else:
+            absolute = pose + self.model.pose_mean
+            low, high = self.pose_limits[:, 0], self.pose_limits[:, 1]
+            parts += [math.sqrt(self.w_theta) * pose @ self.whiten,
+                      math.sqrt(self.w_range) * (torch.relu(low - absolute) + torch.relu(absolute - high))]
+        return torch.cat(parts, 1)
+
+    def residuals_and_jacobian(self, x: torch.Tensor, targets: torch.Tensor,
+                               sqrt_conf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``residuals`` and their analytic Jacobian (B, M, P)."""
+        orient, trans, scale, betas, pose = self._unpack(x)
+        batch, nb = x.shape[0], self.num_betas
+        finger_pose = self.model.pca_to_axis_angle(pose) if self.pose_space == "pca" else pose + self.model.pose_mean
+        directions = self.model.components if self.pose_space == "pca" else None
+        joints, dbeta, dpose = self.model.keypoints_and_jacobians(betas, finger_pose, directions)
+        root = slice(kp.ROOT, kp.ROOT + 1)
+        rel, dbeta, dpose = joints - joints[:, root], dbeta - dbeta[:, root], dpose - dpose[:, root]
+        rotation = axis_angle_to_matrix(orient)
+        cam = torch.einsum("bij,bkj->bki", rotation, rel)                                # (B, 21, 3)
+        # Camera rotation: d(R X) / d orient_m = (Jl(orient) e_m) x (R X).
+        axes = so3_left_jacobian(orient).transpose(1, 2)                                  # (B, 3 m, 3)
+        d_orient = torch.linalg.cross(axes[:, None].expand(-1, cam.shape[1], -1, -1),
+                                      cam[:, :, None].expand(-1, -1, 3, -1))[..., :2].transpose(-1, -2)
+        weighted_scale = (scale[:, None] * sqrt_conf)[..., None, None]                    # (B, 21, 1, 1)
+        num_2d = 2 * cam.shape[1]
+        num_prior = nb + (self.num_pose if self.pose_space == "pca" else 90)
+        jac = x.new_empty(batch, num_2d + num_prior, self.num_params)
+        jac[:, num_2d:] = 0
+        jac_2d = jac[:, :num_2d].view(batch, cam.shape[1], 2, self.num_params)
+        jac_2d[..., :3] = weighted_scale * d_orient
+        jac_2d[..., 3:5] = sqrt_conf[..., None, None] * torch.eye(2, dtype=x.dtype, device=x.device)
+        jac_2d[..., 5] = weighted_scale[..., 0] * cam[..., :2]
+        jac_2d[..., CAMERA_DIMS:CAMERA_DIMS + nb] = weighted_scale * torch.einsum("bij,bkjs->bkis", rotation[:, :2], dbeta)
+        jac_2d[..., CAMERA_DIMS + nb:] = weighted_scale * torch.einsum("bij,bkjs->bkis", rotation[:, :2], dpose)
+        residual_2d = sqrt_conf[..., None] * (scale[:, None, None] * cam[..., :2] + trans[:, None] - targets)
+        parts = [residual_2d.flatten(1), math.sqrt(self.alpha_beta) * betas]
+        beta_rows, beta_cols = slice(num_2d, num_2d + nb), slice(CAMERA_DIMS, CAMERA_DIMS + nb)
+        jac[:, beta_rows, beta_cols] = math.sqrt(self.alpha_beta) * torch.eye(nb, dtype=x.dtype, device=x.device)
+        pose_rows, pose_cols = slice(num_2d + nb, num_2d + nb + self.num_pose), slice(CAMERA_DIMS + nb, None)
+        if self.pose_space == "pca":
+            parts.append(math.sqrt(self.w_theta) * pose)
+            jac[:, pose_rows, pose_cols] = math.sqrt(self.w_theta) * torch.eye(self.num_pose, dtype=x.dtype, device=x.device)
+        else:
+            low, high = self.pose_limits[:, 0], self.pose_limits[:, 1]
+            parts += [math.sqrt(self.w_theta) * pose @ self.whiten,
+                      math.sqrt(self.w_range) * (torch.relu(low - finger_pose) + torch.relu(finger_pose - high))]
+            jac[:, pose_rows, pose_cols] = math.sqrt(self.w_theta) * self.whiten.T
+            slope = (finger_pose > high).to(x.dtype) - (finger_pose < low).to(x.dtype)
+            jac[:, pose_rows.stop:, pose_cols] = math.sqrt(self.w_range) * torch.diag_embed(slope)
+        return torch.cat(parts, 1), jac
+
+    def _check(self, keypoints_2d, confidences) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.as_tensor(np.asarray(keypoints_2d) if not torch.is_tensor(keypoints_2d) else keypoints_2d)
+        if x.ndim != 3 or x.shape[1:] != (kp.NUM_KEYPOINTS, 2):
+            raise ValueError(f"keypoints_2d: expected shape (B, {kp.NUM_KEYPOINTS}, 2) in pixels, got {tuple(x.shape)}")
+        x = x.to(self.device, self.dtype)
+        if confidences is None:
+            p = torch.ones(x.shape[:2], dtype=self.dtype, device=self.device)
+        else:
+            p = torch.as_tensor(np.asarray(confidences) if not torch.is_tensor(confidences) else confidences)
+            if p.shape != x.shape[:2]:
+                raise ValueError(f"confidences: expected shape {tuple(x.shape[:2])}, got {tuple(p.shape)}")
+            p = p.to(self.device, self.dtype)
+        if not torch.isfinite(p).all() or (p < 0).any():
+            raise ValueError("confidences: expected finite values >= 0")
+        bad = (~torch.isfinite(x).all(-1) & (p > 0)).any(1)
+        if bad.any():
+            raise ValueError(f"keypoints_2d: NaN or infinite coordinates with confidence > 0 in hands "
+                             f"{bad.nonzero().squeeze(1)[:5].tolist()}")
+        few = (p > 0).sum(1) < 2
+        if few.any():
+            raise ValueError(f"confidences: hands {few.nonzero().squeeze(1)[:5].tolist()} have fewer than 2 "
+                             f"keypoints with confidence > 0")
+        return torch.where(p[..., None] > 0, x, torch.zeros_like(x)), p
+
+    def starts(self, targets: torch.Tensor, conf: torch.Tensor, num_inits: int) -> torch.Tensor:
+        """Packed parameters (B, K, P) of K starts per hand: mean hand, camera by 2D Procrustes."""
+        batch = targets.shape[0]
+        rotations = start_rotations(self.rest, num_inits)                                   # (K, 3, 3)
+        rel = self.rest - self.rest[kp.ROOT]
+        projected = torch.einsum("kij,nj->kni", rotations, rel)[..., :2]                    # (K, 21, 2)
+        src = projected[None].expand(batch, -1, -1, -1).reshape(batch * num_inits, -1, 2)
+        tgt = targets[:, None].expand(-1, num_inits, -1, -1).reshape(batch * num_inits, -1, 2)
+        w = conf[:, None].expand(-1, num_inits, -1).reshape(batch * num_inits, -1)
+        scale, angle, trans = similarity_2d(src, tgt, w)
+        zero = torch.zeros_like(angle)
+        in_plane = axis_angle_to_matrix(torch.stack([zero, zero, angle], -1))
+        rotation = in_plane @ rotations.repeat(batch, 1, 1)
+        x = targets.new_zeros(batch * num_inits, self.num_params)
+        x[:, :3] = matrix_to_axis_angle(rotation)
+        x[:, 3:5] = trans
+        x[:, 5] = scale.clamp_min(1e-6).log()
+        return x.reshape(batch, num_inits, -1)
+
+    def pack(self, init) -> torch.Tensor:
+        """Packed parameters (B, P) from a dict / object with rotation or global_orient, trans, scale,
+        betas and pose (PCA coefficients; in the "full" space also 45 axis-angle offsets)."""
+        get = (lambda k: init.get(k)) if isinstance(init, dict) else (lambda k: getattr(init, k, None))  # noqa: E731
+        as_t = lambda v: torch.as_tensor(np.asarray(v) if not torch.is_tensor(v) else v).detach().to(self.device, self.dtype)  # noqa: E731
+        if get("rotation") is not None:
+            orient = matrix_to_axis_angle(as_t(get("rotation")))
+        elif get("global_orient") is not None:
+            orient = as_t(get("global_orient"))
+        else:
+            raise ValueError("init: needs 'rotation' (B, 3, 3) or 'global_orient' (B, 3)")
+        missing = [k for k in ("trans", "scale", "betas", "pose") if get(k) is None]
+        if missing:
+            raise ValueError(f"init: missing {', '.join(missing)}")
+        trans, scale, betas, pose = (as_t(get(k)) for k in ("trans", "scale", "betas", "pose"))
+        batch = orient.shape[0]
+        scale = scale.reshape(batch)
+        if (scale <= 0).any():
+            raise ValueError("init: scale must be > 0 pixels per metre")
+        if betas.shape != (batch, self.num_betas):
+            raise ValueError(f"init: betas of shape ({batch}, {self.num_betas}) expected, got {tuple(betas.shape)}")
+        if self.pose_space == "full" and pose.shape[1] == self.model.num_pca_comps != 45:
+            pose = pose @ self.model.components                                    # PCA -> axis-angle offsets
+        if pose.shape != (batch, self.num_pose):
+            raise ValueError(f"init: pose of shape ({batch}, {self.num_pose}) expected, got {tuple(pose.shape)}")
+        return torch.cat([orient.reshape(batch, 3), trans.reshape(batch, 2), scale.log()[:, None], betas, pose], 1)
+
+    def fit(self, keypoints_2d, confidences=None, init=None, num_inits: int = 4, iterations: int = 30,
+            tolerance: float = 1e-6, chunk_size: int = 1024, progress: bool = False) -> Fit2DResult:
+        """Fit every hand of a batch: keypoints_2d (B, 21, 2) pixels, confidences (B, 21) or None.
+
+        Keypoints with confidence 0 are ignored (they may be NaN). ``init``: start from given
+        parameters (one start per hand, e.g. a network's prediction) instead of ``num_inits``
+        standard starts. ``tolerance``: relative energy decrease at which a start stops.
+        ``chunk_size`` bounds the number of (hand, start) problems solved together.
+        """
+        targets, conf = self._check(keypoints_2d, confidences)
+        batch = targets.shape[0]
+        if init is not None:
+            x0 = self.pack(init)
+            if x0.shape[0] != batch:
+                raise ValueError(f"init: {x0.shape[0]} hands, keypoints_2d has {batch}")
+            x0 = x0[:, None]
+        else:
+            x0 = self.starts(targets, conf, num_inits)
+        starts = x0.shape[1]
+        flat_x0 = x0.reshape(batch * starts, -1)
+        flat_t = targets[:, None].expand(-1, starts, -1, -1).reshape(batch * starts, -1, 2)
+        flat_c = conf[:, None].expand(-1, starts, -1).reshape(batch * starts, -1).sqrt()
+        states = []
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=iterations * math.ceil(batch * starts / chunk_size), desc="2D fit", unit="it")
+        with torch.no_grad():
+            for lo in range(0, batch * starts, chunk_size):
+                part = slice(lo, lo + chunk_size)
+                states.append(levenberg_marquardt(
+                    self.residuals, flat_x0[part], (flat_t[part], flat_c[part]), iterations=iterations, ftol=tolerance,
+                    jacobian_fn=self.residuals_and_jacobian if self.analytic_jacobian else None, progress=bar))
+            if bar is not None:
+                bar.close()
+            x = torch.cat([s.x for s in states]).reshape(batch, starts, -1)
+            cost = torch.cat([s.cost for s in states]).reshape(batch, starts)
+            its = torch.cat([s.iterations for s in states]).reshape(batch, starts)
+            best = torch.nan_to_num(cost, nan=math.inf).argmin(1)
+            rows = torch.arange(batch, device=self.device)
+            x, cost, its = x[rows, best], cost[rows, best], its[rows, best]
+            keypoints_3d = self._keypoints_3d(x)
+            keypoints_2d = self.project(x)
+        orient, trans, scale, betas, pose = self._unpack(x)
+        rotation = axis_angle_to_matrix(orient)
+        visible = conf > 0
+        dist = (keypoints_2d - targets).norm(dim=-1)
+        error = (dist * visible).sum(1) / visible.sum(1)
+        return Fit2DResult(
+            rotation=rotation, global_orient=matrix_to_axis_angle(rotation), trans=trans, scale=scale, betas=betas,
+            pose=pose, pose_space=self.pose_space, keypoints_2d=keypoints_2d, keypoints_3d=keypoints_3d,
+            error_px=error, cost=cost, iterations=its, start=best if init is None else torch.full_like(best, -1),
+            settings={"alpha_beta": self.alpha_beta, "w_theta": self.w_theta, "pose_space": self.pose_space,
+                      "num_inits": int(starts), "iterations": int(iterations), "tolerance": float(tolerance)})
+
+
+MODEL_KEYS = ("alpha_beta", "w_theta", "pose_space", "w_range", "pose_limits", "analytic_jacobian", "dtype", "device")
+FIT_KEYS = ("num_inits", "iterations", "tolerance", "chunk_size", "progress")
+
+
+def fit_settings(config: dict) -> dict:
+    """Keyword arguments of ``Fit2D`` ("model") and ``Fit2D.fit`` ("fit") from a profile's ``[fit2d]`` table."""
+    section = dict(config.get("fit2d", {}))
+    unknown = sorted(set(section) - set(MODEL_KEYS) - set(FIT_KEYS))
+    if unknown:
+        raise ValueError(f"[fit2d]: unknown settings {', '.join(unknown)} (known: {', '.join(MODEL_KEYS + FIT_KEYS)})")
+    return {"model": {k: v for k, v in section.items() if k in MODEL_KEYS},
+            "fit": {k: v for k, v in section.items() if k in FIT_KEYS}}
+
+
+def fit_keypoints_2d(hand_model: HandModel, keypoints_2d, confidences=None, init=None, config: dict | None = None,
+                     **overrides) -> Fit2DResult:
+    """One call: fit eq. 10 to (B, 21, 2) keypoints with a profile's ``[fit2d]`` settings.
+
+    ``overrides`` set any ``Fit2D`` or ``Fit2D.fit`` keyword (e.g. ``num_inits=8``).
+    """
+    settings = fit_settings({"fit2d": {**(config or {}).get("fit2d", {}), **overrides}})
+    return Fit2D(hand_model, **settings["model"]).fit(keypoints_2d, confidences, init=init, **settings["fit"])

@@ -1,0 +1,121 @@
+"""The whole network: encoder + fixed model-based decoder (hand model and weak-perspective camera).
+
+``HandReconstructor(x)`` returns a ``Reconstruction``: the predicted parameters, the mesh and
+the 21 keypoints in the camera frame relative to the root keypoint (metres), and their
+reprojections in pixels of the 320 crop (x right, y down):
+
+    x = s * Pi(R (P - P_root)) + t        (paper eq. 3-4; ``camera.weak_perspective_project``)
+
+The decoder has no trainable parameters. The hand model is a non-persistent part: its arrays
+(MANO is licensed) never enter ``state_dict()``; checkpoints store its hash instead.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from . import keypoints as kp
+from .camera import rotate_root_relative, weak_perspective_project
+from .encoder import HandEncoder, HandParameters
+from .hand_model import HandModel
+
+HAND_MODEL_PREFIX = "hand_model."
+
+
+@dataclass
+class Reconstruction:
+    """Network output for a batch of crops."""
+    params: HandParameters
+    vertices: torch.Tensor       # (B, V, 3) metres, camera frame, root-relative
+    keypoints_3d: torch.Tensor   # (B, 21, 3) metres, camera frame, root-relative
+    keypoints_2d: torch.Tensor   # (B, 21, 2) pixels of the 320 crop
+    vertices_2d: torch.Tensor    # (B, V, 2) pixels of the 320 crop
+
+
+class HandDecoder(nn.Module):
+    """Hand model + weak-perspective reprojection; no trainable parameters."""
+
+    def __init__(self, hand_model: HandModel):
+        super().__init__()
+        self.hand_model = hand_model
+
+    def forward(self, params: HandParameters) -> Reconstruction:
+        # The rotation is applied by the camera, about the root keypoint, as in eq. 3-4; the hand
+        # model poses the hand in its own frame (global_orient = 0).
+        hand = self.hand_model(betas=params.betas, pose=params.pose)
+        root = hand.keypoints[:, kp.ROOT]
+        rotation, scale, trans = params.rotation, params.scale, params.trans
+        return Reconstruction(
+            params=params,
+            vertices=rotate_root_relative(hand.vertices, rotation, root),
+            keypoints_3d=rotate_root_relative(hand.keypoints, rotation, root),
+            keypoints_2d=weak_perspective_project(hand.keypoints, rotation, scale, trans, root),
+            vertices_2d=weak_perspective_project(hand.vertices, rotation, scale, trans, root),
+        )
+
+
+class HandReconstructor(nn.Module):
+    """Encoder + decoder. Only the encoder is trained (and wrapped by DDP)."""
+
+    def __init__(self, encoder: HandEncoder, hand_model: HandModel):
+        super().__init__()
+        if (encoder.num_betas, encoder.num_pca_comps) != (hand_model.num_betas, hand_model.num_pca_comps):
+            raise ValueError(f"encoder predicts {encoder.num_betas} betas and {encoder.num_pca_comps} pose "
+                             f"coefficients, the hand model takes {hand_model.num_betas} and "
+                             f"{hand_model.num_pca_comps}")
+        self.encoder = encoder
+        self.decoder = HandDecoder(hand_model)
+        self.register_state_dict_post_hook(_drop_hand_model_state)
+        self.register_load_state_dict_pre_hook(_keep_hand_model_state)
+
+    @property
+    def hand_model(self) -> HandModel:
+        return self.decoder.hand_model
+
+    @property
+    def variant(self) -> str:
+        return self.encoder.variant
+
+    def forward(self, x: torch.Tensor) -> Reconstruction:
+        return self.decoder(self.encoder(x))
+
+
+def _drop_hand_model_state(module, state_dict, prefix, local_metadata):
+    for key in [k for k in state_dict if k.startswith(prefix + "decoder." + HAND_MODEL_PREFIX)]:
+        del state_dict[key]
+
+
+def _keep_hand_model_state(module, state_dict, prefix, *args):
+    # Loading a state dict without the hand model must leave the hand model as it is.
+    for name, tensor in module.decoder.hand_model.state_dict().items():
+        state_dict.setdefault(prefix + "decoder." + HAND_MODEL_PREFIX + name, tensor)
+
+
+def initial_camera(hand_model: HandModel, crop_size: int = 320, crop_scale: float = 2.2) -> tuple[tuple, float]:
+    """Camera (t0, s0) that shows the mean hand (identity rotation) as a 2.2 l crop does.
+
+    s0 makes the tightest square box around the mean hand's keypoints ``crop_size / crop_scale``
+    pixels wide; t0 puts that box's centre at the crop centre. Returns ((tx, ty), s0).
+    """
+    with torch.no_grad():
+        keypoints = hand_model().keypoints[0].double()
+    rel = (keypoints - keypoints[kp.ROOT])[:, :2]
+    low, high = rel.min(0).values, rel.max(0).values
+    scale = crop_size / crop_scale / float((high - low).max())
+    centre = (crop_size - 1) / 2
+    trans = centre - scale * (low + high) / 2
+    return (float(trans[0]), float(trans[1])), scale
+
+
+def build_model(config: dict, hand_model: HandModel, variant: str | None = None) -> HandReconstructor:
+    """The ``HandReconstructor`` a profile's ``[model]`` table describes, for ``hand_model``."""
+    section = config["model"]
+    crop_size = int(config.get("preprocess", {}).get("crop_size", 320))
+    crop_scale = float(config.get("preprocess", {}).get("crop_scale", 2.2))
+    trans, scale = initial_camera(hand_model, crop_size, crop_scale)
+    encoder = HandEncoder(variant or section["variant"], section["backbone"], num_betas=hand_model.num_betas,
+                          num_pca_comps=hand_model.num_pca_comps, init_trans=trans, init_scale=scale,
+                          crop_size=crop_size, pretrained=section.get("pretrained") or None)
+    return HandReconstructor(encoder, hand_model)

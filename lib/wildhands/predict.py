@@ -1,0 +1,333 @@
+"""Photographs to 3D hands: detection, the paper's crops, the network, the 2D-fit refinement, outputs.
+
+``python -m wildhands predict IMAGE_OR_DIR... --out DIR`` writes, per image, ``DIR/<stem>.json``
+(every hand: handedness, score, crop box, ``keypoints_2d`` 21x2 in original-image pixels,
+``joints_3d`` 21x3 metres, root-relative, camera-aligned (x right, y down, z away from the
+camera), vertices, parameters and camera), ``DIR/<stem>_overlay.png`` (shaded mesh and
+skeleton on the photo) and ``DIR/<stem>_hand<i>.obj``. Left hands are mirrored into right
+ones for the network and the results mirrored back. A bad image never stops the batch: its
+JSON holds the error, the others are processed, and the exit code is non-zero only when no
+image could be processed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import keypoints as kp
+from .crops import CropTransform, crop_box, crop_image, make_transform
+from .fileio import atomic_path, write_json, write_obj
+from .images import ImageError, list_images, read_image
+from .paths import OUTPUTS_DIR, PARAMS_DIR
+
+DEFAULT_CHECKPOINT = PARAMS_DIR / "checkpoints" / "wildhands_2d_open_hand.pt"
+TRAINED_CHECKPOINT = OUTPUTS_DIR / "checkpoints" / "quick-2d-finetune" / "final.pt"
+METHODS = ("network", "fit2d")
+MIN_KEYPOINTS = 6          # fewer usable keypoints cannot place a hand
+RGB_NOTE = "the RGB variants are trained on synthetic renders only; expect weaker results on photographs"
+
+
+def default_checkpoint() -> Path:
+    """The newer of the shipped checkpoint and the one ``./run_all.sh`` trained (quick profile, 2D)."""
+    candidates = [p for p in (TRAINED_CHECKPOINT, DEFAULT_CHECKPOINT) if p.is_file()]
+    if not candidates:
+        raise FileNotFoundError(f"no checkpoint at {DEFAULT_CHECKPOINT} or {TRAINED_CHECKPOINT}: run ./run_all.sh "
+                                "to train one, or pass --checkpoint PATH")
+    return max(candidates, key=lambda p: p.stat().st_mtime)
+
+
+@dataclass
+class HandInput:
+    """One hand to reconstruct: keypoints in original pixels (NaN where unknown) and their confidence."""
+    keypoints_2d: np.ndarray
+    confidence: np.ndarray
+    handedness: str = "right"
+    score: float = 1.0
+    source: str = "detector"
+
+
+@dataclass
+class HandResult:
+    handedness: str
+    score: float
+    crop: CropTransform
+    keypoints_2d: np.ndarray      # (21, 2) original-image pixels
+    joints_3d: np.ndarray         # (21, 3) metres, root-relative, camera-aligned
+    vertices: np.ndarray          # (V, 3) same frame
+    vertices_2d: np.ndarray       # (V, 2) original-image pixels
+    params: dict
+    camera: dict
+    method: str
+    fit_error_px: float | None = None
+    extras: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"handedness": self.handedness, "score": self.score, "method": self.method,
+                "crop_box": {"center_x": self.crop.center_x, "center_y": self.crop.center_y,
+                             "size": self.crop.size, "mirrored": self.crop.mirrored},
+                "crop_transform": self.crop.to_dict(),
+                "keypoints_2d": self.keypoints_2d, "joints_3d": self.joints_3d, "vertices": self.vertices,
+                "params": self.params, "camera": self.camera, "fit_error_px": self.fit_error_px,
+                "keypoint_names": list(kp.KEYPOINT_NAMES), **self.extras}
+
+
+def parse_keypoints_json(path) -> list[HandInput] | dict:
+    """Hands from ``--keypoints``: one hand (21 [x, y(, c)]), a list of hands, or {image name: hands}."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"--keypoints {path}: not a readable JSON file ({err})") from None
+    if isinstance(data, dict):
+        return {name: _hands_from_json(value, f"--keypoints {path} [{name}]") for name, value in data.items()}
+    return _hands_from_json(data, f"--keypoints {path}")
+
+
+def _hands_from_json(value, name: str) -> list[HandInput]:
+    arr = np.asarray(value, dtype=object)
+    hands = [value] if arr.ndim == 2 and len(value) == kp.NUM_KEYPOINTS else list(value)
+    out = []
+    for i, hand in enumerate(hands):
+        side = "right"
+        if isinstance(hand, dict):
+            side = str(hand.get("handedness", "right")).lower()
+            hand = hand.get("keypoints_2d", hand.get("keypoints"))
+        try:
+            pts = np.asarray(hand, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}: hand {i} is not a list of numbers") from None
+        if pts.shape not in ((kp.NUM_KEYPOINTS, 2), (kp.NUM_KEYPOINTS, 3)):
+            raise ValueError(f"{name}: hand {i} needs 21 [x, y] or [x, y, confidence], got shape {pts.shape}")
+        conf = pts[:, 2] if pts.shape[1] == 3 else np.ones(kp.NUM_KEYPOINTS)
+        out.append(HandInput(pts[:, :2], conf, side, 1.0, "keypoints"))
+    return out
+
+
+class Predictor:
+    """The whole pipeline on in-memory images. Build once, call ``predict`` per image."""
+
+    def __init__(self, checkpoint=None, method: str = "network", refine: bool = True, device: str = "cpu",
+                 hand_model=None, detector=None, config_overrides: dict | None = None):
+        from .config import load_profile
+        from .hand_model import hand_model_from_config
+
+        if method not in METHODS:
+            raise ValueError(f"method: expected one of {', '.join(METHODS)}, got {method!r}")
+        self.method, self.refine, self.device = method, refine, torch.device(device)
+        self.model = None
+        if method == "network":
+            from .checkpoints import load_model
+
+            self.checkpoint = Path(checkpoint) if checkpoint else default_checkpoint()
+            self.model, self.config = load_model(self.checkpoint, hand_model=hand_model, device=self.device)
+            self.hand_model = self.model.hand_model
+        else:
+            self.checkpoint = None
+            self.config = load_profile("quick", config_overrides)
+            self.hand_model = hand_model or hand_model_from_config(self.config)
+        self._detector = detector
+        self._fit = None
+
+    @property
+    def variant(self) -> str:
+        return self.model.variant if self.model is not None else "none"
+
+    @property
+    def detector(self):
+        if self._detector is None:
+            from .detector import detector_from_config
+
+            self._detector = detector_from_config(self.config)
+        return self._detector
+
+    def find_hands(self, image: np.ndarray, bbox=None) -> list[HandInput]:
+        """MediaPipe on the photo, or on a region ``bbox`` = (x, y, w, h) enlarged to 2.2 of its edge."""
+        if bbox is None:
+            detections = self.detector.detect(image)
+        else:
+            x, y, w, h = (float(v) for v in bbox)
+            if not (w > 0 and h > 0):
+                raise ValueError(f"--bbox: width and height must be positive, got {bbox}")
+            region = make_transform(image.shape, (x + w / 2, y + h / 2, 2.2 * max(w, h)), 320)
+            detections = self.detector.detect(crop_image(image, region))
+            for det in detections:
+                det.keypoints_2d = region.to_image(det.keypoints_2d)
+        return [HandInput(d.keypoints_2d, np.full(kp.NUM_KEYPOINTS, 1.0), d.handedness, d.score, "mediapipe")
+                for d in detections]
+
+    def predict(self, image: np.ndarray, hands: list[HandInput] | None = None, bbox=None) -> list[HandResult]:
+        """Reconstruct every hand of ``image`` (found by the detector unless ``hands`` are given)."""
+        hands = self.find_hands(image, bbox) if hands is None else hands
+        prepared = [self._prepare(image, hand, i) for i, hand in enumerate(hands)]
+        if not prepared:
+            return []
+        crops = np.stack([p[1] for p in prepared])
+        keypoints_crop = torch.as_tensor(np.stack([p[2] for p in prepared]))
+        confidence = torch.as_tensor(np.stack([p[3] for p in prepared]))
+        params, fit_error = self._parameters(crops, keypoints_crop, confidence)
+        return [self._result(hand, transform, params, i, fit_error)
+                for i, (hand, (transform, *_)) in enumerate(zip(hands, prepared))]
+
+    def _prepare(self, image, hand: HandInput, index: int):
+        pts = np.asarray(hand.keypoints_2d, np.float64)
+        conf = np.where(np.isfinite(pts).all(axis=1), np.nan_to_num(np.asarray(hand.confidence, np.float64)), 0.0)
+        height, width = image.shape[:2]
+        inside = (pts[:, 0] > -0.5) & (pts[:, 0] < width - 0.5) & (pts[:, 1] > -0.5) & (pts[:, 1] < height - 0.5)
+        usable = (conf > 0) & inside
+        if usable.sum() < MIN_KEYPOINTS:
+            raise ValueError(f"hand {index}: only {int(usable.sum())} keypoints are finite, confident and inside the "
+                             f"{width}x{height} image (at least {MIN_KEYPOINTS} needed)")
+        conf = np.where(usable, conf, 0.0)
+        transform = make_transform(image.shape, crop_box(np.nan_to_num(pts), usable, 2.2), 320,
+                                   mirror=hand.handedness == "left")
+        crop = crop_image(image, transform)
+        keypoints_crop = np.where(usable[:, None], transform.to_crop(np.nan_to_num(pts)), 0.0)
+        return transform, crop, keypoints_crop.astype(np.float32), conf.astype(np.float32)
+
+    @torch.no_grad()
+    def _parameters(self, crops, keypoints_crop, confidence):
+        from .fitting import Fit2D, fit_settings
+
+        settings = fit_settings(self.config)
+        if self._fit is None:
+            self._fit = Fit2D(self.hand_model, **settings["model"])
+        if self.method == "fit2d":
+            result = self._fit.fit(keypoints_crop, confidence, **settings["fit"])
+            return _params_from_fit(result), result.error_px.numpy()
+        from .encoder import HandParameters
+        from .inputs import network_input, resize_image
+
+        size = int(self.config["model"]["input_size"])
+        images = torch.as_tensor(np.stack([resize_image(c, size) for c in crops])) if "rgb" in self.variant else None
+        x = network_input(self.variant, size, float(self.config["preprocess"]["heatmap_sigma"]), images=images,
+                          keypoints_2d=keypoints_crop, confidence=confidence,
+                          crop_size=int(self.config["preprocess"]["crop_size"]))
+        params = self.model.encoder(x.to(self.device)).detach()
+        if not self.refine:
+            return params, None
+        result = self._fit.fit(keypoints_crop, confidence, init=params, **{**settings["fit"], "num_inits": 1})
+        refined = _params_from_fit(result)
+        return HandParameters(*(t.to(self.device, torch.float32) for t in (
+            refined.rotation, refined.trans, refined.scale, refined.betas, refined.pose))), result.error_px.numpy()
+
+    @torch.no_grad()
+    def _result(self, hand: HandInput, transform: CropTransform, params, i: int, fit_error) -> HandResult:
+        from .encoder import HandParameters
+        from .model import HandDecoder
+
+        one = HandParameters(*(t[i:i + 1].float().cpu() for t in (params.rotation, params.trans, params.scale,
+                                                                  params.betas, params.pose)))
+        recon = HandDecoder(self.hand_model.cpu())(one)
+        joints = recon.keypoints_3d[0].double().numpy()
+        vertices = recon.vertices[0].double().numpy()
+        keypoints_2d = transform.to_image(recon.keypoints_2d[0].double().numpy())
+        vertices_2d = transform.to_image(recon.vertices_2d[0].double().numpy())
+        if transform.mirrored:  # the network saw a right hand: mirror 3D results back to the left hand
+            joints[:, 0] *= -1
+            vertices[:, 0] *= -1
+        vec = one.vector()[0].numpy()
+        nb = self.hand_model.num_betas
+        return HandResult(
+            handedness=hand.handedness, score=float(hand.score), crop=transform, keypoints_2d=keypoints_2d,
+            joints_3d=joints, vertices=vertices, vertices_2d=vertices_2d,
+            params={"global_orient": vec[:3], "betas": vec[6:6 + nb], "pose": vec[6 + nb:],
+                    "note": "parameters of the (mirrored, for left hands) right hand the network saw"},
+            camera={"trans_crop_px": vec[3:5], "scale_px_per_m": float(vec[5]), "crop_size": transform.out_size,
+                    "projection": "x = s * Pi(R (J - J_root)) + t in crop pixels; crop_transform maps to the image"},
+            method=self.method if not (self.method == "network" and self.refine) else "network+fit2d",
+            fit_error_px=None if fit_error is None else float(fit_error[i]),
+            extras={"keypoints_source": hand.source, "variant": self.variant})
+
+
+def _params_from_fit(result):
+    from .encoder import HandParameters
+
+    return HandParameters(result.rotation, result.trans, result.scale, result.betas, result.pose)
+
+
+def write_outputs(out_dir: Path, stem: str, image, results: list[HandResult], faces, record: dict) -> dict:
+    """JSON, overlay PNG and OBJ files of one image, each written atomically."""
+    from .drawing import draw_hand_overlay
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = []
+    for i, res in enumerate(results):
+        hand_faces = faces[:, ::-1] if res.crop.mirrored else faces  # a mirrored mesh reverses its winding
+        obj = write_obj(out_dir / f"{stem}_hand{i}.obj", res.vertices, hand_faces,
+                        comment=f"wildhands: {res.handedness} hand, metres, root-relative, camera-aligned (y down)")
+        files.append(obj.name)
+    if image is not None:
+        overlay = draw_hand_overlay(image, [(r.vertices_2d, r.vertices, faces, r.keypoints_2d) for r in results])
+        import cv2
+
+        ok, payload = cv2.imencode(".png", overlay[..., ::-1])
+        with atomic_path(out_dir / f"{stem}_overlay.png") as tmp:
+            tmp.write_bytes(payload.tobytes())
+        files.append(f"{stem}_overlay.png")
+    record = {**record, "hands": [r.to_dict() for r in results], "files": files}
+    write_json(out_dir / f"{stem}.json", record)
+    return record
+
+
+def predict_paths(inputs, out_dir, checkpoint=None, method: str = "network", refine: bool = True,
+                  keypoints=None, bbox=None, device: str = "cpu", progress: bool = True, log=print) -> dict:
+    """Run the pipeline over files and folders; returns {"processed": n, "failed": [...], "hands": n}."""
+    from tqdm.auto import tqdm
+
+    out_dir = Path(out_dir)
+    predictor = Predictor(checkpoint, method=method, refine=refine, device=device)
+    if predictor.model is not None and "rgb" in predictor.variant:
+        log(f"note: {RGB_NOTE}")
+    given = parse_keypoints_json(keypoints) if keypoints else None
+    paths = list_images(inputs)
+    summary = {"processed": 0, "failed": [], "hands": 0, "images": len(paths)}
+    for path in tqdm(paths, desc="predict", unit="image", disable=not progress or len(paths) < 2):
+        record = {"image": str(path), "method": method, "checkpoint": str(predictor.checkpoint or "")}
+        try:
+            image = read_image(path)
+            record.update(width=int(image.shape[1]), height=int(image.shape[0]))
+            hands = given.get(path.name, []) if isinstance(given, dict) else given
+            results = predictor.predict(image, hands=hands, bbox=bbox)
+            if not results:
+                record["message"] = "no hand found"
+            write_outputs(out_dir, path.stem, image, results, predictor.hand_model.faces, record)
+            summary["processed"] += 1
+            summary["hands"] += len(results)
+            if not results:
+                log(f"{path}: no hand found")
+        except (ImageError, ValueError) as err:
+            summary["failed"].append({"image": str(path), "error": str(err)})
+            write_json(out_dir / f"{path.stem}.json", {**record, "error": str(err), "hands": []})
+            log(f"{path}: skipped: {err}")
+    return summary
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="wildhands predict", description=__doc__.split("\n\n")[0])
+    parser.add_argument("inputs", nargs="+", help="images and folders of images")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--checkpoint", default=None, help=f"network checkpoint (default: newest of "
+                                                           f"{DEFAULT_CHECKPOINT.name} and run_all.sh's)")
+    parser.add_argument("--method", choices=METHODS, default="network",
+                        help="network (default) or fit2d: the 2D-fit baseline alone")
+    parser.add_argument("--no-refine", action="store_true", help="network prediction without the 2D-fit refinement")
+    parser.add_argument("--keypoints", default=None, help="JSON of known 2D keypoints instead of the detector")
+    parser.add_argument("--bbox", nargs=4, type=float, metavar=("X", "Y", "W", "H"), default=None,
+                        help="look for the hand in this box only")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    try:
+        summary = predict_paths(args.inputs, args.out, args.checkpoint, args.method, not args.no_refine,
+                                args.keypoints, args.bbox, args.device,
+                                log=lambda msg: print(msg, file=sys.stderr))
+    except (FileNotFoundError, ValueError) as err:
+        print(f"wildhands predict: {err}", file=sys.stderr)
+        return 2
+    print(f"{summary['processed']}/{summary['images']} images processed, {summary['hands']} hands, "
+          f"{len(summary['failed'])} failed; outputs in {args.out}")
+    return 0 if summary["processed"] > 0 else 1

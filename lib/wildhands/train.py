@@ -1,0 +1,496 @@
+"""Training: synthetic pretraining on parameters, then end-to-end fine-tuning on 2D+3D labels and masks.
+
+One entry point for notebooks, the command line and ``torchrun``:
+
+    result = pretrain(config, variant="2d")                       # notebook
+    result = finetune(config, init_checkpoint=result.checkpoint)
+    python -m wildhands train --config quick --stage pretrain --variant 2d [--resume] [--set k=v]
+    torchrun --nproc_per_node 2 -m wildhands train ...            # DistributedDataParallel
+
+Budgets are counts (steps of a global batch), never wall-clock. Every sample draw is seeded
+by (run seed, stage, draw number) and the data order by (run seed, stage, epoch), so the
+number of workers or processes and a kill-and-resume change nothing: on the CPU a resumed run
+ends with exactly the weights of an uninterrupted one.
+
+Writes ``outputs/checkpoints/<profile>-<variant>-<stage>/{last,final}.pt`` (``last`` every
+``checkpoint_every`` steps, for ``--resume``) and a JSON-lines loss log
+``outputs/logs/<profile>-<variant>-<stage>.jsonl`` with every weighted term.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset, default_collate
+
+from .checkpoints import (CheckpointError, load_encoder_weights, read_checkpoint, restore_rng_states,
+                          save_checkpoint)
+from .config import apply_overrides, load_profile
+from .encoder import check_variant
+from .fileio import atomic_path
+from .hand_model import HandModel, hand_model_from_config
+from .inputs import STAGES, TrainingSamples, batch_input
+from .losses import FINETUNE_TERMS, PRETRAIN_TERMS, keypoint_errors, parameter_losses, reconstruction_losses
+from .model import HandReconstructor, build_model
+from .paths import OUTPUTS_DIR
+
+TRAIN_STAGES = ("pretrain", "finetune")
+
+
+@dataclass
+class TrainResult:
+    """What a training stage produced."""
+    run_dir: Path
+    checkpoint: Path          # final.pt
+    log_path: Path
+    history: list = field(default_factory=list)   # the log's records (dicts)
+    metrics: dict = field(default_factory=dict)   # validation numbers at the end
+    model: HandReconstructor | None = None         # the trained network (train mode off)
+
+
+# ----------------------------------------------------------------------------- configuration
+
+def variant_config(config: dict, variant: str | None = None) -> dict:
+    """The profile for one input variant: ``[variants.<name>]`` dotted overrides applied, variant set."""
+    variant = check_variant(variant or config["model"]["variant"])
+    overrides = dict(config.get("variants", {}).get(variant, {}))
+    overrides["model.variant"] = variant
+    return apply_overrides(config, overrides)
+
+
+def run_name(config: dict, stage: str) -> str:
+    return f"{config.get('profile', 'custom')}-{config['model']['variant']}-{stage}"
+
+
+def default_run_dir(config: dict, stage: str) -> Path:
+    return OUTPUTS_DIR / "checkpoints" / run_name(config, stage)
+
+
+def resolve_device(config: dict) -> torch.device:
+    wanted = str(config.get("device", "auto"))
+    if wanted == "auto":
+        wanted = "cuda" if torch.cuda.is_available() else "cpu"
+    if wanted.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device: {wanted!r} asked for but no CUDA GPU is available (use 'auto' or 'cpu')")
+    return torch.device(wanted)
+
+
+# ----------------------------------------------------------------------------- data
+
+class WithheldLabels(Dataset):
+    """A data set whose samples in a fixed random ``fraction`` lose their 3D labels and parameters.
+
+    Stands for a 2D-only set (as PANOPTIC and MPII+NZSL are to the paper) in the CPU profiles.
+    """
+
+    def __init__(self, base, fraction: float, seed: int):
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"finetune.withheld_3d_fraction: expected a fraction in [0, 1], got {fraction}")
+        self.base = base
+        rng = np.random.default_rng([int(seed), 7919])
+        self.withheld = rng.random(len(base)) < fraction
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index):
+        sample = self.base[index]
+        if self.withheld[index]:
+            sample = dict(sample, has_3d=np.float32(0), has_params=np.float32(0))
+        return sample
+
+
+class DrawBatches(torch.utils.data.Sampler):
+    """Per-step lists of ``(index, draw)`` for one process, from step ``start`` to ``stop``.
+
+    The global stream visits the data set in a fresh permutation per epoch (seeded by run seed,
+    stage, epoch); draw p of the stream is position p of it. Process ``rank`` of ``world`` takes
+    its slice of each global batch.
+    """
+
+    def __init__(self, num_samples: int, batch_size: int, seed: int, stage: str, start: int, stop: int,
+                 rank: int = 0, world: int = 1):
+        if num_samples < 1:
+            raise ValueError("training data set is empty")
+        if batch_size % world:
+            raise ValueError(f"batch_size {batch_size} is not divisible by the {world} processes")
+        self.n, self.batch, self.seed, self.stage = num_samples, batch_size, seed, stage
+        self.start, self.stop, self.rank, self.world = start, stop, rank, world
+        self._perm_epoch, self._perm = None, None
+
+    def __len__(self) -> int:
+        return max(self.stop - self.start, 0)
+
+    def _position(self, draw: int) -> int:
+        epoch, offset = divmod(draw, self.n)
+        if epoch != self._perm_epoch:
+            self._perm = np.random.default_rng([self.seed, STAGES.index(self.stage), 104729, epoch]).permutation(self.n)
+            self._perm_epoch = epoch
+        return int(self._perm[offset])
+
+    def __iter__(self):
+        local = self.batch // self.world
+        for step in range(self.start, self.stop):
+            first = step * self.batch + self.rank * local
+            yield [(self._position(d), d) for d in range(first, first + local)]
+
+
+def default_datasets(config: dict, stage: str):
+    """(train, val) data sets of a stage in the CPU profiles: the synthetic set (see ``wildhands.synthetic``)."""
+    from .synthetic import SyntheticHandDataset, synthetic_root
+
+    root = synthetic_root(config)
+    try:
+        train_set, val_set = SyntheticHandDataset(root, "train"), SyntheticHandDataset(root, "val")
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"{err}. Generate the synthetic set first (notebook 01_data_prep, or "
+                                "wildhands.synthetic.generate_synthetic_set)") from err
+    if stage == "finetune":
+        train_set = WithheldLabels(train_set, float(config["finetune"].get("withheld_3d_fraction", 0.0)),
+                                   int(config.get("seed", 0)))
+    return train_set, val_set
+
+
+# ----------------------------------------------------------------------------- distributed
+
+def _distributed(device_kind: str) -> tuple[int, int, int]:
+    """(rank, world size, local rank); initialises the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, 0
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device_kind == "cuda" else "gloo")
+    return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+# ----------------------------------------------------------------------------- training
+
+def _lr_lambda(schedule: str, warmup: int, total: int):
+    def factor(step: int) -> float:
+        warm = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+        if schedule == "cosine":
+            return warm * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
+        return warm
+    if schedule not in ("constant", "cosine"):
+        raise ValueError(f"optim.schedule: expected 'constant' or 'cosine', got {schedule!r}")
+    return factor
+
+
+def _to_device(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def _loader(samples: Dataset, sampler, workers: int, device: torch.device) -> DataLoader:
+    return DataLoader(samples, batch_sampler=sampler, num_workers=workers, collate_fn=default_collate,
+                      pin_memory=device.type == "cuda", persistent_workers=False)
+
+
+def train(config: dict, stage: str = "pretrain", variant: str | None = None, init_checkpoint=None,
+          resume: bool = False, datasets=None, hand_model: HandModel | None = None, run_dir=None,
+          progress: bool = True, callback=None) -> TrainResult:
+    """Train one stage of one input variant and return where it went.
+
+    ``config``: a loaded profile (``config.load_profile``). ``stage``: "pretrain" (parameter
+    supervision on synthetic samples) or "finetune" (eq. 5 on mixed 2D/3D/mask labels, starting
+    from ``init_checkpoint``, by default this profile's pretraining result). ``resume``: continue
+    from ``run_dir/last.pt`` when it exists. ``datasets``: (train, val) data sets in the sample
+    format (default: the synthetic set). ``callback(step, record)`` is called at each log step.
+    """
+    if stage not in TRAIN_STAGES:
+        raise ValueError(f"stage: expected one of {', '.join(TRAIN_STAGES)}, got {stage!r}")
+    config = variant_config(config, variant)
+    variant = config["model"]["variant"]
+    section = config[stage]
+    seed, steps, batch_size = int(config.get("seed", 0)), int(section["steps"]), int(section["batch_size"])
+    device = resolve_device(config)
+    rank, world, local_rank = _distributed(device.type)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    main_process = rank == 0
+    run_dir = Path(run_dir) if run_dir else default_run_dir(config, stage)
+    log_path = OUTPUTS_DIR / "logs" / f"{run_dir.name}.jsonl"
+
+    hand_model = hand_model or hand_model_from_config(config)
+    torch.manual_seed(seed)
+    model = build_model(config, hand_model).to(device)
+    optim = config["optim"]
+    optimizer = torch.optim.Adam(model.encoder.parameters(), lr=float(optim["lr"]),
+                                 weight_decay=float(optim["weight_decay"]))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _lr_lambda(optim.get("schedule", "constant"), int(optim.get("warmup_steps", 0)), steps))
+    amp = str(optim.get("amp", "bf16")) if device.type == "cuda" else "off"
+    scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16")
+
+    start = 0
+    last_path = run_dir / "last.pt"
+    if resume and last_path.is_file():
+        start = _resume(last_path, model, optimizer, scheduler, scaler, config, stage)
+    elif stage == "finetune":
+        init_checkpoint = Path(init_checkpoint) if init_checkpoint else default_run_dir(config, "pretrain") / "final.pt"
+        load_encoder_weights(model, read_checkpoint(init_checkpoint), init_checkpoint)
+    history = _start_log(log_path, start) if main_process else []
+
+    train_set, val_set = datasets if datasets is not None else default_datasets(config, stage)
+    samples = TrainingSamples(train_set, config, variant, seed, stage=stage, augment=True,
+                              noise=bool(config.get("noise", {}).get("enabled", True)),
+                              with_masks=stage == "finetune")
+    sampler = DrawBatches(len(samples), batch_size, seed, stage, start, steps, rank, world)
+    loader = _loader(samples, sampler, int(section.get("workers", 0)), device)
+
+    encoder = model.encoder
+    if device.type == "cuda":
+        encoder.to(memory_format=torch.channels_last)
+        torch.backends.cudnn.benchmark = True
+    trained = torch.nn.parallel.DistributedDataParallel(encoder, device_ids=[device] if device.type == "cuda"
+                                                        else None) if world > 1 else encoder
+    loss_config = dict(config["loss"])
+    weights = config["pretrain"]
+    checkpoint_every = int(section.get("checkpoint_every", 0))
+    log_every = max(1, int(section.get("log_every", 10)))
+
+    def checkpoint(path: Path, step: int, metrics=None):
+        save_checkpoint(path, model=model, config=config, stage=stage, step=step, optimizer=optimizer,
+                        scheduler=scheduler, scaler=scaler, metrics=metrics,
+                        data_state={"seed": seed, "stage": stage, "next_draw": step * batch_size,
+                                    "batch_size": batch_size, "num_samples": len(samples)})
+
+    model.train()
+    bar = _progress(range(start, steps), f"{run_dir.name}", progress and main_process)
+    running, tick, seen = {}, time.perf_counter(), 0
+    for step, batch in zip(bar, loader):
+        batch = _to_device(batch, device)
+        x = batch_input(batch, variant, config)
+        if device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.float16 if amp == "fp16" else torch.bfloat16,
+                            enabled=amp != "off"):
+            params = trained(x)
+        if stage == "pretrain":
+            terms = parameter_losses(params, batch, weights)
+            with torch.no_grad():
+                output = model.decoder(params.detach())
+        else:
+            output = model.decoder(params)
+            terms = reconstruction_losses(output, batch, loss_config)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(terms["loss"]).backward()
+        if float(optim.get("grad_clip", 0.0)) > 0:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(encoder.parameters(), float(optim["grad_clip"]))
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+
+        with torch.no_grad():
+            errors = keypoint_errors(output, batch)
+        values = {name: float(value.detach()) for name, value in terms.items()}
+        values["mpjpe_3d_mm"] = float(errors["mpjpe_3d_mm"].nanmean())
+        values["error_2d_px"] = float(errors["error_2d_px"].mean())
+        for name, value in values.items():
+            if math.isfinite(value):
+                total, n = running.get(name, (0.0, 0))
+                running[name] = (total + value, n + 1)
+        seen += x.shape[0] * world
+        done = step + 1
+        if done % log_every == 0 or done == steps:
+            elapsed = time.perf_counter() - tick
+            record = {"step": done, "stage": stage, "variant": variant, "lr": scheduler.get_last_lr()[0],
+                      "images_per_s": seen / max(elapsed, 1e-9),
+                      **{k: total / n for k, (total, n) in running.items()}}
+            running, tick, seen = {}, time.perf_counter(), 0
+            if main_process:
+                history.append(record)
+                _append_log(log_path, record)
+                if hasattr(bar, "set_postfix"):
+                    bar.set_postfix(loss=f"{record['loss']:.3g}", mm=f"{record['mpjpe_3d_mm']:.1f}")
+            if callback is not None:
+                callback(done, record)
+        if main_process and checkpoint_every and done % checkpoint_every == 0 and done < steps:
+            checkpoint(last_path, done)
+
+    metrics = {}
+    if main_process:
+        model.eval()
+        metrics = evaluate(model, val_set, config, noise=False) if val_set is not None and len(val_set) else {}
+        if metrics and "2d" in variant:
+            noisy = evaluate(model, val_set, config, noise=True)
+            metrics.update({f"{k}_detector_noise": v for k, v in noisy.items() if k != "count"})
+        checkpoint(last_path, steps, metrics)
+        final = run_dir / "final.pt"
+        checkpoint(final, steps, metrics)
+    if world > 1:
+        dist.barrier()
+    return TrainResult(run_dir=run_dir, checkpoint=run_dir / "final.pt", log_path=log_path, history=history,
+                       metrics=metrics, model=model.eval())
+
+
+def pretrain(config: dict, variant: str | None = None, **kwargs) -> TrainResult:
+    """Pretrain on synthetic samples, supervised by their parameters and camera (paper section 6)."""
+    return train(config, "pretrain", variant=variant, **kwargs)
+
+
+def finetune(config: dict, init_checkpoint=None, variant: str | None = None, **kwargs) -> TrainResult:
+    """Fine-tune end to end with L2D + L3D + Lmask + Lreg (eq. 5) from a pretrained checkpoint."""
+    return train(config, "finetune", variant=variant, init_checkpoint=init_checkpoint, **kwargs)
+
+
+def _resume(path: Path, model, optimizer, scheduler, scaler, config: dict, stage: str) -> int:
+    payload = read_checkpoint(path)
+    if payload["stage"] != stage or payload["config"].get("model") != config.get("model"):
+        raise CheckpointError(f"cannot resume from {path}: it is a {payload['stage']} run of model "
+                              f"{payload['config'].get('model')}, not {stage} of {config.get('model')} "
+                              "(delete it to start over)")
+    load_encoder_weights(model, payload, path)
+    state = payload["training"]
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    restore_rng_states(state["rng"])
+    return int(payload["step"])
+
+
+def _start_log(path: Path, start: int) -> list:
+    """Records of an existing log up to step ``start`` (the log is rewritten to them); empty when starting."""
+    kept = []
+    if start > 0 and path.is_file():
+        kept = [r for r in (json.loads(line) for line in path.read_text().splitlines() if line.strip())
+                if r["step"] <= start]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    return kept
+
+
+def _append_log(path: Path, record: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def read_log(path) -> list[dict]:
+    """The records of a JSON-lines loss log."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"loss log {path} does not exist")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _progress(iterable, description: str, enabled: bool):
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=description, unit="step", dynamic_ncols=True)
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+@torch.no_grad()
+def predict_dataset(model: HandReconstructor, dataset, config: dict, noise: bool = False,
+                    batch_size: int = 64, seed: int | None = None) -> dict:
+    """Run ``model`` over ``dataset`` (no augmentation); numpy arrays of predictions and labels.
+
+    ``noise``: feed heat-maps from detector-like keypoints instead of the clean labels.
+    Returns the predicted keypoints (3D, 2D), reprojected vertices and parameters (N, 26) under
+    ``pred_*``, the labels, per-sample errors and the network's input keypoints.
+    """
+    device = next(model.parameters()).device
+    seed = int(config.get("seed", 0)) if seed is None else seed
+    samples = TrainingSamples(dataset, config, model.variant, seed, stage="eval", augment=False, noise=noise)
+    sampler = [[(i, i) for i in range(s, min(s + batch_size, len(samples)))]
+               for s in range(0, len(samples), batch_size)]
+    was_training = model.training
+    model.eval()
+    out = {}
+    for batch in DataLoader(samples, batch_sampler=sampler, collate_fn=default_collate):
+        batch = _to_device(batch, device)
+        pred = model(batch_input(batch, model.variant, config))
+        errors = keypoint_errors(pred, batch)
+        rows = {"pred_keypoints_3d": pred.keypoints_3d, "pred_keypoints_2d": pred.keypoints_2d,
+                "pred_vertices_2d": pred.vertices_2d, "pred_params": pred.params.vector(), "keypoints_3d": batch["keypoints_3d"],
+                "keypoints_2d": batch["keypoints_2d"], "visible": batch["visible"], "has_3d": batch["has_3d"],
+                "index": batch["index"], **errors}
+        if "input_keypoints_2d" in batch:
+            rows["input_keypoints_2d"] = batch["input_keypoints_2d"]
+        for key, value in rows.items():
+            out.setdefault(key, []).append(value.float().cpu().numpy() if value.is_floating_point()
+                                           else value.cpu().numpy())
+    model.train(was_training)
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def evaluate(model: HandReconstructor, dataset, config: dict, noise: bool = False, batch_size: int = 64) -> dict:
+    """Mean root-aligned 3D keypoint error (mm, over 21 keypoints) and 2D error (px at 320) on ``dataset``."""
+    pred = predict_dataset(model, dataset, config, noise=noise, batch_size=batch_size)
+    return {"mpjpe_3d_mm": float(np.nanmean(pred["mpjpe_3d_mm"])), "error_2d_px": float(pred["error_2d_px"].mean()),
+            "count": int(len(pred["index"]))}
+
+
+def show_predictions(model: HandReconstructor, dataset, config: dict, count: int = 8, noise: bool = False):
+    """A figure of the first ``count`` samples with predictions overlaid on what the network saw.
+
+    RGB variants show the crop; the 2D variant shows its heat-maps (summed) at the crop's size.
+    """
+    from .inputs import heatmaps
+    from .plots import prediction_overlays_figure
+
+    subset = torch.utils.data.Subset(dataset, range(min(count, len(dataset))))
+    pred = predict_dataset(model, subset, config, noise=noise)
+    crop = int(config["preprocess"]["crop_size"])
+    if "rgb" in model.variant:
+        backgrounds = [subset[i]["image"] for i in range(len(subset))]
+    else:
+        sigma = float(config["preprocess"]["heatmap_sigma"]) * crop / int(config["model"]["input_size"])
+        maps = heatmaps(torch.as_tensor(pred["input_keypoints_2d"]), None, crop, sigma, crop)
+        backgrounds = maps.sum(1).clamp(max=1).numpy()
+    titles = [f"{e:.1f} mm" for e in pred["mpjpe_3d_mm"]]
+    return prediction_overlays_figure(backgrounds, pred["pred_keypoints_2d"], pred["keypoints_2d"],
+                                      pred["pred_vertices_2d"], titles=titles)
+
+
+# ----------------------------------------------------------------------------- command line
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="wildhands train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", default="quick", help="profile name (smoke, quick, paper) or TOML path")
+    parser.add_argument("--stage", choices=TRAIN_STAGES + ("all",), default="all",
+                        help="pretrain, finetune, or both in turn (default)")
+    parser.add_argument("--variant", choices=("rgb", "2d", "rgb+2d"), default=None,
+                        help="input variant (default: the profile's model.variant)")
+    parser.add_argument("--init", default=None, help="checkpoint to fine-tune from (default: this profile's "
+                                                     "pretraining result)")
+    parser.add_argument("--resume", action="store_true", help="continue a killed run from its last.pt")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a profile setting, e.g. --set finetune.steps=100 (repeatable)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    overrides = {}
+    for item in args.overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {item!r}: expected KEY=VALUE")
+        overrides[key.strip()] = value.strip()
+    config = load_profile(args.config, overrides)
+    stages = TRAIN_STAGES if args.stage == "all" else (args.stage,)
+    for stage in stages:
+        result = train(config, stage, variant=args.variant, init_checkpoint=args.init if stage == "finetune" else None,
+                       resume=args.resume, progress=not args.no_progress)
+        if int(os.environ.get("RANK", "0")) == 0:
+            print(f"{stage}: {result.checkpoint}  log {result.log_path}  {json.dumps(result.metrics)}")
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return 0
+

@@ -1,0 +1,151 @@
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import toy_mano_arrays
+from wildhands import keypoints as kp
+from wildhands.camera import axis_angle_to_matrix, weak_perspective_project
+from wildhands.fitting import Fit2D, KeypointModel, _jacobian, fit_keypoints_2d
+from wildhands.hand_model import HandModel
+
+
+def _write(path, posedirs_scale=0.0):
+    arrays = toy_mano_arrays()
+    if posedirs_scale:
+        arrays["posedirs"] = np.random.default_rng(1).normal(scale=posedirs_scale, size=arrays["posedirs"].shape)
+    with open(path, "wb") as f:
+        pickle.dump(arrays, f, protocol=2)
+    return path
+
+
+@pytest.fixture(scope="module")
+def toy_model(tmp_path_factory):
+    return HandModel(_write(tmp_path_factory.mktemp("hand") / "TOY_RIGHT.pkl"), dtype=torch.float64)
+
+
+def _synthetic(model, count, seed=0):
+    """Noise-free keypoints of random hands seen from random views, and their parameters."""
+    g = torch.Generator().manual_seed(seed)
+    betas = torch.randn(count, model.num_betas, generator=g, dtype=torch.float64).clamp(-2, 2)
+    pose = 4 * torch.rand(count, model.num_pca_comps, generator=g, dtype=torch.float64) - 2
+    axis = torch.nn.functional.normalize(torch.randn(count, 3, generator=g, dtype=torch.float64), dim=1)
+    rotation = axis_angle_to_matrix(axis * np.pi * torch.rand(count, 1, generator=g, dtype=torch.float64))
+    scale = 700 + 200 * torch.rand(count, generator=g, dtype=torch.float64)
+    trans = 160 + 20 * torch.randn(count, 2, generator=g, dtype=torch.float64)
+    keypoints = model(betas=betas, pose=pose).keypoints
+    keypoints_2d = weak_perspective_project(keypoints, rotation, scale, trans, keypoints[:, kp.ROOT])
+    params = {"rotation": rotation, "trans": trans, "scale": scale, "betas": betas, "pose": pose}
+    return keypoints_2d, params
+
+
+@pytest.mark.parametrize("posedirs_scale", [0.0, 1e-3])
+def test_keypoint_model_equals_hand_model(tmp_path, posedirs_scale):
+    model = HandModel(_write(tmp_path / "TOY_RIGHT.pkl", posedirs_scale), dtype=torch.float64)
+    g = torch.Generator().manual_seed(3)
+    betas = torch.randn(6, 10, generator=g, dtype=torch.float64)
+    pose = 4 * torch.rand(6, 10, generator=g, dtype=torch.float64) - 2
+    reduced = KeypointModel(model)
+    assert (reduced(betas, pose) - model(betas=betas, pose=pose).keypoints).abs().max() < 1e-5
+    # The 45 axis-angle path against the hand model without PCA.
+    full = HandModel(model.path, num_pca_comps=45, dtype=torch.float64)
+    offsets = 0.4 * torch.randn(6, 45, generator=g, dtype=torch.float64)
+    expected = full(betas=betas, pose=offsets).keypoints
+    assert (reduced.keypoints(betas, offsets + reduced.pose_mean) - expected).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("pose_space", ["pca", "full"])
+def test_analytic_jacobian_matches_autodiff(tmp_path, pose_space):
+    model = HandModel(_write(tmp_path / "TOY_RIGHT.pkl", 1e-3), dtype=torch.float64)
+    fit = Fit2D(model, alpha_beta=2.0, w_theta=0.5, pose_space=pose_space)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, fit.num_params, generator=g, dtype=torch.float64)
+    x[:, 5] = 6.5
+    targets = 160 + 50 * torch.randn(3, 21, 2, generator=g, dtype=torch.float64)
+    weights = torch.rand(3, 21, generator=g, dtype=torch.float64)
+    r_auto, j_auto = _jacobian(lambda v: fit.residuals(v, targets, weights), x)
+    r, j = fit.residuals_and_jacobian(x, targets, weights)
+    torch.testing.assert_close(r, r_auto)
+    torch.testing.assert_close(j, j_auto, rtol=1e-9, atol=1e-9)
+
+
+def test_fit_recovers_noise_free_keypoints(toy_model):
+    keypoints_2d, truth = _synthetic(toy_model, 16)
+    result = Fit2D(toy_model).fit(keypoints_2d, num_inits=4, iterations=30)
+    assert (result.error_px < 1.0).sum() >= 14
+    assert result.keypoints_2d.shape == (16, 21, 2) and result.keypoints_3d.shape == (16, 21, 3)
+    assert result.vector().shape == (16, 26) and result.iterations.max() <= 30
+    # The parameters reproduce the keypoints through the project's own model and camera.
+    hand = toy_model(betas=result.betas, pose=result.pose).keypoints
+    reprojected = weak_perspective_project(hand, result.rotation, result.scale, result.trans, hand[:, kp.ROOT])
+    torch.testing.assert_close(reprojected, result.keypoints_2d)
+    summary = result.summary()
+    assert summary["hands"] == 16 and summary["median_error_px"] < 1.0
+
+
+def test_zero_confidence_ignores_a_keypoint(toy_model):
+    keypoints_2d, _ = _synthetic(toy_model, 3, seed=1)
+    confidences = torch.ones(3, 21, dtype=torch.float64)
+    confidences[:, 8] = 0
+    wild = keypoints_2d.clone()
+    wild[:, 8] = torch.tensor([5000.0, -3000.0])
+    wild[0, 12] = float("nan")
+    confidences[0, 12] = 0
+    clean = keypoints_2d.clone()
+    clean[0, 12] = 0.0
+    fit = Fit2D(toy_model)
+    a = fit.fit(wild, confidences, num_inits=2, iterations=15)
+    b = fit.fit(clean, confidences, num_inits=2, iterations=15)
+    torch.testing.assert_close(a.vector(), b.vector())
+    assert torch.isfinite(a.error_px).all() and (a.error_px < 5).all()
+
+
+def test_batch_of_one_and_profile_settings(toy_model):
+    from wildhands.config import load_profile
+
+    keypoints_2d, _ = _synthetic(toy_model, 1, seed=2)
+    result = fit_keypoints_2d(toy_model, keypoints_2d.numpy(), config=load_profile("smoke"), iterations=20)
+    assert result.error_px.shape == (1,) and result.settings["num_inits"] == 2
+    assert result.settings["iterations"] == 20
+
+
+@pytest.mark.parametrize("pose_space", ["pca", "full"])
+def test_refinement_from_a_given_start(toy_model, pose_space):
+    keypoints_2d, truth = _synthetic(toy_model, 4, seed=4)
+    g = torch.Generator().manual_seed(5)
+    start = {k: v.clone() for k, v in truth.items()}
+    start["pose"] = start["pose"] + 0.3 * torch.randn(start["pose"].shape, generator=g, dtype=torch.float64)
+    start["trans"] = start["trans"] + 5
+    start["rotation"] = axis_angle_to_matrix(torch.tensor([[0.1, -0.1, 0.05]], dtype=torch.float64)) @ start["rotation"]
+    fit = Fit2D(toy_model, pose_space=pose_space)
+    before = (fit.project(fit.pack(start)) - keypoints_2d).norm(dim=-1).mean(1)
+    result = fit.fit(keypoints_2d, init=start, iterations=30)
+    assert (result.start == -1).all()
+    assert (result.error_px < 1.0).all() and (result.error_px < before).all()
+    assert result.pose.shape == (4, 10 if pose_space == "pca" else 45)
+
+
+@pytest.mark.parametrize("keypoints,confidences,match", [
+    (np.zeros((2, 20, 2)), None, "keypoints_2d: expected shape"),
+    (np.zeros((2, 21, 3)), None, "keypoints_2d: expected shape"),
+    (np.full((1, 21, 2), np.nan), None, "keypoints_2d: NaN"),
+    (np.zeros((2, 21, 2)), np.ones((2, 20)), "confidences: expected shape"),
+    (np.zeros((1, 21, 2)), np.eye(1, 21), "fewer than 2"),
+    (np.zeros((1, 21, 2)), -np.ones((1, 21)), "confidences"),
+])
+def test_bad_input_is_a_clear_error(toy_model, keypoints, confidences, match):
+    with pytest.raises(ValueError, match=match):
+        Fit2D(toy_model).fit(keypoints, confidences)
+
+
+def test_bad_settings_are_clear_errors(toy_model):
+    keypoints_2d, _ = _synthetic(toy_model, 1)
+    with pytest.raises(ValueError, match="num_inits"):
+        Fit2D(toy_model).fit(keypoints_2d, num_inits=0)
+    with pytest.raises(ValueError, match="pose_space"):
+        Fit2D(toy_model, pose_space="euler")
+    with pytest.raises(ValueError, match="unknown settings"):
+        fit_keypoints_2d(toy_model, keypoints_2d, config={"fit2d": {"iters": 3}})
+    with pytest.raises(ValueError, match="init: missing"):
+        Fit2D(toy_model).fit(keypoints_2d, init={"rotation": torch.eye(3)[None]})

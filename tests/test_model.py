@@ -1,0 +1,132 @@
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+from train_fixtures import make_samples
+from wildhands import keypoints as kp
+from wildhands.camera import axis_angle_to_matrix
+from wildhands.config import load_profile
+from wildhands.encoder import HandEncoder, HandParameters
+from wildhands.hand_model import HandModel
+from wildhands.inputs import DetectorNoise, augment_sample, detector_keypoints, heatmaps, network_input
+from wildhands.model import build_model
+
+
+@pytest.fixture
+def hand(toy_mano_path):
+    return HandModel(toy_mano_path)
+
+
+@pytest.fixture
+def config():
+    return load_profile("smoke", {"model.input_size": 32})
+
+
+@pytest.mark.parametrize("variant,channels", [("rgb", 3), ("2d", 21), ("rgb+2d", 24)])
+def test_variants_take_their_channels_and_give_the_26_vector(hand, config, variant, channels):
+    model = build_model(config, hand, variant=variant)
+    out = model(torch.rand(2, channels, 32, 32))
+    assert out.params.vector().shape == (2, 26)
+    assert out.keypoints_3d.shape == (2, 21, 3) and out.keypoints_2d.shape == (2, 21, 2)
+    assert out.vertices.shape == (2, hand.num_vertices, 3) and out.vertices_2d.shape == (2, hand.num_vertices, 2)
+    with pytest.raises(ValueError, match="encoder input"):
+        model(torch.rand(2, channels + 1, 32, 32))
+
+
+def test_first_pass_is_the_mean_hand_centred_at_the_right_size(hand, config):
+    torch.manual_seed(0)
+    model = build_model(config, hand).eval()
+    out = model(torch.rand(4, 21, 32, 32))
+    box_low, box_high = out.keypoints_2d.min(1).values, out.keypoints_2d.max(1).values
+    centre, edge = (box_low + box_high) / 2, (box_high - box_low).max(-1).values
+    assert (centre - 159.5).abs().max() < 0.05 * 320
+    assert ((edge - 320 / 2.2).abs() / (320 / 2.2)).max() < 0.1
+    assert out.params.pose.abs().max() < 0.1 and out.params.betas.abs().max() < 0.1
+
+
+def test_decoder_is_fixed_and_the_hand_model_stays_out_of_the_state_dict(hand, config):
+    model = build_model(config, hand)
+    assert not any(p.requires_grad for p in model.decoder.parameters())
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert names and all(n.startswith("encoder.") for n in names)
+    state = model.state_dict()
+    assert not any(k.startswith("decoder.") for k in state)
+    fresh = build_model(config, hand)
+    fresh.load_state_dict(state)
+    x = torch.rand(1, 21, 32, 32)
+    model.eval(), fresh.eval()
+    assert torch.equal(model(x).keypoints_3d, fresh(x).keypoints_3d)
+
+
+def test_reprojection_is_the_weak_perspective_camera(hand, config):
+    model = build_model(config, hand)
+    out = model(torch.rand(2, 21, 32, 32))
+    p = out.params
+    expected = p.scale[:, None, None] * out.keypoints_3d[..., :2] + p.trans[:, None]
+    assert torch.allclose(out.keypoints_2d, expected, atol=1e-3)
+    assert torch.allclose(out.keypoints_3d[:, kp.ROOT], torch.zeros(2, 3), atol=1e-7)
+
+
+def test_imagenet_weights_come_from_a_local_file(tmp_path):
+    reference = torchvision.models.resnet18(weights=None)
+    path = tmp_path / "resnet18.pth"
+    torch.save(reference.state_dict(), path)
+    encoder = HandEncoder("rgb+2d", "resnet18", pretrained=path)
+    conv = encoder.backbone.conv1.weight
+    assert conv.shape[1] == 24
+    assert torch.equal(conv[:, :3], reference.conv1.weight)
+    assert conv[:, 3:].std() < 0.01 * reference.conv1.weight.std() * 10
+    assert torch.equal(encoder.backbone.layer1[0].conv1.weight, reference.layer1[0].conv1.weight)
+    with pytest.raises(FileNotFoundError, match="model.pretrained"):
+        HandEncoder("rgb", "resnet18", pretrained=tmp_path / "missing.pth")
+    with pytest.raises(ValueError, match="backbone"):
+        HandEncoder("rgb", "vgg16")
+    with pytest.raises(ValueError, match="variant"):
+        HandEncoder("depth")
+
+
+def test_augmentation_keeps_labels_and_camera_consistent(hand, config):
+    model = build_model(config, hand)
+    sample = make_samples(hand, 1, seed=5)[0]
+    rng = np.random.default_rng(0)
+    augmented = augment_sample(sample, rng, {"color": 0.3, "scale": 0.2, "rotation_deg": 40, "translation": 0.1})
+    assert not np.allclose(augmented["keypoints_2d"], sample["keypoints_2d"])
+    params = HandParameters(
+        rotation=axis_angle_to_matrix(torch.as_tensor(augmented["global_orient"])[None]),
+        trans=torch.as_tensor(augmented["trans"])[None], scale=torch.as_tensor(augmented["scale"]),
+        betas=torch.as_tensor(sample["betas"])[None], pose=torch.as_tensor(sample["pose"])[None])
+    out = model.decoder(params)
+    np.testing.assert_allclose(out.keypoints_2d[0].numpy(), augmented["keypoints_2d"], atol=1e-2)
+    np.testing.assert_allclose(out.keypoints_3d[0].numpy(), augmented["keypoints_3d"], atol=1e-5)
+    # The mask moved with the keypoints: the root keypoint's pixel stays on the hand's silhouette.
+    assert augmented["mask"].sum() > 0 and augmented["image"].shape == sample["image"].shape
+
+
+def test_detector_noise_matches_its_statistics_and_perturbations():
+    truth = np.stack([np.arange(21) * 5.0 + 80, np.arange(21) * 2.0 + 100], axis=1).astype(np.float32)
+    noise = DetectorNoise(global_shift_px=0.0, global_scale=0.0, hallucinate_probability=0.0,
+                          swap_probability=0.0, mirror_probability=0.0, clean_probability=0.0)
+    rng = np.random.default_rng(0)
+    errors = np.stack([np.linalg.norm(detector_keypoints(truth, rng, noise) - truth, axis=1) for _ in range(400)])
+    expected = noise.keypoint_sigma_px * np.sqrt(np.pi / 2)
+    np.testing.assert_allclose(errors.mean(0), expected, rtol=0.15)
+    mirrored = detector_keypoints(truth, rng, DetectorNoise(keypoint_sigma_px=np.zeros(21), global_shift_px=0,
+                                                            global_scale=0, mirror_probability=1.0,
+                                                            clean_probability=0.0, hallucinate_probability=0))
+    centre = (truth[:, 0].min() + truth[:, 0].max()) / 2
+    np.testing.assert_allclose(mirrored[:, 0], 2 * centre - truth[:, 0], atol=1e-4)
+    clean = detector_keypoints(truth, rng, DetectorNoise(clean_probability=1.0))
+    assert np.array_equal(clean, truth)
+
+
+def test_heatmaps_peak_at_the_keypoints_at_the_input_resolution():
+    points = torch.tensor([[[0.0, 0.0], [319.0, 319.0], [162.0, 82.0]] + [[10.0, 10.0]] * 18])
+    maps = heatmaps(points, None, 64, sigma=1.5)
+    assert maps.shape == (1, 21, 64, 64)
+    flat = maps[0, :3].reshape(3, -1).argmax(-1)
+    np.testing.assert_array_equal(np.stack([flat % 64, flat // 64], 1), [[0, 0], [63, 63], [32, 16]])
+    x = network_input("rgb+2d", 64, 1.5, images=torch.zeros(1, 64, 64, 3, dtype=torch.uint8), keypoints_2d=points)
+    assert x.shape == (1, 24, 64, 64)
+    with pytest.raises(ValueError, match="images"):
+        network_input("rgb", 64, 1.5, keypoints_2d=points)

@@ -1,0 +1,139 @@
+"""The predict contract: JSON fields, round trip to original pixels, left hands mirrored back,
+several hands, and bad inputs that never stop the batch."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from wildhands import keypoints as kp
+from wildhands.checkpoints import save_checkpoint
+from wildhands.config import load_profile
+from wildhands.hand_model import HandModel
+from wildhands.model import build_model
+from wildhands.predict import Predictor, main, predict_paths
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from conftest import toy_mano_arrays
+    import pickle
+
+    root = tmp_path_factory.mktemp("predict")
+    model_path = root / "TOY_RIGHT.pkl"
+    model_path.write_bytes(pickle.dumps(toy_mano_arrays(), protocol=2))
+    config = load_profile("smoke", {"hand_model.path": str(model_path), "model.variant": "2d",
+                                    "model.backbone": "resnet18", "model.input_size": 64})
+    torch.manual_seed(0)
+    model = build_model(config, HandModel(model_path))
+    return save_checkpoint(root / "toy.pt", model=model, config=config, stage="finetune", step=0, half=True)
+
+
+def _hand_keypoints(cx, cy, size=60.0):
+    angles = np.linspace(-2.4, -0.7, 5)
+    pts = [[cx, cy]]
+    for a in angles:
+        for j in range(1, 5):
+            pts.append([cx + np.cos(a) * size * j / 4, cy + np.sin(a) * size * j / 4])
+    return np.array(pts)
+
+
+def _photo(tmp_path, name="photo.png", size=(240, 320)):
+    image = np.random.default_rng(0).integers(0, 255, (*size, 3), dtype=np.uint8)
+    Image.fromarray(image).save(tmp_path / name)
+    return tmp_path / name
+
+
+def test_json_contract_round_trip_and_files(tmp_path, checkpoint):
+    photo = _photo(tmp_path)
+    hands = [_hand_keypoints(90, 150).tolist(), {"keypoints_2d": _hand_keypoints(230, 160).tolist(),
+                                                 "handedness": "left"}]
+    (tmp_path / "kp.json").write_text(json.dumps(hands))
+    summary = predict_paths([photo], tmp_path / "out", checkpoint, keypoints=tmp_path / "kp.json", progress=False,
+                            log=lambda *_: None)
+    assert summary["processed"] == 1 and summary["hands"] == 2
+    record = json.loads((tmp_path / "out" / "photo.json").read_text())
+    assert [h["handedness"] for h in record["hands"]] == ["right", "left"]
+    for hand in record["hands"]:
+        assert np.shape(hand["keypoints_2d"]) == (21, 2) and np.shape(hand["joints_3d"]) == (21, 3)
+        assert np.allclose(hand["joints_3d"][0], 0, atol=1e-6)  # root-relative
+        for key in ("score", "crop_box", "vertices", "params", "camera", "method"):
+            assert key in hand
+        # Refined by the 2D fit, the reprojection lands near the given keypoints, in original pixels.
+        given = np.asarray(hands[0] if hand["handedness"] == "right" else hands[1]["keypoints_2d"])
+        assert np.median(np.linalg.norm(np.asarray(hand["keypoints_2d"]) - given, axis=1)) < 15
+    assert (tmp_path / "out" / "photo_overlay.png").is_file()
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.obj")) == ["photo_hand0.obj", "photo_hand1.obj"]
+
+
+def test_left_hand_is_mirrored_back(tmp_path, checkpoint):
+    image = np.random.default_rng(1).integers(0, 255, (200, 300, 3), dtype=np.uint8)
+    right = _hand_keypoints(120, 130)
+    left = right.copy()
+    left[:, 0] = image.shape[1] - 1 - left[:, 0]
+    from wildhands.predict import HandInput
+
+    predictor = Predictor(checkpoint, refine=False)
+    (r,) = predictor.predict(image, [HandInput(right, np.ones(21), "right")])
+    (l,) = predictor.predict(image[:, ::-1], [HandInput(left, np.ones(21), "left")])
+    assert l.crop.mirrored and not r.crop.mirrored
+    assert np.allclose(l.keypoints_2d[:, 0], image.shape[1] - 1 - r.keypoints_2d[:, 0], atol=1e-3)
+    assert np.allclose(l.keypoints_2d[:, 1], r.keypoints_2d[:, 1], atol=1e-3)
+    assert np.allclose(l.joints_3d[:, 0], -r.joints_3d[:, 0], atol=1e-5)
+    assert np.allclose(l.joints_3d[:, 1:], r.joints_3d[:, 1:], atol=1e-5)
+
+
+def test_bad_inputs_never_stop_the_batch(tmp_path, checkpoint):
+    good = _photo(tmp_path, "good.png")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "text.png").write_text("not an image")
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(tmp_path / "dot.png")
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(tmp_path / "gray.png")
+    Image.fromarray(np.zeros((64, 64, 4), np.uint8)).save(tmp_path / "rgba.png")
+    nan = _hand_keypoints(100, 100)
+    nan[:18] = np.nan
+    (tmp_path / "kp.json").write_text(json.dumps({"good.png": [_hand_keypoints(100, 120).tolist()],
+                                                  "gray.png": [nan.tolist()],
+                                                  "rgba.png": [(_hand_keypoints(100, 100) + 1000).tolist()]}))
+    out = tmp_path / "out"
+    summary = predict_paths([tmp_path], out, checkpoint, keypoints=tmp_path / "kp.json", progress=False,
+                            log=lambda *_: None)
+    failed = {f["image"].split("/")[-1]: f["error"] for f in summary["failed"]}
+    assert set(failed) == {"empty.jpg", "text.png", "dot.png", "gray.png", "rgba.png"}
+    assert "empty" in failed["empty.jpg"] and "not an image" in failed["text.png"]
+    assert "too small" in failed["dot.png"] and "keypoints" in failed["gray.png"]
+    assert "inside" in failed["rgba.png"]
+    assert summary["processed"] == 1 and json.loads((out / "good.json").read_text())["hands"]
+    assert "error" in json.loads((out / "text.json").read_text())
+    assert not list(out.glob(".*tmp"))  # nothing half-written
+    # Exit code: 0 when something was processed, 1 when nothing could be.
+    assert main([str(good), "--out", str(out), "--checkpoint", str(checkpoint),
+                 "--keypoints", str(tmp_path / "kp.json")]) == 0
+    assert main([str(tmp_path / "text.png"), "--out", str(out), "--checkpoint", str(checkpoint),
+                 "--keypoints", str(tmp_path / "kp.json")]) == 1
+
+
+def test_checkpoint_for_another_hand_model_is_refused(tmp_path, checkpoint):
+    from conftest import toy_mano_arrays
+    import pickle
+
+    other = tmp_path / "OTHER.pkl"
+    other.write_bytes(pickle.dumps(toy_mano_arrays(seed=3), protocol=2))
+    with pytest.raises(Exception, match="run_all.sh|--checkpoint"):
+        Predictor(checkpoint, hand_model=HandModel(other))
+
+
+def test_fit2d_method_fits_the_given_keypoints(tmp_path):
+    from conftest import toy_mano_arrays
+    import pickle
+    from wildhands.predict import HandInput
+
+    path = tmp_path / "TOY_RIGHT.pkl"
+    path.write_bytes(pickle.dumps(toy_mano_arrays(), protocol=2))
+    model = HandModel(path)
+    with torch.no_grad():
+        target = model(pose=torch.full((1, 10), 0.3)).keypoints[0, :, :2].numpy() * 1500 + [150, 120]
+    predictor = Predictor(method="fit2d", hand_model=model)
+    (hand,) = predictor.predict(np.zeros((240, 300, 3), np.uint8), [HandInput(target, np.ones(21))])
+    assert hand.method == "fit2d" and hand.fit_error_px < 2.0

@@ -1,0 +1,122 @@
+import os
+import pickle
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from conftest import toy_mano_arrays
+from train_fixtures import ListDataset, make_samples
+from wildhands.checkpoints import CheckpointError, load_model, read_checkpoint
+from wildhands.config import load_profile
+from wildhands.hand_model import HandModel
+from wildhands.train import finetune, main, pretrain, read_log
+
+TINY = {"model.input_size": 32, "pretrain.steps": 4, "pretrain.batch_size": 4, "pretrain.checkpoint_every": 2,
+        "pretrain.log_every": 1, "finetune.steps": 4, "finetune.batch_size": 4, "finetune.checkpoint_every": 2,
+        "finetune.log_every": 1, "pretrain.workers": 0, "finetune.workers": 0}
+
+
+class Killed(Exception):
+    pass
+
+
+@pytest.fixture
+def setup(toy_mano_path, tmp_path, monkeypatch):
+    monkeypatch.setenv("WILDHANDS_OUTPUTS", str(tmp_path / "outputs"))
+    monkeypatch.setattr("wildhands.train.OUTPUTS_DIR", tmp_path / "outputs")
+    hand = HandModel(toy_mano_path)
+    data = (ListDataset(make_samples(hand, 12, seed=0)), ListDataset(make_samples(hand, 4, seed=1)))
+    return hand, data, load_profile("smoke", TINY), tmp_path
+
+
+def _weights(path):
+    return read_checkpoint(path)["encoder"]
+
+
+@pytest.mark.parametrize("stage", ["pretrain", "finetune"])
+def test_killed_and_resumed_run_ends_with_the_same_weights(setup, stage):
+    hand, data, config, tmp = setup
+    common = dict(datasets=data, hand_model=hand, progress=False, variant="rgb+2d")
+    init = pretrain(config, run_dir=tmp / "init", **common).checkpoint if stage == "finetune" else None
+    run = (lambda **kw: finetune(config, init_checkpoint=init, **common, **kw)) if stage == "finetune" else \
+        (lambda **kw: pretrain(config, **common, **kw))
+    whole = run(run_dir=tmp / "whole")
+
+    def kill(step, record):
+        if step == 3:  # after the checkpoint of step 2
+            raise Killed
+
+    with pytest.raises(Killed):
+        run(run_dir=tmp / "split", callback=kill)
+    assert read_checkpoint(tmp / "split" / "last.pt")["step"] == 2
+    resumed = run(run_dir=tmp / "split", resume=True)
+    a, b = _weights(whole.checkpoint), _weights(resumed.checkpoint)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    losses = lambda log: [(r["step"], r["loss"]) for r in read_log(log)]  # noqa: E731
+    assert losses(resumed.log_path) == losses(whole.log_path)
+
+
+def test_checkpoint_records_identity_and_refuses_another_hand_model(setup, tmp_path):
+    hand, data, config, tmp = setup
+    result = pretrain(config, datasets=data, hand_model=hand, progress=False, run_dir=tmp / "run")
+    payload = read_checkpoint(result.checkpoint)
+    assert payload["hand_model"]["hash"] == hand.hash and payload["code_version"]["wildhands"]
+    assert not any("shapedirs" in k or "v_template" in k for k in payload["encoder"])
+    assert {"mpjpe_3d_mm", "error_2d_px"} <= set(payload["metrics"])
+    model, saved_config = load_model(result.checkpoint, hand_model=hand)
+    assert saved_config["model"]["variant"] == "2d" and not model.training
+    other_path = tmp_path / "OTHER.pkl"
+    with open(other_path, "wb") as f:
+        pickle.dump(toy_mano_arrays(seed=1), f, protocol=2)
+    with pytest.raises(CheckpointError) as err:
+        load_model(result.checkpoint, hand_model=HandModel(other_path))
+    assert "./run_all.sh" in str(err.value) and "--checkpoint" in str(err.value)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_model(tmp / "missing.pt", hand_model=hand)
+    log = read_log(result.log_path)
+    assert [r["step"] for r in log] == [1, 2, 3, 4]
+    assert {"rotation", "trans", "scale", "betas", "pose", "loss", "mpjpe_3d_mm"} <= set(log[-1])
+
+
+def test_finetune_logs_every_weighted_term(setup):
+    hand, data, config, tmp = setup
+    init = pretrain(config, datasets=data, hand_model=hand, progress=False, run_dir=tmp / "p").checkpoint
+    result = finetune(config, init_checkpoint=init, datasets=data, hand_model=hand, progress=False,
+                      run_dir=tmp / "f")
+    record = result.history[-1]
+    assert {"l2d", "l3d", "mask", "reg", "raw_l2d", "raw_l3d", "raw_mask", "raw_reg", "loss"} <= set(record)
+    assert record["loss"] == pytest.approx(sum(record[k] for k in ("l2d", "l3d", "mask", "reg")), rel=1e-5)
+
+
+def _ddp_worker(rank, world, port, toy_path, out_dir):
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
+                       "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank), "OMP_NUM_THREADS": "1",
+                       "WILDHANDS_OUTPUTS": str(out_dir)})
+    torch.set_num_threads(1)
+    hand = HandModel(toy_path)
+    data = (ListDataset(make_samples(hand, 8, seed=0)), ListDataset(make_samples(hand, 2, seed=1)))
+    config = load_profile("smoke", {**TINY, "pretrain.steps": 2, "pretrain.checkpoint_every": 0})
+    result = pretrain(config, datasets=data, hand_model=hand, progress=False, run_dir=out_dir / "ddp")
+    torch.save(result.model.encoder.state_dict(), out_dir / f"rank{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_distributed_data_parallel_on_two_cpu_processes(toy_mano_path, tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(2, port, str(toy_mano_path), tmp_path), nprocs=2, join=True)
+    final = _weights(tmp_path / "ddp" / "final.pt")
+    other = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert all(torch.equal(final[k], other[k]) for k in final if "num_batches" not in k and "running" not in k)
+
+
+def test_command_line_rejects_bad_overrides():
+    with pytest.raises(SystemExit):
+        main(["--config", "smoke", "--set", "no-equals-sign"])
+    with pytest.raises(KeyError, match="nosuchsection"):
+        main(["--config", "smoke", "--set", "nosuchsection.steps=3", "--stage", "pretrain"])
