@@ -32,6 +32,24 @@ def _predict(argv: list[str]) -> int:
     return int(predict_main(argv) or 0)
 
 
+def _export_checkpoint(argv: list[str]) -> int:
+    from .checkpoints import load_model, read_checkpoint, save_checkpoint
+    from .predict import DEFAULT_CHECKPOINT
+
+    parser = argparse.ArgumentParser(prog="wildhands export-checkpoint",
+                                     description="Write a trained checkpoint as predict's shipped default "
+                                                 "(float16 weights, no optimiser state).")
+    parser.add_argument("checkpoint", help="e.g. outputs/checkpoints/quick-2d-finetune/final.pt")
+    parser.add_argument("--out", default=str(DEFAULT_CHECKPOINT))
+    args = parser.parse_args(argv)
+    payload = read_checkpoint(args.checkpoint)
+    model, config = load_model(args.checkpoint)
+    path = save_checkpoint(args.out, model=model, config=config, stage=payload["stage"], step=payload["step"],
+                           metrics=payload.get("metrics"), half=True)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
 def _run_notebooks(argv: list[str]) -> int:
     from .notebook_runner import main as run_main
 
@@ -42,6 +60,7 @@ COMMANDS = {
     "build-hand-model": (_build_hand_model, "build the open hand model into params/"),
     "train": (_train, "pretrain or fine-tune a network (torchrun-compatible)"),
     "predict": (_predict, "photographs to 3D hands: JSON, overlays, OBJ meshes"),
+    "export-checkpoint": (_export_checkpoint, "ship a trained checkpoint as predict's default (float16)"),
     "run-notebooks": (_run_notebooks, "execute the notebooks with papermill (what run_all.sh calls)"),
 }
 

@@ -69,3 +69,24 @@ def draw_hand_overlay(image: np.ndarray, hands) -> np.ndarray:
     for *_, keypoints_2d in hands:
         out = draw_skeleton(out, keypoints_2d)
     return out
+
+
+# Views of a camera-frame mesh as in figure 9 of the paper: rotations about the vertical axis.
+FIGURE9_VIEWS = {"front": 0.0, "side": 90.0, "back": 180.0}
+
+
+def render_view(vertices_3d, faces, keypoints_3d=None, angle_deg: float = 0.0, size: int = 320,
+                background=(255, 255, 255)) -> np.ndarray:
+    """The mesh (camera frame, metres) turned by ``angle_deg`` about the image's vertical axis,
+    fitted into a ``size`` square canvas, shaded, with its skeleton."""
+    a = np.deg2rad(angle_deg)
+    turn = np.array([[np.cos(a), 0.0, np.sin(a)], [0.0, 1.0, 0.0], [-np.sin(a), 0.0, np.cos(a)]])
+    v = np.asarray(vertices_3d, np.float64) @ turn.T
+    centre = (v.max(axis=0) + v.min(axis=0)) / 2
+    scale = 0.85 * size / max(np.ptp(v[:, :2], axis=0).max(), 1e-9)
+    to_px = lambda p: (p[:, :2] - centre[:2]) * scale + (size - 1) / 2  # noqa: E731
+    canvas = np.full((size, size, 3), background, np.uint8)
+    out = draw_mesh(canvas, to_px(v), v, faces, alpha=1.0)
+    if keypoints_3d is not None:
+        out = draw_skeleton(out, to_px(np.asarray(keypoints_3d, np.float64) @ turn.T))
+    return out
