@@ -13,11 +13,12 @@ import numpy as np
 from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 
 from . import keypoints as kp
+from . import paper_reference as ref
 from .fileio import atomic_path
 
 SKIN = np.array([0.87, 0.67, 0.55])
-# Camera-style views of a hand in its model frame: (elevation, azimuth) for matplotlib.
-VIEWS = {"front": (90, -90), "side": (0, -90), "top": (0, 0)}
+# Views of the open hand model in its rest frame (fingers +x, back +y, thumb -z): (elevation, azimuth).
+VIEWS = {"back": (0, 90), "palm": (0, -90), "thumb side": (-90, -90)}
 
 
 def save_figure(fig, path, dpi: int = 110) -> Path:
@@ -63,7 +64,7 @@ def draw_mesh(ax, vertices, faces, keypoints=None, color=SKIN, alpha=1.0, elev=9
 
 
 def mesh_views_figure(vertices, faces, keypoints=None, views=VIEWS, title=None, size=3.2):
-    """One row of views of a mesh (default: front, side, top of the model frame)."""
+    """One row of views of a mesh (default: back, palm and thumb side of the open hand model)."""
     fig = plt.figure(figsize=(size * len(views), size))
     for i, (name, (elev, azim)) in enumerate(views.items()):
         ax = fig.add_subplot(1, len(views), i + 1, projection="3d")
@@ -229,8 +230,6 @@ def draw_pck_comparison(ax, figure, ours: dict | None = None, paper: bool = True
     ours are solid, in the same colour, labelled as the paper's legend ("Ours RGB", "2D fit",
     ...). ``ours`` maps a method key or label to a ``metrics`` summary or (thresholds, pck).
     """
-    from . import paper_reference as ref
-
     spec = ref.load_paper_reference()["figures"][str(figure)]
     entry = ref.paper_set(spec["set"])
     unit = entry["unit"]
@@ -240,7 +239,8 @@ def draw_pck_comparison(ax, figure, ours: dict | None = None, paper: bool = True
         for method in spec["methods"]:
             x, y = ref.paper_curve(spec["set"], method)
             keep = (x >= lo - 1e-9) & (x <= hi + 1e-9)
-            ax.plot(x[keep], y[keep], ls="--" if method in ours else "-", lw=1.2, marker="." if keep.sum() < 25 else None,
+            sparse = keep.sum() < 25  # competitors' curves come as a few points
+            ax.plot(x[keep], y[keep], ls="--" if method in ours else "-", lw=1.2, marker="." if sparse else None,
                     color=METHOD_COLORS.get(method), label=ref.label(method) + (paper_suffix if method in ours else ""))
     bottom, top = spec["ylim"]
     for method, value in ours.items():
@@ -266,8 +266,6 @@ def pck_comparison_figure(figure, ours: dict | None = None, paper: bool = True, 
     ``figure``: a figure number (4-8) or an evaluation set (``"stereo"`` draws figures 4 and 5
     side by side). See ``draw_pck_comparison`` for ``ours``.
     """
-    from . import paper_reference as ref
-
     figures = ref.load_paper_reference()["figures"]
     if str(figure) in figures:
         numbers = [str(figure)]
