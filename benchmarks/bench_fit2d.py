@@ -25,7 +25,7 @@ from wildhands import keypoints as kp
 from wildhands.camera import axis_angle_to_matrix, weak_perspective_project
 from wildhands.config import load_profile
 from wildhands.fitting import Fit2D
-from wildhands.hand_model import HandModel
+from wildhands.hand_model import HandModel, HandModelFileError
 
 
 def synthetic_keypoints(model: HandModel, count: int, seed: int, crop_size: int = 320, crop_scale: float = 2.2):
@@ -88,7 +88,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    model = HandModel(args.model)
+    try:
+        model = HandModel(args.model)
+    except HandModelFileError as err:
+        parser.exit(2, f"bench_fit2d: {err}\n")
     keypoints_2d = synthetic_keypoints(model, args.hands, args.seed)
     print(f"hand model: {model.name} ({model.path.name}), {args.hands} hands, {args.inits} starts, "
           f"<= {args.iterations} iterations, tolerance {args.tolerance:g}, alpha_beta {args.alpha_beta:g}, "

@@ -147,5 +147,5 @@ def test_bad_settings_are_clear_errors(toy_model):
         Fit2D(toy_model, pose_space="euler")
     with pytest.raises(ValueError, match="unknown settings"):
         fit_keypoints_2d(toy_model, keypoints_2d, config={"fit2d": {"iters": 3}})
-    with pytest.raises(ValueError, match="init: missing"):
+    with pytest.raises(ValueError, match="init: missing trans"):
         Fit2D(toy_model).fit(keypoints_2d, init={"rotation": torch.eye(3)[None]})

@@ -167,3 +167,17 @@ def test_eval_settings_from_profile():
     assert settings["3d"]["thresholds_mm"][0] == 0 and settings["3d"]["thresholds_mm"][-1] == 50
     assert settings["3d"]["auc_range_mm"] == (20.0, 50.0)
     assert settings["2d"]["thresholds_px"][-1] == 30
+
+
+def test_evaluate_predictions_in_one_call():
+    from wildhands.config import load_profile
+
+    gt3, gt2 = _hands(3), np.random.default_rng(4).uniform(0, 320, size=(3, 21, 2))
+    out = metrics.evaluate_predictions(gt3 + 0.002, gt3, gt2 + 1.0, gt2, config=load_profile("quick"))
+    assert set(out) == {"3d", "2d"} and set(out["3d"]) == {"root", "root_scale", "procrustes"}
+    assert out["3d"]["root"]["mean_mm"] == pytest.approx(0.0, abs=1e-9)
+    assert out["2d"]["mean_px"] == pytest.approx(np.sqrt(2))
+    json.dumps(out)
+    assert set(metrics.evaluate_predictions(pred_2d=gt2, gt_2d=gt2)) == {"2d"}
+    with pytest.raises(ValueError, match="together"):
+        metrics.evaluate_predictions(pred_3d=gt3)

@@ -6,13 +6,17 @@
 with the camera of ``camera.weak_perspective_project`` (pixels of the 320 crop, y down,
 root = keypoint 0), keypoints x_i and confidences p_i (B, 21). The paper minimises it with
 Powell's dogleg in chumpy, one hand at a time; here Levenberg-Marquardt fits many hands at
-once in torch: forward-mode Jacobians of a keypoints-only hand model, (B, P, P) normal
-equations solved by batched Cholesky, Marquardt's diagonal damping, per-hand trust updates.
+once in torch: analytic Jacobians of a keypoints-only hand model (forward-mode autodiff as
+a check and fallback), (B, P, P) normal equations solved by batched Cholesky, Marquardt's
+diagonal damping and per-hand trust updates; converged hands leave the batch.
 
 ``KeypointModel`` is that keypoints-only model: the 16 joints are linear in beta (the joint
 regressor applied to the shape blend shapes, precomputed), forward kinematics runs level by
 level down the kinematic tree, and the 5 fingertip vertices are skinned exactly, corrective
-pose blend shapes included, so it equals ``HandModel.keypoints`` for any model file.
+pose blend shapes included, so it equals ``HandModel.keypoints`` for any model file. Its
+Jacobian: a pose change turns a joint's frame by omega = G_parent Jl(aa) d(aa) (Jl the left
+Jacobian of SO(3)), which moves every point of the joint's subtree by omega x (x - p_joint);
+the joints are linear in beta for a fixed pose.
 
 Starts: each hand is fitted from several global rotations at once (palm, back and both
 sides of the mean hand facing the camera, then oblique and end-on views); the in-plane
@@ -26,7 +30,7 @@ of freedom q (relative to the model's mean pose) with a Mahalanobis prior w_thet
 C the model's 45 x 45 pose components (for the first PCA coefficients this is |theta|^2:
 the pose space's own metric), plus a joint-range penalty w_range |max(0, lo - q_abs, q_abs - hi)|^2
 on the absolute axis-angle components (default limits: mean +- 3 standard deviations of
-the pose space, taking its coefficients as unit-variance, as the open hand model's are).
+the pose space, assuming unit-variance coefficients; pass ``pose_limits`` otherwise).
 """
 from __future__ import annotations
 
@@ -176,7 +180,8 @@ class KeypointModel(nn.Module):
             # d R_j = [u]x R_j is linear in the local turn u: contract the blend shapes with
             # [e_i]x R_j once per hand, then with u for every direction.
             blend_dirs = self.tip_posedirs.reshape(-1, 9, len(sub_weights), 3)             # (15, 9, 5, 3)
-            basis_turns = (_skew(torch.eye(3, dtype=local.dtype, device=local.device)) @ local[:, :, None]).flatten(-2)  # (B, 15, 3, 9)
+            eye_skew = _skew(torch.eye(3, dtype=local.dtype, device=local.device))
+            basis_turns = (eye_skew @ local[:, :, None]).flatten(-2)                      # (B, 15, 3, 9)
             per_turn = torch.einsum("jfte,bjif->bjite", blend_dirs, basis_turns)            # (B, 15, 3, 5, 3)
             d_rest = torch.einsum("bcji,bjite->bcte", local_turn, per_turn)
             tips_dpose = tips_dpose + torch.einsum("btie,bcte->bcti", blend_rot, d_rest)
@@ -498,8 +503,9 @@ class Fit2D:
         jac_2d[..., :3] = weighted_scale * d_orient
         jac_2d[..., 3:5] = sqrt_conf[..., None, None] * torch.eye(2, dtype=x.dtype, device=x.device)
         jac_2d[..., 5] = weighted_scale[..., 0] * cam[..., :2]
-        jac_2d[..., CAMERA_DIMS:CAMERA_DIMS + nb] = weighted_scale * torch.einsum("bij,bkjs->bkis", rotation[:, :2], dbeta)
-        jac_2d[..., CAMERA_DIMS + nb:] = weighted_scale * torch.einsum("bij,bkjs->bkis", rotation[:, :2], dpose)
+        project = rotation[:, :2]
+        jac_2d[..., CAMERA_DIMS:CAMERA_DIMS + nb] = weighted_scale * torch.einsum("bij,bkjs->bkis", project, dbeta)
+        jac_2d[..., CAMERA_DIMS + nb:] = weighted_scale * torch.einsum("bij,bkjs->bkis", project, dpose)
         residual_2d = sqrt_conf[..., None] * (scale[:, None, None] * cam[..., :2] + trans[:, None] - targets)
         parts = [residual_2d.flatten(1), math.sqrt(self.alpha_beta) * betas]
         beta_rows, beta_cols = slice(num_2d, num_2d + nb), slice(CAMERA_DIMS, CAMERA_DIMS + nb)
@@ -507,7 +513,8 @@ class Fit2D:
         pose_rows, pose_cols = slice(num_2d + nb, num_2d + nb + self.num_pose), slice(CAMERA_DIMS + nb, None)
         if self.pose_space == "pca":
             parts.append(math.sqrt(self.w_theta) * pose)
-            jac[:, pose_rows, pose_cols] = math.sqrt(self.w_theta) * torch.eye(self.num_pose, dtype=x.dtype, device=x.device)
+            eye = torch.eye(self.num_pose, dtype=x.dtype, device=x.device)
+            jac[:, pose_rows, pose_cols] = math.sqrt(self.w_theta) * eye
         else:
             low, high = self.pose_limits[:, 0], self.pose_limits[:, 1]
             parts += [math.sqrt(self.w_theta) * pose @ self.whiten,
@@ -561,34 +568,41 @@ class Fit2D:
         return x.reshape(batch, num_inits, -1)
 
     def pack(self, init) -> torch.Tensor:
-        """Packed parameters (B, P) from a dict / object with rotation or global_orient, trans, scale,
-        betas and pose (PCA coefficients; in the "full" space also 45 axis-angle offsets)."""
-        get = (lambda k: init.get(k)) if isinstance(init, dict) else (lambda k: getattr(init, k, None))  # noqa: E731
-        as_t = lambda v: torch.as_tensor(np.asarray(v) if not torch.is_tensor(v) else v).detach().to(self.device, self.dtype)  # noqa: E731
-        if get("rotation") is not None:
-            orient = matrix_to_axis_angle(as_t(get("rotation")))
-        elif get("global_orient") is not None:
-            orient = as_t(get("global_orient"))
-        else:
-            raise ValueError("init: needs 'rotation' (B, 3, 3) or 'global_orient' (B, 3)")
+        """Packed parameters (B, P) from a dict or object (e.g. ``encoder.HandParameters``).
+
+        Needs ``rotation`` (B, 3, 3) or ``global_orient`` (B, 3), ``trans`` (B, 2), ``scale`` (B,),
+        ``betas`` and ``pose``: PCA coefficients, or in the "full" space 45 axis-angle offsets.
+        """
+        def get(key):
+            value = init.get(key) if isinstance(init, dict) else getattr(init, key, None)
+            if value is None:
+                return None
+            value = value if torch.is_tensor(value) else torch.as_tensor(np.asarray(value))
+            return value.detach().to(self.device, self.dtype)
+
         missing = [k for k in ("trans", "scale", "betas", "pose") if get(k) is None]
+        if get("rotation") is None and get("global_orient") is None:
+            missing.insert(0, "rotation (or global_orient)")
         if missing:
             raise ValueError(f"init: missing {', '.join(missing)}")
-        trans, scale, betas, pose = (as_t(get(k)) for k in ("trans", "scale", "betas", "pose"))
+        orient = get("global_orient") if get("rotation") is None else matrix_to_axis_angle(get("rotation"))
+        trans, scale, betas, pose = (get(k) for k in ("trans", "scale", "betas", "pose"))
         batch = orient.shape[0]
-        scale = scale.reshape(batch)
+        scale = scale.reshape(-1)
+        if self.pose_space == "full" and pose.shape[-1] == self.model.num_pca_comps != 45:
+            pose = pose @ self.model.components                                    # PCA -> axis-angle offsets
+        for name, value, shape in (("rotation", orient, (batch, 3)), ("trans", trans, (batch, 2)),
+                                   ("scale", scale, (batch,)), ("betas", betas, (batch, self.num_betas)),
+                                   ("pose", pose, (batch, self.num_pose))):
+            if tuple(value.shape) != shape:
+                raise ValueError(f"init: {name} for {batch} hands has shape {tuple(value.shape)}, "
+                                 f"expected {shape}")
         if (scale <= 0).any():
             raise ValueError("init: scale must be > 0 pixels per metre")
-        if betas.shape != (batch, self.num_betas):
-            raise ValueError(f"init: betas of shape ({batch}, {self.num_betas}) expected, got {tuple(betas.shape)}")
-        if self.pose_space == "full" and pose.shape[1] == self.model.num_pca_comps != 45:
-            pose = pose @ self.model.components                                    # PCA -> axis-angle offsets
-        if pose.shape != (batch, self.num_pose):
-            raise ValueError(f"init: pose of shape ({batch}, {self.num_pose}) expected, got {tuple(pose.shape)}")
-        return torch.cat([orient.reshape(batch, 3), trans.reshape(batch, 2), scale.log()[:, None], betas, pose], 1)
+        return torch.cat([orient, trans, scale.log()[:, None], betas, pose], 1)
 
-    def fit(self, keypoints_2d, confidences=None, init=None, num_inits: int = 4, iterations: int = 30,
-            tolerance: float = 1e-6, chunk_size: int = 1024, progress: bool = False) -> Fit2DResult:
+    def fit(self, keypoints_2d, confidences=None, init=None, num_inits: int = 8, iterations: int = 15,
+            tolerance: float = 1e-4, chunk_size: int = 1024, progress: bool = False) -> Fit2DResult:
         """Fit every hand of a batch: keypoints_2d (B, 21, 2) pixels, confidences (B, 21) or None.
 
         Keypoints with confidence 0 are ignored (they may be NaN). ``init``: start from given
@@ -620,6 +634,8 @@ class Fit2D:
                 states.append(levenberg_marquardt(
                     self.residuals, flat_x0[part], (flat_t[part], flat_c[part]), iterations=iterations, ftol=tolerance,
                     jacobian_fn=self.residuals_and_jacobian if self.analytic_jacobian else None, progress=bar))
+                if bar is not None:  # the chunk may have converged before its last iteration
+                    bar.update(iterations - int(states[-1].iterations.max()))
             if bar is not None:
                 bar.close()
             x = torch.cat([s.x for s in states]).reshape(batch, starts, -1)

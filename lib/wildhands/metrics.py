@@ -142,8 +142,11 @@ def align_fingertip_centroid(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray
     count = w.sum(1)
     if np.any(count == 0):
         raise ValueError(f"valid: samples {np.flatnonzero(count == 0)[:5].tolist()} have no annotated fingertip")
-    centroid = lambda x: np.einsum("nk,nkd->nd", w, np.where(np.isfinite(x[:, tips]), x[:, tips], 0.0)) \
-        / count[:, None]  # noqa: E731
+
+    def centroid(points: np.ndarray) -> np.ndarray:
+        at_tips = points[:, tips]
+        return np.einsum("nk,nkd->nd", w, np.where(np.isfinite(at_tips), at_tips, 0.0)) / count[:, None]
+
     return pred - centroid(pred)[:, None] + centroid(gt)[:, None]
 
 
@@ -326,6 +329,25 @@ def evaluate_2d(pred, gt, valid=None, thresholds_px=THRESHOLDS_2D_PX, auc_range_
     """2D summary in pixels: (N, 21, 2) predictions and ground truth in pixels of the 320 crop."""
     pred, gt, valid = check_inputs(pred, gt, valid, dims=(2,))
     return summarize_errors(keypoint_errors(pred, gt, valid), thresholds_px, auc_range_px, "px", average)
+
+
+def evaluate_predictions(pred_3d=None, gt_3d=None, pred_2d=None, gt_2d=None, valid_3d=None, valid_2d=None,
+                         alignments=("root", "root_scale", "procrustes"), root: int = kp.ROOT,
+                         config: dict | None = None) -> dict:
+    """One call for a notebook: {"3d": {alignment: summary}, "2d": summary} for what is given.
+
+    Thresholds, AUC ranges and averaging come from the profile's ``[eval]`` table (``config``),
+    else the paper's (0-50 mm, AUC over 20-50 mm; 0-30 px).
+    """
+    settings = eval_settings(config or {})
+    out = {}
+    if (pred_3d is None) != (gt_3d is None) or (pred_2d is None) != (gt_2d is None):
+        raise ValueError("evaluate_predictions: give predictions and ground truth together (3D and/or 2D)")
+    if pred_3d is not None:
+        out["3d"] = evaluate_3d(pred_3d, gt_3d, valid_3d, alignments, root=root, **settings["3d"])
+    if pred_2d is not None:
+        out["2d"] = evaluate_2d(pred_2d, gt_2d, valid_2d, **settings["2d"])
+    return out
 
 
 def eval_settings(config: dict) -> dict:
