@@ -1,0 +1,291 @@
+"""The synthetic pretraining set (paper section 6): hands rendered from the hand model itself.
+
+Sampling: pose coefficients uniform in [-r, r]^10 (r = 2), shape N(0, 1) clipped at 2 (the
+``paper`` profile: uniform in [-0.03, 0.03]), a global rotation over the views photographs show
+(defined in the hand's anatomical frame, so it suits any MANO-format model), and scale and
+translation so that the hand fills the crop as a 2.2 l crop of a real hand does. Each sample
+is rendered at 320x320 with the weak-perspective camera of ``wildhands.camera`` (so rendered
+pixels, 2D keypoints and the training projection agree exactly), with skin appearance from
+``wildhands.appearance`` on a textured background, and random occluders on some samples (the
+mask stays the whole hand, as the paper's occlusion-aware H).
+
+Every sample draws from ``np.random.default_rng([seed, split, index])``: worker count, shard
+size and resuming change nothing. Sets are written as shards (``.npz``, images JPEG-encoded,
+masks bit-packed), each written atomically and skipped when already complete, and a
+``manifest.json`` written last.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import keypoints as kp
+from .appearance import background_image, draw_occluders, hand_colors
+from .camera import axis_angle_to_matrix, matrix_to_axis_angle
+from .fileio import atomic_path, write_json
+from .hand_model import HandModel, hand_model_from_config, rest_keypoints
+from .paths import OUTPUTS_DIR
+from .render import render, vertex_normals
+
+FORMAT_VERSION = 1
+SPLITS = {"train": 0, "val": 1, "test": 2}
+JPEG_QUALITY = 92
+
+
+def synthetic_root(config: dict) -> Path:
+    """Where a profile's synthetic set lives: outputs/data/synthetic/<profile>."""
+    return OUTPUTS_DIR / "data" / "synthetic" / str(config.get("profile", "custom"))
+
+
+def anatomical_frame(hand_model: HandModel) -> np.ndarray:
+    """(3, 3) rows: along the hand (wrist to middle MCP), the back-of-hand normal, across the palm
+    (towards the pinky), in the hand model's rest frame."""
+    k = rest_keypoints(hand_model).detach().cpu().double().numpy()
+    along = k[9] - k[0]
+    across = k[17] - k[5]
+    back = np.cross(across, along)  # for a right hand, points out of the back of the hand
+    along /= np.linalg.norm(along)
+    back -= (back @ along) * along
+    back /= np.linalg.norm(back)
+    return np.stack([along, back, np.cross(along, back)])
+
+
+def _random_rotation(rng) -> np.ndarray:
+    q = rng.normal(size=4)
+    q /= np.linalg.norm(q)
+    w, x, y, z = q
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+
+
+def _rotation_about(axis, angle) -> np.ndarray:
+    return axis_angle_to_matrix(torch.as_tensor(np.asarray(axis) * angle, dtype=torch.float64)).numpy()
+
+
+def sample_view(rng, frame: np.ndarray) -> np.ndarray:
+    """Camera rotation R (model frame -> camera frame: x right, y down, z away from the camera).
+
+    Half the samples show the palm or the back of the hand within 60 degrees of the camera axis
+    (the commonest views in photographs), half are uniform over all rotations (side and end-on
+    views, fingers towards the camera); the in-plane rotation is uniform.
+    """
+    if rng.random() < 0.5:
+        return _random_rotation(rng)
+    along, back, _ = frame
+    facing = back if rng.random() < 0.5 else -back        # show the back or the palm
+    # Canonical view: ``facing`` points at the camera (camera -z), fingers up (camera -y).
+    r_y, r_z = -along, -facing
+    canonical = np.stack([np.cross(r_y, r_z), r_y, r_z])
+    tilt_axis = rng.normal(size=3)
+    tilt_axis[2] = 0.0
+    tilt = _rotation_about(tilt_axis / np.linalg.norm(tilt_axis), np.deg2rad(rng.uniform(0, 60)))
+    spin = _rotation_about([0.0, 0.0, 1.0], rng.uniform(-np.pi, np.pi))
+    rotation = spin @ tilt @ canonical
+    u, _, vt = np.linalg.svd(rotation)
+    return u @ vt
+
+
+@dataclass
+class SampleParams:
+    betas: np.ndarray
+    pose: np.ndarray
+    rotation: np.ndarray
+
+
+def sample_parameters(rng, config: dict, frame: np.ndarray, num_betas: int, num_pose: int) -> SampleParams:
+    """Hand and view parameters of one sample, from the profile's ``[synthetic]`` ranges."""
+    section = config["synthetic"]
+    if section.get("shape", "normal") == "uniform":
+        r = float(section["shape_range"])
+        betas = rng.uniform(-r, r, num_betas)
+    else:
+        betas = np.clip(rng.standard_normal(num_betas), -float(section["shape_clip"]), float(section["shape_clip"]))
+    r = float(section["pose_range"])
+    pose = rng.uniform(-r, r, num_pose)
+    return SampleParams(betas, pose, sample_view(rng, frame))
+
+
+def place_in_crop(points_cam: np.ndarray, rng, size: int, crop_scale: float, jitter: float = 0.1):
+    """Scale (px/m) and translation (px, the root's pixel) so the keypoints' tightest square box is
+    ``size / crop_scale`` wide (times 1 +- ``jitter``) and centred (+- a few pixels)."""
+    low, high = points_cam[:, :2].min(0), points_cam[:, :2].max(0)
+    edge = max(float((high - low).max()), 1e-6)
+    scale = size / crop_scale / edge * rng.uniform(1 - jitter, 1 + jitter)
+    centre = (size - 1) / 2 + rng.normal(0, size * 0.025, 2)
+    trans = centre - scale * (low + high) / 2
+    return scale, trans
+
+
+def render_samples(hand_model: HandModel, config: dict, split: str, indices, frame=None) -> list[dict]:
+    """Render the samples ``indices`` of ``split`` (one batched hand-model pass)."""
+    import cv2
+
+    section = config["synthetic"]
+    size = int(section["image_size"])
+    seed = int(config.get("seed", 0))
+    frame = anatomical_frame(hand_model) if frame is None else frame
+    rngs = [np.random.default_rng([seed, SPLITS[split], int(i)]) for i in indices]
+    params = [sample_parameters(r, config, frame, hand_model.num_betas, hand_model.num_pca_comps) for r in rngs]
+    with torch.no_grad():
+        out = hand_model(betas=torch.as_tensor(np.stack([p.betas for p in params]), dtype=hand_model.dtype),
+                         pose=torch.as_tensor(np.stack([p.pose for p in params]), dtype=hand_model.dtype))
+    faces = hand_model.faces
+    samples = []
+    for n, (index, rng, p) in enumerate(zip(indices, rngs, params)):
+        verts = out.vertices[n].double().numpy()
+        keys = out.keypoints[n].double().numpy()
+        root = keys[kp.ROOT]
+        verts_cam = (verts - root) @ p.rotation.T
+        keys_cam = (keys - root) @ p.rotation.T
+        scale, trans = place_in_crop(keys_cam, rng, size, float(section["crop_scale"]))
+        verts_2d = scale * verts_cam[:, :2] + trans
+        keys_2d = scale * keys_cam[:, :2] + trans
+        normals_cam = vertex_normals(verts, faces) @ p.rotation.T
+        colors = hand_colors(rng, verts, normals_cam, hand_model, frame @ p.rotation.T)
+        background = background_image(rng, size)
+        image = render(verts_2d, verts_cam[:, 2], faces, colors, size, size, background / 255.0)
+        mask = image.mask
+        rgb = np.clip(image.color * 255 + 0.5, 0, 255).astype(np.uint8)
+        rgb = cv2.GaussianBlur(rgb, (3, 3), rng.uniform(0.3, 0.9))  # soften aliasing like a camera
+        if rng.random() < float(section["occluder_probability"]):
+            rgb = draw_occluders(rng, rgb, keys_2d)
+        visible = ((keys_2d >= 0) & (keys_2d <= size - 1)).all(1).astype(np.float32)
+        samples.append({
+            "index": int(index), "image": rgb, "mask": mask,
+            "keypoints_2d": keys_2d.astype(np.float32), "keypoints_3d": keys_cam.astype(np.float32),
+            "visible": visible, "betas": p.betas.astype(np.float32), "pose": p.pose.astype(np.float32),
+            "global_orient": matrix_to_axis_angle(torch.as_tensor(p.rotation)).numpy().astype(np.float32),
+            "scale": np.array([scale], np.float32), "trans": trans.astype(np.float32),
+        })
+    return samples
+
+
+# ----------------------------------------------------------------------------- shards
+
+ARRAY_KEYS = ("keypoints_2d", "keypoints_3d", "visible", "betas", "pose", "global_orient", "scale", "trans")
+
+
+def _encode_shard(samples: list[dict], meta: dict) -> dict:
+    import cv2
+
+    jpegs = [cv2.imencode(".jpg", s["image"][..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])[1].tobytes()
+             for s in samples]
+    offsets = np.cumsum([0] + [len(j) for j in jpegs])
+    arrays = {k: np.stack([s[k] for s in samples]) for k in ARRAY_KEYS}
+    return {"jpeg": np.frombuffer(b"".join(jpegs), np.uint8), "jpeg_offsets": offsets,
+            "masks": np.packbits(np.stack([s["mask"] for s in samples]).astype(bool), axis=-1),
+            "index": np.array([s["index"] for s in samples]), "meta": np.array(json.dumps(meta)), **arrays}
+
+
+def _shard_name(start: int, count: int) -> str:
+    return f"shard_{start:07d}_{count:05d}.npz"
+
+
+def _shard_complete(path: Path, meta: dict) -> bool:
+    try:
+        with np.load(path) as data:
+            return json.loads(str(data["meta"])) == meta
+    except (OSError, ValueError, KeyError, json.JSONDecodeError):
+        return False
+
+
+_WORKER = {}
+
+
+def _init_worker(config: dict):
+    torch.set_num_threads(1)
+    _WORKER["model"] = hand_model_from_config(config)
+    _WORKER["frame"] = anatomical_frame(_WORKER["model"])
+    _WORKER["config"] = config
+
+
+def _write_shard(job) -> int:
+    split, start, count, directory, meta = job
+    samples = render_samples(_WORKER["model"], _WORKER["config"], split, range(start, start + count),
+                             _WORKER["frame"])
+    with atomic_path(Path(directory) / _shard_name(start, count)) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **_encode_shard(samples, meta))
+    return count
+
+
+def generate_synthetic_set(config: dict, root=None, split: str = "train", hand_model=None,
+                           progress: bool = True) -> Path:
+    """Generate (or complete) one split of the synthetic set; returns its manifest path."""
+    from tqdm.auto import tqdm
+
+    if split not in SPLITS:
+        raise ValueError(f"split: expected one of {', '.join(SPLITS)}, got {split!r}")
+    section = config["synthetic"]
+    count = int(section[f"num_{split}"])
+    shard_size = max(1, int(section["shard_size"]))
+    directory = Path(root or synthetic_root(config)) / split
+    directory.mkdir(parents=True, exist_ok=True)
+    hand_model = hand_model or hand_model_from_config(config)
+    meta = {"format": FORMAT_VERSION, "seed": int(config.get("seed", 0)), "split": split,
+            "hand_model": hand_model.hash, "image_size": int(section["image_size"]),
+            "synthetic": {k: v for k, v in section.items() if k not in ("workers", f"num_{split}", "shard_size")}}
+    shards = [(s, min(shard_size, count - s)) for s in range(0, count, shard_size)]
+    todo = [(split, s, c, str(directory), meta) for s, c in shards
+            if not _shard_complete(directory / _shard_name(s, c), meta)]
+    workers = max(1, int(section.get("workers", 1)))
+    bar = tqdm(total=count, initial=count - sum(job[2] for job in todo), desc=f"synthetic {split}", unit="sample",
+               disable=not progress)
+    if workers == 1 or len(todo) <= 1:
+        _init_worker(config)
+        for job in todo:
+            bar.update(_write_shard(job))
+    else:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(min(workers, len(todo)), _init_worker, (config,)) as pool:
+            for done in pool.imap_unordered(_write_shard, todo):
+                bar.update(done)
+    bar.close()
+    manifest = {**meta, "count": count, "shard_size": shard_size, "profile": config.get("profile"),
+                "shards": [{"file": _shard_name(s, c), "start": s, "count": c} for s, c in shards]}
+    return write_json(directory / "manifest.json", manifest)
+
+
+class SyntheticHandDataset(torch.utils.data.Dataset):
+    """Samples of a generated split in the project's training sample format (lazy shard reading)."""
+
+    def __init__(self, root, split: str = "train"):
+        self.directory = Path(root) / split
+        manifest_path = self.directory / "manifest.json"
+        if not manifest_path.is_file():
+            raise FileNotFoundError(f"no synthetic {split} set at {self.directory} (expected manifest.json)")
+        self.manifest = json.loads(manifest_path.read_text())
+        self.starts = np.array([s["start"] for s in self.manifest["shards"]])
+        self._cache: tuple[int, dict] | None = None
+
+    def __len__(self) -> int:
+        return int(self.manifest["count"])
+
+    def _shard(self, k: int) -> dict:
+        if self._cache is None or self._cache[0] != k:
+            with np.load(self.directory / self.manifest["shards"][k]["file"]) as data:
+                self._cache = (k, {key: data[key] for key in data.files})
+        return self._cache[1]
+
+    def __getitem__(self, index: int) -> dict:
+        import cv2
+
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} outside the {len(self)} samples of {self.directory}")
+        k = int(np.searchsorted(self.starts, index, side="right") - 1)
+        data = self._shard(k)
+        i = index - int(self.starts[k])
+        lo, hi = data["jpeg_offsets"][i], data["jpeg_offsets"][i + 1]
+        image = cv2.imdecode(data["jpeg"][lo:hi], cv2.IMREAD_COLOR)[..., ::-1].copy()
+        size = image.shape[0]
+        mask = np.unpackbits(data["masks"][i], axis=-1, count=size).astype(np.uint8)
+        sample = {key: data[key][i].astype(np.float32) for key in ARRAY_KEYS}
+        sample.update(image=image, mask=mask, has_3d=np.float32(1), has_mask=np.float32(1),
+                      has_params=np.float32(1), is_left=False, index=int(data["index"][i]), source="synthetic")
+        return sample
