@@ -35,7 +35,9 @@ def test_seeds_hold_skeleton_and_band():
         x, y = np.round(points[i]).astype(int)
         assert labels[y, x] == cv2.GC_FGD
     assert labels[0, 0] == cv2.GC_BGD
-    assert (labels == cv2.GC_PR_BGD).any() and (labels == cv2.GC_PR_FGD).any()
+    assert (labels == cv2.GC_PR_BGD).any()
+    split = seed_regions(image.shape, points, band_label="split")
+    assert (split == cv2.GC_PR_FGD).any()
 
 
 def test_grabcut_recovers_a_drawn_hand():

@@ -276,3 +276,22 @@ def pck_comparison_figure(figure, ours: dict | None = None, paper: bool = True, 
         draw_pck_comparison(ax, number, ours, paper)
     fig.tight_layout()
     return fig
+
+
+def sample_grid_figure(samples, columns: int = 4, size: float = 2.6, titles=None):
+    """Training samples: image, hand-mask outline (white) and keypoint skeleton."""
+    rows = int(np.ceil(len(samples) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(size * columns, size * rows), squeeze=False)
+    for i, ax in enumerate(axes.ravel()):
+        ax.set_axis_off()
+        if i >= len(samples):
+            continue
+        s = samples[i]
+        ax.imshow(s["image"])
+        if s.get("mask") is not None and np.any(s["mask"]):
+            ax.contour(s["mask"], levels=[0.5], colors="white", linewidths=0.8)
+        draw_skeleton_2d(ax, s["keypoints_2d"], s.get("visible"), lw=1.0, marker_size=4)
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -122,7 +122,7 @@ def place_in_crop(points_cam: np.ndarray, rng, size: int, crop_scale: float, jit
 
 
 def render_samples(hand_model: HandModel, config: dict, split: str, indices, frame=None) -> list[dict]:
-    """Render the samples ``indices`` of ``split`` (one batched hand-model pass)."""
+    """Render the samples ``indices`` of ``split``."""
     import cv2
 
     section = config["synthetic"]
@@ -131,14 +131,15 @@ def render_samples(hand_model: HandModel, config: dict, split: str, indices, fra
     frame = anatomical_frame(hand_model) if frame is None else frame
     rngs = [np.random.default_rng([seed, SPLITS[split], int(i)]) for i in indices]
     params = [sample_parameters(r, config, frame, hand_model.num_betas, hand_model.num_pca_comps) for r in rngs]
-    with torch.no_grad():
-        out = hand_model(betas=torch.as_tensor(np.stack([p.betas for p in params]), dtype=hand_model.dtype),
-                         pose=torch.as_tensor(np.stack([p.pose for p in params]), dtype=hand_model.dtype))
     faces = hand_model.faces
     samples = []
-    for n, (index, rng, p) in enumerate(zip(indices, rngs, params)):
-        verts = out.vertices[n].double().numpy()
-        keys = out.keypoints[n].double().numpy()
+    for index, rng, p in zip(indices, rngs, params):
+        # One hand per call: batched float32 sums depend on the batch, and samples must not.
+        with torch.no_grad():
+            out = hand_model(betas=torch.as_tensor(p.betas[None], dtype=hand_model.dtype),
+                             pose=torch.as_tensor(p.pose[None], dtype=hand_model.dtype))
+        verts = out.vertices[0].double().numpy()
+        keys = out.keypoints[0].double().numpy()
         root = keys[kp.ROOT]
         verts_cam = (verts - root) @ p.rotation.T
         keys_cam = (keys - root) @ p.rotation.T
