@@ -290,3 +290,62 @@ class SyntheticHandDataset(torch.utils.data.Dataset):
         sample.update(image=image, mask=mask, has_3d=np.float32(1), has_mask=np.float32(1),
                       has_params=np.float32(1), is_left=False, index=int(data["index"][i]), source="synthetic")
         return sample
+
+
+# ----------------------------------------------------------------------------- scenes for predict
+
+def render_scene(hand_model: HandModel, config: dict, index: int, height: int = 480, width: int = 640,
+                 frame=None) -> tuple[np.ndarray, list[dict]]:
+    """A photograph-like test scene: 1-2 synthetic hands (some left, by mirroring) pasted at random
+    places and sizes on a background. Returns the RGB image and, per hand, its 21 keypoints in
+    image pixels and its side."""
+    import cv2
+
+    from .appearance import background_image
+
+    rng = np.random.default_rng([int(config.get("seed", 0)), 7, int(index)])
+    side = max(height, width)
+    image = cv2.resize(background_image(rng, 320), (side, side))[:height, :width].astype(np.uint8)
+    hands = []
+    for n in range(int(rng.integers(1, 3))):
+        sample = render_samples(hand_model, config, "test", [10_000 + 2 * index + n], frame)[0]
+        crop, mask, keys = sample["image"], sample["mask"], sample["keypoints_2d"].astype(np.float64)
+        is_left = bool(rng.random() < 0.4)
+        if is_left:  # a mirrored right hand is a left hand
+            crop, mask = crop[:, ::-1], mask[:, ::-1]
+            keys[:, 0] = crop.shape[1] - 1 - keys[:, 0]
+        size = int(rng.uniform(0.35, 0.7) * min(height, width) * 1.6)
+        zoom = size / crop.shape[0]
+        crop = cv2.resize(np.ascontiguousarray(crop), (size, size), interpolation=cv2.INTER_AREA)
+        mask = cv2.resize(np.ascontiguousarray(mask), (size, size), interpolation=cv2.INTER_NEAREST)
+        x0 = int(rng.integers(-size // 4, max(width - 3 * size // 4, 1)))
+        y0 = int(rng.integers(-size // 4, max(height - 3 * size // 4, 1)))
+        if n == 1 and hands:  # keep the second hand apart from the first
+            x0 = int((hands[0]["keypoints_2d"][:, 0].mean() + width / 2) % max(width - size // 2, 1)) - size // 4
+        ys, xs = np.nonzero(mask)
+        ty, tx = ys + y0, xs + x0
+        inside = (ty >= 0) & (ty < height) & (tx >= 0) & (tx < width)
+        image[ty[inside], tx[inside]] = crop[ys[inside], xs[inside]]
+        hands.append({"keypoints_2d": (keys + 0.5) * zoom - 0.5 + [x0, y0], "handedness": "left" if is_left else "right"})
+    return image, hands
+
+
+def write_scenes(directory, count: int, config: dict, hand_model: HandModel | None = None) -> Path:
+    """``count`` scenes as PNG files plus ``keypoints.json`` ({file name: [hands]}, the format of
+    ``predict --keypoints``) in ``directory``; returns the directory."""
+    import cv2
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    hand_model = hand_model or hand_model_from_config(config)
+    frame = anatomical_frame(hand_model)
+    labels = {}
+    for i in range(count):
+        image, hands = render_scene(hand_model, config, i, frame=frame)
+        name = f"scene_{i:03d}.png"
+        with atomic_path(directory / name) as tmp:
+            tmp.write_bytes(cv2.imencode(".png", image[..., ::-1])[1].tobytes())
+        labels[name] = [{"keypoints_2d": h["keypoints_2d"].round(2).tolist(), "handedness": h["handedness"]}
+                        for h in hands]
+    write_json(directory / "keypoints.json", labels)
+    return directory
