@@ -1,0 +1,82 @@
+"""Latency of predict on this CPU: per image and per hand, detector to mesh.
+
+    python benchmarks/bench_predict.py [--checkpoint PATH] [--images DIR] [--threads 2]
+
+Times the default model (MediaPipe, crop, network, decoder) without and with the 2D-fit
+refinement on the labelled calibration photos when present (else synthetic scenes), and the
+forward pass of the paper's ResNet-50 at 320 for comparison. Target: under 100 ms per hand
+for the default model without refinement on 2 cores.
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from wildhands.config import load_profile
+from wildhands.images import list_images, read_image
+from wildhands.paths import REAL_PHOTOS_DIR
+from wildhands.predict import Predictor
+
+
+def _images(folder) -> list:
+    if folder:
+        return [read_image(p) for p in list_images([folder])]
+    if (REAL_PHOTOS_DIR / "labels.json").is_file():
+        return [read_image(p) for d in sorted(REAL_PHOTOS_DIR.iterdir()) if d.is_dir() for p in list_images([d])]
+    from wildhands.synthetic import write_scenes
+
+    scenes = write_scenes(Path(tempfile.mkdtemp()) / "scenes", 8, load_profile("quick"))
+    return [read_image(p) for p in list_images([scenes])]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--images", default=None)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    images = _images(args.images)
+    print(f"{len(images)} images, {args.threads} threads")
+    for refine in (False, True):
+        predictor = Predictor(args.checkpoint, refine=refine)
+        predictor.predict(images[0])  # warm-up
+        per_image, per_hand, hands = [], [], 0
+        detect_times = []
+        for image in images:
+            start = time.perf_counter()
+            found = predictor.find_hands(image)
+            mid = time.perf_counter()
+            results = predictor.predict(image, hands=found)
+            end = time.perf_counter()
+            detect_times.append(mid - start)
+            per_image.append(end - start)
+            if results:
+                per_hand.append((end - start) / len(results))
+                hands += len(results)
+        label = "network + 2D-fit refinement" if refine else "network only"
+        print(f"{label:>28} ({predictor.config['model']['backbone']} at {predictor.config['model']['input_size']}, "
+              f"{predictor.variant}): median {1000 * np.median(per_image):.0f} ms per image, "
+              f"{1000 * np.median(per_hand):.0f} ms per hand ({hands} hands; detector "
+              f"{1000 * np.median(detect_times):.0f} ms per image)")
+    from wildhands.encoder import HandEncoder
+
+    for backbone, size in (("resnet50", 320),):
+        net = HandEncoder("rgb+2d", backbone).eval()
+        x = torch.randn(1, 24, size, size)
+        with torch.no_grad():
+            net(x)
+            start = time.perf_counter()
+            for _ in range(5):
+                net(x)
+        print(f"{'paper encoder':>28} ({backbone} at {size}, rgb+2d): {1000 * (time.perf_counter() - start) / 5:.0f} ms "
+              "per hand (forward only)")
+
+
+if __name__ == "__main__":
+    main()
