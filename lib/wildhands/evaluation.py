@@ -80,7 +80,8 @@ def headline(summary: dict) -> dict:
     return row
 
 
-def real_photo_residuals(hand_model: HandModel, labels_path, config: dict, num_inits: int = 10) -> dict:
+def real_photo_residuals(hand_model: HandModel, labels_path, config: dict, num_inits: int = 10,
+                         iterations: int = 50) -> dict:
     """Fit the hand model (eq. 10) to labelled real hands; residuals per keypoint in px at the 320 crop.
 
     Each hand is cropped at 2.2 l around its labels. Where the label file gives no side, both
@@ -105,7 +106,9 @@ def real_photo_residuals(hand_model: HandModel, labels_path, config: dict, num_i
             weights.append(visible.astype(np.float64))
             names.append(entry["image"])
             sides.append("left" if mirror else "right")
-    fit = fit_keypoints_2d(hand_model, np.stack(targets), np.stack(weights), config=config, num_inits=num_inits)
+    # Run to convergence: this measures where the model puts joints, not the fit's speed.
+    fit = fit_keypoints_2d(hand_model, np.stack(targets), np.stack(weights), config=config, num_inits=num_inits,
+                           iterations=iterations)
     distance = (fit.keypoints_2d.numpy() - np.stack(targets))
     distance = np.linalg.norm(distance, axis=-1)
     distance[np.stack(weights) == 0] = np.nan

@@ -51,6 +51,9 @@ SEGMENT_RATIOS = {
     "ring": (0.336, 0.244, 0.165, 0.107),
     "pinky": (0.295, 0.204, 0.117, 0.093),
 }
+# Where annotators put the little finger's MCP keypoint: about 5 mm distal of Buchholz's joint
+# centre (a systematic 2D-fit residual on labelled photos, notebook 04).
+PINKY_MCP_SHIFT = 0.025
 # MCP positions across the palm (z, metres; the thumb side is -z) and finger radii at the MCP.
 MCP_Z = {"index": -0.0270, "middle": -0.0060, "ring": 0.0145, "pinky": 0.0335}
 FINGER_RADIUS = {"thumb": 0.0105, "index": 0.0093, "middle": 0.0095, "ring": 0.0089, "pinky": 0.0078}
@@ -80,6 +83,9 @@ def rest_skeleton(length_scale=None, palm_scale: float = 1.0) -> tuple[np.ndarra
     for finger in ("index", "middle", "ring", "pinky"):
         ratios = np.asarray(SEGMENT_RATIOS[finger]) * HAND_LENGTH * length_scale.get(finger, 1.0)
         ratios[0] += WRIST_TO_CMC * HAND_LENGTH  # the wrist crease lies proximal of the CMC joints
+        if finger == "pinky":
+            ratios[0] += PINKY_MCP_SHIFT * HAND_LENGTH
+            ratios[1] -= PINKY_MCP_SHIFT * HAND_LENGTH
         splay = np.deg2rad(FINGER_SPLAY_DEG[finger])
         mcp_dir = _unit([np.cos(np.deg2rad(FINGER_SPLAY_DEG[finger] * 0.5)), 0.0, 0.0 + 0.0])
         # Metacarpals fan out from the wrist to the MCPs across the palm.
