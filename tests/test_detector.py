@@ -4,9 +4,25 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from wildhands.detector import HandDetector, _detections_from_result, keypoint_errors_at_crop, swap_handedness
+from wildhands.detector import (Detection, HandDetector, detections_from_result, detector_from_config,
+                                keypoint_errors_at_crop, match_detection, merge_detections, same_hand,
+                                swap_handedness, tight_box)
 from wildhands.images import ImageError, read_image
 from wildhands.paths import REAL_PHOTOS_DIR
+
+LABELS = REAL_PHOTOS_DIR / "labels.json"
+
+
+def _fake_result(label="Left", score=0.9, offset=0.0):
+    landmarks = SimpleNamespace(landmark=[SimpleNamespace(x=(i + 0.5 + offset) / 100, y=0.5) for i in range(21)])
+    handed = SimpleNamespace(classification=[SimpleNamespace(label=label, score=score)])
+    return landmarks, handed
+
+
+def _detection(centre, size=40.0, score=0.9, side="right"):
+    angles = np.linspace(0, 2 * np.pi, 21, endpoint=False)
+    points = np.asarray(centre) + size / 2 * np.c_[np.cos(angles), np.sin(angles)]
+    return Detection(points, side, score, tight_box(points))
 
 
 def test_handedness_is_swapped_for_ordinary_photos():
@@ -15,14 +31,46 @@ def test_handedness_is_swapped_for_ordinary_photos():
         swap_handedness("Both")
 
 
-def test_result_conversion_to_pixels_and_order():
-    landmarks = SimpleNamespace(landmark=[SimpleNamespace(x=(i + 0.5) / 100, y=0.5) for i in range(21)])
-    handed = SimpleNamespace(classification=[SimpleNamespace(label="Left", score=0.9)])
-    result = SimpleNamespace(multi_hand_landmarks=[landmarks], multi_handedness=[handed])
-    (det,) = _detections_from_result(result, width=100, height=50)
-    assert det.handedness == "right" and det.score == pytest.approx(0.9)
-    assert np.allclose(det.keypoints_2d[:, 0], np.arange(21)) and np.allclose(det.keypoints_2d[:, 1], 24.5)
-    assert det.box == pytest.approx((0.0, 24.5, 20.0, 24.5))
+def test_result_conversion_to_pixels_order_and_side():
+    hands = [_fake_result("Left", 0.9), _fake_result("Right", 0.7, offset=50)]
+    result = SimpleNamespace(multi_hand_landmarks=[h[0] for h in hands], multi_handedness=[h[1] for h in hands])
+    first, second = detections_from_result(result, width=100, height=50)
+    assert first.handedness == "right" and second.handedness == "left" and first.score == pytest.approx(0.9)
+    assert np.allclose(first.keypoints_2d[:, 0], np.arange(21)) and np.allclose(first.keypoints_2d[:, 1], 24.5)
+    assert first.box == pytest.approx((0.0, 24.5, 20.0, 24.5))
+    assert json.loads(json.dumps(first.to_dict()))["handedness"] == "right"
+    empty = SimpleNamespace(multi_hand_landmarks=None, multi_handedness=None)
+    assert detections_from_result(empty, 100, 50) == []
+
+
+def test_duplicates_are_merged_by_score():
+    a, a_again, b = _detection((50, 50), score=0.8), _detection((58, 45), score=0.95), _detection((120, 50))
+    assert same_hand(a.keypoints_2d, a_again.keypoints_2d) and not same_hand(a.keypoints_2d, b.keypoints_2d)
+    merged = merge_detections([a, b, a_again], limit=4)
+    assert merged == [a_again, b]
+    assert merge_detections([a, b, a_again], limit=1) == [a_again]
+
+
+def test_matching_a_labelled_hand():
+    label = _detection((50, 50)).keypoints_2d
+    near, far = _detection((52, 50)), _detection((150, 50))
+    assert match_detection([far, near], label) is near
+    assert match_detection([far], label) is None and match_detection([], label) is None
+    errors = keypoint_errors_at_crop(label + [4.0, 0.0], label)
+    edge = np.ptp(label, axis=0).max()
+    assert np.allclose(errors, 4.0 * 320 / (2.2 * edge))  # px at the 320 crop of 2.2 l
+
+
+def test_settings_from_a_profile(monkeypatch):
+    import mediapipe as mp
+
+    made = {}
+    monkeypatch.setattr(mp.solutions.hands, "Hands", lambda **kwargs: made.update(kwargs) or SimpleNamespace())
+    detector = detector_from_config({"detector": {"max_num_hands": 2, "second_pass": False}})
+    assert made["max_num_hands"] == 2 and made["static_image_mode"] is True and detector.second_pass is False
+    assert detector.tiles is True and made["min_detection_confidence"] == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="max_num_hands"):
+        HandDetector(max_num_hands=0)
 
 
 @pytest.fixture(scope="module")
@@ -38,19 +86,31 @@ def test_blank_image_has_no_hands(detector):
 def test_bad_images_get_clear_errors(detector):
     with pytest.raises(ImageError, match="too small"):
         detector.detect(np.zeros((1, 1, 3), np.uint8))
+    with pytest.raises(ImageError, match="too small"):
+        detector.detect(np.zeros((0, 0, 3), np.uint8))
     with pytest.raises(ImageError, match="expected an"):
         detector.detect(np.zeros((10, 10, 10, 3)))
     assert detector.detect(np.zeros((64, 64), np.uint8)) == []  # grayscale is converted
     assert detector.detect(np.zeros((64, 64, 4), np.uint8)) == []  # RGBA is converted
 
 
-@pytest.mark.skipif(not (REAL_PHOTOS_DIR / "labels.json").is_file(), reason="no calibration photos here")
+def test_closed_detector_refuses():
+    closed = HandDetector()
+    closed.close()
+    closed.close()  # twice is fine
+    with pytest.raises(RuntimeError, match="close"):
+        closed.detect(np.zeros((64, 64, 3), np.uint8))
+
+
+@pytest.mark.skipif(not LABELS.is_file(), reason="no calibration photos here")
 def test_finds_a_real_hand_with_its_side(detector):
-    entry = next(e for e in json.loads((REAL_PHOTOS_DIR / "labels.json").read_text()) if e["source"] == "rhd")
+    entry = next(e for e in json.loads(LABELS.read_text()) if e["side"])
     image = read_image(REAL_PHOTOS_DIR / entry["image"])
-    found = detector.detect(image)
-    assert found
     labels = np.asarray(entry["keypoints_2d"])
-    best = min(found, key=lambda d: np.median(np.linalg.norm(d.keypoints_2d - labels[:, :2], axis=1)))
-    assert best.handedness == entry["side"]
+    found = detector.detect(image)
+    assert found and all(d.keypoints_2d.shape == (21, 2) and d.handedness in ("left", "right") for d in found)
+    best = match_detection(found, labels[:, :2], labels[:, 2])
+    assert best is not None and best.handedness == entry["side"]
+    height, width = image.shape[:2]
+    assert ((best.keypoints_2d >= -0.5) & (best.keypoints_2d <= [width - 0.5, height - 0.5])).all()
     assert np.nanmedian(keypoint_errors_at_crop(best.keypoints_2d, labels[:, :2], labels[:, 2])) < 40

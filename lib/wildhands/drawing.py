@@ -1,4 +1,4 @@
-"""Drawing on images with OpenCV: 2D skeletons and shaded meshes over photographs.
+"""Drawing on images with OpenCV: 2D skeletons, masks and GrabCut seeds, shaded meshes over photographs.
 
 Images are RGB uint8 arrays; coordinates are pixels with centres at integers.
 """
@@ -33,6 +33,30 @@ def draw_skeleton(image: np.ndarray, keypoints_2d, visible=None, thickness: int 
     for i in np.flatnonzero(vis):
         cv2.circle(out, tuple(ip[i]), (thickness + 1) << shift, (255, 255, 255), -1, cv2.LINE_AA, shift)
         cv2.circle(out, tuple(ip[i]), (thickness + 1) << shift, (30, 30, 30), 1, cv2.LINE_AA, shift)
+    return out
+
+
+# Colours (RGB) of GrabCut's labels in figure 3(b): background, sure hand, undecided band.
+SEED_COLORS = {0: (40, 40, 40), 1: (230, 60, 50), 2: (70, 110, 200), 3: (250, 200, 60)}
+
+
+def draw_mask(image: np.ndarray, mask, color=(230, 60, 50), alpha: float = 0.5) -> np.ndarray:
+    """A copy of ``image`` with the nonzero pixels of ``mask`` (H, W) tinted by ``color`` (RGB 0-255)."""
+    mask = np.asarray(mask) > 0
+    if mask.shape != image.shape[:2]:
+        raise ValueError(f"mask: shape {mask.shape} is not the image's {image.shape[:2]}")
+    out = image.astype(np.float32)
+    out[mask] = (1 - alpha) * out[mask] + alpha * np.asarray(color, np.float32)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def draw_seed_regions(image: np.ndarray, labels, alpha: float = 0.6) -> np.ndarray:
+    """Figure 3(b): GrabCut's seed labels (``masks.seed_regions``, cv2.GC_*) over ``image``:
+    sure hand red, undecided band blue (probable background) or yellow (probable hand),
+    background darkened."""
+    out = image
+    for value, color in SEED_COLORS.items():
+        out = draw_mask(out, np.asarray(labels) == value, color, alpha)
     return out
 
 

@@ -1,6 +1,6 @@
 """The convolutional encoder: a hand crop (RGB, 2D heat-maps, or both) to hand and camera parameters.
 
-A torchvision ResNet (18, 34 or 50) whose last layer regresses, per crop,
+A torchvision ResNet (10, 18, 34 or 50) whose last layer regresses, per crop,
 
     v = (R axis-angle 3, t 2, s 1, beta B, theta P)     (paper section 6; 26 numbers for B = P = 10)
 
@@ -30,7 +30,17 @@ from . import keypoints as kp
 from .camera import matrix_to_axis_angle, matrix_to_rot6d, rot6d_to_matrix
 
 VARIANTS = {"rgb": 3, "2d": kp.NUM_KEYPOINTS, "rgb+2d": 3 + kp.NUM_KEYPOINTS}
-BACKBONES = {"resnet18": torchvision.models.resnet18, "resnet34": torchvision.models.resnet34,
+
+
+def resnet10(weights=None, **kwargs) -> torchvision.models.ResNet:
+    """A torchvision ResNet with one basic block per stage (4.9 M parameters): the small backbone
+    of the shipped default checkpoint (under 10 MB in float16). No ImageNet weights exist for it."""
+    if weights is not None:
+        raise ValueError("resnet10 has no pretrained weights")
+    return torchvision.models.ResNet(torchvision.models.resnet.BasicBlock, [1, 1, 1, 1], **kwargs)
+
+
+BACKBONES = {"resnet10": resnet10, "resnet18": torchvision.models.resnet18, "resnet34": torchvision.models.resnet34,
              "resnet50": torchvision.models.resnet50}
 # Std of the last layer's initial weights: small, so the first outputs are the initial camera
 # and mean hand, yet non-zero so that gradients reach the backbone from the first step.
