@@ -28,13 +28,13 @@ import torch
 
 from . import keypoints as kp
 from .encoder import VARIANTS, check_variant
+from .heatmaps import keypoint_heatmaps
 from .losses import soft_mask
 from .paths import PROJECT_ROOT
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 STAGES = ("pretrain", "finetune", "eval")
-HEATMAP_FLOOR = float(np.exp(-8.0))
 
 # Fallback mean Euclidean error (px at the 320 crop) of a MediaPipe keypoint by joint level,
 # used when no measured statistics file exists: wrist, CMC/MCP, PIP, DIP/IP, tip.
@@ -266,17 +266,8 @@ def resize_image(image: np.ndarray, size: int) -> np.ndarray:
 def heatmaps(keypoints_2d: torch.Tensor, confidence: torch.Tensor | None, input_size: int, sigma: float,
              crop_size: int = 320) -> torch.Tensor:
     """(B, 21, S, S) Gaussian heat-maps at the input size from keypoints in pixels of the crop."""
-    factor = input_size / crop_size
-    points = (keypoints_2d + 0.5) * factor - 0.5  # pixel centres stay at integers
-    grid = torch.arange(input_size, dtype=points.dtype, device=points.device)
-    gx = torch.exp(-(grid[None, None, :] - points[..., 0:1]).square() / (2 * sigma ** 2))
-    gy = torch.exp(-(grid[None, None, :] - points[..., 1:2]).square() / (2 * sigma ** 2))
-    maps = gy[..., :, None] * gx[..., None, :]
-    # Zero the far tails: values below exp(-8) (4 sigma) are noise, and CPUs slow down on denormals.
-    maps = torch.where(maps < HEATMAP_FLOOR, torch.zeros_like(maps), maps)
-    if confidence is not None:
-        maps = maps * confidence[..., None, None]
-    return maps
+    points = (keypoints_2d + 0.5) * (input_size / crop_size) - 0.5  # pixel centres stay at integers
+    return keypoint_heatmaps(points, input_size, sigma, confidence)
 
 
 def network_input(variant: str, input_size: int, heatmap_sigma: float, images: torch.Tensor | None = None,
