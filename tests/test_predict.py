@@ -137,3 +137,13 @@ def test_fit2d_method_fits_the_given_keypoints(tmp_path):
     predictor = Predictor(method="fit2d", hand_model=model)
     (hand,) = predictor.predict(np.zeros((240, 300, 3), np.uint8), [HandInput(target, np.ones(21))])
     assert hand.method == "fit2d" and hand.fit_error_px < 2.0
+
+
+def test_shipped_checkpoint_loads_against_the_current_hand_model():
+    from wildhands.checkpoints import load_model
+    from wildhands.predict import DEFAULT_CHECKPOINT
+
+    assert DEFAULT_CHECKPOINT.is_file(), "the default 2D checkpoint must ship in params/checkpoints/"
+    assert DEFAULT_CHECKPOINT.stat().st_size <= 15 * 1024 * 1024
+    model, config = load_model(DEFAULT_CHECKPOINT, hand_model=HandModel())
+    assert model.variant == "2d"

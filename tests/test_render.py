@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from wildhands.render import overlay_mesh, rasterize, render, vertex_normals
+from wildhands.render import is_closed_outward, overlay_mesh, rasterize, render, vertex_normals
 
 
 def _quad(x0, y0, size, depth):
@@ -56,3 +56,41 @@ def test_overlay_changes_only_covered_pixels():
     v = np.array([[4.0, 4.0], [20.0, 4.0], [4.0, 20.0]])
     out = overlay_mesh(image, v, np.ones(3), np.array([[0, 1, 2]]))
     assert (out[30, 30] == 10).all() and (out[6, 6] != 10).any()
+
+
+def _octahedron(radius: float = 10.0):
+    v = radius * np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], float)
+    f = np.array([[0, 2, 4], [2, 1, 4], [1, 3, 4], [3, 0, 4], [2, 0, 5], [1, 2, 5], [3, 1, 5], [0, 3, 5]])
+    return v, f
+
+
+def test_closed_outward_detection():
+    v, f = _octahedron()
+    assert is_closed_outward(v, f)
+    assert not is_closed_outward(v, f[:, ::-1])   # inward
+    assert not is_closed_outward(v, f[:-1])       # open
+
+
+def test_backface_culling_changes_nothing_on_a_closed_mesh():
+    v, f = _octahedron()
+    rng = np.random.default_rng(3)
+    q = np.linalg.qr(rng.normal(size=(3, 3)))[0]
+    v = v @ (q * np.sign(np.linalg.det(q))).T + [16.0, 16.0, 50.0]
+    colors = rng.uniform(size=(len(v), 3))
+    full = render(v[:, :2], v[:, 2], f, colors, 32, 32)
+    culled = render(v[:, :2], v[:, 2], f, colors, 32, 32, cull_backfaces=True)
+    assert np.array_equal(full.mask, culled.mask) and full.mask.sum() > 100
+    assert np.allclose(full.depth[full.mask > 0], culled.depth[full.mask > 0])
+    assert np.allclose(full.color, culled.color)
+
+
+def test_bad_inputs_name_the_argument():
+    v, f = _octahedron()
+    with pytest.raises(ValueError, match="faces"):
+        rasterize(v[:, :2], v[:, 2], f + 10, 8, 8)
+    with pytest.raises(ValueError, match="finite"):
+        rasterize(np.full((6, 2), np.nan), v[:, 2], f, 8, 8)
+    with pytest.raises(ValueError, match="vertex_colors"):
+        render(v[:, :2], v[:, 2], f, np.ones((5, 3)), 8, 8)
+    with pytest.raises(ValueError, match="background"):
+        render(v[:, :2], v[:, 2], f, np.ones((6, 3)), 8, 8, background=np.zeros((4, 4, 3)))

@@ -9,6 +9,7 @@ with procedural textures and clutter; occluders are random shapes over the hand.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -52,22 +53,21 @@ def hand_colors(rng, vertices, normals_cam, hand_model, frame_cam) -> np.ndarray
     albedo[nail] = 0.55 * albedo[nail] + 0.45 * NAIL_TINT
     light = np.array([rng.uniform(-1, 1), rng.uniform(-1, 1), -rng.uniform(0.3, 1.0)])  # from the camera side
     light_color = np.clip(rng.normal(1.0, 0.06, 3), 0.8, 1.2)
-    return lambert(normals_cam, np.clip(albedo, 0, 1), light, rng.uniform(0.25, 0.5), light_color)
+    return lambert(normals_cam, np.clip(albedo, 0, 1), light, rng.uniform(0.3, 0.55), light_color)
 
 
 @functools.lru_cache(maxsize=1)
 def natural_images() -> tuple:
     """The sample photographs inside scikit-image's package data (no download), as RGB uint8."""
-    import os
-
     import skimage.data
+    from PIL import Image  # reads these PNGs without libpng's colour-profile warnings
 
-    folder = os.path.dirname(skimage.data.__file__)
+    folder = Path(skimage.data.__file__).parent
     images = []
     for name in NATURAL_IMAGES:
-        image = cv2.imread(os.path.join(folder, name), cv2.IMREAD_COLOR)
-        if image is not None:
-            images.append(np.ascontiguousarray(image[..., ::-1]))
+        if (folder / name).is_file():
+            with Image.open(folder / name) as image:
+                images.append(np.asarray(image.convert("RGB")))
     return tuple(images)
 
 
@@ -75,10 +75,13 @@ def _procedural(rng, size: int) -> np.ndarray:
     low = rng.integers(2, 12)
     noise = rng.uniform(0, 255, (low, low, 3)).astype(np.float32)
     image = cv2.resize(noise, (size, size), interpolation=cv2.INTER_CUBIC)
-    fine = cv2.resize(rng.normal(0, 1, (size // 4, size // 4, 1)).astype(np.float32), (size, size))
-    image += rng.uniform(0, 25) * fine[..., None]
+    saturation = rng.uniform(0.15, 1.0)  # real backgrounds are rarely rainbow-coloured
+    image = cv2.transform(image, saturation * np.eye(3) + (1 - saturation) / 3)
+    # Grain and a brightness gradient, the same on all channels (cv2 per-pixel ops: numpy is slow on (H, W, 3)).
+    fine = cv2.resize(rng.normal(0, 1, (size // 4, size // 4)).astype(np.float32), (size, size))
     ramp = np.linspace(-1, 1, size, dtype=np.float32)
-    image += rng.uniform(-60, 60) * ramp[None, :, None] + rng.uniform(-60, 60) * ramp[:, None, None]
+    shade = rng.uniform(0, 25) * fine + rng.uniform(-60, 60) * ramp[None, :] + rng.uniform(-60, 60) * ramp[:, None]
+    image += cv2.merge([shade] * 3)
     for _ in range(rng.integers(0, 12)):  # clutter
         color = tuple(float(c) for c in rng.uniform(0, 255, 3))
         p = rng.integers(0, size, 2)
@@ -103,14 +106,16 @@ def _natural(rng, size: int) -> np.ndarray:
     y, x = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
     patch = cv2.resize(image[y:y + side, x:x + side], (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
     if rng.random() < 0.5:
-        patch = patch[:, ::-1]
-    patch = patch * rng.uniform(0.6, 1.2, 3) + rng.uniform(-30, 30)  # colour cast and brightness
-    return np.clip(patch, 0, 255)
+        patch = cv2.flip(patch, 1)
+    cast = np.c_[np.diag(rng.uniform(0.6, 1.2, 3)), np.full(3, rng.uniform(-30, 30))]  # colour cast, brightness
+    return np.clip(cv2.transform(patch, cast), 0, 255)
 
 
 def background_image(rng, size: int) -> np.ndarray:
     """(size, size, 3) float RGB in [0, 255]: a natural-image patch, a procedural texture, or a blend."""
     choice = rng.random()
+    if not natural_images():
+        return _procedural(rng, size)
     if choice < 0.45:
         return _natural(rng, size)
     if choice < 0.85:

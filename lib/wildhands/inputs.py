@@ -209,6 +209,8 @@ class TrainingSamples(torch.utils.data.Dataset):
         self.input_size = int(config["model"]["input_size"])
         self.augment = dict(config.get("augment", {})) if augment else None
         self.noise = DetectorNoise.from_config(config) if noise else None
+        if self.noise is not None and stage == "eval":
+            self.noise.clean_probability = 0.0  # evaluating with noise: every hand gets detector-like keypoints
         self.with_masks = with_masks
         loss = config.get("loss", {})
         self.mask_margin, self.mask_decay = loss.get("mask_margin_px", 2.0), loss.get("mask_decay_px", 20.0)

@@ -278,9 +278,11 @@ def pck_comparison_figure(figure, ours: dict | None = None, paper: bool = True, 
     return fig
 
 
-def sample_grid_figure(samples, columns: int = 4, size: float = 2.6, titles=None):
-    """Training samples: image, hand-mask outline (white) and keypoint skeleton."""
-    rows = int(np.ceil(len(samples) / columns))
+def sample_grid_figure(samples, n: int | None = None, columns: int = 4, size: float = 2.6, titles=None):
+    """The first ``n`` (default: all) samples of a list or data set in the training sample format:
+    image, hand-mask outline (white) and keypoint skeleton."""
+    samples = [samples[i] for i in range(len(samples) if n is None else min(n, len(samples)))]
+    rows = max(int(np.ceil(len(samples) / columns)), 1)
     fig, axes = plt.subplots(rows, columns, figsize=(size * columns, size * rows), squeeze=False)
     for i, ax in enumerate(axes.ravel()):
         ax.set_axis_off()

@@ -34,6 +34,19 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return normals / (np.linalg.norm(normals, axis=1, keepdims=True) + 1e-12)
 
 
+def is_closed_outward(vertices: np.ndarray, faces: np.ndarray) -> bool:
+    """Whether a mesh is closed (every edge shared by exactly two faces, in opposite directions)
+    with its faces oriented outward (positive enclosed volume): then back faces can be culled."""
+    faces = np.asarray(faces, np.int64)
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    if len(np.unique(edges, axis=0)) != len(edges):
+        return False
+    if len(np.unique(np.sort(edges, 1), axis=0)) * 2 != len(edges):
+        return False
+    tri = np.asarray(vertices, np.float64)[faces]
+    return float(np.einsum("ij,ij->", tri[:, 0], np.cross(tri[:, 1], tri[:, 2]))) > 0
+
+
 def lambert(normals: np.ndarray, albedo: np.ndarray, light_dir, ambient: float = 0.35,
             light_color=(1.0, 1.0, 1.0)) -> np.ndarray:
     """Per-vertex colours: albedo * (ambient + diffuse); ``light_dir`` points from the surface to the light."""
@@ -61,65 +74,89 @@ def _candidates(tri: np.ndarray, width: int, height: int):
     return face, x, y
 
 
-def rasterize(vertices_2d, depth, faces, width: int, height: int):
-    """(face_id (H, W) int, barycentrics (H, W, 3), depth (H, W)) of the nearest face at each pixel centre."""
+def _edge_area(tri: np.ndarray) -> np.ndarray:
+    """Twice the signed pixel area of each triangle: the camera-z component of its normal (scaled),
+    so negative when the face is turned towards the camera."""
+    return (tri[:, 1, 0] - tri[:, 0, 0]) * (tri[:, 2, 1] - tri[:, 0, 1]) - \
+           (tri[:, 2, 0] - tri[:, 0, 0]) * (tri[:, 1, 1] - tri[:, 0, 1])
+
+
+def rasterize(vertices_2d, depth, faces, width: int, height: int, cull_backfaces: bool = False):
+    """(face_id (H, W) int, barycentrics (H, W, 3), depth (H, W)) of the nearest face at each pixel centre.
+
+    ``cull_backfaces`` skips faces turned away from the camera (about half the work); only for
+    closed meshes whose faces are oriented outward, where the nearest surface always faces the camera.
+    """
     vertices_2d = np.asarray(vertices_2d, np.float64)
     depth = np.asarray(depth, np.float64)
     faces = np.asarray(faces, np.int64)
-    if vertices_2d.ndim != 2 or vertices_2d.shape[1] != 2 or len(depth) != len(vertices_2d):
-        raise ValueError(f"vertices_2d (V, 2) and depth (V,) expected, got {vertices_2d.shape}, {np.shape(depth)}")
+    if vertices_2d.ndim != 2 or vertices_2d.shape[1] != 2 or depth.shape != (len(vertices_2d),):
+        raise ValueError(f"vertices_2d (V, 2) and depth (V,) expected, got {vertices_2d.shape}, {depth.shape}")
+    if faces.ndim != 2 or faces.shape[1] != 3 or (len(faces) and not 0 <= faces.min() <= faces.max() < len(depth)):
+        raise ValueError(f"faces: expected (F, 3) vertex ids below {len(depth)}, got shape {faces.shape}")
+    if not (np.isfinite(vertices_2d).all() and np.isfinite(depth).all()):
+        raise ValueError("vertices_2d and depth must be finite (got NaN or inf)")
     tri = np.concatenate([vertices_2d, depth[:, None]], 1)[faces]
+    area = _edge_area(tri)
+    keep = area < -1e-12 if cull_backfaces else np.abs(area) > 1e-12
+    order = np.flatnonzero(keep)
+    sizes = np.prod(np.ptp(tri[order, :, :2], axis=1) + 2, axis=1)
+    bounds = np.searchsorted(np.cumsum(sizes), np.arange(MAX_CANDIDATES, sizes.sum(), MAX_CANDIDATES))
+    pixel_bits = max(int(height * width - 1).bit_length(), 1)
+    z_levels = float(2 ** (62 - pixel_bits) - 1)
     zbuf = np.full(height * width, np.inf)
     fbuf = np.full(height * width, -1, np.int64)
     bary = np.zeros((height * width, 3))
-    area = (tri[:, 1, 0] - tri[:, 0, 0]) * (tri[:, 2, 1] - tri[:, 0, 1]) - \
-           (tri[:, 2, 0] - tri[:, 0, 0]) * (tri[:, 1, 1] - tri[:, 0, 1])
-    keep = np.abs(area) > 1e-12
-    order = np.flatnonzero(keep)
-    sizes = np.prod(np.clip(np.ptp(tri[order, :, :2], axis=1) + 2, 1, None), axis=1)
-    chunks = np.split(order, np.searchsorted(np.cumsum(sizes), np.arange(MAX_CANDIDATES, sizes.sum(), MAX_CANDIDATES)))
-    for chunk in chunks:
-        if not len(chunk):
-            continue
-        f_local, x, y = _candidates(tri[chunk], width, height)
-        f = chunk[f_local]
-        t = tri[f]
-        a = area[f]
-        w1 = ((t[:, 2, 0] - t[:, 0, 0]) * (y - t[:, 0, 1]) - (t[:, 2, 1] - t[:, 0, 1]) * (x - t[:, 0, 0])) / -a
-        w2 = ((t[:, 1, 0] - t[:, 0, 0]) * (y - t[:, 0, 1]) - (t[:, 1, 1] - t[:, 0, 1]) * (x - t[:, 0, 0])) / a
+    # Barycentrics w1, w2 are affine in the pixel position: w = A x + B y + C per face.
+    x0, y0, safe_area = tri[:, 0, 0], tri[:, 0, 1], np.where(keep, area, 1.0)
+    a1, b1 = (tri[:, 2, 1] - y0) / safe_area, (x0 - tri[:, 2, 0]) / safe_area
+    a2, b2 = (y0 - tri[:, 1, 1]) / safe_area, (tri[:, 1, 0] - x0) / safe_area
+    plane = np.stack([a1, b1, -a1 * x0 - b1 * y0, a2, b2, -a2 * x0 - b2 * y0], 1)
+    for chunk in np.split(order, bounds):
+        f, x, y = _candidates(tri[chunk], width, height)
+        f = chunk[f]
+        c = plane[f]
+        w1 = c[:, 0] * x + c[:, 1] * y + c[:, 2]
+        w2 = c[:, 3] * x + c[:, 4] * y + c[:, 5]
         w0 = 1 - w1 - w2
-        inside = (w0 >= -1e-9) & (w1 >= -1e-9) & (w2 >= -1e-9)
-        f, x, y, w0, w1, w2, t = f[inside], x[inside], y[inside], w0[inside], w1[inside], w2[inside], t[inside]
-        z = w0 * t[:, 0, 2] + w1 * t[:, 1, 2] + w2 * t[:, 2, 2]
-        pixel = y * width + x
-        first = np.lexsort((z, pixel))
-        pixel, z = pixel[first], z[first]
-        nearest = np.ones(len(pixel), bool)
-        nearest[1:] = pixel[1:] != pixel[:-1]
-        sel = first[nearest]
+        inside = np.flatnonzero((w0 >= -1e-9) & (w1 >= -1e-9) & (w2 >= -1e-9))
+        if not len(inside):
+            continue
+        f, w = f[inside], np.stack([w0[inside], w1[inside], w2[inside]], 1)
+        z = np.einsum("nk,nk->n", w, tri[f, :, 2])
+        pixel = y[inside] * width + x[inside]
+        # Nearest candidate per pixel with one integer sort: key = (pixel, depth quantised to the low bits).
+        z_low, z_span = z.min(), max(z.max() - z.min(), 1e-12)
+        key = (pixel << (62 - pixel_bits)) | ((z - z_low) * (z_levels / z_span)).astype(np.int64)
+        ranked = np.argsort(key)
+        first = np.ones(len(ranked), bool)
+        first[1:] = pixel[ranked[1:]] != pixel[ranked[:-1]]
+        nearest = ranked[first]
+        nearest = nearest[z[nearest] < zbuf[pixel[nearest]]]  # against earlier chunks
         p = pixel[nearest]
-        closer = z[nearest] < zbuf[p]
-        p, sel = p[closer], sel[closer]
-        zbuf[p] = z[nearest][closer]
-        fbuf[p] = f[sel]
-        bary[p] = np.stack([w0[sel], w1[sel], w2[sel]], 1)
+        zbuf[p], fbuf[p], bary[p] = z[nearest], f[nearest], w[nearest]
     return fbuf.reshape(height, width), bary.reshape(height, width, 3), zbuf.reshape(height, width)
 
 
 def render(vertices_2d, depth, faces, vertex_colors, width: int, height: int, background=None,
-           flat: bool = False) -> Rendering:
-    """Rasterize a mesh with per-vertex colours (interpolated, or per face with ``flat``) over
-    ``background`` ((H, W, 3) float in [0, 1], default black)."""
-    face_id, bary, zbuf = rasterize(vertices_2d, depth, faces, width, height)
+           flat: bool = False, cull_backfaces: bool = False) -> Rendering:
+    """Rasterize a mesh with per-vertex colours over ``background`` ((H, W, 3) float in [0, 1],
+    default black). Colours are interpolated, or with ``flat`` the mean of each face's corners
+    (the flat-shaded path). ``cull_backfaces`` as in ``rasterize``."""
     colors = np.asarray(vertex_colors, np.float64)
+    if colors.shape != (len(vertices_2d), 3):
+        raise ValueError(f"vertex_colors: expected shape ({len(vertices_2d)}, 3), got {colors.shape}")
+    face_id, bary, zbuf = rasterize(vertices_2d, depth, faces, width, height, cull_backfaces)
     faces = np.asarray(faces, np.int64)
-    image = np.zeros((height, width, 3)) if background is None else np.array(background, np.float64, copy=True)
+    if background is None:
+        image = np.zeros((height, width, 3))
+    else:
+        image = np.array(background, np.float64)
+        if image.shape != (height, width, 3):
+            raise ValueError(f"background: expected shape ({height}, {width}, 3), got {image.shape}")
     hit = face_id >= 0
     corner = colors[faces[face_id[hit]]]                         # (n, 3 corners, 3 channels)
-    if flat:
-        image[hit] = corner.mean(1)
-    else:
-        image[hit] = np.einsum("nk,nkc->nc", bary[hit], corner)
+    image[hit] = corner.mean(1) if flat else np.einsum("nk,nkc->nc", bary[hit], corner)
     return Rendering(image, zbuf, hit.astype(np.uint8), face_id)
 
 

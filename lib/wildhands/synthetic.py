@@ -9,14 +9,21 @@ pixels, 2D keypoints and the training projection agree exactly), with skin appea
 ``wildhands.appearance`` on a textured background, and random occluders on some samples (the
 mask stays the whole hand, as the paper's occlusion-aware H).
 
+Labels per sample: ``keypoints_2d`` (21, 2) crop pixels, ``keypoints_3d`` = R (P - P_root) in
+metres, ``visible`` (inside the image; self-occluded keypoints keep their exact labels), the
+parameters ``betas``, ``pose``, ``global_orient`` (axis-angle of R) and the camera ``scale``
+(px/m) and ``trans`` (px, the root's pixel), as ``weak_perspective_project`` takes them.
+
 Every sample draws from ``np.random.default_rng([seed, split, index])``: worker count, shard
 size and resuming change nothing. Sets are written as shards (``.npz``, images JPEG-encoded,
 masks bit-packed), each written atomically and skipped when already complete, and a
-``manifest.json`` written last.
+``manifest.json`` written last; ``SyntheticHandDataset`` reads them by memory-mapping.
 """
 from __future__ import annotations
 
 import json
+import struct
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,11 +36,12 @@ from .camera import axis_angle_to_matrix, matrix_to_axis_angle
 from .fileio import atomic_path, write_json
 from .hand_model import HandModel, hand_model_from_config, rest_keypoints
 from .paths import OUTPUTS_DIR
-from .render import render, vertex_normals
+from .render import is_closed_outward, render, vertex_normals
 
 FORMAT_VERSION = 1
 SPLITS = {"train": 0, "val": 1, "test": 2}
 JPEG_QUALITY = 92
+SHADING = ("smooth", "flat")
 
 
 def synthetic_root(config: dict) -> Path:
@@ -128,12 +136,18 @@ def render_samples(hand_model: HandModel, config: dict, split: str, indices, fra
     section = config["synthetic"]
     size = int(section["image_size"])
     seed = int(config.get("seed", 0))
+    shading = section.get("shading", "smooth")
+    if shading not in SHADING:
+        raise ValueError(f"synthetic.shading: expected one of {', '.join(SHADING)}, got {shading!r}")
     frame = anatomical_frame(hand_model) if frame is None else frame
+    # A closed, outward mesh (the open hand model) needs only its camera-facing faces; MANO is open at the wrist.
+    cull = is_closed_outward(hand_model.mano.v_template.double().cpu().numpy(), hand_model.faces)
     rngs = [np.random.default_rng([seed, SPLITS[split], int(i)]) for i in indices]
     params = [sample_parameters(r, config, frame, hand_model.num_betas, hand_model.num_pca_comps) for r in rngs]
     faces = hand_model.faces
+    orients = matrix_to_axis_angle(torch.as_tensor(np.stack([p.rotation for p in params]))).numpy()
     samples = []
-    for index, rng, p in zip(indices, rngs, params):
+    for index, rng, p, orient in zip(indices, rngs, params, orients):
         # One hand per call: batched float32 sums depend on the batch, and samples must not.
         with torch.no_grad():
             out = hand_model(betas=torch.as_tensor(p.betas[None], dtype=hand_model.dtype),
@@ -149,9 +163,11 @@ def render_samples(hand_model: HandModel, config: dict, split: str, indices, fra
         normals_cam = vertex_normals(verts, faces) @ p.rotation.T
         colors = hand_colors(rng, verts, normals_cam, hand_model, frame @ p.rotation.T)
         background = background_image(rng, size)
-        image = render(verts_2d, verts_cam[:, 2], faces, colors, size, size, background / 255.0)
-        mask = image.mask
-        rgb = np.clip(image.color * 255 + 0.5, 0, 255).astype(np.uint8)
+        hand = render(verts_2d, verts_cam[:, 2], faces, colors, size, size, flat=shading == "flat",
+                      cull_backfaces=cull)
+        mask = hand.mask
+        rgb = (background + 0.5).astype(np.uint8)
+        rgb[mask > 0] = (hand.color[mask > 0] * 255 + 0.5).astype(np.uint8)
         rgb = cv2.GaussianBlur(rgb, (3, 3), rng.uniform(0.3, 0.9))  # soften aliasing like a camera
         if rng.random() < float(section["occluder_probability"]):
             rgb = draw_occluders(rng, rgb, keys_2d)
@@ -160,7 +176,7 @@ def render_samples(hand_model: HandModel, config: dict, split: str, indices, fra
             "index": int(index), "image": rgb, "mask": mask,
             "keypoints_2d": keys_2d.astype(np.float32), "keypoints_3d": keys_cam.astype(np.float32),
             "visible": visible, "betas": p.betas.astype(np.float32), "pose": p.pose.astype(np.float32),
-            "global_orient": matrix_to_axis_angle(torch.as_tensor(p.rotation)).numpy().astype(np.float32),
+            "global_orient": orient.astype(np.float32),
             "scale": np.array([scale], np.float32), "trans": trans.astype(np.float32),
         })
     return samples
@@ -198,11 +214,10 @@ def _shard_complete(path: Path, meta: dict) -> bool:
 _WORKER = {}
 
 
-def _init_worker(config: dict):
-    torch.set_num_threads(1)
-    _WORKER["model"] = hand_model_from_config(config)
-    _WORKER["frame"] = anatomical_frame(_WORKER["model"])
-    _WORKER["config"] = config
+def _init_worker(config: dict, hand_model: HandModel, single_thread: bool = True) -> None:
+    if single_thread:  # one core per pool worker
+        torch.set_num_threads(1)
+    _WORKER.update(config=config, model=hand_model, frame=anatomical_frame(hand_model))
 
 
 def _write_shard(job) -> int:
@@ -227,34 +242,76 @@ def generate_synthetic_set(config: dict, root=None, split: str = "train", hand_m
     shard_size = max(1, int(section["shard_size"]))
     directory = Path(root or synthetic_root(config)) / split
     directory.mkdir(parents=True, exist_ok=True)
-    hand_model = hand_model or hand_model_from_config(config)
+    hand_model = hand_model_from_config(config) if hand_model is None else hand_model
+    if not hand_model.is_right:
+        raise ValueError(f"hand_model: {hand_model.path} is a left hand; the synthetic set shows right hands "
+                         "(left hands are mirrored right ones)")
+    # Everything that decides a sample's content: a shard with other metadata is regenerated.
     meta = {"format": FORMAT_VERSION, "seed": int(config.get("seed", 0)), "split": split,
             "hand_model": hand_model.hash, "image_size": int(section["image_size"]),
-            "synthetic": {k: v for k, v in section.items() if k not in ("workers", f"num_{split}", "shard_size")}}
+            "hand_model_settings": {"num_pca_comps": hand_model.num_pca_comps, "num_betas": hand_model.num_betas,
+                                    "flat_hand_mean": bool(hand_model.flat_hand_mean),
+                                    "fingertip_ids": [int(i) for i in hand_model.fingertip_ids]},
+            "synthetic": {k: v for k, v in section.items()
+                          if k not in ("workers", "shard_size") and not k.startswith("num_")}}
     shards = [(s, min(shard_size, count - s)) for s in range(0, count, shard_size)]
     todo = [(split, s, c, str(directory), meta) for s, c in shards
             if not _shard_complete(directory / _shard_name(s, c), meta)]
+    if todo:  # the set is incomplete until the manifest is written again
+        (directory / "manifest.json").unlink(missing_ok=True)
     workers = max(1, int(section.get("workers", 1)))
     bar = tqdm(total=count, initial=count - sum(job[2] for job in todo), desc=f"synthetic {split}", unit="sample",
                disable=not progress)
     if workers == 1 or len(todo) <= 1:
-        _init_worker(config)
+        _init_worker(config, hand_model, single_thread=False)
         for job in todo:
             bar.update(_write_shard(job))
     else:
         import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures.process import BrokenProcessPool
 
-        with mp.get_context("spawn").Pool(min(workers, len(todo)), _init_worker, (config,)) as pool:
-            for done in pool.imap_unordered(_write_shard, todo):
-                bar.update(done)
+        # An executor, not mp.Pool: a worker that dies (out of memory, killed) raises instead of hanging.
+        try:
+            with ProcessPoolExecutor(min(workers, len(todo)), mp.get_context("spawn"), _init_worker,
+                                     (config, hand_model)) as pool:
+                for done in as_completed([pool.submit(_write_shard, job) for job in todo]):
+                    bar.update(done.result())
+        except BrokenProcessPool as err:
+            raise RuntimeError(
+                f"a synthetic-set worker process died ({err}). Workers are spawned: a script must guard its "
+                "entry point with `if __name__ == '__main__':`; or set synthetic.workers = 1. Complete shards "
+                "are kept; rerun to finish the set.") from err
     bar.close()
     manifest = {**meta, "count": count, "shard_size": shard_size, "profile": config.get("profile"),
                 "shards": [{"file": _shard_name(s, c), "start": s, "count": c} for s, c in shards]}
     return write_json(directory / "manifest.json", manifest)
 
 
+def _map_npz_member(path: Path, name: str) -> np.ndarray:
+    """Memory-map one array of an uncompressed ``.npz`` (as ``np.savez`` writes), reading nothing else."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(f"{name}.npy")
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise ValueError(f"{path}: member {name!r} is compressed; shards must be written with np.savez")
+    with open(path, "rb") as f:
+        f.seek(info.header_offset)
+        name_length, extra_length = struct.unpack("<HH", f.read(30)[26:30])  # zip local file header
+        f.seek(info.header_offset + 30 + name_length + extra_length)
+        version = np.lib.format.read_magic(f)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+            np.lib.format.read_array_header_2_0
+        shape, fortran_order, dtype = read_header(f)
+        offset = f.tell()
+    return np.memmap(path, dtype, "r", offset, shape, "F" if fortran_order else "C")
+
+
 class SyntheticHandDataset(torch.utils.data.Dataset):
-    """Samples of a generated split in the project's training sample format (lazy shard reading)."""
+    """Samples of a generated split in the project's training sample format.
+
+    Shards are opened lazily: a shard's labels are read on first use and its JPEG images and
+    packed masks memory-mapped, so random access reads one sample's bytes, whatever the order.
+    """
 
     def __init__(self, root, split: str = "train"):
         self.directory = Path(root) / split
@@ -262,30 +319,43 @@ class SyntheticHandDataset(torch.utils.data.Dataset):
         if not manifest_path.is_file():
             raise FileNotFoundError(f"no synthetic {split} set at {self.directory} (expected manifest.json)")
         self.manifest = json.loads(manifest_path.read_text())
+        if self.manifest.get("format") != FORMAT_VERSION:
+            raise ValueError(f"{manifest_path}: format {self.manifest.get('format')}, this code reads "
+                             f"{FORMAT_VERSION}; regenerate the set")
         self.starts = np.array([s["start"] for s in self.manifest["shards"]])
-        self._cache: tuple[int, dict] | None = None
+        self._shards: dict[int, dict] = {}
 
     def __len__(self) -> int:
         return int(self.manifest["count"])
 
+    def __getstate__(self) -> dict:  # DataLoader workers reopen shards themselves
+        return {**self.__dict__, "_shards": {}}
+
     def _shard(self, k: int) -> dict:
-        if self._cache is None or self._cache[0] != k:
-            with np.load(self.directory / self.manifest["shards"][k]["file"]) as data:
-                self._cache = (k, {key: data[key] for key in data.files})
-        return self._cache[1]
+        if k not in self._shards:
+            path = self.directory / self.manifest["shards"][k]["file"]
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: shard listed in the manifest is missing; rerun "
+                                        "generate_synthetic_set to complete the set")
+            with np.load(path) as data:
+                shard = {key: data[key] for key in ARRAY_KEYS + ("index", "jpeg_offsets")}
+            shard.update(jpeg=_map_npz_member(path, "jpeg"), masks=_map_npz_member(path, "masks"))
+            self._shards[k] = shard
+        return self._shards[k]
 
     def __getitem__(self, index: int) -> dict:
         import cv2
 
+        index = int(index)
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} outside the {len(self)} samples of {self.directory}")
         k = int(np.searchsorted(self.starts, index, side="right") - 1)
         data = self._shard(k)
         i = index - int(self.starts[k])
         lo, hi = data["jpeg_offsets"][i], data["jpeg_offsets"][i + 1]
-        image = cv2.imdecode(data["jpeg"][lo:hi], cv2.IMREAD_COLOR)[..., ::-1].copy()
+        image = cv2.imdecode(np.asarray(data["jpeg"][lo:hi]), cv2.IMREAD_COLOR)[..., ::-1].copy()
         size = image.shape[0]
-        mask = np.unpackbits(data["masks"][i], axis=-1, count=size).astype(np.uint8)
+        mask = np.unpackbits(np.asarray(data["masks"][i]), axis=-1, count=size).astype(np.uint8)
         sample = {key: data[key][i].astype(np.float32) for key in ARRAY_KEYS}
         sample.update(image=image, mask=mask, has_3d=np.float32(1), has_mask=np.float32(1),
                       has_params=np.float32(1), is_left=False, index=int(data["index"][i]), source="synthetic")
@@ -337,7 +407,7 @@ def write_scenes(directory, count: int, config: dict, hand_model: HandModel | No
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    hand_model = hand_model or hand_model_from_config(config)
+    hand_model = hand_model_from_config(config) if hand_model is None else hand_model
     frame = anatomical_frame(hand_model)
     labels = {}
     for i in range(count):
