@@ -10,6 +10,7 @@ at least 30 samples/s per core, smooth shading.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 
@@ -33,16 +34,17 @@ def main() -> None:
     model = hand_model_from_config(config)
     synthetic.render_samples(model, config, "val", range(2))  # warm caches (background photos)
     closed = is_closed_outward(model.mano.v_template.numpy(), model.faces)
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (wall times assume an idle machine)")
     print(f"hand model {model.name}: {model.num_vertices} vertices, {len(model.faces)} faces, "
           f"{'closed (back faces culled)' if closed else 'open (all faces rasterized)'}; 1 core")
     for shading in ("smooth", "flat"):
         run = {**config, "synthetic": {**config["synthetic"], "shading": shading}}
         with tempfile.TemporaryDirectory() as root:
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             synthetic.generate_synthetic_set(run, root, "val", hand_model=model, progress=False)
-            elapsed = time.perf_counter() - start
+            elapsed, cpu = time.perf_counter() - start, time.process_time() - start_cpu
         print(f"{shading + ' shading, whole sample':>30}: {args.samples / elapsed:6.1f} samples/s per core "
-              f"({1000 * elapsed / args.samples:.1f} ms each)")
+              f"({1000 * elapsed / args.samples:.1f} ms wall, {1000 * cpu / args.samples:.1f} ms CPU each)")
 
     frame = synthetic.anatomical_frame(model)
     rng = np.random.default_rng(0)

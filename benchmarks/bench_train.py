@@ -7,8 +7,12 @@ it first: notebook 01 or ``wildhands.synthetic.generate_synthetic_set``), on thi
 
     python benchmarks/bench_train.py [--profile quick] [--backbones resnet18 resnet34 resnet50]
         [--variants rgb 2d rgb+2d] [--stages pretrain finetune] [--steps 5] [--batch-size 32]
+    python benchmarks/bench_train.py --sensitivities
 
-Prints a table and writes outputs/metrics/bench_train.json.
+Prints a table and writes outputs/metrics/bench_train.json. ``--sensitivities`` instead prints
+what the ``[pretrain]`` weights are derived from: the mean squared reprojection displacement
+(px^2 at the 320 crop) that a unit error of each parameter group causes, for the profile's hand
+model over random poses, shapes and views.
 """
 from __future__ import annotations
 
@@ -16,15 +20,17 @@ import argparse
 import platform
 import time
 
+import numpy as np
 import torch
 from torch.utils.data import default_collate
 
+from wildhands.camera import axis_angle_to_matrix, weak_perspective_project
 from wildhands.config import load_profile
 from wildhands.fileio import write_json
 from wildhands.hand_model import hand_model_from_config
 from wildhands.inputs import TrainingSamples, batch_input
 from wildhands.losses import parameter_losses, reconstruction_losses
-from wildhands.model import build_model
+from wildhands.model import build_model, initial_camera
 from wildhands.paths import output_dir
 from wildhands.train import default_datasets, resolve_device, variant_config
 
@@ -58,6 +64,37 @@ def images_per_second(config: dict, hand_model, dataset, stage: str, steps: int,
     return steps * batch_size / (time.perf_counter() - start)
 
 
+@torch.no_grad()
+def parameter_sensitivities(hand_model, config: dict, count: int = 256, step: float = 0.05) -> dict:
+    """px^2 of mean squared keypoint displacement per unit of each pretraining term's raw error."""
+    g = torch.Generator().manual_seed(0)
+    (tx, ty), s0 = initial_camera(hand_model, int(config["preprocess"]["crop_size"]),
+                                  float(config["preprocess"]["crop_scale"]))
+    nb, npose = hand_model.num_betas, hand_model.num_pca_comps
+    pose = torch.rand(count, npose, generator=g) * 4 - 2
+    betas = torch.randn(count, nb, generator=g).clamp(-2, 2)
+    rotation = axis_angle_to_matrix(torch.randn(count, 3, generator=g))
+    scale, trans = torch.full((count,), s0), torch.tensor([tx, ty]).expand(count, 2)
+
+    def project(betas=betas, pose=pose, rotation=rotation, scale=scale):
+        hand = hand_model(betas=betas, pose=pose)
+        return weak_perspective_project(hand.keypoints, rotation, scale, trans, hand.keypoints[:, 0])
+
+    base = project()
+    displacement = lambda moved: float((moved - base).square().sum(-1).mean())  # noqa: E731
+    signs = lambda n: (torch.randint(0, 2, (count, n), generator=g) * 2 - 1) * step  # noqa: E731
+    tilt = torch.randn(count, 3, generator=g)
+    tilt = axis_angle_to_matrix(tilt / tilt.norm(dim=1, keepdim=True) * step)
+    return {
+        "rotation": displacement(project(rotation=tilt @ rotation))
+        / float((tilt @ rotation - rotation).square().sum((-1, -2)).mean()),
+        "trans": 100.0,  # the term is |dt|^2 / 100
+        "scale": displacement(project(scale=scale * np.exp(step))) / step ** 2,
+        "betas": displacement(project(betas=betas + signs(nb))) / step ** 2,
+        "pose": displacement(project(pose=pose + signs(npose))) / step ** 2,
+    }
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="quick")
@@ -68,9 +105,17 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--sensitivities", action="store_true",
+                        help="print the reprojection sensitivities behind the [pretrain] weights")
     args = parser.parse_args(argv)
 
     base = load_profile(args.profile)
+    if args.sensitivities:
+        hand_model = hand_model_from_config(base)
+        print(f"hand model {hand_model.name} ({hand_model.hash}); px^2 per unit raw error, and / 100:")
+        for name, value in parameter_sensitivities(hand_model, base).items():
+            print(f"  {name:9} {value:10.1f}  {value / 100:8.2f}   (profile w_{name} = {base['pretrain'][f'w_{name}']})")
+        return 0
     device = resolve_device(base)
     hand_model = hand_model_from_config(base).to(device)
     rows = []

@@ -7,14 +7,15 @@ import torch.multiprocessing as mp
 
 from conftest import toy_mano_arrays
 from train_fixtures import ListDataset, make_samples
-from wildhands.checkpoints import CheckpointError, load_model, read_checkpoint
+from wildhands.checkpoints import CheckpointError, export_checkpoint, load_model, read_checkpoint
 from wildhands.config import load_profile
 from wildhands.hand_model import HandModel
-from wildhands.train import finetune, main, pretrain, read_log
+from wildhands.train import finetune, main, pretrain, read_log, variant_config
 
 TINY = {"model.input_size": 32, "pretrain.steps": 4, "pretrain.batch_size": 4, "pretrain.checkpoint_every": 2,
         "pretrain.log_every": 1, "finetune.steps": 4, "finetune.batch_size": 4, "finetune.checkpoint_every": 2,
-        "finetune.log_every": 1, "pretrain.workers": 0, "finetune.workers": 0}
+        "finetune.log_every": 1, "pretrain.workers": 0, "finetune.workers": 0,
+        "variants.rgb+2d.budget": 1.0}
 
 
 class Killed(Exception):
@@ -74,6 +75,11 @@ def test_checkpoint_records_identity_and_refuses_another_hand_model(setup, tmp_p
     assert "./run_all.sh" in str(err.value) and "--checkpoint" in str(err.value)
     with pytest.raises(CheckpointError, match="does not exist"):
         load_model(tmp / "missing.pt", hand_model=hand)
+    shipped = export_checkpoint(result.checkpoint, tmp / "small.pt")
+    assert shipped.stat().st_size < 0.6 * result.checkpoint.stat().st_size
+    small_model, _ = load_model(shipped, hand_model=hand)
+    x = torch.rand(2, 21, 32, 32)
+    assert torch.allclose(small_model(x).keypoints_3d, model(x).keypoints_3d, atol=2e-3)
     log = read_log(result.log_path)
     assert [r["step"] for r in log] == [1, 2, 3, 4]
     assert {"rotation", "trans", "scale", "betas", "pose", "loss", "mpjpe_3d_mm"} <= set(log[-1])
@@ -93,6 +99,9 @@ def _ddp_worker(rank, world, port, toy_path, out_dir):
     os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
                        "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank), "OMP_NUM_THREADS": "1",
                        "WILDHANDS_OUTPUTS": str(out_dir)})
+    import wildhands.train
+
+    wildhands.train.OUTPUTS_DIR = out_dir  # imported before the environment was set
     torch.set_num_threads(1)
     hand = HandModel(toy_path)
     data = (ListDataset(make_samples(hand, 8, seed=0)), ListDataset(make_samples(hand, 2, seed=1)))
@@ -120,3 +129,13 @@ def test_command_line_rejects_bad_overrides():
         main(["--config", "smoke", "--set", "no-equals-sign"])
     with pytest.raises(KeyError, match="nosuchsection"):
         main(["--config", "smoke", "--set", "nosuchsection.steps=3", "--stage", "pretrain"])
+
+
+def test_variant_config_applies_overrides_and_budget_once():
+    config = load_profile("quick", {"variants.rgb": {"model.input_size": 48, "budget": 0.5}})
+    rgb = variant_config(config, "rgb")
+    assert rgb["model"]["variant"] == "rgb" and rgb["model"]["input_size"] == 48
+    assert rgb["pretrain"]["steps"] == round(config["pretrain"]["steps"] * 0.5)
+    assert variant_config(rgb)["pretrain"]["steps"] == rgb["pretrain"]["steps"]
+    with pytest.raises(ValueError, match="variant"):
+        variant_config(config, "depth")

@@ -4,6 +4,7 @@ Vertices come in pixels (x right, y down, pixel centres at integers) with a dept
 (larger = farther), as the weak-perspective camera gives them. All triangles are rasterized
 at once: every pixel centre inside a triangle's bounding box becomes a candidate, barycentric
 coordinates decide coverage, and the nearest candidate per pixel wins (z-buffer by sorting).
+Closed, outward meshes may skip their back faces (``is_closed_outward``), half the work.
 ``render`` returns colour, depth, silhouette and face-id buffers; helpers shade meshes with a
 directional light.
 """

@@ -130,7 +130,8 @@ def place_in_crop(points_cam: np.ndarray, rng, size: int, crop_scale: float, jit
 
 
 def render_samples(hand_model: HandModel, config: dict, split: str, indices, frame=None) -> list[dict]:
-    """Render the samples ``indices`` of ``split``."""
+    """Render the samples ``indices`` of ``split``: dicts with the uint8 ``image`` and ``mask`` and the
+    labels and parameters of the module docstring, plus ``index``."""
     import cv2
 
     section = config["synthetic"]

@@ -38,7 +38,7 @@ from .encoder import check_variant
 from .fileio import atomic_path
 from .hand_model import HandModel, hand_model_from_config
 from .inputs import STAGES, TrainingSamples, batch_input
-from .losses import FINETUNE_TERMS, PRETRAIN_TERMS, keypoint_errors, parameter_losses, reconstruction_losses
+from .losses import keypoint_errors, parameter_losses, reconstruction_losses
 from .model import HandReconstructor, build_model
 from .paths import OUTPUTS_DIR
 
@@ -59,11 +59,22 @@ class TrainResult:
 # ----------------------------------------------------------------------------- configuration
 
 def variant_config(config: dict, variant: str | None = None) -> dict:
-    """The profile for one input variant: ``[variants.<name>]`` dotted overrides applied, variant set."""
+    """The profile for one input variant: its ``[variants.<name>]`` entry applied, ``model.variant`` set.
+
+    The entry holds dotted overrides and ``budget``, the fraction of the ``[pretrain]`` and
+    ``[finetune]`` steps this variant trains for (at least one step).
+    """
     variant = check_variant(variant or config["model"]["variant"])
     overrides = dict(config.get("variants", {}).get(variant, {}))
+    budget = float(overrides.pop("budget", 1.0))
+    if not budget > 0:
+        raise ValueError(f"variants.{variant}.budget: expected a fraction > 0 of the steps, got {budget}")
     overrides["model.variant"] = variant
-    return apply_overrides(config, overrides)
+    config = apply_overrides(config, overrides)
+    for stage in TRAIN_STAGES:
+        config[stage]["steps"] = max(1, round(int(config[stage]["steps"]) * budget))
+    config["variants"] = {variant: {"budget": 1.0}}  # applied: a second call changes nothing
+    return config
 
 
 def run_name(config: dict, stage: str) -> str:
@@ -290,22 +301,22 @@ def train(config: dict, stage: str = "pretrain", variant: str | None = None, ini
         scaler.update()
         scheduler.step()
 
-        with torch.no_grad():
+        with torch.no_grad():  # summed on the device; read (one sync) at log steps
             errors = keypoint_errors(output, batch)
-        values = {name: float(value.detach()) for name, value in terms.items()}
-        values["mpjpe_3d_mm"] = float(errors["mpjpe_3d_mm"].nanmean())
-        values["error_2d_px"] = float(errors["error_2d_px"].mean())
-        for name, value in values.items():
-            if math.isfinite(value):
-                total, n = running.get(name, (0.0, 0))
-                running[name] = (total + value, n + 1)
+            values = {name: value.detach() for name, value in terms.items()}
+            values["mpjpe_3d_mm"] = errors["mpjpe_3d_mm"].nanmean()
+            values["error_2d_px"] = errors["error_2d_px"].mean()
+            for name, value in values.items():
+                finite = torch.isfinite(value)
+                total, count = running.get(name, (0.0, 0))
+                running[name] = (total + torch.where(finite, value, 0.0), count + finite.int())
         seen += x.shape[0] * world
         done = step + 1
         if done % log_every == 0 or done == steps:
             elapsed = time.perf_counter() - tick
             record = {"step": done, "stage": stage, "variant": variant, "lr": scheduler.get_last_lr()[0],
                       "images_per_s": seen / max(elapsed, 1e-9),
-                      **{k: total / n for k, (total, n) in running.items()}}
+                      **{k: float(total / count) for k, (total, count) in running.items() if count > 0}}
             running, tick, seen = {}, time.perf_counter(), 0
             if main_process:
                 history.append(record)

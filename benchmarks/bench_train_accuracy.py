@@ -1,0 +1,63 @@
+"""Accuracy of trained networks on held-out synthetic samples (the synthetic test split).
+
+For each variant's checkpoint (default: the profile's fine-tuned ones), the root-aligned mean 3D
+keypoint error (mm, 21 keypoints) and the 2D error (px at the 320 crop), three ways
+(``evaluation.evaluate_network``): heat-maps from clean keypoints, from detector-like keypoints
+(MediaPipe's measured noise model), and the network's prediction refined by the batched 2D fit
+to those detector-like keypoints.
+
+    python benchmarks/bench_train_accuracy.py [--profile quick] [--variants 2d rgb rgb+2d]
+        [--stage finetune|pretrain] [--count 300] [--no-refine]
+
+Prints a table and writes outputs/metrics/bench_train_accuracy.json.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from wildhands.checkpoints import load_model
+from wildhands.config import load_profile
+from wildhands.evaluation import evaluate_network, headline
+from wildhands.fileio import write_json
+from wildhands.paths import output_dir
+from wildhands.synthetic import SyntheticHandDataset, synthetic_root
+from wildhands.train import default_run_dir, variant_config
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", default="quick")
+    parser.add_argument("--variants", nargs="+", default=["2d", "rgb", "rgb+2d"])
+    parser.add_argument("--stage", choices=("pretrain", "finetune"), default="finetune")
+    parser.add_argument("--count", type=int, default=None, help="test samples (default: the whole split)")
+    parser.add_argument("--no-refine", action="store_true", help="skip the 2D-fit refinement")
+    args = parser.parse_args(argv)
+
+    config = load_profile(args.profile)
+    test_set = SyntheticHandDataset(synthetic_root(config), "test")
+    if args.count:
+        test_set = torch.utils.data.Subset(test_set, range(min(args.count, len(test_set))))
+    rows = {}
+    print(f"{'variant':8} {'inputs':9} {'3D mm':>7} {'3D mm (Procrustes)':>19} {'2D px':>7}")
+    for variant in args.variants:
+        checkpoint = default_run_dir(variant_config(config, variant), args.stage) / "final.pt"
+        model, trained_config = load_model(checkpoint)
+        start = time.perf_counter()
+        summary = evaluate_network(model, test_set, trained_config, refine=not args.no_refine)["summary"]
+        rows[variant] = {"checkpoint": str(checkpoint), "seconds": time.perf_counter() - start,
+                         **{mode: headline(s) for mode, s in summary.items()}}
+        for mode, s in summary.items():
+            h = headline(s)
+            print(f"{variant:8} {mode:9} {h['error_3d_mm']:7.1f} {h['error_3d_procrustes_mm']:19.1f} "
+                  f"{h['error_2d_px']:7.1f}", flush=True)
+    path = write_json(output_dir("metrics") / "bench_train_accuracy.json",
+                      {"profile": args.profile, "stage": args.stage, "count": len(test_set), "variants": rows})
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
