@@ -161,3 +161,17 @@ def load_model(checkpoint_path, hand_model: HandModel | None = None, device="cpu
     model = build_model(config, hand_model, variant=payload["variant"])
     load_encoder_weights(model, payload, checkpoint_path)
     return model.to(device).eval(), config
+
+
+def export_checkpoint(source, destination, half: bool = True) -> Path:
+    """An inference-only copy of a checkpoint: no training state, float16 weights when ``half``.
+
+    What ships in params/ (a resnet10 2D-variant encoder is under 10 MB in float16).
+    """
+    payload = read_checkpoint(source)
+    payload.pop("training", None)
+    if half:
+        payload["encoder"] = {k: v.half() if v.is_floating_point() else v for k, v in payload["encoder"].items()}
+    with atomic_path(destination) as tmp:
+        torch.save(payload, tmp)
+    return Path(destination)

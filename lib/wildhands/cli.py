@@ -33,7 +33,7 @@ def _predict(argv: list[str]) -> int:
 
 
 def _export_checkpoint(argv: list[str]) -> int:
-    from .checkpoints import load_model, read_checkpoint, save_checkpoint
+    from .checkpoints import export_checkpoint
     from .predict import DEFAULT_CHECKPOINT
 
     parser = argparse.ArgumentParser(prog="wildhands export-checkpoint",
@@ -42,10 +42,7 @@ def _export_checkpoint(argv: list[str]) -> int:
     parser.add_argument("checkpoint", help="e.g. outputs/checkpoints/quick-2d-finetune/final.pt")
     parser.add_argument("--out", default=str(DEFAULT_CHECKPOINT))
     args = parser.parse_args(argv)
-    payload = read_checkpoint(args.checkpoint)
-    model, config = load_model(args.checkpoint)
-    path = save_checkpoint(args.out, model=model, config=config, stage=payload["stage"], step=payload["step"],
-                           metrics=payload.get("metrics"), half=True)
+    path = export_checkpoint(args.checkpoint, args.out)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0
 
