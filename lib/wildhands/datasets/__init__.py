@@ -55,3 +55,17 @@ def index_datasets(paths: dict) -> dict:
     return {name: {split: len(load_dataset(name, root, split)) for split in SPLITS[name]}
             for name, root in paths.items() if root is not None and str(root).strip()}
 
+
+
+def paper_training_mixture(config: dict, **options) -> JointHandDataset | None:
+    """``JointHandDataset`` of the paper's training sets (``PAPER_TRAIN``) that the profile's
+    ``[data]`` table gives folders for, with its crop and GrabCut settings; None when it gives none.
+
+    ``options`` go to ``JointHandDataset.from_config`` (e.g. ``crop_scale=1.5``, ``mask_dir``).
+    """
+    paths = config.get("data", {})
+    chosen = [(name, split) for name, split in PAPER_TRAIN if str(paths.get(name) or "").strip()]
+    if not chosen:
+        return None
+    return JointHandDataset.from_config(config, *(load_dataset(name, paths[name], split) for name, split in chosen),
+                                        **options)
