@@ -11,7 +11,18 @@ from wildhands.notebook_runner import NotebookFailed, list_notebooks, run_notebo
 def test_all_notebooks_run_in_smoke_profile(tmp_path, monkeypatch):
     outputs = tmp_path / "outputs"
     monkeypatch.setenv("WILDHANDS_OUTPUTS", str(outputs))  # the kernels inherit it; nothing lands in outputs/
-    written = run_notebooks("smoke", output_dir=outputs / "notebooks", log=lambda *_: None)
+    written = []
+    for book in list_notebooks():
+        for attempt in (1, 2):
+            try:
+                written += run_notebooks("smoke", output_dir=outputs / "notebooks", only=[book.name],
+                                         log=lambda *_: None, cell_timeout=300)
+                break
+            except Exception:
+                # A headless kernel very occasionally loses a widget (k3d) message and the client
+                # waits forever; the cell timeout turns that into an error, and one retry follows.
+                if attempt == 2:
+                    raise
     assert [p.name for p in written] == [p.name for p in list_notebooks()]
     assert (outputs / "viewer" / "00_hand_model.html").stat().st_size > 10_000
     metrics = json.loads((outputs / "metrics" / "00_hand_model.json").read_text())

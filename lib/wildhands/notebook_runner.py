@@ -45,8 +45,12 @@ def _failing_cell(output_path: Path) -> str:
 
 
 def run_notebooks(profile: str = "quick", parameters: dict | None = None, only=None,
-                  output_dir: Path | None = None, kernel: str = "python3", log=print) -> list[Path]:
-    """Execute the notebooks with ``profile`` and extra ``parameters``; return the executed paths."""
+                  output_dir: Path | None = None, kernel: str = "python3", log=print,
+                  cell_timeout: int | None = None) -> list[Path]:
+    """Execute the notebooks with ``profile`` and extra ``parameters``; return the executed paths.
+
+    ``cell_timeout``: seconds a cell may run before it fails (None: no limit).
+    """
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
@@ -61,7 +65,8 @@ def run_notebooks(profile: str = "quick", parameters: dict | None = None, only=N
         log(f"[wildhands] {book.name} (profile {profile}) ...")
         try:
             pm.execute_notebook(str(book), str(out), parameters=params, kernel_name=kernel,
-                                cwd=str(NOTEBOOKS_DIR), progress_bar=False, log_output=False)
+                                cwd=str(NOTEBOOKS_DIR), progress_bar=False, log_output=False,
+                                execution_timeout=cell_timeout)
         except PapermillExecutionError as err:
             raise NotebookFailed(f"notebook {book.name} failed at {_failing_cell(out)}; "
                                  f"executed copy: {out}") from err
