@@ -130,3 +130,15 @@ def test_heatmaps_peak_at_the_keypoints_at_the_input_resolution():
     assert x.shape == (1, 24, 64, 64)
     with pytest.raises(ValueError, match="images"):
         network_input("rgb", 64, 1.5, keypoints_2d=points)
+
+
+def test_samples_without_3d_labels_or_parameters_batch_with_full_ones(hand, config):
+    from wildhands.inputs import TrainingSamples
+
+    full = make_samples(hand, 2, seed=1)
+    partial = {k: v for k, v in full[1].items() if k not in ("keypoints_3d", "has_3d", "betas", "pose",
+                                                             "global_orient", "scale", "trans", "has_params")}
+    data = TrainingSamples([full[0], partial], config, "2d", seed=0, stage="finetune", with_masks=True)
+    batch = torch.utils.data.default_collate([data[0], data[1]])
+    assert batch["has_3d"].tolist() == [1.0, 0.0] and batch["has_params"].tolist() == [1.0, 0.0]
+    assert batch["keypoints_3d"].shape == (2, 21, 3) and batch["soft_mask"].shape == (2, 320, 320)

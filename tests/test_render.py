@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from wildhands.render import is_closed_outward, overlay_mesh, rasterize, render, vertex_normals
+from wildhands.render import (is_closed_outward, lambert, overlay_mesh, projected_face_areas, rasterize, render,
+                              vertex_normals)
 
 
 def _quad(x0, y0, size, depth):
@@ -94,3 +95,21 @@ def test_bad_inputs_name_the_argument():
         render(v[:, :2], v[:, 2], f, np.ones((5, 3)), 8, 8)
     with pytest.raises(ValueError, match="background"):
         render(v[:, :2], v[:, 2], f, np.ones((6, 3)), 8, 8, background=np.zeros((4, 4, 3)))
+
+
+def test_lambert_diffuse_and_highlight():
+    normals = np.array([[0.0, 0.0, -1.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # at the camera, sideways, away
+    albedo = np.full((3, 3), 0.5)
+    light = (0.0, 0.0, -1.0)  # from the camera
+    diffuse = lambert(normals, albedo, light, ambient=0.2)
+    assert np.allclose(diffuse[:, 0], [0.5, 0.1, 0.1])  # albedo * (ambient + (1 - ambient) * max(cos, 0))
+    shiny = lambert(normals, albedo, light, ambient=0.2, specular=0.3, shininess=10.0)
+    assert np.allclose(shiny[0], 0.8) and np.allclose(shiny[1:], diffuse[1:])  # highlight only facing the half-vector
+
+
+def test_projected_areas_are_positive_for_faces_towards_the_camera():
+    v, f = _octahedron()
+    areas = projected_face_areas(v[:, :2], f)
+    towards = vertex_normals(v, f)[f].mean(1)[:, 2] < 0  # camera looks along +z
+    assert (areas[towards] > 0).all() and (areas[~towards] < 0).all()
+    assert areas[towards].sum() == pytest.approx(2 * 10.0 ** 2)  # the silhouette: a square of diagonal 20

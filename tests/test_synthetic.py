@@ -6,11 +6,14 @@ import pytest
 import torch
 
 from wildhands import keypoints as kp
+from wildhands import synthetic
+from wildhands.appearance import draw_occluders
 from wildhands.camera import axis_angle_to_matrix, weak_perspective_project
 from wildhands.config import load_profile
-from wildhands.hand_model import HandModel
-from wildhands.synthetic import (SyntheticHandDataset, anatomical_frame, generate_synthetic_set,
-                                 render_samples, sample_parameters)
+from wildhands.hand_model import HandModel, rest_keypoints
+from wildhands.render import render
+from wildhands.synthetic import (HandAssets, SyntheticHandDataset, anatomical_frame, generate_synthetic_set,
+                                 hidden_keypoints, render_samples, sample_parameters)
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +37,24 @@ def test_sampling_ranges_and_crop_size(samples):
         edge = np.ptp(s["keypoints_2d"], axis=0).max()
         assert 320 / 2.2 * 0.89 <= edge <= 320 / 2.2 * 1.11
         assert np.abs(s["keypoints_2d"].mean(0) - 160).max() < 100
+    betas = np.stack([s["betas"] for s in samples])
+    assert 0.7 < betas.std() < 1.1  # N(0, 1) clipped at 2
+    # About 30 % of the samples have occluders; hidden keypoints are a subset of the visible ones.
+    with_occluders = [s for s in samples if s["occluder_mask"].any()]
+    assert 0 < len(with_occluders) < len(samples)
+    for s in samples:
+        assert (s["occluded"] <= s["visible"]).all()
+
+
+def test_views_follow_the_profile(model):
+    config = load_profile("quick", {"synthetic.view_uniform_fraction": 0.0, "synthetic.view_max_tilt_deg": 30.0})
+    frame = anatomical_frame(model)
+    rng = np.random.default_rng(1)
+    back = np.stack([sample_parameters(rng, config, frame, 10, 10).rotation @ frame[1] for _ in range(200)])
+    assert (np.abs(back[:, 2]) >= np.cos(np.deg2rad(30.0)) - 1e-9).all()  # palm or back within 30 degrees
+    assert 0.3 < (back[:, 2] < 0).mean() < 0.7                              # both, about equally
+    with pytest.raises(ValueError, match="synthetic.shape"):
+        sample_parameters(rng, load_profile("quick", {"synthetic.shape": "gamma"}), frame, 10, 10)
 
 
 def test_labels_match_the_projection_of_the_training_code(model, samples):
@@ -45,6 +66,57 @@ def test_labels_match_the_projection_of_the_training_code(model, samples):
                                              torch.as_tensor(s["trans"])[None], out.keypoints[:, kp.ROOT])
         assert np.allclose(projected[0].numpy(), s["keypoints_2d"], atol=0.05)
         assert np.allclose(s["keypoints_3d"][kp.ROOT], 0.0)
+
+
+def test_hidden_keypoints_of_a_flat_hand_seen_from_its_sides():
+    model = HandModel(flat_hand_mean=True)
+    assets = HandAssets.of(model)
+    along, back, across = assets.frame
+    with torch.no_grad():
+        out = model()
+    verts, keys = out.vertices[0].double().numpy(), out.keypoints[0].double().numpy()
+
+    def hidden(facing, occluder_mask=None):  # ``facing`` points at the camera, fingers up
+        rotation = np.stack([np.cross(-along, -facing), -along, -facing])
+        verts_2d = 700 * (verts - keys[0]) @ rotation.T[:, :2] + [160, 260]
+        keys_2d = 700 * (keys - keys[0]) @ rotation.T[:, :2] + [160, 260]
+        face_id = render(verts_2d, verts @ rotation.T[:, 2], model.faces, np.ones((len(verts), 3)), 320, 320).face_id
+        return hidden_keypoints(keys_2d, assets.patches, verts_2d, model.faces, face_id, occluder_mask), keys_2d
+
+    assert not hidden(back)[0].any() and not hidden(-back)[0].any()   # back and palm views show everything
+    from_thumb, _ = hidden(-across)
+    assert from_thumb[[17, 18, 19]].all() and not from_thumb[[1, 5, 8]].any()  # the little finger is behind
+    occluder = np.zeros((320, 320), np.uint8)
+    _, keys_2d = hidden(back)
+    x, y = np.rint(keys_2d[8]).astype(int)
+    occluder[y - 3:y + 4, x - 3:x + 4] = 1
+    assert np.flatnonzero(hidden(back, occluder)[0]).tolist() == [8]
+
+
+def test_occluders_cover_what_their_mask_says():
+    rng = np.random.default_rng(0)
+    image = np.full((320, 320, 3), 128, np.uint8)
+    keys = rng.uniform(100, 220, (21, 2))
+    for _ in range(10):
+        out, mask = draw_occluders(rng, image, keys)
+        assert mask.dtype == np.uint8 and set(np.unique(mask)) == {0, 1}
+        assert (out[mask == 0] == 128).all()   # nothing drawn outside the mask
+
+
+def test_skin_regions_of_the_rest_hand(model):
+    assets = HandAssets.of(model)
+    regions = assets.regions
+    verts = model.mano.v_template.double().numpy()
+    keys = rest_keypoints(model).double().numpy()
+    height = (verts - keys[9]) @ assets.frame[1]         # out of the back of the hand, from the middle MCP
+    palm_region = np.linalg.norm(verts - keys[[0, 5, 9, 13, 17]].mean(0), axis=1) < 0.03
+    assert regions.palmar[palm_region & (height < 0)].mean() > 0.7
+    assert regions.palmar[palm_region & (height > 0)].mean() < 0.3
+    for weights in (regions.palmar, regions.nail, regions.crease):
+        assert weights.shape == (model.num_vertices,) and 0 <= weights.min() and weights.max() <= 1
+    nails = regions.nail > 0.5
+    tips = keys[list(kp.FINGERTIPS)]
+    assert nails.sum() >= 5 and (np.linalg.norm(verts[nails, None] - tips[None], axis=-1).min(1) < 0.03).all()
 
 
 def test_silhouette_covers_the_hand(samples):
@@ -79,6 +151,39 @@ def test_same_samples_whatever_the_sharding_and_resumable(tmp_path, config, mode
     assert manifest["count"] == 6 and manifest["hand_model"] == model.hash
 
 
+def test_interrupted_generation_resumes_to_the_same_set(tmp_path, config, model, monkeypatch):
+    write_shard, written = synthetic._write_shard, []
+
+    def killed_after_one_shard(job):
+        if written:
+            raise KeyboardInterrupt
+        written.append(job)
+        return write_shard(job)
+
+    monkeypatch.setattr(synthetic, "_write_shard", killed_after_one_shard)
+    with pytest.raises(KeyboardInterrupt):
+        generate_synthetic_set(config, tmp_path / "cut", "val", hand_model=model, progress=False)
+    directory = tmp_path / "cut" / "val"
+    assert not (directory / "manifest.json").exists()  # an incomplete set has no manifest
+    assert len(list(directory.glob("shard_*.npz"))) == 1
+    with pytest.raises(FileNotFoundError, match="manifest.json"):
+        SyntheticHandDataset(tmp_path / "cut", "val")
+    monkeypatch.setattr(synthetic, "_write_shard", write_shard)
+    generate_synthetic_set(config, tmp_path / "cut", "val", hand_model=model, progress=False)
+    generate_synthetic_set(config, tmp_path / "whole", "val", hand_model=model, progress=False)
+    resumed, whole = SyntheticHandDataset(tmp_path / "cut", "val"), SyntheticHandDataset(tmp_path / "whole", "val")
+    assert resumed.manifest == whole.manifest
+    assert [resumed[i]["index"] for i in range(len(resumed))] == list(range(6))
+    for i in range(6):
+        for key in ("image", "mask", "occluder_mask", "keypoints_2d", "occluded", "pose"):
+            assert np.array_equal(resumed[i][key], whole[i][key]), key
+    # Other shard sizes rewrite the set and leave no stale shards behind.
+    other = {**config, "synthetic": {**config["synthetic"], "shard_size": 5}}
+    generate_synthetic_set(other, tmp_path / "cut", "val", hand_model=model, progress=False)
+    assert sorted(p.name for p in directory.glob("shard_*.npz")) == ["shard_0000000_00005.npz",
+                                                                      "shard_0000005_00001.npz"]
+
+
 def test_same_samples_whatever_the_worker_count(tmp_path, config, model):
     generate_synthetic_set(config, tmp_path / "one", "val", hand_model=model, progress=False)
     two = {**config, "synthetic": {**config["synthetic"], "workers": 2, "shard_size": 3}}
@@ -98,9 +203,10 @@ def test_dataset_sample_format_random_access_and_pickling(tmp_path, config, mode
         assert np.array_equal(s["image"], t["image"]) and np.array_equal(s["mask"], t["mask"])
     s = clone[np.int64(5)]
     assert s["image"].shape == (320, 320, 3) and s["image"].dtype == np.uint8
-    assert s["mask"].shape == (320, 320) and set(np.unique(s["mask"])) <= {0, 1}
-    shapes = {"keypoints_2d": (21, 2), "keypoints_3d": (21, 3), "visible": (21,), "betas": (10,), "pose": (10,),
-              "global_orient": (3,), "scale": (1,), "trans": (2,)}
+    for key in ("mask", "occluder_mask"):
+        assert s[key].shape == (320, 320) and s[key].dtype == np.uint8 and set(np.unique(s[key])) <= {0, 1}
+    shapes = {"keypoints_2d": (21, 2), "keypoints_3d": (21, 3), "visible": (21,), "occluded": (21,), "betas": (10,),
+              "pose": (10,), "global_orient": (3,), "scale": (1,), "trans": (2,)}
     for key, shape in shapes.items():
         assert s[key].shape == shape and s[key].dtype == np.float32, key
     assert s["has_3d"] == s["has_mask"] == s["has_params"] == 1 and s["is_left"] is False

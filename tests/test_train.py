@@ -139,3 +139,15 @@ def test_variant_config_applies_overrides_and_budget_once():
     assert variant_config(rgb)["pretrain"]["steps"] == rgb["pretrain"]["steps"]
     with pytest.raises(ValueError, match="variant"):
         variant_config(config, "depth")
+
+
+def test_resume_starts_over_when_the_run_changed(setup, capsys):
+    hand, data, config, tmp = setup
+    common = dict(datasets=data, hand_model=hand, progress=False, run_dir=tmp / "run")
+    pretrain(config, **common)
+    changed = load_profile("smoke", {**TINY, "pretrain.w_pose": 1.0})
+    result = pretrain(changed, resume=True, **common)
+    assert "starting this run over" in capsys.readouterr().out
+    assert [r["step"] for r in result.history] == [1, 2, 3, 4]
+    again = pretrain(changed, resume=True, **common)  # a finished run: nothing left to do
+    assert [r["step"] for r in again.history] == [1, 2, 3, 4]

@@ -1,59 +1,124 @@
 """Appearance of synthetic samples: skin, lighting, backgrounds and occluders.
 
 No licensed hand scans exist here, so skin is modelled: a tone drawn across the human range
-(very light to very dark), low-frequency per-vertex variation, a lighter palm, pink nails on
-the back of the fingertips, Lambert shading from a random light plus ambient light.
-Backgrounds mix natural-image patches (the sample photographs that ship inside scikit-image)
-with procedural textures and clutter; occluders are random shapes over the hand.
+(very light to very dark, Fitzpatrick-like), low-frequency per-vertex variation, a lighter
+palm side, nails on the back of the fingertips and darker creases over the finger joints
+(regions found once per hand model on its rest mesh, ``skin_regions``, so they follow the
+skin when the hand is posed), Lambert shading from a random light plus ambient light and a
+soft Blinn-Phong highlight. Backgrounds mix natural-image patches (the sample photographs
+that ship inside scikit-image) with procedural textures and clutter; occluders are random
+shapes, flat or textured, over the hand, returned with their pixel mask.
 """
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .render import lambert
+from . import keypoints as kp
+from .render import lambert, vertex_normals
 
 # Skin tones (linear RGB in [0, 1]) from very light to very dark; a sample interpolates two neighbours.
 SKIN_TONES = np.array([[0.97, 0.84, 0.74], [0.92, 0.73, 0.60], [0.80, 0.58, 0.44], [0.62, 0.42, 0.29],
                        [0.45, 0.29, 0.19], [0.30, 0.19, 0.13]])
+PALM_TONE = np.array([0.93, 0.72, 0.62])   # palms carry little melanin: dark hands have much lighter palms
 NAIL_TINT = np.array([0.96, 0.78, 0.76])
 NATURAL_IMAGES = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png",
                   "hubble_deep_field.jpg", "brick.png", "grass.png", "gravel.png", "camera.png", "horse.png",
                   "page.png", "coins.png")
+# Digits' joints with a crease: (joint, the keypoint the bone from it leads to).
+CREASE_JOINTS = tuple((k, k + 1) for f in kp.FINGERS for k in kp.FINGER_KEYPOINTS[f][1 if f == "thumb" else 0:-1])
+CREASE_WIDTH_M = 0.002   # Gaussian sigma of a crease along the finger
 
 
-def skin_tone(rng) -> np.ndarray:
+@dataclass(frozen=True)
+class SkinRegions:
+    """Per-vertex weights in [0, 1] of a hand model's skin regions (rest mesh, vertex order)."""
+    palmar: np.ndarray   # palm side of the hand and the digits
+    nail: np.ndarray     # nail plates on the back of the distal phalanges
+    crease: np.ndarray   # flexion creases and knuckle wrinkles over the digit joints
+
+
+def _smoothstep(low: float, high: float, x: np.ndarray) -> np.ndarray:
+    t = np.clip((x - low) / (high - low), 0.0, 1.0)
+    return t * t * (3 - 2 * t)
+
+
+def skin_regions(vertices: np.ndarray, faces: np.ndarray, keypoints: np.ndarray, frame: np.ndarray) -> SkinRegions:
+    """Skin regions of a rest (unposed) hand mesh in its model frame (metres).
+
+    ``keypoints`` (21, 3) OpenPose order; ``frame`` the anatomical frame's rows (along the hand,
+    out of its back, across towards the pinky; ``synthetic.anatomical_frame``). Each vertex
+    belongs to its nearest bone; a digit's nail side is the back of the hand, for the thumb the
+    back turned half-way towards its radial side, where a relaxed thumb's nail faces.
+    """
+    vertices = np.asarray(vertices, np.float64)
+    keypoints = np.asarray(keypoints, np.float64)
+    normals = vertex_normals(vertices, faces)
+    parents, children = np.array(kp.BONES).T
+    start, axis = keypoints[parents], keypoints[children] - keypoints[parents]
+    length2 = (axis ** 2).sum(1)
+    t = np.einsum("vbc,bc->vb", vertices[:, None] - start[None], axis) / length2   # along each bone
+    closest = start[None] + np.clip(t, 0, 1)[..., None] * axis[None]
+    bone = np.linalg.norm(vertices[:, None] - closest, axis=-1).argmin(1)
+    along_bone = t[np.arange(len(vertices)), bone]
+
+    _, back, across = frame
+    thumb_axis = keypoints[4] - keypoints[3]
+    thumb_dorsal = back - across - (back - across) @ thumb_axis / (thumb_axis @ thumb_axis) * thumb_axis
+    thumb_bones = np.isin(children, kp.FINGER_KEYPOINTS["thumb"][1:])
+    dorsal = np.where(thumb_bones[bone][:, None], thumb_dorsal / np.linalg.norm(thumb_dorsal), back)
+    facing = np.einsum("vc,vc->v", normals, dorsal)
+
+    palmar = _smoothstep(-0.1, 0.4, -facing)
+    distal = np.isin(children, kp.FINGERTIPS)[bone]
+    nail = distal * _smoothstep(0.3, 0.6, facing) * _smoothstep(0.35, 0.5, along_bone) * \
+        (1 - _smoothstep(0.9, 1.0, along_bone))
+    crease = np.zeros(len(vertices))
+    for joint, child in CREASE_JOINTS:
+        near = np.isin(bone, [kp.BONES.index((kp.PARENTS[joint], joint)), kp.BONES.index((joint, child))])
+        direction = keypoints[child] - keypoints[kp.PARENTS[joint]]
+        offset = (vertices[near] - keypoints[joint]) @ (direction / np.linalg.norm(direction))
+        crease[near] = np.maximum(crease[near], np.exp(-0.5 * (offset / CREASE_WIDTH_M) ** 2))
+    return SkinRegions(palmar, nail, crease)
+
+
+def skin_tone(rng) -> tuple[np.ndarray, float]:
+    """A skin albedo and its darkness in [0, 1] (0: the lightest tone, 1: the darkest)."""
     t = rng.uniform(0, len(SKIN_TONES) - 1)
     i = min(int(t), len(SKIN_TONES) - 2)
     tone = (1 - (t - i)) * SKIN_TONES[i] + (t - i) * SKIN_TONES[i + 1]
-    return np.clip(tone * rng.normal(1.0, 0.04, 3), 0, 1)
+    # Brightness, and saturation along the tones' own red-to-yellow axis (per-channel noise turns pale skin green).
+    d = rng.normal(0.0, 0.02)
+    tone = tone * rng.normal(1.0, 0.04) * np.array([1.0, 1.0 + d, 1.0 + 2 * d])
+    return np.clip(tone, 0, 1), t / (len(SKIN_TONES) - 1)
 
 
-def hand_colors(rng, vertices, normals_cam, hand_model, frame_cam) -> np.ndarray:
+def hand_colors(rng, vertices, normals_cam, regions: SkinRegions) -> np.ndarray:
     """(V, 3) shaded vertex colours in [0, 1].
 
-    ``vertices`` in the model frame (metres); ``normals_cam`` unit vertex normals in the camera
-    frame; ``frame_cam`` the anatomical frame's rows (along, back, across) in the camera frame.
+    ``vertices`` in the model frame (metres), posed; ``normals_cam`` their unit normals in the
+    camera frame; ``regions`` the model's ``skin_regions``.
     """
-    albedo = np.tile(skin_tone(rng), (len(vertices), 1))
+    tone, darkness = skin_tone(rng)
+    albedo = np.tile(tone, (len(vertices), 1))
     # Low-frequency variation: a few random plane waves over the surface (wavelengths 3-10 cm).
     for _ in range(3):
         k = rng.normal(size=3)
         k *= 2 * np.pi / rng.uniform(0.03, 0.10) / np.linalg.norm(k)
         albedo *= 1 + rng.uniform(0.02, 0.06) * np.sin(vertices @ k + rng.uniform(0, 2 * np.pi))[:, None]
-    back = frame_cam[1]
-    palm = np.clip(-(normals_cam @ back), 0, 1)[:, None]
-    albedo = albedo * (1 - 0.25 * palm) + 0.25 * palm * np.clip(albedo * [1.12, 1.05, 1.05] + 0.04, 0, 1)
-    tips = vertices[hand_model.fingertip_ids]
-    near_tip = np.linalg.norm(vertices[:, None] - tips[None], axis=-1).min(1) < 0.011
-    nail = near_tip & (normals_cam @ back > 0.45)
-    albedo[nail] = 0.55 * albedo[nail] + 0.45 * NAIL_TINT
+    palm = rng.uniform(0.15, 0.3) + 0.45 * darkness
+    albedo += (palm * regions.palmar)[:, None] * (PALM_TONE * rng.normal(1.0, 0.03, 3) - tone)
+    albedo *= 1 - (rng.uniform(0.1, 0.3) * regions.crease)[:, None]
+    albedo += (rng.uniform(0.4, 0.6) * regions.nail)[:, None] * (NAIL_TINT - albedo)
     light = np.array([rng.uniform(-1, 1), rng.uniform(-1, 1), -rng.uniform(0.3, 1.0)])  # from the camera side
-    light_color = np.clip(rng.normal(1.0, 0.06, 3), 0.8, 1.2)
-    return lambert(normals_cam, np.clip(albedo, 0, 1), light, rng.uniform(0.3, 0.55), light_color)
+    warmth = rng.normal(0.0, 0.06)  # colour temperature: warm (reddish) to cool (bluish), never green
+    light_color = np.array([1 + warmth, 1.0, 1 - warmth]) * rng.uniform(0.85, 1.15)
+    return lambert(normals_cam, np.clip(albedo, 0, 1), light, rng.uniform(0.3, 0.55), light_color,
+                   specular=rng.uniform(0.0, 0.2), shininess=rng.uniform(6.0, 25.0))
 
 
 @functools.lru_cache(maxsize=1)
@@ -124,19 +189,38 @@ def background_image(rng, size: int) -> np.ndarray:
     return a * _natural(rng, size) + (1 - a) * _procedural(rng, size)
 
 
-def draw_occluders(rng, image: np.ndarray, keypoints_2d: np.ndarray) -> np.ndarray:
-    """1-3 random shapes over the hand (objects held or in front of it)."""
-    out = image.copy()
+def draw_occluders(rng, image: np.ndarray, keypoints_2d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """1-3 random shapes over the hand (objects held or in front of it): ellipses, boxes and
+    sticks, flat-coloured with a shading ramp or textured like a background.
+
+    Returns the RGB uint8 image with the occluders and their pixel mask (uint8 {0, 1}).
+    """
+    height, width = image.shape[:2]
     extent = float(np.ptp(keypoints_2d, axis=0).max())
+    out = image.copy()
+    mask = np.zeros((height, width), np.uint8)
     for _ in range(rng.integers(1, 4)):
+        shape = np.zeros((height, width), np.uint8)
         centre = keypoints_2d[rng.integers(len(keypoints_2d))] + rng.normal(0, 0.1 * extent, 2)
         axes = np.maximum(rng.uniform(0.08, 0.25, 2) * extent, 3)
-        color = tuple(int(c) for c in rng.integers(0, 256, 3))
+        angle = float(rng.uniform(0, 180))
+        kind = rng.integers(3)
+        if kind == 0:
+            cv2.ellipse(shape, tuple(int(v) for v in centre), tuple(int(v) for v in axes), angle, 0, 360, 1, -1)
+        elif kind == 1:
+            box = cv2.boxPoints(((float(centre[0]), float(centre[1])), (float(2 * axes[0]), float(2 * axes[1])), angle))
+            cv2.fillConvexPoly(shape, np.round(box).astype(np.int32), 1)
+        else:  # a stick (pen, cable, another person's finger) across the hand
+            half_length = extent * rng.uniform(0.3, 0.8)
+            direction = half_length * np.array([np.cos(np.deg2rad(angle)), np.sin(np.deg2rad(angle))])
+            cv2.line(shape, tuple(int(v) for v in centre - direction), tuple(int(v) for v in centre + direction), 1,
+                     int(max(3, rng.uniform(0.03, 0.1) * extent)))
+        ys, xs = np.nonzero(shape)
         if rng.random() < 0.5:
-            cv2.ellipse(out, tuple(int(v) for v in centre), tuple(int(v) for v in axes), float(rng.uniform(0, 180)),
-                        0, 360, color, -1, cv2.LINE_AA)
+            values = background_image(rng, max(height, width))[ys, xs]
         else:
-            box = cv2.boxPoints(((float(centre[0]), float(centre[1])), (float(2 * axes[0]), float(2 * axes[1])),
-                                 float(rng.uniform(0, 180))))
-            cv2.fillConvexPoly(out, box.astype(np.int32), color, cv2.LINE_AA)
-    return out
+            ramp = np.linspace(rng.uniform(0.6, 1.0), rng.uniform(0.6, 1.0), width)
+            values = rng.uniform(0, 255, 3)[None] * ramp[xs, None]
+        out[ys, xs] = np.clip(values + 0.5, 0, 255).astype(np.uint8)
+        mask |= shape
+    return out, mask

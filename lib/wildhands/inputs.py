@@ -214,13 +214,20 @@ class TrainingSamples(torch.utils.data.Dataset):
         self.with_masks = with_masks
         loss = config.get("loss", {})
         self.mask_margin, self.mask_decay = loss.get("mask_margin_px", 2.0), loss.get("mask_decay_px", 20.0)
+        hand = config.get("hand_model", {})
+        # Labels a sample may lack (a 2D-only set has no 3D keypoints or parameters): zeros, flagged absent.
+        self.missing = {"keypoints_3d": np.zeros((kp.NUM_KEYPOINTS, 3), np.float32), "has_3d": np.float32(0),
+                        "has_params": np.float32(0), "betas": np.zeros(int(hand.get("num_betas", 10)), np.float32),
+                        "pose": np.zeros(int(hand.get("num_pca_comps", 10)), np.float32),
+                        "global_orient": np.zeros(3, np.float32), "scale": np.ones(1, np.float32),
+                        "trans": np.zeros(2, np.float32)}
 
     def __len__(self) -> int:
         return len(self.base)
 
     def __getitem__(self, item) -> dict:
         index, draw = item if isinstance(item, tuple) else (item, item)
-        sample = self.base[int(index)]
+        sample = {**self.missing, **self.base[int(index)]}
         rng = draw_rng(self.seed, self.stage, draw)
         if "rgb" not in self.variant:
             sample = {k: v for k, v in sample.items() if k != "image"}
@@ -228,7 +235,7 @@ class TrainingSamples(torch.utils.data.Dataset):
             sample = {k: v for k, v in sample.items() if k != "mask"}
         if self.augment:
             sample = augment_sample(sample, rng, self.augment, self.crop_size, self.input_size)
-        out = {key: _as_array(sample[key]) for key in LABEL_KEYS if key in sample}
+        out = {key: _as_array(sample[key]) for key in LABEL_KEYS}
         if "2d" in self.variant:
             clean = np.asarray(sample["keypoints_2d"], np.float32)
             out["input_keypoints_2d"] = detector_keypoints(clean, rng, self.noise) if self.noise else clean
@@ -244,7 +251,7 @@ class TrainingSamples(torch.utils.data.Dataset):
         return out
 
 
-# Labels that travel with a training sample (parameters only where the sample has them).
+# Labels that travel with a training sample (flags say which are real).
 LABEL_KEYS = ("keypoints_2d", "visible", "keypoints_3d", "has_3d", "has_params", "betas", "pose",
               "global_orient", "scale", "trans")
 

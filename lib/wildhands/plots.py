@@ -103,14 +103,19 @@ def image_grid_figure(images, titles=None, columns: int = 4, size=2.6, keypoints
     return fig
 
 
-def draw_skeleton_2d(ax, keypoints_2d, visible=None, lw=1.5, marker_size=6):
-    """Draw a 21-keypoint skeleton on a matplotlib image axis (invisible keypoints skipped)."""
+def draw_skeleton_2d(ax, keypoints_2d, visible=None, lw=1.5, marker_size=6, occluded=None):
+    """Draw a 21-keypoint skeleton on a matplotlib image axis (invisible keypoints skipped,
+    ``occluded`` ones drawn hollow)."""
     keypoints_2d = np.asarray(keypoints_2d, float)
     vis = np.ones(kp.NUM_KEYPOINTS, bool) if visible is None else np.asarray(visible) > 0
+    hidden = np.zeros(kp.NUM_KEYPOINTS, bool) if occluded is None else np.asarray(occluded) > 0
     for parent, child in kp.BONES:
         if vis[parent] and vis[child]:
             ax.plot(*keypoints_2d[[parent, child]].T, color=kp.bone_color(child), lw=lw)
-    ax.scatter(*keypoints_2d[vis].T, s=marker_size, c="white", edgecolors="k", linewidths=0.5, zorder=3)
+    shown = vis & ~hidden
+    ax.scatter(*keypoints_2d[shown].T, s=marker_size, c="white", edgecolors="k", linewidths=0.5, zorder=3)
+    ax.scatter(*keypoints_2d[vis & hidden].T, s=marker_size, facecolors="none", edgecolors="white",
+               linewidths=0.8, zorder=3)
     return ax
 
 
@@ -280,7 +285,8 @@ def pck_comparison_figure(figure, ours: dict | None = None, paper: bool = True, 
 
 def sample_grid_figure(samples, n: int | None = None, columns: int = 4, size: float = 2.6, titles=None):
     """The first ``n`` (default: all) samples of a list or data set in the training sample format:
-    image, hand-mask outline (white) and keypoint skeleton."""
+    image, hand-mask outline (white), occluders' outline (dashed, where a sample has
+    ``occluder_mask``) and keypoint skeleton (hollow markers: ``occluded`` keypoints)."""
     samples = [samples[i] for i in range(len(samples) if n is None else min(n, len(samples)))]
     rows = max(int(np.ceil(len(samples) / columns)), 1)
     fig, axes = plt.subplots(rows, columns, figsize=(size * columns, size * rows), squeeze=False)
@@ -292,7 +298,9 @@ def sample_grid_figure(samples, n: int | None = None, columns: int = 4, size: fl
         ax.imshow(s["image"])
         if s.get("mask") is not None and np.any(s["mask"]):
             ax.contour(s["mask"], levels=[0.5], colors="white", linewidths=0.8)
-        draw_skeleton_2d(ax, s["keypoints_2d"], s.get("visible"), lw=1.0, marker_size=4)
+        if s.get("occluder_mask") is not None and np.any(s["occluder_mask"]):
+            ax.contour(s["occluder_mask"], levels=[0.5], colors="yellow", linewidths=0.6, linestyles="dashed")
+        draw_skeleton_2d(ax, s["keypoints_2d"], s.get("visible"), lw=1.0, marker_size=4, occluded=s.get("occluded"))
         if titles is not None:
             ax.set_title(titles[i], fontsize=8)
     fig.tight_layout()

@@ -6,7 +6,7 @@ at once: every pixel centre inside a triangle's bounding box becomes a candidate
 coordinates decide coverage, and the nearest candidate per pixel wins (z-buffer by sorting).
 Closed, outward meshes may skip their back faces (``is_closed_outward``), half the work.
 ``render`` returns colour, depth, silhouette and face-id buffers; helpers shade meshes with a
-directional light.
+directional light (Lambert, optional Blinn-Phong highlight).
 """
 from __future__ import annotations
 
@@ -49,12 +49,26 @@ def is_closed_outward(vertices: np.ndarray, faces: np.ndarray) -> bool:
 
 
 def lambert(normals: np.ndarray, albedo: np.ndarray, light_dir, ambient: float = 0.35,
-            light_color=(1.0, 1.0, 1.0)) -> np.ndarray:
-    """Per-vertex colours: albedo * (ambient + diffuse); ``light_dir`` points from the surface to the light."""
+            light_color=(1.0, 1.0, 1.0), specular: float = 0.0, shininess: float = 20.0,
+            view_dir=(0.0, 0.0, -1.0)) -> np.ndarray:
+    """Per-vertex colours: albedo * (ambient + diffuse), plus an optional Blinn-Phong highlight of
+    strength ``specular`` in the light's colour.
+
+    ``light_dir`` points from the surface to the light and ``view_dir`` from the surface to the
+    camera (default: the camera of ``wildhands.camera``, which looks along +z).
+    """
     light = np.asarray(light_dir, np.float64)
     light = light / np.linalg.norm(light)
-    diffuse = np.clip(normals @ light, 0.0, None)[:, None]
-    return np.clip(albedo * (ambient + (1 - ambient) * diffuse * np.asarray(light_color)), 0.0, 1.0)
+    light_color = np.asarray(light_color, np.float64)
+    cos = normals @ light
+    shaded = albedo * (ambient + (1 - ambient) * np.clip(cos, 0.0, None)[:, None] * light_color)
+    if specular > 0:
+        view = np.asarray(view_dir, np.float64)
+        half = light + view / np.linalg.norm(view)
+        half /= np.linalg.norm(half)
+        highlight = np.clip(normals @ half, 0.0, None) ** shininess * (cos > 0)
+        shaded = shaded + specular * highlight[:, None] * light_color
+    return np.clip(shaded, 0.0, 1.0)
 
 
 def _candidates(tri: np.ndarray, width: int, height: int):
@@ -80,6 +94,12 @@ def _edge_area(tri: np.ndarray) -> np.ndarray:
     so negative when the face is turned towards the camera."""
     return (tri[:, 1, 0] - tri[:, 0, 0]) * (tri[:, 2, 1] - tri[:, 0, 1]) - \
            (tri[:, 2, 0] - tri[:, 0, 0]) * (tri[:, 1, 1] - tri[:, 0, 1])
+
+
+def projected_face_areas(vertices_2d, faces) -> np.ndarray:
+    """(F,) pixel area of each triangle's projection: positive for faces turned towards the camera
+    (front faces of an outward-oriented mesh), negative for faces turned away."""
+    return -0.5 * _edge_area(np.asarray(vertices_2d, np.float64)[np.asarray(faces, np.int64)])
 
 
 def rasterize(vertices_2d, depth, faces, width: int, height: int, cull_backfaces: bool = False):

@@ -1,18 +1,21 @@
 """The synthetic pretraining set (paper section 6): hands rendered from the hand model itself.
 
-Sampling: pose coefficients uniform in [-r, r]^10 (r = 2), shape N(0, 1) clipped at 2 (the
-``paper`` profile: uniform in [-0.03, 0.03]), a global rotation over the views photographs show
-(defined in the hand's anatomical frame, so it suits any MANO-format model), and scale and
-translation so that the hand fills the crop as a 2.2 l crop of a real hand does. Each sample
-is rendered at 320x320 with the weak-perspective camera of ``wildhands.camera`` (so rendered
-pixels, 2D keypoints and the training projection agree exactly), with skin appearance from
-``wildhands.appearance`` on a textured background, and random occluders on some samples (the
-mask stays the whole hand, as the paper's occlusion-aware H).
+Sampling (ranges in the profile's ``[synthetic]`` table): pose coefficients uniform in
+[-r, r]^10 (r = 2), shape N(0, 1) clipped at 2 (the ``paper`` profile: uniform in
+[-0.03, 0.03]), a global rotation over the views photographs show (defined in the hand's
+anatomical frame, so it suits any MANO-format model), and scale and translation so that the
+hand fills the crop as a 2.2 l crop of a real hand does. Each sample is rendered at 320x320
+with the weak-perspective camera of ``wildhands.camera`` (so rendered pixels, 2D keypoints
+and the training projection agree exactly), with skin appearance from
+``wildhands.appearance`` on a textured background, and random occluders on some samples.
 
 Labels per sample: ``keypoints_2d`` (21, 2) crop pixels, ``keypoints_3d`` = R (P - P_root) in
-metres, ``visible`` (inside the image; self-occluded keypoints keep their exact labels), the
-parameters ``betas``, ``pose``, ``global_orient`` (axis-angle of R) and the camera ``scale``
-(px/m) and ``trans`` (px, the root's pixel), as ``weak_perspective_project`` takes them.
+metres, ``visible`` (inside the image: every such keypoint has an exact label), ``occluded``
+(inside the image but hidden, by the hand itself or by an occluder), the parameters
+``betas``, ``pose``, ``global_orient`` (axis-angle of R) and the camera ``scale`` (px/m) and
+``trans`` (px, the root's pixel), as ``weak_perspective_project`` takes them; ``mask`` is the
+whole hand's silhouette, occluded parts included (the paper's H), and ``occluder_mask`` the
+pixels occluders cover (the visible hand is ``mask & ~occluder_mask``).
 
 Every sample draws from ``np.random.default_rng([seed, split, index])``: worker count, shard
 size and resuming change nothing. Sets are written as shards (``.npz``, images JPEG-encoded,
@@ -31,17 +34,21 @@ import numpy as np
 import torch
 
 from . import keypoints as kp
-from .appearance import background_image, draw_occluders, hand_colors
+from .appearance import SkinRegions, background_image, draw_occluders, hand_colors, skin_regions
 from .camera import axis_angle_to_matrix, matrix_to_axis_angle
 from .fileio import atomic_path, write_json
 from .hand_model import HandModel, hand_model_from_config, rest_keypoints
 from .paths import OUTPUTS_DIR
-from .render import is_closed_outward, render, vertex_normals
+from .render import is_closed_outward, projected_face_areas, render, vertex_normals
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SPLITS = {"train": 0, "val": 1, "test": 2}
 JPEG_QUALITY = 92
 SHADING = ("smooth", "flat")
+# A keypoint's surface patch: the rest-mesh faces with a vertex within this distance beyond its nearest vertex.
+PATCH_MARGIN_M = 0.006
+# A keypoint is hidden when less than this fraction of its patch's camera-facing projected area shows.
+SHOWN_FRACTION = 0.5
 
 
 def synthetic_root(config: dict) -> Path:
@@ -62,6 +69,25 @@ def anatomical_frame(hand_model: HandModel) -> np.ndarray:
     return np.stack([along, back, np.cross(along, back)])
 
 
+@dataclass(frozen=True)
+class HandAssets:
+    """What rendering a hand model needs beyond its forward pass, computed once per model."""
+    frame: np.ndarray              # anatomical_frame
+    regions: SkinRegions           # skin regions of the rest mesh
+    patches: tuple                 # per keypoint, the face ids of its surface patch
+    cull_backfaces: bool           # closed, outward mesh (the open hand model; MANO is open at the wrist)
+
+    @classmethod
+    def of(cls, hand_model: HandModel) -> "HandAssets":
+        vertices = hand_model.mano.v_template.detach().cpu().double().numpy()
+        keypoints = rest_keypoints(hand_model).detach().cpu().double().numpy()
+        frame = anatomical_frame(hand_model)
+        distance = np.linalg.norm(keypoints[:, None] - vertices[None], axis=-1)
+        patches = tuple(np.flatnonzero((d <= d.min() + PATCH_MARGIN_M)[hand_model.faces].any(1)) for d in distance)
+        return cls(frame, skin_regions(vertices, hand_model.faces, keypoints, frame), patches,
+                   is_closed_outward(vertices, hand_model.faces))
+
+
 def _random_rotation(rng) -> np.ndarray:
     q = rng.normal(size=4)
     q /= np.linalg.norm(q)
@@ -75,14 +101,15 @@ def _rotation_about(axis, angle) -> np.ndarray:
     return axis_angle_to_matrix(torch.as_tensor(np.asarray(axis) * angle, dtype=torch.float64)).numpy()
 
 
-def sample_view(rng, frame: np.ndarray) -> np.ndarray:
+def sample_view(rng, frame: np.ndarray, uniform_fraction: float = 0.5, max_tilt_deg: float = 60.0) -> np.ndarray:
     """Camera rotation R (model frame -> camera frame: x right, y down, z away from the camera).
 
-    Half the samples show the palm or the back of the hand within 60 degrees of the camera axis
-    (the commonest views in photographs), half are uniform over all rotations (side and end-on
-    views, fingers towards the camera); the in-plane rotation is uniform.
+    A ``uniform_fraction`` of the samples are uniform over all rotations (side and end-on views,
+    fingers towards or away from the camera); the others show the palm or the back of the hand
+    with its normal within ``max_tilt_deg`` of the camera axis (the commonest views in
+    photographs). The in-plane rotation is uniform over the full circle.
     """
-    if rng.random() < 0.5:
+    if rng.random() < uniform_fraction:
         return _random_rotation(rng)
     along, back, _ = frame
     facing = back if rng.random() < 0.5 else -back        # show the back or the palm
@@ -91,7 +118,7 @@ def sample_view(rng, frame: np.ndarray) -> np.ndarray:
     canonical = np.stack([np.cross(r_y, r_z), r_y, r_z])
     tilt_axis = rng.normal(size=3)
     tilt_axis[2] = 0.0
-    tilt = _rotation_about(tilt_axis / np.linalg.norm(tilt_axis), np.deg2rad(rng.uniform(0, 60)))
+    tilt = _rotation_about(tilt_axis / np.linalg.norm(tilt_axis), np.deg2rad(rng.uniform(0, max_tilt_deg)))
     spin = _rotation_about([0.0, 0.0, 1.0], rng.uniform(-np.pi, np.pi))
     rotation = spin @ tilt @ canonical
     u, _, vt = np.linalg.svd(rotation)
@@ -108,84 +135,165 @@ class SampleParams:
 def sample_parameters(rng, config: dict, frame: np.ndarray, num_betas: int, num_pose: int) -> SampleParams:
     """Hand and view parameters of one sample, from the profile's ``[synthetic]`` ranges."""
     section = config["synthetic"]
-    if section.get("shape", "normal") == "uniform":
+    if section["shape"] == "uniform":
         r = float(section["shape_range"])
         betas = rng.uniform(-r, r, num_betas)
-    else:
+    elif section["shape"] == "normal":
         betas = np.clip(rng.standard_normal(num_betas), -float(section["shape_clip"]), float(section["shape_clip"]))
+    else:
+        raise ValueError(f"synthetic.shape: expected 'normal' or 'uniform', got {section['shape']!r}")
     r = float(section["pose_range"])
     pose = rng.uniform(-r, r, num_pose)
-    return SampleParams(betas, pose, sample_view(rng, frame))
+    rotation = sample_view(rng, frame, float(section["view_uniform_fraction"]), float(section["view_max_tilt_deg"]))
+    return SampleParams(betas, pose, rotation)
 
 
-def place_in_crop(points_cam: np.ndarray, rng, size: int, crop_scale: float, jitter: float = 0.1):
+def place_in_crop(points_cam: np.ndarray, rng, size: int, crop_scale: float, jitter: float = 0.1,
+                  centre_jitter_px: float = 8.0):
     """Scale (px/m) and translation (px, the root's pixel) so the keypoints' tightest square box is
-    ``size / crop_scale`` wide (times 1 +- ``jitter``) and centred (+- a few pixels)."""
+    ``size / crop_scale`` wide (times 1 +- ``jitter``, uniform) and centred (+- ``centre_jitter_px``,
+    standard deviation per axis), as a ``crop_scale`` l crop around a real hand."""
     low, high = points_cam[:, :2].min(0), points_cam[:, :2].max(0)
     edge = max(float((high - low).max()), 1e-6)
     scale = size / crop_scale / edge * rng.uniform(1 - jitter, 1 + jitter)
-    centre = (size - 1) / 2 + rng.normal(0, size * 0.025, 2)
+    centre = (size - 1) / 2 + rng.normal(0, centre_jitter_px, 2)
     trans = centre - scale * (low + high) / 2
     return scale, trans
 
 
-def render_samples(hand_model: HandModel, config: dict, split: str, indices, frame=None) -> list[dict]:
-    """Render the samples ``indices`` of ``split``: dicts with the uint8 ``image`` and ``mask`` and the
-    labels and parameters of the module docstring, plus ``index``."""
+def _in_image(points_2d: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Points within the image's pixels (pixel centres 0..W-1, 0..H-1)."""
+    x, y = points_2d[..., 0], points_2d[..., 1]
+    return (x >= -0.5) & (x <= width - 0.5) & (y >= -0.5) & (y <= height - 0.5)
+
+
+def hidden_keypoints(keypoints_2d, patches, vertices_2d, faces, face_id, occluder_mask=None) -> np.ndarray:
+    """(21,) bool: keypoints inside the image but hidden, by the hand itself or by an occluder.
+
+    Keypoints lie inside the hand, so each is judged by its surface patch (``HandAssets``): it
+    is hidden by the hand when the rendering (``face_id``) shows less than half of the projected
+    area of the patch's faces that are turned towards the camera and inside the image, or when
+    none is (a fingertip pointing away), and hidden by an occluder when one covers its pixel.
+    """
+    height, width = face_id.shape
+    keypoints_2d, vertices_2d = np.asarray(keypoints_2d, np.float64), np.asarray(vertices_2d, np.float64)
+    inside = _in_image(keypoints_2d, width, height)
+    area = np.clip(projected_face_areas(vertices_2d, faces), 0, None) * _in_image(vertices_2d[faces].mean(1),
+                                                                                     width, height)
+    shown = np.bincount(face_id[face_id >= 0], minlength=len(faces)) * (area > 0)
+    hidden = np.array([area[p].sum() == 0 or shown[p].sum() < SHOWN_FRACTION * area[p].sum() for p in patches])
+    if occluder_mask is not None:
+        pixel = np.clip(np.rint(keypoints_2d).astype(np.int64), 0, [width - 1, height - 1])
+        hidden |= occluder_mask[pixel[:, 1], pixel[:, 0]] > 0
+    return hidden & inside
+
+
+def _posed_hand(hand_model: HandModel, config: dict, frame: np.ndarray, rng, size: int):
+    """One sample's parameters, mesh and keypoints in the camera frame (root at the origin, metres),
+    and the crop camera (scale px/m, trans px) that frames it."""
+    section = config["synthetic"]
+    p = sample_parameters(rng, config, frame, hand_model.num_betas, hand_model.num_pca_comps)
+    # One hand per call: batched float32 sums depend on the batch, and samples must not.
+    with torch.no_grad():
+        out = hand_model(betas=torch.as_tensor(p.betas[None], dtype=hand_model.dtype),
+                         pose=torch.as_tensor(p.pose[None], dtype=hand_model.dtype))
+    verts = out.vertices[0].double().numpy()
+    keys = out.keypoints[0].double().numpy()
+    root = keys[kp.ROOT]
+    verts_cam = (verts - root) @ p.rotation.T
+    keys_cam = (keys - root) @ p.rotation.T
+    scale, trans = place_in_crop(keys_cam, rng, size, float(section["crop_scale"]),
+                                 float(section["scale_jitter"]), float(section["centre_jitter_px"]))
+    return p, verts, verts_cam, keys_cam, scale, trans
+
+
+def _labels(p: SampleParams, keys_2d, keys_cam, scale, trans, visible) -> dict:
+    return {"keypoints_2d": keys_2d.astype(np.float32), "keypoints_3d": keys_cam.astype(np.float32),
+            "visible": visible.astype(np.float32), "betas": p.betas.astype(np.float32),
+            "pose": p.pose.astype(np.float32),
+            "global_orient": matrix_to_axis_angle(torch.as_tensor(p.rotation)).numpy().astype(np.float32),
+            "scale": np.array([scale], np.float32), "trans": trans.astype(np.float32)}
+
+
+class SampledHands(torch.utils.data.Dataset):
+    """Label-only synthetic samples drawn on the fly: no image, no mask, a fresh hand per index.
+
+    The same parameter and framing distribution as the rendered set, without rendering, for
+    the 2D input variant, which sees only keypoints: its pretraining can draw as many distinct
+    hands as it takes steps instead of revisiting a few thousand. Sample ``index`` draws from
+    ``default_rng([seed, 3, index])`` (3: apart from the train/val/test splits); ``length`` is
+    nominal (a training run asks for steps x batch size indices).
+    """
+
+    def __init__(self, hand_model: HandModel, config: dict, length: int = 10**9):
+        self.hand_model, self.config, self.length = hand_model, config, int(length)
+        self.seed = int(config.get("seed", 0))
+        self.size = int(config["synthetic"]["image_size"])
+        self.frame = anatomical_frame(hand_model)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict:
+        index = int(index)
+        if not 0 <= index < self.length:
+            raise IndexError(f"index {index} outside the {self.length} sampled hands")
+        rng = np.random.default_rng([self.seed, len(SPLITS), index])
+        p, _, _, keys_cam, scale, trans = _posed_hand(self.hand_model, self.config, self.frame, rng, self.size)
+        keys_2d = scale * keys_cam[:, :2] + trans
+        return {**_labels(p, keys_2d, keys_cam, scale, trans, _in_image(keys_2d, self.size, self.size)),
+                "has_3d": np.float32(1), "has_params": np.float32(1), "has_mask": np.float32(0),
+                "index": index, "source": "sampled"}
+
+
+def render_samples(hand_model: HandModel, config: dict, split: str, indices, assets: HandAssets | None = None
+                   ) -> list[dict]:
+    """Render the samples ``indices`` of ``split``: dicts with the uint8 ``image``, ``mask`` and
+    ``occluder_mask``, the labels and parameters of the module docstring, and ``index``."""
     import cv2
 
     section = config["synthetic"]
     size = int(section["image_size"])
     seed = int(config.get("seed", 0))
-    shading = section.get("shading", "smooth")
+    shading = section["shading"]
     if shading not in SHADING:
         raise ValueError(f"synthetic.shading: expected one of {', '.join(SHADING)}, got {shading!r}")
-    frame = anatomical_frame(hand_model) if frame is None else frame
-    # A closed, outward mesh (the open hand model) needs only its camera-facing faces; MANO is open at the wrist.
-    cull = is_closed_outward(hand_model.mano.v_template.double().cpu().numpy(), hand_model.faces)
-    rngs = [np.random.default_rng([seed, SPLITS[split], int(i)]) for i in indices]
-    params = [sample_parameters(r, config, frame, hand_model.num_betas, hand_model.num_pca_comps) for r in rngs]
+    if split not in SPLITS:
+        raise ValueError(f"split: expected one of {', '.join(SPLITS)}, got {split!r}")
+    assets = HandAssets.of(hand_model) if assets is None else assets
     faces = hand_model.faces
-    orients = matrix_to_axis_angle(torch.as_tensor(np.stack([p.rotation for p in params]))).numpy()
     samples = []
-    for index, rng, p, orient in zip(indices, rngs, params, orients):
-        # One hand per call: batched float32 sums depend on the batch, and samples must not.
-        with torch.no_grad():
-            out = hand_model(betas=torch.as_tensor(p.betas[None], dtype=hand_model.dtype),
-                             pose=torch.as_tensor(p.pose[None], dtype=hand_model.dtype))
-        verts = out.vertices[0].double().numpy()
-        keys = out.keypoints[0].double().numpy()
-        root = keys[kp.ROOT]
-        verts_cam = (verts - root) @ p.rotation.T
-        keys_cam = (keys - root) @ p.rotation.T
-        scale, trans = place_in_crop(keys_cam, rng, size, float(section["crop_scale"]))
+    for index in indices:
+        rng = np.random.default_rng([seed, SPLITS[split], int(index)])
+        p, verts, verts_cam, keys_cam, scale, trans = _posed_hand(hand_model, config, assets.frame, rng, size)
         verts_2d = scale * verts_cam[:, :2] + trans
         keys_2d = scale * keys_cam[:, :2] + trans
         normals_cam = vertex_normals(verts, faces) @ p.rotation.T
-        colors = hand_colors(rng, verts, normals_cam, hand_model, frame @ p.rotation.T)
+        colors = hand_colors(rng, verts, normals_cam, assets.regions)
         background = background_image(rng, size)
         hand = render(verts_2d, verts_cam[:, 2], faces, colors, size, size, flat=shading == "flat",
-                      cull_backfaces=cull)
+                      cull_backfaces=assets.cull_backfaces)
         mask = hand.mask
         rgb = (background + 0.5).astype(np.uint8)
         rgb[mask > 0] = (hand.color[mask > 0] * 255 + 0.5).astype(np.uint8)
-        rgb = cv2.GaussianBlur(rgb, (3, 3), rng.uniform(0.3, 0.9))  # soften aliasing like a camera
+        occluder_mask = np.zeros_like(mask)
         if rng.random() < float(section["occluder_probability"]):
-            rgb = draw_occluders(rng, rgb, keys_2d)
-        visible = ((keys_2d >= 0) & (keys_2d <= size - 1)).all(1).astype(np.float32)
+            rgb, occluder_mask = draw_occluders(rng, rgb, keys_2d)
+        rgb = cv2.GaussianBlur(rgb, (3, 3), rng.uniform(0.3, 0.9))  # soften aliasing like a camera
+        visible = _in_image(keys_2d, size, size)
+        occluded = hidden_keypoints(keys_2d, assets.patches, verts_2d, faces, hand.face_id, occluder_mask)
         samples.append({
-            "index": int(index), "image": rgb, "mask": mask,
-            "keypoints_2d": keys_2d.astype(np.float32), "keypoints_3d": keys_cam.astype(np.float32),
-            "visible": visible, "betas": p.betas.astype(np.float32), "pose": p.pose.astype(np.float32),
-            "global_orient": orient.astype(np.float32),
-            "scale": np.array([scale], np.float32), "trans": trans.astype(np.float32),
+            "index": int(index), "image": rgb, "mask": mask, "occluder_mask": occluder_mask,
+            "occluded": occluded.astype(np.float32), **_labels(p, keys_2d, keys_cam, scale, trans, visible),
         })
     return samples
 
 
 # ----------------------------------------------------------------------------- shards
 
-ARRAY_KEYS = ("keypoints_2d", "keypoints_3d", "visible", "betas", "pose", "global_orient", "scale", "trans")
+ARRAY_KEYS = ("keypoints_2d", "keypoints_3d", "visible", "occluded", "betas", "pose", "global_orient", "scale",
+              "trans")
+MASK_KEYS = {"mask": "masks", "occluder_mask": "occluder_masks"}  # sample key: shard array (bit-packed)
 
 
 def _encode_shard(samples: list[dict], meta: dict) -> dict:
@@ -196,7 +304,8 @@ def _encode_shard(samples: list[dict], meta: dict) -> dict:
     offsets = np.cumsum([0] + [len(j) for j in jpegs])
     arrays = {k: np.stack([s[k] for s in samples]) for k in ARRAY_KEYS}
     return {"jpeg": np.frombuffer(b"".join(jpegs), np.uint8), "jpeg_offsets": offsets,
-            "masks": np.packbits(np.stack([s["mask"] for s in samples]).astype(bool), axis=-1),
+            **{name: np.packbits(np.stack([s[key] for s in samples]).astype(bool), axis=-1)
+               for key, name in MASK_KEYS.items()},
             "index": np.array([s["index"] for s in samples]), "meta": np.array(json.dumps(meta)), **arrays}
 
 
@@ -215,16 +324,31 @@ def _shard_complete(path: Path, meta: dict) -> bool:
 _WORKER = {}
 
 
-def _init_worker(config: dict, hand_model: HandModel, single_thread: bool = True) -> None:
+def _model_spec(hand_model: HandModel) -> dict:
+    """What rebuilds ``hand_model`` in a spawned worker: its file and settings, a few bytes to send
+    (a pickled model is megabytes, and a worker that dies before reading them hangs the parent)."""
+    return {"path": str(hand_model.path), "num_pca_comps": hand_model.num_pca_comps,
+            "num_betas": hand_model.num_betas, "flat_hand_mean": bool(hand_model.flat_hand_mean),
+            "fingertips": [int(i) for i in hand_model.fingertip_ids], "dtype": hand_model.dtype,
+            "hash": hand_model.hash}
+
+
+def _init_worker(config: dict, hand_model: HandModel | dict, single_thread: bool = True) -> None:
     if single_thread:  # one core per pool worker
         torch.set_num_threads(1)
-    _WORKER.update(config=config, model=hand_model, frame=anatomical_frame(hand_model))
+    if isinstance(hand_model, dict):
+        spec = dict(hand_model)
+        expected = spec.pop("hash")
+        hand_model = HandModel(**spec)
+        if hand_model.hash != expected:
+            raise RuntimeError(f"hand model {spec['path']} changed while the synthetic set was being generated")
+    _WORKER.update(config=config, model=hand_model, assets=HandAssets.of(hand_model))
 
 
 def _write_shard(job) -> int:
     split, start, count, directory, meta = job
     samples = render_samples(_WORKER["model"], _WORKER["config"], split, range(start, start + count),
-                             _WORKER["frame"])
+                             _WORKER["assets"])
     with atomic_path(Path(directory) / _shard_name(start, count)) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **_encode_shard(samples, meta))
@@ -275,7 +399,7 @@ def generate_synthetic_set(config: dict, root=None, split: str = "train", hand_m
         # An executor, not mp.Pool: a worker that dies (out of memory, killed) raises instead of hanging.
         try:
             with ProcessPoolExecutor(min(workers, len(todo)), mp.get_context("spawn"), _init_worker,
-                                     (config, hand_model)) as pool:
+                                     (config, _model_spec(hand_model))) as pool:
                 for done in as_completed([pool.submit(_write_shard, job) for job in todo]):
                     bar.update(done.result())
         except BrokenProcessPool as err:
@@ -286,7 +410,12 @@ def generate_synthetic_set(config: dict, root=None, split: str = "train", hand_m
     bar.close()
     manifest = {**meta, "count": count, "shard_size": shard_size, "profile": config.get("profile"),
                 "shards": [{"file": _shard_name(s, c), "start": s, "count": c} for s, c in shards]}
-    return write_json(directory / "manifest.json", manifest)
+    path = write_json(directory / "manifest.json", manifest)
+    listed = {entry["file"] for entry in manifest["shards"]}
+    for stale in directory.glob("shard_*.npz"):  # shards of other settings (another shard size)
+        if stale.name not in listed:
+            stale.unlink()
+    return path
 
 
 def _map_npz_member(path: Path, name: str) -> np.ndarray:
@@ -308,7 +437,8 @@ def _map_npz_member(path: Path, name: str) -> np.ndarray:
 
 
 class SyntheticHandDataset(torch.utils.data.Dataset):
-    """Samples of a generated split in the project's training sample format.
+    """Samples of a generated split in the project's training sample format, plus ``occluded``
+    (21,) and ``occluder_mask`` (S, S) (see the module docstring).
 
     Shards are opened lazily: a shard's labels are read on first use and its JPEG images and
     packed masks memory-mapped, so random access reads one sample's bytes, whatever the order.
@@ -340,7 +470,7 @@ class SyntheticHandDataset(torch.utils.data.Dataset):
                                         "generate_synthetic_set to complete the set")
             with np.load(path) as data:
                 shard = {key: data[key] for key in ARRAY_KEYS + ("index", "jpeg_offsets")}
-            shard.update(jpeg=_map_npz_member(path, "jpeg"), masks=_map_npz_member(path, "masks"))
+            shard.update({name: _map_npz_member(path, name) for name in ("jpeg",) + tuple(MASK_KEYS.values())})
             self._shards[k] = shard
         return self._shards[k]
 
@@ -356,9 +486,10 @@ class SyntheticHandDataset(torch.utils.data.Dataset):
         lo, hi = data["jpeg_offsets"][i], data["jpeg_offsets"][i + 1]
         image = cv2.imdecode(np.asarray(data["jpeg"][lo:hi]), cv2.IMREAD_COLOR)[..., ::-1].copy()
         size = image.shape[0]
-        mask = np.unpackbits(np.asarray(data["masks"][i]), axis=-1, count=size).astype(np.uint8)
         sample = {key: data[key][i].astype(np.float32) for key in ARRAY_KEYS}
-        sample.update(image=image, mask=mask, has_3d=np.float32(1), has_mask=np.float32(1),
+        for key, name in MASK_KEYS.items():
+            sample[key] = np.unpackbits(np.asarray(data[name][i]), axis=-1, count=size).astype(np.uint8)
+        sample.update(image=image, has_3d=np.float32(1), has_mask=np.float32(1),
                       has_params=np.float32(1), is_left=False, index=int(data["index"][i]), source="synthetic")
         return sample
 
@@ -366,7 +497,7 @@ class SyntheticHandDataset(torch.utils.data.Dataset):
 # ----------------------------------------------------------------------------- scenes for predict
 
 def render_scene(hand_model: HandModel, config: dict, index: int, height: int = 480, width: int = 640,
-                 frame=None) -> tuple[np.ndarray, list[dict]]:
+                 assets: HandAssets | None = None) -> tuple[np.ndarray, list[dict]]:
     """A photograph-like test scene: 1-2 synthetic hands (some left, by mirroring) pasted at random
     places and sizes on a background. Returns the RGB image and, per hand, its 21 keypoints in
     image pixels and its side."""
@@ -379,7 +510,7 @@ def render_scene(hand_model: HandModel, config: dict, index: int, height: int = 
     image = cv2.resize(background_image(rng, 320), (side, side))[:height, :width].astype(np.uint8)
     hands = []
     for n in range(int(rng.integers(1, 3))):
-        sample = render_samples(hand_model, config, "test", [10_000 + 2 * index + n], frame)[0]
+        sample = render_samples(hand_model, config, "test", [10_000 + 2 * index + n], assets)[0]
         crop, mask, keys = sample["image"], sample["mask"], sample["keypoints_2d"].astype(np.float64)
         is_left = bool(rng.random() < 0.4)
         if is_left:  # a mirrored right hand is a left hand
@@ -409,10 +540,10 @@ def write_scenes(directory, count: int, config: dict, hand_model: HandModel | No
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     hand_model = hand_model_from_config(config) if hand_model is None else hand_model
-    frame = anatomical_frame(hand_model)
+    assets = HandAssets.of(hand_model)
     labels = {}
     for i in range(count):
-        image, hands = render_scene(hand_model, config, i, frame=frame)
+        image, hands = render_scene(hand_model, config, i, assets=assets)
         name = f"scene_{i:03d}.png"
         with atomic_path(directory / name) as tmp:
             tmp.write_bytes(cv2.imencode(".png", image[..., ::-1])[1].tobytes())

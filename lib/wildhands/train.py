@@ -9,11 +9,13 @@ One entry point for notebooks, the command line and ``torchrun``:
 
 Budgets are counts (steps of a global batch), never wall-clock. Every sample draw is seeded
 by (run seed, stage, draw number) and the data order by (run seed, stage, epoch), so the
-number of workers or processes and a kill-and-resume change nothing: on the CPU a resumed run
-ends with exactly the weights of an uninterrupted one.
+number of DataLoader workers and a kill-and-resume change nothing: on the CPU a resumed run
+ends with exactly the weights of an uninterrupted one. Under DDP each process takes its slice
+of every global batch (batch-norm statistics are per process).
 
 Writes ``outputs/checkpoints/<profile>-<variant>-<stage>/{last,final}.pt`` (``last`` every
-``checkpoint_every`` steps, for ``--resume``) and a JSON-lines loss log
+``checkpoint_every`` steps, for ``--resume``; a ``last.pt`` of another run, with another stage,
+hand model or settings, is ignored and the run starts over) and a JSON-lines loss log
 ``outputs/logs/<profile>-<variant>-<stage>.jsonl`` with every weighted term.
 """
 from __future__ import annotations
@@ -31,8 +33,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from .checkpoints import (CheckpointError, load_encoder_weights, read_checkpoint, restore_rng_states,
-                          save_checkpoint)
+from .checkpoints import load_encoder_weights, read_checkpoint, restore_rng_states, save_checkpoint
 from .config import apply_overrides, load_profile
 from .encoder import check_variant
 from .fileio import atomic_path
@@ -154,18 +155,31 @@ class DrawBatches(torch.utils.data.Sampler):
             yield [(self._position(d), d) for d in range(first, first + local)]
 
 
-def default_datasets(config: dict, stage: str):
-    """(train, val) data sets of a stage in the CPU profiles: the synthetic set (see ``wildhands.synthetic``)."""
-    from .synthetic import SyntheticHandDataset, synthetic_root
+def default_datasets(config: dict, stage: str, hand_model: HandModel | None = None):
+    """(train, val) data sets of a stage in the CPU profiles (see ``wildhands.synthetic``).
 
+    The stage's ``data`` setting picks the training set: "rendered" (default) the generated
+    synthetic set; "sampled" label-only hands drawn on the fly (``SampledHands``: one fresh hand
+    per draw, for the 2D variant, which never sees pixels). Validation is the rendered val split.
+    """
+    from .synthetic import SampledHands, SyntheticHandDataset, synthetic_root
+
+    section = config[stage]
+    source = section.get("data", "rendered")
+    if source not in ("rendered", "sampled"):
+        raise ValueError(f"{stage}.data: expected 'rendered' or 'sampled', got {source!r}")
+    if source == "sampled" and "rgb" in config["model"]["variant"]:
+        raise ValueError(f"{stage}.data = 'sampled' has no images; variant {config['model']['variant']!r} needs them")
     root = synthetic_root(config)
     try:
-        train_set, val_set = SyntheticHandDataset(root, "train"), SyntheticHandDataset(root, "val")
+        val_set = SyntheticHandDataset(root, "val")
+        train_set = SyntheticHandDataset(root, "train") if source == "rendered" else SampledHands(
+            hand_model or hand_model_from_config(config), config, int(section["steps"]) * int(section["batch_size"]))
     except FileNotFoundError as err:
         raise FileNotFoundError(f"{err}. Generate the synthetic set first (notebook 01_data_prep, or "
                                 "wildhands.synthetic.generate_synthetic_set)") from err
     if stage == "finetune":
-        train_set = WithheldLabels(train_set, float(config["finetune"].get("withheld_3d_fraction", 0.0)),
+        train_set = WithheldLabels(train_set, float(section.get("withheld_3d_fraction", 0.0)),
                                    int(config.get("seed", 0)))
     return train_set, val_set
 
@@ -234,10 +248,11 @@ def train(config: dict, stage: str = "pretrain", variant: str | None = None, ini
     torch.manual_seed(seed)
     model = build_model(config, hand_model).to(device)
     optim = config["optim"]
-    optimizer = torch.optim.Adam(model.encoder.parameters(), lr=float(optim["lr"]),
+    optimizer = torch.optim.Adam(model.encoder.parameters(), lr=float(section.get("lr", optim["lr"])),
                                  weight_decay=float(optim["weight_decay"]))
+    warmup = int(section.get("warmup_steps", optim.get("warmup_steps", 0)))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, _lr_lambda(optim.get("schedule", "constant"), int(optim.get("warmup_steps", 0)), steps))
+        optimizer, _lr_lambda(optim.get("schedule", "constant"), warmup, steps))
     amp = str(optim.get("amp", "bf16")) if device.type == "cuda" else "off"
     scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16")
 
@@ -250,7 +265,7 @@ def train(config: dict, stage: str = "pretrain", variant: str | None = None, ini
         load_encoder_weights(model, read_checkpoint(init_checkpoint), init_checkpoint)
     history = _start_log(log_path, start) if main_process else []
 
-    train_set, val_set = datasets if datasets is not None else default_datasets(config, stage)
+    train_set, val_set = datasets if datasets is not None else default_datasets(config, stage, hand_model)
     samples = TrainingSamples(train_set, config, variant, seed, stage=stage, augment=True,
                               noise=bool(config.get("noise", {}).get("enabled", True)),
                               with_masks=stage == "finetune")
@@ -355,11 +370,12 @@ def finetune(config: dict, init_checkpoint=None, variant: str | None = None, **k
 
 
 def _resume(path: Path, model, optimizer, scheduler, scaler, config: dict, stage: str) -> int:
+    """Restore a run from ``path``; the step to continue from (0: the checkpoint belongs to another run)."""
     payload = read_checkpoint(path)
-    if payload["stage"] != stage or payload["config"].get("model") != config.get("model"):
-        raise CheckpointError(f"cannot resume from {path}: it is a {payload['stage']} run of model "
-                              f"{payload['config'].get('model')}, not {stage} of {config.get('model')} "
-                              "(delete it to start over)")
+    different = _run_difference(payload, model.hand_model.hash, config, stage)
+    if different:
+        print(f"not resuming from {path}: {different}; starting this run over")
+        return 0
     load_encoder_weights(model, payload, path)
     state = payload["training"]
     optimizer.load_state_dict(state["optimizer"])
@@ -368,6 +384,18 @@ def _resume(path: Path, model, optimizer, scheduler, scaler, config: dict, stage
         scaler.load_state_dict(state["scaler"])
     restore_rng_states(state["rng"])
     return int(payload["step"])
+
+
+def _run_difference(payload: dict, hand_model_hash: str, config: dict, stage: str) -> str:
+    """Why a checkpoint is not a state of this run ("" when it is)."""
+    if payload["stage"] != stage:
+        return f"it is a {payload['stage']} run"
+    if payload["hand_model"]["hash"] != hand_model_hash:
+        return f"it was trained with hand model {payload['hand_model']['hash']}, not {hand_model_hash}"
+    ignored = ("device",)  # settings that do not change the result
+    changed = sorted(k for k in set(payload["config"]) | set(config)
+                     if k not in ignored and payload["config"].get(k) != config.get(k))
+    return f"the profile's {', '.join(changed)} changed" if changed else ""
 
 
 def _start_log(path: Path, start: int) -> list:
