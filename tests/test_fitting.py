@@ -149,3 +149,52 @@ def test_bad_settings_are_clear_errors(toy_model):
         fit_keypoints_2d(toy_model, keypoints_2d, config={"fit2d": {"iters": 3}})
     with pytest.raises(ValueError, match="init: missing trans"):
         Fit2D(toy_model).fit(keypoints_2d, init={"rotation": torch.eye(3)[None]})
+
+
+def test_refinement_weights_follow_the_expected_keypoint_error():
+    from wildhands.config import load_profile
+    from wildhands.inputs import DetectorNoise, refinement_weights
+
+    config = load_profile("quick")
+    detector = refinement_weights(config, "detector")
+    sigma = DetectorNoise.from_config(config).keypoint_sigma_px
+    assert np.allclose(detector, 1.0 / sigma ** 2) and (detector < 1.0).all()   # MediaPipe: 4-16 px
+    assert np.allclose(refinement_weights(config, "labels"), 1.0)               # eq. 10 as the paper weights it
+    loose = load_profile("quick", {"refine.label_sigma_px": 2.0})
+    confidence = np.linspace(0, 1, 21)
+    assert np.allclose(refinement_weights(loose, "labels", confidence), confidence / 4.0)
+    with pytest.raises(ValueError, match="keypoint source"):
+        refinement_weights(config, "openpose")
+
+
+def test_real_photo_residuals_of_hands_the_model_made(tmp_path):
+    """Labels made by the open hand model itself fit to near zero in both pose spaces; left hands
+    are fitted through their mirror image."""
+    import json
+
+    from wildhands.config import load_profile
+    from wildhands.evaluation import real_photo_residuals
+
+    model = HandModel()
+    generator = torch.Generator().manual_seed(3)
+    pose = torch.rand(3, 10, generator=generator) * 2 - 1
+    with torch.no_grad():
+        out = model(betas=torch.zeros(3, 10), pose=pose)
+    rotation = axis_angle_to_matrix(torch.tensor([[2.0, 0.3, 0.1], [1.4, -0.5, 0.4], [0.2, 2.2, 0.0]]))
+    points = weak_perspective_project(out.keypoints, rotation, torch.full((3,), 900.0),
+                                      torch.tensor([[400.0, 300.0]] * 3), out.keypoints[:, kp.ROOT]).numpy()
+    entries = []
+    for i, (p, side) in enumerate(zip(points, ("right", None, "left"))):
+        if side == "left":
+            p = p.copy()
+            p[:, 0] = 1000.0 - p[:, 0]
+        entries.append({"image": f"hand{i}.jpg", "side": side,
+                        "keypoints_2d": np.concatenate([p, np.ones((21, 1))], 1).tolist()})
+    (tmp_path / "labels.json").write_text(json.dumps(entries))
+    config = load_profile("quick")
+    for space in ("pca", "full"):
+        result = real_photo_residuals(model, tmp_path / "labels.json", config, pose_space=space)
+        assert result["hands"] == 3 and result["pose_space"] == space
+        assert result["median_px"] < 0.5, (space, result["per_hand_median_px"])
+        # Under weak perspective a mirrored hand projects as a turned one: the unlabelled side may go either way.
+        assert result["side_used"]["hand0.jpg"] == "right" and result["side_used"]["hand2.jpg"] == "left"

@@ -99,3 +99,17 @@ def test_paper_training_mixture_reads_the_configured_training_sets(setup):
     mixture = paper_training_mixture(config, mask_dir=tmp / "masks")
     assert mixture.counts() == {"stb": {"samples": 10, "with_3d": 10, "with_mask": 0},
                                 "mpii_nzsl": {"samples": 2, "with_3d": 0, "with_mask": 2}}
+
+
+def test_finetuning_defaults_to_the_real_mixture_when_the_profile_names_it(setup, monkeypatch):
+    from wildhands import synthetic
+    from wildhands.train import default_datasets
+
+    hand, config, tmp = setup
+    synthetic.generate_synthetic_set(load_profile("smoke", {"synthetic.num_val": 2, "synthetic.workers": 1}),
+                                     root=tmp / "synthetic", split="val", hand_model=hand)
+    monkeypatch.setattr(synthetic, "synthetic_root", lambda cfg: tmp / "synthetic")
+    real = dict(config, data={**config["data"], "stb": str(tmp / "stb")})
+    train_set, val_set = default_datasets(real, "finetune", hand)
+    assert isinstance(train_set, JointHandDataset) and train_set.counts()["stb"]["samples"] == 10
+    assert len(val_set) == 2                                     # validation stays the synthetic val split

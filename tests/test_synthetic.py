@@ -57,8 +57,8 @@ def test_views_follow_the_profile(model):
         sample_parameters(rng, load_profile("quick", {"synthetic.shape": "gamma"}), frame, 10, 10)
 
 
-def test_labels_match_the_projection_of_the_training_code(model, samples):
-    for s in samples[:4]:
+def assert_labels_are_the_training_projection(model, samples):
+    for s in samples:
         with torch.no_grad():
             out = model(betas=torch.as_tensor(s["betas"])[None], pose=torch.as_tensor(s["pose"])[None])
         rotation = axis_angle_to_matrix(torch.as_tensor(s["global_orient"], dtype=torch.float64))[None].float()
@@ -66,6 +66,10 @@ def test_labels_match_the_projection_of_the_training_code(model, samples):
                                              torch.as_tensor(s["trans"])[None], out.keypoints[:, kp.ROOT])
         assert np.allclose(projected[0].numpy(), s["keypoints_2d"], atol=0.05)
         assert np.allclose(s["keypoints_3d"][kp.ROOT], 0.0)
+
+
+def test_labels_match_the_projection_of_the_training_code(model, samples):
+    assert_labels_are_the_training_projection(model, samples[:4])
 
 
 def test_hidden_keypoints_of_a_flat_hand_seen_from_its_sides():
@@ -250,3 +254,27 @@ def test_paper_shapes_and_view_coverage(model):
 def test_missing_set_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="manifest.json"):
         SyntheticHandDataset(tmp_path, "train")
+
+
+def test_sampled_hands_are_the_rendered_distribution_without_pixels(model, config):
+    from wildhands.synthetic import SampledHands
+    from wildhands.train import default_datasets
+
+    hands = SampledHands(model, config, length=40)
+    first = hands[3]
+    assert "image" not in first and "mask" not in first and first["has_mask"] == 0 and first["has_3d"] == 1
+    again = SampledHands(model, config, length=40)[3]
+    assert all(np.array_equal(np.asarray(first[k]), np.asarray(again[k])) for k in first)   # seeded by index
+    assert not np.array_equal(hands[4]["pose"], first["pose"])
+    batch = [hands[i] for i in range(40)]
+    assert_labels_are_the_training_projection(model, batch[:4])
+    for s in batch:  # framed like the rendered set
+        edge = np.ptp(s["keypoints_2d"], axis=0).max()
+        assert 320 / 2.2 * 0.89 <= edge <= 320 / 2.2 * 1.11
+        assert np.abs(s["pose"]).max() <= 2.0
+    assert 0.7 < np.stack([s["betas"] for s in batch]).std() < 1.1
+    with pytest.raises(IndexError, match="40 sampled hands"):
+        hands[40]
+    rgb = load_profile("smoke", {"model.variant": "rgb", "pretrain.data": "sampled"})
+    with pytest.raises(ValueError, match="no images"):
+        default_datasets(rgb, "pretrain", model)

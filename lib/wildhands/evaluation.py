@@ -37,7 +37,11 @@ def summarize(pred_3d, gt_3d, pred_2d, gt_2d, visible, has_3d, config: dict) -> 
 
 
 def evaluate_network(model, dataset, config: dict, refine: bool = True, batch_size: int = 64) -> dict:
-    """``{"clean": ..., "detector": ..., "refined": ...}`` summaries of a trained network on ``dataset``.
+    """``{"clean", "detector", "refined", "refined_labels"}`` summaries of a trained network on ``dataset``.
+
+    "refined": the 2D fit from the network's prediction on the detector-like keypoints it saw,
+    "refined_labels": the same from the clean keypoints, each weighted by its expected keypoint
+    error (``inputs.refinement_weights``).
 
     The RGB variant reads no keypoints, so its "detector" numbers equal its "clean" ones and
     its refinement fits the detector-like keypoints (what a user would have).
@@ -51,13 +55,17 @@ def evaluate_network(model, dataset, config: dict, refine: bool = True, batch_si
         out[mode] = summarize(pred["pred_keypoints_3d"], pred["keypoints_3d"], pred["pred_keypoints_2d"],
                               pred["keypoints_2d"], pred["visible"], pred["has_3d"], config)
     if refine:
-        pred = raw["detector"]
-        targets = pred.get("input_keypoints_2d", pred["keypoints_2d"])
-        init = _split_vector(pred["pred_params"], model.hand_model.num_betas)
-        fit = fit_keypoints_2d(model.hand_model, targets, None, init=init, config=config, num_inits=1)
-        raw["refined"] = {"pred_keypoints_3d": fit.keypoints_3d.numpy(), "pred_keypoints_2d": fit.keypoints_2d.numpy()}
-        out["refined"] = summarize(fit.keypoints_3d.numpy(), pred["keypoints_3d"], fit.keypoints_2d.numpy(),
-                                   pred["keypoints_2d"], pred["visible"], pred["has_3d"], config)
+        from .inputs import refinement_weights
+
+        for mode, inputs, source in (("refined", "detector", "detector"), ("refined_labels", "clean", "labels")):
+            pred = raw[inputs]
+            targets = pred.get("input_keypoints_2d", pred["keypoints_2d"])
+            weights = np.tile(refinement_weights(config, source), (len(targets), 1))
+            init = _split_vector(pred["pred_params"], model.hand_model.num_betas)
+            fit = fit_keypoints_2d(model.hand_model, targets, weights, init=init, config=config, num_inits=1)
+            raw[mode] = {"pred_keypoints_3d": fit.keypoints_3d.numpy(), "pred_keypoints_2d": fit.keypoints_2d.numpy()}
+            out[mode] = summarize(fit.keypoints_3d.numpy(), pred["keypoints_3d"], fit.keypoints_2d.numpy(),
+                                  pred["keypoints_2d"], pred["visible"], pred["has_3d"], config)
     return {"summary": out, "raw": raw}
 
 
@@ -81,11 +89,14 @@ def headline(summary: dict) -> dict:
 
 
 def real_photo_residuals(hand_model: HandModel, labels_path, config: dict, num_inits: int = 10,
-                         iterations: int = 50) -> dict:
+                         iterations: int = 50, pose_space: str | None = None) -> dict:
     """Fit the hand model (eq. 10) to labelled real hands; residuals per keypoint in px at the 320 crop.
 
     Each hand is cropped at 2.2 l around its labels. Where the label file gives no side, both
     the image and its mirror are fitted and the better fit kept (the network is right-handed).
+    ``pose_space`` overrides ``[fit2d] pose_space``: "pca" (eq. 10's 10 coefficients: residuals
+    mix misplaced joints with poses the 10-D space cannot express) or "full" (45 joint angles
+    under the PCA and range priors: what is left is mostly where the model puts its joints).
     """
     import json
     from pathlib import Path
@@ -107,8 +118,9 @@ def real_photo_residuals(hand_model: HandModel, labels_path, config: dict, num_i
             names.append(entry["image"])
             sides.append("left" if mirror else "right")
     # Run to convergence: this measures where the model puts joints, not the fit's speed.
+    space = pose_space or config.get("fit2d", {}).get("pose_space", "pca")
     fit = fit_keypoints_2d(hand_model, np.stack(targets), np.stack(weights), config=config, num_inits=num_inits,
-                           iterations=iterations)
+                           iterations=iterations, pose_space=space)
     distance = (fit.keypoints_2d.numpy() - np.stack(targets))
     distance = np.linalg.norm(distance, axis=-1)
     distance[np.stack(weights) == 0] = np.nan
@@ -118,7 +130,7 @@ def real_photo_residuals(hand_model: HandModel, labels_path, config: dict, num_i
             per_hand[name] = i
     chosen = distance[list(per_hand.values())]
     return {
-        "hands": len(per_hand),
+        "hands": len(per_hand), "pose_space": space,
         "median_px": float(np.nanmedian(chosen)), "mean_px": float(np.nanmean(chosen)),
         "per_hand_median_px": {n: float(np.nanmedian(distance[i])) for n, i in per_hand.items()},
         "side_used": {n: sides[i] for n, i in per_hand.items()},

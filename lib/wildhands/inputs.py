@@ -184,6 +184,27 @@ def detector_keypoints(keypoints_2d: np.ndarray, rng: np.random.Generator, noise
     return points.astype(np.float32)
 
 
+KEYPOINT_SOURCES = ("detector", "labels")
+
+
+def refinement_weights(config: dict, source: str, confidence=None) -> np.ndarray:
+    """Per-keypoint weights p_i of eq. 10 when refining a prediction from keypoints of ``source``.
+
+    The fit's residuals are taken in units of each keypoint's expected error sigma_i (the MAP
+    estimate under Gaussian keypoint noise with eq. 10's priors): p_i = confidence_i / sigma_i^2.
+    "detector": sigma_i from the measured MediaPipe errors (``DetectorNoise``, 4-16 px at 320),
+    so noisy keypoints no longer drag the hand into implausible shapes; "labels": annotated
+    keypoints, ``[refine] label_sigma_px`` (default 1 px, eq. 10 as the paper weights it).
+    """
+    if source not in KEYPOINT_SOURCES:
+        raise ValueError(f"keypoint source: expected one of {', '.join(KEYPOINT_SOURCES)}, got {source!r}")
+    if source == "detector":
+        sigma = DetectorNoise.from_config(config).keypoint_sigma_px
+    else:
+        sigma = np.full(kp.NUM_KEYPOINTS, float(config.get("refine", {}).get("label_sigma_px", 1.0)))
+    weights = 1.0 / np.square(np.asarray(sigma, np.float64))
+    return weights if confidence is None else np.asarray(confidence, np.float64) * weights
+
 # ----------------------------------------------------------------------------- datasets
 
 def draw_rng(seed: int, stage: str, draw: int) -> np.random.Generator:

@@ -169,7 +169,8 @@ class Predictor:
         crops = np.stack([p[1] for p in prepared])
         keypoints_crop = torch.as_tensor(np.stack([p[2] for p in prepared]))
         confidence = torch.as_tensor(np.stack([p[3] for p in prepared]))
-        params, fit_error = self._parameters(crops, keypoints_crop, confidence)
+        params, fit_error = self._parameters(crops, keypoints_crop, confidence,
+                                             ["labels" if h.source == "keypoints" else "detector" for h in hands])
         return [self._result(hand, transform, params, i, fit_error)
                 for i, (hand, (transform, *_)) in enumerate(zip(hands, prepared))]
 
@@ -190,8 +191,9 @@ class Predictor:
         return transform, crop, keypoints_crop.astype(np.float32), conf.astype(np.float32)
 
     @torch.no_grad()
-    def _parameters(self, crops, keypoints_crop, confidence):
+    def _parameters(self, crops, keypoints_crop, confidence, sources):
         from .fitting import Fit2D, fit_settings
+        from .inputs import refinement_weights
 
         settings = fit_settings(self.config)
         if self._fit is None:
@@ -210,7 +212,9 @@ class Predictor:
         params = self.model.encoder(x.to(self.device)).detach()
         if not self.refine:
             return params, None
-        result = self._fit.fit(keypoints_crop, confidence, init=params, **{**settings["fit"], "num_inits": 1})
+        weights = torch.as_tensor(np.stack([refinement_weights(self.config, source, c)
+                                            for source, c in zip(sources, confidence.numpy())]))
+        result = self._fit.fit(keypoints_crop, weights, init=params, **{**settings["fit"], "num_inits": 1})
         refined = _params_from_fit(result)
         return HandParameters(*(t.to(self.device, torch.float32) for t in (
             refined.rotation, refined.trans, refined.scale, refined.betas, refined.pose))), result.error_px.numpy()

@@ -156,12 +156,17 @@ class DrawBatches(torch.utils.data.Sampler):
 
 
 def default_datasets(config: dict, stage: str, hand_model: HandModel | None = None):
-    """(train, val) data sets of a stage in the CPU profiles (see ``wildhands.synthetic``).
+    """(train, val) data sets of a stage (see ``wildhands.synthetic`` and ``wildhands.datasets``).
 
-    The stage's ``data`` setting picks the training set: "rendered" (default) the generated
-    synthetic set; "sampled" label-only hands drawn on the fly (``SampledHands``: one fresh hand
-    per draw, for the 2D variant, which never sees pixels). Validation is the rendered val split.
+    Fine-tuning trains on the paper's real training mixture (``datasets.paper_training_mixture``:
+    STB, PANOPTIC, MPII+NZSL train, with GrabCut masks where 3D labels are missing) as soon as
+    the profile's ``[data]`` table gives a folder for one of them. Otherwise the stage's ``data``
+    setting picks the training set: "rendered" (default) the generated synthetic set, part of it
+    with its 3D labels withheld at fine-tuning (``withheld_3d_fraction``) to stand for 2D-only
+    sets; "sampled" label-only hands drawn on the fly (``SampledHands``: one fresh hand per
+    draw, for the 2D variant, which never sees pixels). Validation is the rendered val split.
     """
+    from .datasets import paper_training_mixture
     from .synthetic import SampledHands, SyntheticHandDataset, synthetic_root
 
     section = config[stage]
@@ -170,9 +175,12 @@ def default_datasets(config: dict, stage: str, hand_model: HandModel | None = No
         raise ValueError(f"{stage}.data: expected 'rendered' or 'sampled', got {source!r}")
     if source == "sampled" and "rgb" in config["model"]["variant"]:
         raise ValueError(f"{stage}.data = 'sampled' has no images; variant {config['model']['variant']!r} needs them")
+    real = paper_training_mixture(config) if stage == "finetune" else None
     root = synthetic_root(config)
     try:
         val_set = SyntheticHandDataset(root, "val")
+        if real is not None:
+            return real, val_set
         train_set = SyntheticHandDataset(root, "train") if source == "rendered" else SampledHands(
             hand_model or hand_model_from_config(config), config, int(section["steps"]) * int(section["batch_size"]))
     except FileNotFoundError as err:
