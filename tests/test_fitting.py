@@ -68,6 +68,14 @@ def test_analytic_jacobian_matches_autodiff(tmp_path, pose_space):
     r, j = fit.residuals_and_jacobian(x, targets, weights)
     torch.testing.assert_close(r, r_auto)
     torch.testing.assert_close(j, j_auto, rtol=1e-9, atol=1e-9)
+    # With the prediction as a prior (the refinement's anchor): extra rows, same agreement.
+    anchor = x + 0.1 * torch.randn(x.shape, generator=g, dtype=torch.float64)
+    scale = fit._anchor_scale({"rotation": 0.2, "betas": 0.5, "pose": 2.0}).expand(3, -1)
+    r_auto, j_auto = _jacobian(lambda v: fit.residuals(v, targets, weights, anchor, scale), x)
+    r_anchor, j_anchor = fit.residuals_and_jacobian(x, targets, weights, anchor, scale)
+    assert r_anchor.shape[1] == r.shape[1] + 3 + model.num_betas + fit.num_pose
+    torch.testing.assert_close(r_anchor, r_auto)
+    torch.testing.assert_close(j_anchor, j_auto, rtol=1e-9, atol=1e-9)
 
 
 def test_fit_recovers_noise_free_keypoints(toy_model):
@@ -126,6 +134,34 @@ def test_refinement_from_a_given_start(toy_model, pose_space):
     assert result.pose.shape == (4, 10 if pose_space == "pca" else 45)
 
 
+def test_anchor_holds_a_prediction_against_noisy_keypoints(toy_model):
+    keypoints_2d, truth = _synthetic(toy_model, 8, seed=6)
+    g = torch.Generator().manual_seed(7)
+    noisy = keypoints_2d + 12 * torch.randn(keypoints_2d.shape, generator=g, dtype=torch.float64)
+    weights = torch.full((8, 21), 1 / 12 ** 2, dtype=torch.float64)   # each residual in units of its error
+    fit = Fit2D(toy_model)
+
+    def pose_error(result):
+        return (result.pose - truth["pose"]).norm(dim=1).mean()
+
+    free = fit.fit(noisy, weights, init=truth, iterations=30)
+    held = fit.fit(noisy, weights, init=truth, iterations=30, anchor_sigma={"rotation": 0.1, "betas": 0.5, "pose": 0.5})
+    tight = fit.fit(noisy, weights, init=truth, iterations=30,
+                    anchor_sigma={"rotation": 1e-4, "betas": 1e-4, "pose": 1e-4})
+    # A tight prior keeps the start; a moderate one lets the noise move the pose less than none.
+    torch.testing.assert_close(tight.pose, truth["pose"], atol=1e-3, rtol=0)
+    torch.testing.assert_close(tight.rotation, truth["rotation"], atol=1e-3, rtol=0)
+    assert pose_error(held) < pose_error(free)
+    assert free.error_px.mean() <= held.error_px.mean() <= tight.error_px.mean()
+    assert held.settings["anchor_sigma"]["pose"] == 0.5
+    with pytest.raises(ValueError, match="anchor_sigma: needs init"):
+        fit.fit(noisy, weights, anchor_sigma={"rotation": 0.1, "betas": 0.5, "pose": 0.5})
+    with pytest.raises(ValueError, match="anchor_sigma: expected keys"):
+        fit.fit(noisy, weights, init=truth, anchor_sigma={"rotation": 0.1})
+    with pytest.raises(ValueError, match="pose must be > 0"):
+        fit.fit(noisy, weights, init=truth, anchor_sigma={"rotation": 0.1, "betas": 0.5, "pose": 0})
+
+
 @pytest.mark.parametrize("keypoints,confidences,match", [
     (np.zeros((2, 20, 2)), None, "keypoints_2d: expected shape"),
     (np.zeros((2, 21, 3)), None, "keypoints_2d: expected shape"),
@@ -165,6 +201,21 @@ def test_refinement_weights_follow_the_expected_keypoint_error():
     assert np.allclose(refinement_weights(loose, "labels", confidence), confidence / 4.0)
     with pytest.raises(ValueError, match="keypoint source"):
         refinement_weights(config, "openpose")
+
+
+def test_refinement_anchor_comes_from_the_profile():
+    from wildhands.config import load_profile
+    from wildhands.inputs import refinement_anchor
+    from wildhands.train import variant_config
+
+    config = load_profile("quick")
+    assert refinement_anchor(config) == {"rotation": config["refine"]["anchor_rotation_rad"],
+                                         "betas": config["refine"]["anchor_betas"],
+                                         "pose": config["refine"]["anchor_pose"]}
+    assert refinement_anchor(variant_config(config, "rgb")) is None     # the quick RGB network: no prior
+    assert refinement_anchor({"refine": {}}) is None
+    with pytest.raises(ValueError, match="anchor_pose"):
+        refinement_anchor({"refine": {"anchor": True, "anchor_rotation_rad": 0.1, "anchor_betas": 1.0}})
 
 
 def test_real_photo_residuals_of_hands_the_model_made(tmp_path):

@@ -41,7 +41,7 @@ def evaluate_network(model, dataset, config: dict, refine: bool = True, batch_si
 
     "refined": the 2D fit from the network's prediction on the detector-like keypoints it saw,
     "refined_labels": the same from the clean keypoints, each weighted by its expected keypoint
-    error (``inputs.refinement_weights``).
+    error (``inputs.refinement_weights``), the prediction itself a prior (``inputs.refinement_anchor``).
 
     The RGB variant reads no keypoints, so its "detector" numbers equal its "clean" ones and
     its refinement fits the detector-like keypoints (what a user would have).
@@ -55,14 +55,15 @@ def evaluate_network(model, dataset, config: dict, refine: bool = True, batch_si
         out[mode] = summarize(pred["pred_keypoints_3d"], pred["keypoints_3d"], pred["pred_keypoints_2d"],
                               pred["keypoints_2d"], pred["visible"], pred["has_3d"], config)
     if refine:
-        from .inputs import refinement_weights
+        from .inputs import refinement_anchor, refinement_weights
 
         for mode, inputs, source in (("refined", "detector", "detector"), ("refined_labels", "clean", "labels")):
             pred = raw[inputs]
             targets = pred.get("input_keypoints_2d", pred["keypoints_2d"])
             weights = np.tile(refinement_weights(config, source), (len(targets), 1))
             init = _split_vector(pred["pred_params"], model.hand_model.num_betas)
-            fit = fit_keypoints_2d(model.hand_model, targets, weights, init=init, config=config, num_inits=1)
+            fit = fit_keypoints_2d(model.hand_model, targets, weights, init=init, config=config, num_inits=1,
+                                   anchor_sigma=refinement_anchor(config))
             raw[mode] = {"pred_keypoints_3d": fit.keypoints_3d.numpy(), "pred_keypoints_2d": fit.keypoints_2d.numpy()}
             out[mode] = summarize(fit.keypoints_3d.numpy(), pred["keypoints_3d"], fit.keypoints_2d.numpy(),
                                   pred["keypoints_2d"], pred["visible"], pred["has_3d"], config)

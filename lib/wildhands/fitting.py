@@ -464,8 +464,9 @@ class Fit2D:
         _, trans, scale, _, _ = self._unpack(x)
         return scale[:, None, None] * self._keypoints_3d(x)[..., :2] + trans[:, None]
 
-    def residuals(self, x: torch.Tensor, targets: torch.Tensor, sqrt_conf: torch.Tensor) -> torch.Tensor:
-        """Residual vector whose squared norm is eq. 10's energy: (B, 42 + priors)."""
+    def residuals(self, x: torch.Tensor, targets: torch.Tensor, sqrt_conf: torch.Tensor,
+                  anchor: torch.Tensor | None = None, anchor_scale: torch.Tensor | None = None) -> torch.Tensor:
+        """Residual vector whose squared norm is eq. 10's energy: (B, 42 + priors [+ anchor])."""
         _, _, _, betas, pose = self._unpack(x)
         parts = [(sqrt_conf[..., None] * (self.project(x) - targets)).flatten(1),
                  math.sqrt(self.alpha_beta) * betas]
@@ -476,10 +477,31 @@ class Fit2D:
             low, high = self.pose_limits[:, 0], self.pose_limits[:, 1]
             parts += [math.sqrt(self.w_theta) * pose @ self.whiten,
                       math.sqrt(self.w_range) * (torch.relu(low - absolute) + torch.relu(absolute - high))]
+        if anchor is not None:
+            parts.append(anchor_scale * self._anchor_coordinates(x - anchor))
         return torch.cat(parts, 1)
 
-    def residuals_and_jacobian(self, x: torch.Tensor, targets: torch.Tensor,
-                               sqrt_conf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _anchor_coordinates(self, delta: torch.Tensor) -> torch.Tensor:
+        """(rotation, betas, pose as PCA coefficients) of a parameter difference: (B, 3 + S + n_pca)."""
+        pose = delta[:, CAMERA_DIMS + self.num_betas:]
+        if self.pose_space == "full":
+            pose = pose @ self.whiten
+        return torch.cat([delta[:, :3], delta[:, CAMERA_DIMS:CAMERA_DIMS + self.num_betas], pose], 1)
+
+    def _anchor_jacobian(self, batch: int, anchor_scale: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        nb = self.num_betas
+        jac = like.new_zeros(batch, anchor_scale.shape[1], self.num_params)
+        rows = torch.arange(3 + nb, device=like.device)
+        cols = torch.cat([torch.arange(3, device=like.device), CAMERA_DIMS + torch.arange(nb, device=like.device)])
+        jac[:, rows, cols] = 1.0
+        pose_block = (torch.eye(self.num_pose, dtype=like.dtype, device=like.device) if self.pose_space == "pca"
+                      else self.whiten.T)
+        jac[:, 3 + nb:, CAMERA_DIMS + nb:] = pose_block
+        return anchor_scale[..., None] * jac
+
+    def residuals_and_jacobian(self, x: torch.Tensor, targets: torch.Tensor, sqrt_conf: torch.Tensor,
+                               anchor: torch.Tensor | None = None,
+                               anchor_scale: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``residuals`` and their analytic Jacobian (B, M, P)."""
         orient, trans, scale, betas, pose = self._unpack(x)
         batch, nb = x.shape[0], self.num_betas
@@ -522,6 +544,9 @@ class Fit2D:
             jac[:, pose_rows, pose_cols] = math.sqrt(self.w_theta) * self.whiten.T
             slope = (finger_pose > high).to(x.dtype) - (finger_pose < low).to(x.dtype)
             jac[:, pose_rows.stop:, pose_cols] = math.sqrt(self.w_range) * torch.diag_embed(slope)
+        if anchor is not None:
+            parts.append(anchor_scale * self._anchor_coordinates(x - anchor))
+            jac = torch.cat([jac, self._anchor_jacobian(batch, anchor_scale, x)], 1)
         return torch.cat(parts, 1), jac
 
     def _check(self, keypoints_2d, confidences) -> tuple[torch.Tensor, torch.Tensor]:
@@ -602,12 +627,17 @@ class Fit2D:
         return torch.cat([orient, trans, scale.log()[:, None], betas, pose], 1)
 
     def fit(self, keypoints_2d, confidences=None, init=None, num_inits: int = 8, iterations: int = 15,
-            tolerance: float = 1e-4, chunk_size: int = 1024, progress: bool = False) -> Fit2DResult:
+            tolerance: float = 1e-4, chunk_size: int = 1024, progress: bool = False,
+            anchor_sigma: dict | None = None) -> Fit2DResult:
         """Fit every hand of a batch: keypoints_2d (B, 21, 2) pixels, confidences (B, 21) or None.
 
         Keypoints with confidence 0 are ignored (they may be NaN). ``init``: start from given
         parameters (one start per hand, e.g. a network's prediction) instead of ``num_inits``
-        standard starts. ``tolerance``: relative energy decrease at which a start stops.
+        standard starts. ``anchor_sigma`` (with ``init``): ``{"rotation": rad, "betas": ..,
+        "pose": PCA units}`` adds sum ((v - v_init) / sigma)^2 to the energy, a Gaussian prior
+        centred on the given parameters (how far a network's prediction is from the truth), so
+        that noisy keypoints refine a prediction instead of replacing it.
+        ``tolerance``: relative energy decrease at which a start stops.
         ``chunk_size`` bounds the number of (hand, start) problems solved together.
         """
         targets, conf = self._check(keypoints_2d, confidences)
@@ -618,11 +648,16 @@ class Fit2D:
                 raise ValueError(f"init: {x0.shape[0]} hands, keypoints_2d has {batch}")
             x0 = x0[:, None]
         else:
+            if anchor_sigma:
+                raise ValueError("anchor_sigma: needs init (the parameters to stay near)")
             x0 = self.starts(targets, conf, num_inits)
         starts = x0.shape[1]
         flat_x0 = x0.reshape(batch * starts, -1)
         flat_t = targets[:, None].expand(-1, starts, -1, -1).reshape(batch * starts, -1, 2)
         flat_c = conf[:, None].expand(-1, starts, -1).reshape(batch * starts, -1).sqrt()
+        data = (flat_t, flat_c)
+        if anchor_sigma:
+            data += (flat_x0.clone(), self._anchor_scale(anchor_sigma).expand(batch * starts, -1))
         states = []
         bar = None
         if progress:
@@ -632,7 +667,7 @@ class Fit2D:
             for lo in range(0, batch * starts, chunk_size):
                 part = slice(lo, lo + chunk_size)
                 states.append(levenberg_marquardt(
-                    self.residuals, flat_x0[part], (flat_t[part], flat_c[part]), iterations=iterations, ftol=tolerance,
+                    self.residuals, flat_x0[part], tuple(d[part] for d in data), iterations=iterations, ftol=tolerance,
                     jacobian_fn=self.residuals_and_jacobian if self.analytic_jacobian else None, progress=bar))
                 if bar is not None:  # the chunk may have converged before its last iteration
                     bar.update(iterations - int(states[-1].iterations.max()))
@@ -656,10 +691,27 @@ class Fit2D:
             pose=pose, pose_space=self.pose_space, keypoints_2d=keypoints_2d, keypoints_3d=keypoints_3d,
             error_px=error, cost=cost, iterations=its, start=best if init is None else torch.full_like(best, -1),
             settings={"alpha_beta": self.alpha_beta, "w_theta": self.w_theta, "pose_space": self.pose_space,
-                      "num_inits": int(starts), "iterations": int(iterations), "tolerance": float(tolerance)})
+                      "num_inits": int(starts), "iterations": int(iterations), "tolerance": float(tolerance),
+                      **({"anchor_sigma": dict(anchor_sigma)} if anchor_sigma else {})})
+
+    def _anchor_scale(self, anchor_sigma: dict) -> torch.Tensor:
+        """(1, 3 + S + n) inverse sigmas of the anchor residuals from ``{"rotation", "betas", "pose"}``."""
+        unknown = sorted(set(anchor_sigma) - set(ANCHOR_KEYS))
+        missing = [k for k in ANCHOR_KEYS if k not in anchor_sigma]
+        if unknown or missing:
+            raise ValueError(f"anchor_sigma: expected keys {', '.join(ANCHOR_KEYS)}, got {sorted(anchor_sigma)}")
+        sizes = {"rotation": 3, "betas": self.num_betas, "pose": self.num_pose}
+        parts = []
+        for key in ANCHOR_KEYS:
+            sigma = float(anchor_sigma[key])
+            if not sigma > 0:
+                raise ValueError(f"anchor_sigma: {key} must be > 0, got {anchor_sigma[key]!r}")
+            parts.append(torch.full((sizes[key],), 1.0 / sigma, dtype=self.dtype, device=self.device))
+        return torch.cat(parts)[None]
 
 
 MODEL_KEYS = ("alpha_beta", "w_theta", "pose_space", "w_range", "pose_limits", "analytic_jacobian", "dtype", "device")
+ANCHOR_KEYS = ("rotation", "betas", "pose")
 FIT_KEYS = ("num_inits", "iterations", "tolerance", "chunk_size", "progress")
 
 
@@ -674,10 +726,12 @@ def fit_settings(config: dict) -> dict:
 
 
 def fit_keypoints_2d(hand_model: HandModel, keypoints_2d, confidences=None, init=None, config: dict | None = None,
-                     **overrides) -> Fit2DResult:
+                     anchor_sigma: dict | None = None, **overrides) -> Fit2DResult:
     """One call: fit eq. 10 to (B, 21, 2) keypoints with a profile's ``[fit2d]`` settings.
 
-    ``overrides`` set any ``Fit2D`` or ``Fit2D.fit`` keyword (e.g. ``num_inits=8``).
+    ``overrides`` set any ``Fit2D`` or ``Fit2D.fit`` keyword (e.g. ``num_inits=8``);
+    ``anchor_sigma`` as in ``Fit2D.fit`` (refining a prediction given as ``init``).
     """
     settings = fit_settings({"fit2d": {**(config or {}).get("fit2d", {}), **overrides}})
-    return Fit2D(hand_model, **settings["model"]).fit(keypoints_2d, confidences, init=init, **settings["fit"])
+    return Fit2D(hand_model, **settings["model"]).fit(keypoints_2d, confidences, init=init,
+                                                      anchor_sigma=anchor_sigma, **settings["fit"])

@@ -205,6 +205,22 @@ def refinement_weights(config: dict, source: str, confidence=None) -> np.ndarray
     weights = 1.0 / np.square(np.asarray(sigma, np.float64))
     return weights if confidence is None else np.asarray(confidence, np.float64) * weights
 
+
+def refinement_anchor(config: dict) -> dict | None:
+    """``Fit2D.fit``'s ``anchor_sigma`` from ``[refine]`` (None unless ``anchor = true``).
+
+    The refinement's energy is in units of each keypoint's expected error (``refinement_weights``),
+    so these sigmas weigh the network's prediction against the keypoints on the same scale.
+    """
+    refine = config.get("refine", {})
+    if not refine.get("anchor", False):
+        return None
+    keys = {"rotation": "anchor_rotation_rad", "betas": "anchor_betas", "pose": "anchor_pose"}
+    missing = [key for key in keys.values() if key not in refine]
+    if missing:
+        raise ValueError(f"[refine]: anchor = true needs {', '.join(missing)}")
+    return {name: float(refine[key]) for name, key in keys.items()}
+
 # ----------------------------------------------------------------------------- datasets
 
 def draw_rng(seed: int, stage: str, draw: int) -> np.random.Generator:

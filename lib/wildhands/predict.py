@@ -108,12 +108,32 @@ def _hands_from_json(value, name: str) -> list[HandInput]:
     return out
 
 
+FIT_TABLES = ("fit2d", "refine")
+
+
+def with_current_fit_settings(trained_config: dict) -> dict:
+    """A checkpoint's configuration with ``[fit2d]`` and ``[refine]`` from its profile as it is now.
+
+    Those tables only steer the 2D fit at inference, so improving them needs no retraining; a
+    checkpoint whose profile is not among params/profiles/ keeps its own.
+    """
+    from .config import load_profile
+    from .train import variant_config
+
+    try:
+        current = variant_config(load_profile(str(trained_config.get("profile", ""))),
+                                 trained_config["model"]["variant"])
+    except (FileNotFoundError, KeyError, ValueError):
+        return trained_config
+    return {**trained_config, **{table: current[table] for table in FIT_TABLES if table in current}}
+
+
 class Predictor:
     """The whole pipeline on in-memory images. Build once, call ``predict`` per image."""
 
     def __init__(self, checkpoint=None, method: str = "network", refine: bool = True, device: str = "cpu",
                  hand_model=None, detector=None, config_overrides: dict | None = None):
-        from .config import load_profile
+        from .config import apply_overrides, load_profile
         from .hand_model import hand_model_from_config
 
         if method not in METHODS:
@@ -124,7 +144,8 @@ class Predictor:
             from .checkpoints import load_model
 
             self.checkpoint = Path(checkpoint) if checkpoint else default_checkpoint()
-            self.model, self.config = load_model(self.checkpoint, hand_model=hand_model, device=self.device)
+            self.model, trained_config = load_model(self.checkpoint, hand_model=hand_model, device=self.device)
+            self.config = apply_overrides(with_current_fit_settings(trained_config), config_overrides)
             self.hand_model = self.model.hand_model
         else:
             self.checkpoint = None
@@ -193,7 +214,7 @@ class Predictor:
     @torch.no_grad()
     def _parameters(self, crops, keypoints_crop, confidence, sources):
         from .fitting import Fit2D, fit_settings
-        from .inputs import refinement_weights
+        from .inputs import refinement_anchor, refinement_weights
 
         settings = fit_settings(self.config)
         if self._fit is None:
@@ -214,7 +235,8 @@ class Predictor:
             return params, None
         weights = torch.as_tensor(np.stack([refinement_weights(self.config, source, c)
                                             for source, c in zip(sources, confidence.numpy())]))
-        result = self._fit.fit(keypoints_crop, weights, init=params, **{**settings["fit"], "num_inits": 1})
+        result = self._fit.fit(keypoints_crop, weights, init=params, anchor_sigma=refinement_anchor(self.config),
+                               **{**settings["fit"], "num_inits": 1})
         refined = _params_from_fit(result)
         return HandParameters(*(t.to(self.device, torch.float32) for t in (
             refined.rotation, refined.trans, refined.scale, refined.betas, refined.pose))), result.error_px.numpy()
