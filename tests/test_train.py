@@ -8,9 +8,9 @@ import torch.multiprocessing as mp
 from conftest import toy_mano_arrays
 from train_fixtures import ListDataset, make_samples
 from wildhands.checkpoints import CheckpointError, export_checkpoint, load_model, read_checkpoint
-from wildhands.config import load_profile
+from wildhands.config import apply_overrides, load_profile
 from wildhands.hand_model import HandModel
-from wildhands.train import finetune, main, pretrain, read_log, variant_config
+from wildhands.train import _run_difference, finetune, main, pretrain, read_log, variant_config
 
 TINY = {"model.input_size": 32, "pretrain.steps": 4, "pretrain.batch_size": 4, "pretrain.checkpoint_every": 2,
         "pretrain.log_every": 1, "finetune.steps": 4, "finetune.batch_size": 4, "finetune.checkpoint_every": 2,
@@ -151,3 +151,24 @@ def test_resume_starts_over_when_the_run_changed(setup, capsys):
     assert [r["step"] for r in result.history] == [1, 2, 3, 4]
     again = pretrain(changed, resume=True, **common)  # a finished run: nothing left to do
     assert [r["step"] for r in again.history] == [1, 2, 3, 4]
+
+
+def test_finetune_started_over_still_starts_from_the_pretrained_weights(setup, capsys):
+    hand, data, config, tmp = setup
+    common = dict(datasets=data, hand_model=hand, progress=False)
+    payload = read_checkpoint(pretrain(config, run_dir=tmp / "pre", **common).checkpoint)
+    # Pretrained weights far from the seeded initialisation, so that starting from either shows.
+    payload["encoder"] = {k: v + 0.02 if v.is_floating_point() else v for k, v in payload["encoder"].items()}
+    torch.save(payload, tmp / "pretrained.pt")
+    finetune(config, init_checkpoint=tmp / "pretrained.pt", run_dir=tmp / "ft", **common)
+    changed = load_profile("smoke", {**TINY, "finetune.steps": 1})
+    again = finetune(changed, init_checkpoint=tmp / "pretrained.pt", run_dir=tmp / "ft", resume=True, **common)
+    assert "starting this run over" in capsys.readouterr().out
+    # One Adam step in the warm-up barely moves the weights: they are the pretrained ones.
+    start = payload["encoder"]                                   # weights, not batch-norm statistics
+    moved = max((p.detach() - start[k].float()).abs().max().item() for k, p in again.model.encoder.named_parameters())
+    assert moved < 1e-3
+    # Settings that only steer the 2D fit at inference do not set a run aside.
+    finished = read_checkpoint(again.checkpoint)
+    assert _run_difference(finished, hand.hash, apply_overrides(finished["config"], {"refine.label_sigma_px": 3.0}),
+                           "finetune") == ""

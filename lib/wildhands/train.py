@@ -268,7 +268,7 @@ def train(config: dict, stage: str = "pretrain", variant: str | None = None, ini
     last_path = run_dir / "last.pt"
     if resume and last_path.is_file():
         start = _resume(last_path, model, optimizer, scheduler, scaler, config, stage)
-    elif stage == "finetune":
+    if start == 0 and stage == "finetune":  # a fresh run, or a stale last.pt set aside
         init_checkpoint = Path(init_checkpoint) if init_checkpoint else default_run_dir(config, "pretrain") / "final.pt"
         load_encoder_weights(model, read_checkpoint(init_checkpoint), init_checkpoint)
     history = _start_log(log_path, start) if main_process else []
@@ -400,7 +400,7 @@ def _run_difference(payload: dict, hand_model_hash: str, config: dict, stage: st
         return f"it is a {payload['stage']} run"
     if payload["hand_model"]["hash"] != hand_model_hash:
         return f"it was trained with hand model {payload['hand_model']['hash']}, not {hand_model_hash}"
-    ignored = ("device",)  # settings that do not change the result
+    ignored = ("device", "fit2d", "refine")  # settings that do not change the trained weights
     changed = sorted(k for k in set(payload["config"]) | set(config)
                      if k not in ignored and payload["config"].get(k) != config.get(k))
     return f"the profile's {', '.join(changed)} changed" if changed else ""
