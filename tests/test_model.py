@@ -142,3 +142,18 @@ def test_samples_without_3d_labels_or_parameters_batch_with_full_ones(hand, conf
     batch = torch.utils.data.default_collate([data[0], data[1]])
     assert batch["has_3d"].tolist() == [1.0, 0.0] and batch["has_params"].tolist() == [1.0, 0.0]
     assert batch["keypoints_3d"].shape == (2, 21, 3) and batch["soft_mask"].shape == (2, 320, 320)
+
+
+def test_every_variant_sees_the_same_detector_like_keypoints_at_evaluation(hand, config):
+    from wildhands.inputs import TrainingSamples
+
+    samples = make_samples(hand, 3, seed=2)
+    noisy = {v: TrainingSamples(samples, config, v, seed=0, stage="eval", augment=False, noise=True)
+             for v in ("2d", "rgb", "rgb+2d")}
+    for i in range(3):
+        reference = noisy["2d"][i]["input_keypoints_2d"]
+        assert np.abs(reference - samples[i]["keypoints_2d"]).max() > 0   # noised, not the labels
+        for variant in ("rgb", "rgb+2d"):                # the RGB refinement fits what a detector gives
+            np.testing.assert_array_equal(noisy[variant][i]["input_keypoints_2d"], reference)
+    clean_rgb = TrainingSamples(samples, config, "rgb", seed=0, stage="eval", augment=False, noise=False)
+    assert "input_keypoints_2d" not in clean_rgb[0]

@@ -233,7 +233,8 @@ class TrainingSamples(torch.utils.data.Dataset):
 
     Indexed by ``(index, draw)``: ``index`` picks the base sample and ``draw`` (the sample's
     position in the run's stream) seeds its randomness. Returns a dict of arrays: the labels,
-    ``input_keypoints_2d`` (what the heat-maps are drawn from), ``image`` (uint8, at the input
+    ``input_keypoints_2d`` (what the heat-maps are drawn from; with ``noise`` also for RGB, as the
+    keypoints a detector would give the 2D-fit refinement), ``image`` (uint8, at the input
     size, for RGB variants) and ``soft_mask`` (float32 at 320, when ``with_masks``).
     """
 
@@ -273,7 +274,7 @@ class TrainingSamples(torch.utils.data.Dataset):
         if self.augment:
             sample = augment_sample(sample, rng, self.augment, self.crop_size, self.input_size)
         out = {key: _as_array(sample[key]) for key in LABEL_KEYS}
-        if "2d" in self.variant:
+        if "2d" in self.variant or self.noise:  # RGB: what a detector would give, for the 2D-fit refinement
             clean = np.asarray(sample["keypoints_2d"], np.float32)
             out["input_keypoints_2d"] = detector_keypoints(clean, rng, self.noise) if self.noise else clean
         if "rgb" in self.variant:
