@@ -249,3 +249,24 @@ def test_real_photo_residuals_of_hands_the_model_made(tmp_path):
         assert result["median_px"] < 0.5, (space, result["per_hand_median_px"])
         # Under weak perspective a mirrored hand projects as a turned one: the unlabelled side may go either way.
         assert result["side_used"]["hand0.jpg"] == "right" and result["side_used"]["hand2.jpg"] == "left"
+
+
+def test_fit2d_baseline_weighs_keypoints_by_their_expected_error(toy_model):
+    from wildhands.config import load_profile
+    from wildhands.evaluation import evaluate_fit2d
+    from wildhands.inputs import refinement_weights
+
+    config = load_profile("smoke")
+    keypoints_2d, truth = _synthetic(toy_model, 4, seed=8)
+    joints = toy_model(betas=truth["betas"], pose=truth["pose"]).keypoints
+    relative = joints - joints[:, kp.ROOT:kp.ROOT + 1]
+    labels = {"keypoints_3d": torch.einsum("bij,bkj->bki", truth["rotation"], relative).numpy(),
+              "keypoints_2d": keypoints_2d.numpy(), "visible": np.ones((4, 21)), "has_3d": np.ones(4)}
+    weighted = evaluate_fit2d(toy_model, keypoints_2d.numpy(), labels, config)
+    direct = fit_keypoints_2d(toy_model, keypoints_2d, np.tile(refinement_weights(config, "detector"), (4, 1)),
+                              config=config)
+    np.testing.assert_allclose(weighted["raw"]["pred_keypoints_3d"], direct.keypoints_3d.numpy())
+    uniform = evaluate_fit2d(toy_model, keypoints_2d.numpy(), labels, config, source=None)
+    np.testing.assert_allclose(uniform["raw"]["pred_keypoints_3d"],
+                               fit_keypoints_2d(toy_model, keypoints_2d, None, config=config).keypoints_3d.numpy())
+    assert uniform["summary"]["2d"]["mean_px"] < 2.0 and uniform["summary"]["3d"]["root"]["mean_mm"] >= 0

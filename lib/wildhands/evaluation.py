@@ -70,9 +70,17 @@ def evaluate_network(model, dataset, config: dict, refine: bool = True, batch_si
     return {"summary": out, "raw": raw}
 
 
-def evaluate_fit2d(hand_model: HandModel, keypoints_in, labels: dict, config: dict) -> dict:
-    """The 2D-fit baseline on given input keypoints (N, 21, 2); ``labels`` as from ``predict_dataset``."""
-    fit = fit_keypoints_2d(hand_model, keypoints_in, None, config=config)
+def evaluate_fit2d(hand_model: HandModel, keypoints_in, labels: dict, config: dict,
+                   source: str | None = "detector") -> dict:
+    """The 2D-fit baseline on given input keypoints (N, 21, 2); ``labels`` as from ``predict_dataset``.
+
+    Eq. 10's p_i are the keypoints' expected errors from ``source`` (``inputs.refinement_weights``:
+    what a detector's confidences stand for; the same weights the refinement uses); None: p_i = 1.
+    """
+    from .inputs import refinement_weights
+
+    weights = None if source is None else np.tile(refinement_weights(config, source), (len(keypoints_in), 1))
+    fit = fit_keypoints_2d(hand_model, keypoints_in, weights, config=config)
     summary = summarize(fit.keypoints_3d.numpy(), labels["keypoints_3d"], fit.keypoints_2d.numpy(),
                         labels["keypoints_2d"], labels["visible"], labels["has_3d"], config)
     summary["fit"] = fit.summary()
