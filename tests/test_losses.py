@@ -169,6 +169,25 @@ def test_parameter_losses_vanish_at_the_truth_and_ignore_axis_angle_wraparound(t
     assert parameter_losses(off, no_params, weights)["loss"].item() == 0.0
 
 
+def test_pretraining_keypoint_term_is_l3d_on_the_decoded_hand(toy_setup):
+    hand, config, samples = toy_setup
+    model = build_model(config, hand)
+    batch = _collate(config, samples)
+    truth = _true_params(batch)
+    weights = {**config["pretrain"], "w_keypoints": 50.0}
+    out = model.decoder(truth)
+    assert parameter_losses(truth, batch, weights, out)["raw_keypoints"].item() == pytest.approx(0.0, abs=1e-8)
+    out.keypoints_3d = out.keypoints_3d + torch.tensor([0.01, 0.0, 0.0])     # 1 cm = 0.1 decimetre everywhere
+    batch["has_3d"][0] = 0                                                    # not counted
+    terms = parameter_losses(truth, batch, weights, out, unit_m=0.1)
+    assert terms["raw_keypoints"].item() == pytest.approx(0.01, rel=1e-4)
+    assert terms["keypoints"].item() == pytest.approx(0.5, rel=1e-4)
+    assert terms["loss"].item() == pytest.approx(0.5, rel=1e-3)              # the parameters are exact
+    assert "keypoints" not in parameter_losses(truth, batch, config["pretrain"])    # off by default
+    with pytest.raises(ValueError, match="decoded output"):
+        parameter_losses(truth, batch, weights)
+
+
 def test_keypoint_errors_in_mm_and_pixels(toy_setup):
     hand, config, samples = toy_setup
     model = build_model(config, hand)

@@ -95,6 +95,17 @@ def test_finetune_logs_every_weighted_term(setup):
     assert record["loss"] == pytest.approx(sum(record[k] for k in ("l2d", "l3d", "mask", "reg")), rel=1e-5)
 
 
+def test_pretraining_with_the_keypoint_term_logs_and_learns_it(setup):
+    hand, data, _, tmp = setup
+    config = load_profile("smoke", {**TINY, "pretrain.w_keypoints": 50.0})
+    result = pretrain(config, datasets=data, hand_model=hand, progress=False, run_dir=tmp / "p")
+    first, last = result.history[0], result.history[-1]
+    assert {"keypoints", "raw_keypoints"} <= set(last)
+    assert last["loss"] == pytest.approx(sum(last[k] for k in ("rotation", "trans", "scale", "betas", "pose",
+                                                               "keypoints")), rel=1e-5)
+    assert last["raw_keypoints"] < first["raw_keypoints"]
+
+
 def _ddp_worker(rank, world, port, toy_path, out_dir):
     os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
                        "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank), "OMP_NUM_THREADS": "1",

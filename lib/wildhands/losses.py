@@ -95,12 +95,15 @@ def reconstruction_losses(output: Reconstruction, batch: dict, config: dict) -> 
     return _combine(raw, weights)
 
 
-def parameter_losses(params, batch: dict, weights: dict) -> dict:
+def parameter_losses(params, batch: dict, weights: dict, output: Reconstruction | None = None,
+                     unit_m: float = 0.1) -> dict:
     """Pretraining: weighted squared errors of each predicted parameter against the synthetic truth.
 
     rotation: |R - R_gt|_F^2 (no axis-angle wrap-around); trans: squared pixel error / 100
     (tens of pixels); scale: (log s - log s_gt)^2; betas, pose: mean squared coefficient error.
     Means over samples with ``has_params``. ``weights`` maps each of PRETRAIN_TERMS to its weight.
+    With ``w_keypoints`` > 0 and the decoded ``output``, also "keypoints": L3D's squared
+    root-relative 3D keypoint error in units of ``unit_m``, over samples with ``has_3d``.
     """
     has = batch["has_params"]
     rotation = axis_angle_to_matrix(batch["global_orient"])
@@ -111,7 +114,14 @@ def parameter_losses(params, batch: dict, weights: dict) -> dict:
         "betas": _masked_mean((params.betas - batch["betas"]).square().mean(-1), has),
         "pose": _masked_mean((params.pose - batch["pose"]).square().mean(-1), has),
     }
-    return _combine(raw, {name: weights[f"w_{name}"] for name in PRETRAIN_TERMS})
+    term_weights = {name: weights[f"w_{name}"] for name in PRETRAIN_TERMS}
+    if float(weights.get("w_keypoints", 0.0)) > 0:
+        if output is None:
+            raise ValueError("parameter_losses: w_keypoints > 0 needs the decoded output")
+        sq = ((output.keypoints_3d - batch["keypoints_3d"]) / unit_m).square().sum(-1).mean(-1)
+        raw["keypoints"] = _masked_mean(sq, batch["has_3d"])
+        term_weights["keypoints"] = weights["w_keypoints"]
+    return _combine(raw, term_weights)
 
 
 def _combine(raw: dict, weights: dict) -> dict:

@@ -288,6 +288,7 @@ def train(config: dict, stage: str = "pretrain", variant: str | None = None, ini
                                                         else None) if world > 1 else encoder
     loss_config = dict(config["loss"])
     weights = config["pretrain"]
+    keypoint_term = float(weights.get("w_keypoints", 0.0)) > 0
     checkpoint_every = int(section.get("checkpoint_every", 0))
     log_every = max(1, int(section.get("log_every", 10)))
 
@@ -309,9 +310,13 @@ def train(config: dict, stage: str = "pretrain", variant: str | None = None, ini
                             enabled=amp != "off"):
             params = trained(x)
         if stage == "pretrain":
-            terms = parameter_losses(params, batch, weights)
-            with torch.no_grad():
-                output = model.decoder(params.detach())
+            if keypoint_term:
+                output = model.decoder(params)
+                terms = parameter_losses(params, batch, weights, output, float(loss_config.get("l3d_unit_m", 0.1)))
+            else:
+                terms = parameter_losses(params, batch, weights)
+                with torch.no_grad():
+                    output = model.decoder(params.detach())
         else:
             output = model.decoder(params)
             terms = reconstruction_losses(output, batch, loss_config)
