@@ -221,6 +221,7 @@ def refinement_anchor(config: dict) -> dict | None:
         raise ValueError(f"[refine]: anchor = true needs {', '.join(missing)}")
     return {name: float(refine[key]) for name, key in keys.items()}
 
+
 # ----------------------------------------------------------------------------- datasets
 
 def draw_rng(seed: int, stage: str, draw: int) -> np.random.Generator:

@@ -69,6 +69,12 @@ def _masked_mean(per_sample: torch.Tensor, weight: torch.Tensor) -> torch.Tensor
     return (per_sample * weight).sum() / weight.sum().clamp_min(1.0)
 
 
+def _l3d(output: Reconstruction, batch: dict, unit_m: float) -> torch.Tensor:
+    """Squared root-relative 3D keypoint error in units of ``unit_m``, mean over keypoints and 3D-labelled samples."""
+    sq = ((output.keypoints_3d - batch["keypoints_3d"]) / unit_m).square().sum(-1).mean(-1)  # (B,)
+    return _masked_mean(sq, batch["has_3d"])
+
+
 def reconstruction_losses(output: Reconstruction, batch: dict, config: dict) -> dict:
     """Weighted fine-tuning terms and their sum ``loss`` (eq. 5); also the unweighted terms.
 
@@ -80,9 +86,7 @@ def reconstruction_losses(output: Reconstruction, batch: dict, config: dict) -> 
     l1 = (output.keypoints_2d - batch["keypoints_2d"]).abs().sum(-1)          # (B, 21): |dx| + |dy|
     l2d = (l1 * visible).sum() / (2 * visible.sum()).clamp_min(1.0)
 
-    unit = float(config.get("l3d_unit_m", 0.1))
-    sq = ((output.keypoints_3d - batch["keypoints_3d"]) / unit).square().sum(-1).mean(-1)  # (B,)
-    l3d = _masked_mean(sq, batch["has_3d"])
+    l3d = _l3d(output, batch, float(config.get("l3d_unit_m", 0.1)))
 
     h = sample_soft_mask(batch["soft_mask"], output.vertices_2d)
     lmask = _masked_mean(1.0 - h.mean(-1), batch["has_mask"])
@@ -118,8 +122,7 @@ def parameter_losses(params, batch: dict, weights: dict, output: Reconstruction 
     if float(weights.get("w_keypoints", 0.0)) > 0:
         if output is None:
             raise ValueError("parameter_losses: w_keypoints > 0 needs the decoded output")
-        sq = ((output.keypoints_3d - batch["keypoints_3d"]) / unit_m).square().sum(-1).mean(-1)
-        raw["keypoints"] = _masked_mean(sq, batch["has_3d"])
+        raw["keypoints"] = _l3d(output, batch, unit_m)
         term_weights["keypoints"] = weights["w_keypoints"]
     return _combine(raw, term_weights)
 

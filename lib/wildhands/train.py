@@ -310,13 +310,10 @@ def train(config: dict, stage: str = "pretrain", variant: str | None = None, ini
                             enabled=amp != "off"):
             params = trained(x)
         if stage == "pretrain":
-            if keypoint_term:
-                output = model.decoder(params)
-                terms = parameter_losses(params, batch, weights, output, float(loss_config.get("l3d_unit_m", 0.1)))
-            else:
-                terms = parameter_losses(params, batch, weights)
-                with torch.no_grad():
-                    output = model.decoder(params.detach())
+            # Decoded for the logged errors; with gradient only when the keypoint term trains on it.
+            with torch.set_grad_enabled(keypoint_term):
+                output = model.decoder(params if keypoint_term else params.detach())
+            terms = parameter_losses(params, batch, weights, output, float(loss_config.get("l3d_unit_m", 0.1)))
         else:
             output = model.decoder(params)
             terms = reconstruction_losses(output, batch, loss_config)
