@@ -266,7 +266,17 @@ class TrainingSamples(torch.utils.data.Dataset):
 
     def __getitem__(self, item) -> dict:
         index, draw = item if isinstance(item, tuple) else (item, item)
-        sample = {**self.missing, **self.base[int(index)]}
+        return self._prepare(self.base[int(index)], index, draw)
+
+    def __getitems__(self, items) -> list[dict]:
+        """A batch at once, the base set's samples fetched together when it can (``SampledHands``)."""
+        pairs = [item if isinstance(item, tuple) else (item, item) for item in items]
+        fetch = getattr(self.base, "__getitems__", None)
+        bases = fetch([int(i) for i, _ in pairs]) if fetch else [self.base[int(i)] for i, _ in pairs]
+        return [self._prepare(base, index, draw) for base, (index, draw) in zip(bases, pairs)]
+
+    def _prepare(self, base: dict, index, draw) -> dict:
+        sample = {**self.missing, **base}
         rng = draw_rng(self.seed, self.stage, draw)
         if "rgb" not in self.variant:
             sample = {k: v for k, v in sample.items() if k != "image"}

@@ -207,11 +207,13 @@ def _posed_hand(hand_model: HandModel, config: dict, frame: np.ndarray, rng, siz
     return p, verts, verts_cam, keys_cam, scale, trans
 
 
-def _labels(p: SampleParams, keys_2d, keys_cam, scale, trans, visible) -> dict:
+def _labels(p: SampleParams, keys_2d, keys_cam, scale, trans, visible, global_orient=None) -> dict:
+    if global_orient is None:
+        global_orient = matrix_to_axis_angle(torch.as_tensor(p.rotation)).numpy()
     return {"keypoints_2d": keys_2d.astype(np.float32), "keypoints_3d": keys_cam.astype(np.float32),
             "visible": visible.astype(np.float32), "betas": p.betas.astype(np.float32),
             "pose": p.pose.astype(np.float32),
-            "global_orient": matrix_to_axis_angle(torch.as_tensor(p.rotation)).numpy().astype(np.float32),
+            "global_orient": np.asarray(global_orient, np.float32),
             "scale": np.array([scale], np.float32), "trans": trans.astype(np.float32)}
 
 
@@ -230,20 +232,47 @@ class SampledHands(torch.utils.data.Dataset):
         self.seed = int(config.get("seed", 0))
         self.size = int(config["synthetic"]["image_size"])
         self.frame = anatomical_frame(hand_model)
+        self._keypoint_model = None
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, index: int) -> dict:
-        index = int(index)
-        if not 0 <= index < self.length:
-            raise IndexError(f"index {index} outside the {self.length} sampled hands")
-        rng = np.random.default_rng([self.seed, len(SPLITS), index])
-        p, _, _, keys_cam, scale, trans = _posed_hand(self.hand_model, self.config, self.frame, rng, self.size)
-        keys_2d = scale * keys_cam[:, :2] + trans
-        return {**_labels(p, keys_2d, keys_cam, scale, trans, _in_image(keys_2d, self.size, self.size)),
-                "has_3d": np.float32(1), "has_params": np.float32(1), "has_mask": np.float32(0),
-                "index": index, "source": "sampled"}
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices) -> list[dict]:
+        """The samples ``indices`` (what a DataLoader asks for a batch at once): one float64 pass of
+        the keypoint-only model for all of them (a sample does not depend on its batch, to float32
+        precision), the rest per sample from its own generator."""
+        from .fitting import KeypointModel  # keypoints without the mesh: the labels need no vertices
+
+        indices = [int(i) for i in indices]
+        for index in indices:
+            if not 0 <= index < self.length:
+                raise IndexError(f"index {index} outside the {self.length} sampled hands")
+        if self._keypoint_model is None:
+            self._keypoint_model = KeypointModel(self.hand_model)
+        model = self._keypoint_model
+        rngs = [np.random.default_rng([self.seed, len(SPLITS), index]) for index in indices]
+        params = [sample_parameters(rng, self.config, self.frame, self.hand_model.num_betas,
+                                    self.hand_model.num_pca_comps)
+                  for rng in rngs]
+        with torch.no_grad():
+            keys = model(torch.as_tensor(np.stack([p.betas for p in params]), dtype=torch.float64),
+                         torch.as_tensor(np.stack([p.pose for p in params]), dtype=torch.float64)).numpy()
+            orients = matrix_to_axis_angle(torch.as_tensor(np.stack([p.rotation for p in params]))).numpy()
+        section = self.config["synthetic"]
+        samples = []
+        for index, rng, p, k, orient in zip(indices, rngs, params, keys, orients):
+            keys_cam = (k - k[kp.ROOT]) @ p.rotation.T
+            scale, trans = place_in_crop(keys_cam, rng, self.size, float(section["crop_scale"]),
+                                         float(section["scale_jitter"]), float(section["centre_jitter_px"]))
+            keys_2d = scale * keys_cam[:, :2] + trans
+            visible = _in_image(keys_2d, self.size, self.size)
+            samples.append({**_labels(p, keys_2d, keys_cam, scale, trans, visible, orient),
+                            "has_3d": np.float32(1), "has_params": np.float32(1), "has_mask": np.float32(0),
+                            "index": index, "source": "sampled"})
+        return samples
 
 
 def render_samples(hand_model: HandModel, config: dict, split: str, indices, assets: HandAssets | None = None
