@@ -141,6 +141,9 @@ def test_samples_without_3d_labels_or_parameters_batch_with_full_ones(hand, conf
     data = TrainingSamples([full[0], partial], config, "2d", seed=0, stage="finetune", with_masks=True)
     batch = torch.utils.data.default_collate([data[0], data[1]])
     assert batch["has_3d"].tolist() == [1.0, 0.0] and batch["has_params"].tolist() == [1.0, 0.0]
+    together = data.__getitems__([(1, 7), (0, 5)])   # a DataLoader's batched fetch, (index, draw) pairs
+    for got, want in zip(together, [data[(1, 7)], data[(0, 5)]]):
+        assert all(np.array_equal(got[k], want[k]) for k in want)
     assert batch["keypoints_3d"].shape == (2, 21, 3) and batch["soft_mask"].shape == (2, 320, 320)
 
 

@@ -266,6 +266,11 @@ def test_sampled_hands_are_the_rendered_distribution_without_pixels(model, confi
     again = SampledHands(model, config, length=40)[3]
     assert all(np.array_equal(np.asarray(first[k]), np.asarray(again[k])) for k in first)   # seeded by index
     assert not np.array_equal(hands[4]["pose"], first["pose"])
+    together = hands.__getitems__([5, 3, 9])   # a DataLoader's batched fetch: same samples as one by one
+    assert all(np.array_equal(np.asarray(a[k]), np.asarray(b[k]))
+               for a, b in zip(together, [hands[5], first, hands[9]]) for k in a)
+    with pytest.raises(IndexError, match="40 sampled hands"):
+        hands.__getitems__([1, 40])
     batch = [hands[i] for i in range(40)]
     assert_labels_are_the_training_projection(model, batch[:4])
     for s in batch:  # framed like the rendered set
