@@ -4,10 +4,12 @@ For each variant's checkpoint (default: the profile's fine-tuned ones), the root
 keypoint error (mm, 21 keypoints) and the 2D error (px at the 320 crop), three ways
 (``evaluation.evaluate_network``): heat-maps from clean keypoints, from detector-like keypoints
 (MediaPipe's measured noise model), and the network's prediction refined by the batched 2D fit
-to those detector-like keypoints.
+to those detector-like keypoints. Then, per variant, where the error comes from
+(``evaluation.error_breakdown``): the error with the rotation, shape or pose replaced by the
+truth, and the rotation error in degrees, in and out of the image plane.
 
     python benchmarks/bench_train_accuracy.py [--profile quick] [--variants 2d rgb rgb+2d]
-        [--stage finetune|pretrain] [--count 300] [--no-refine]
+        [--stage finetune|pretrain] [--count 300] [--no-refine] [--checkpoint PATH ...]
 
 Prints a table and writes outputs/metrics/bench_train_accuracy.json.
 """
@@ -15,12 +17,13 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import torch
 
 from wildhands.checkpoints import load_model
 from wildhands.config import load_profile
-from wildhands.evaluation import evaluate_network, headline
+from wildhands.evaluation import TRUTH_SUBSTITUTIONS, error_breakdown, evaluate_network, headline, label_vectors
 from wildhands.fileio import write_json
 from wildhands.paths import output_dir
 from wildhands.synthetic import SyntheticHandDataset, synthetic_root
@@ -34,25 +37,40 @@ def main(argv=None) -> int:
     parser.add_argument("--stage", choices=("pretrain", "finetune"), default="finetune")
     parser.add_argument("--count", type=int, default=None, help="test samples (default: the whole split)")
     parser.add_argument("--no-refine", action="store_true", help="skip the 2D-fit refinement")
+    parser.add_argument("--checkpoint", nargs="+", default=None,
+                        help="checkpoints to score instead of the profile's (the shipped one, an experiment's)")
     args = parser.parse_args(argv)
 
     config = load_profile(args.profile)
     test_set = SyntheticHandDataset(synthetic_root(config), "test")
     if args.count:
         test_set = torch.utils.data.Subset(test_set, range(min(args.count, len(test_set))))
-    rows = {}
+    checkpoints = args.checkpoint or [default_run_dir(variant_config(config, variant), args.stage) / "final.pt"
+                                      for variant in args.variants]
+    truth = label_vectors(test_set, range(len(test_set)))
+    rows, breakdowns = {}, {}
     print(f"{'variant':8} {'inputs':9} {'3D mm':>7} {'3D mm (Procrustes)':>19} {'2D px':>7}")
-    for variant in args.variants:
-        checkpoint = default_run_dir(variant_config(config, variant), args.stage) / "final.pt"
+    for checkpoint in checkpoints:
         model, trained_config = load_model(checkpoint)
+        variant = model.variant if args.checkpoint is None else str(checkpoint)
         start = time.perf_counter()
-        summary = evaluate_network(model, test_set, trained_config, refine=not args.no_refine)["summary"]
+        result = evaluate_network(model, test_set, trained_config, refine=not args.no_refine)
         rows[variant] = {"checkpoint": str(checkpoint), "seconds": time.perf_counter() - start,
-                         **{mode: headline(s) for mode, s in summary.items()}}
-        for mode, s in summary.items():
+                         **{mode: headline(s) for mode, s in result["summary"].items()}}
+        for mode, s in result["summary"].items():
             h = headline(s)
-            print(f"{variant:8} {mode:9} {h['error_3d_mm']:7.1f} {h['error_3d_procrustes_mm']:19.1f} "
+            print(f"{model.variant:8} {mode:9} {h['error_3d_mm']:7.1f} {h['error_3d_procrustes_mm']:19.1f} "
                   f"{h['error_2d_px']:7.1f}", flush=True)
+        breakdowns[variant] = {mode: error_breakdown(model.hand_model, result["raw"][mode]["pred_params"], truth)
+                               for mode in ("clean", "detector")}
+        rows[variant]["breakdown"] = breakdowns[variant]
+    names = ["none", *("+".join(parts) for parts in TRUTH_SUBSTITUTIONS[1:])]
+    print("\nroot-aligned 3D mm with these parts of the prediction replaced by the truth; rotation error (deg)")
+    print(f"{'variant':8} {'inputs':9} " + " ".join(f"{n:>13}" for n in names) + f" {'R deg':>6} {'in':>5} {'out':>5}")
+    for variant, modes in breakdowns.items():
+        for mode, b in modes.items():
+            print(f"{Path(variant).stem[:8]:8} {mode:9} " + " ".join(f"{b[n]:13.1f}" for n in names) +
+                  f" {b['rotation_deg']:6.1f} {b['rotation_in_plane_deg']:5.1f} {b['rotation_out_of_plane_deg']:5.1f}")
     path = write_json(output_dir("metrics") / "bench_train_accuracy.json",
                       {"profile": args.profile, "stage": args.stage, "count": len(test_set), "variants": rows})
     print(f"wrote {path}")

@@ -270,3 +270,24 @@ def test_fit2d_baseline_weighs_keypoints_by_their_expected_error(toy_model):
     np.testing.assert_allclose(uniform["raw"]["pred_keypoints_3d"],
                                fit_keypoints_2d(toy_model, keypoints_2d, None, config=config).keypoints_3d.numpy())
     assert uniform["summary"]["2d"]["mean_px"] < 2.0 and uniform["summary"]["3d"]["root"]["mean_mm"] >= 0
+
+
+def test_error_breakdown_puts_the_error_on_the_part_that_is_wrong(toy_model):
+    from wildhands.camera import matrix_to_axis_angle
+    from wildhands.evaluation import error_breakdown
+
+    _, params = _synthetic(toy_model, 6, seed=3)
+    true = torch.cat([matrix_to_axis_angle(params["rotation"]), params["trans"], params["scale"][:, None],
+                      params["betas"], params["pose"]], dim=1).numpy()
+    exact = error_breakdown(toy_model, true, true)
+    assert max(v for v in exact.values()) < 1e-3
+    tilted = true.copy()
+    spin = axis_angle_to_matrix(torch.tensor([[0.2, 0.0, 0.0]], dtype=torch.float64))   # about the camera x axis
+    tilted[:, :3] = matrix_to_axis_angle(spin @ params["rotation"]).numpy()
+    b = error_breakdown(toy_model, tilted, true)
+    assert b["none"] > 5 and b["betas"] == pytest.approx(b["none"]) and b["pose"] == pytest.approx(b["none"])
+    assert b["rotation"] < 1e-3 and b["rotation+pose"] < 1e-3
+    assert b["rotation_deg"] == pytest.approx(np.degrees(0.2), rel=1e-4)
+    assert b["rotation_out_of_plane_deg"] == pytest.approx(np.degrees(0.2), rel=1e-4) and b["rotation_in_plane_deg"] < 1e-6
+    with pytest.raises(ValueError, match="pred_vectors"):
+        error_breakdown(toy_model, true[:, :5], true)

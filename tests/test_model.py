@@ -34,9 +34,10 @@ def test_variants_take_their_channels_and_give_the_26_vector(hand, config, varia
         model(torch.rand(2, channels + 1, 32, 32))
 
 
-def test_first_pass_is_the_mean_hand_centred_at_the_right_size(hand, config):
+@pytest.mark.parametrize("head", ["linear", "iterative"])
+def test_first_pass_is_the_mean_hand_centred_at_the_right_size(hand, config, head):
     torch.manual_seed(0)
-    model = build_model(config, hand).eval()
+    model = build_model({**config, "model": {**config["model"], "head": head}}, hand).eval()
     out = model(torch.rand(4, 21, 32, 32))
     box_low, box_high = out.keypoints_2d.min(1).values, out.keypoints_2d.max(1).values
     centre, edge = (box_low + box_high) / 2, (box_high - box_low).max(-1).values
@@ -57,6 +58,28 @@ def test_decoder_is_fixed_and_the_hand_model_stays_out_of_the_state_dict(hand, c
     x = torch.rand(1, 21, 32, 32)
     model.eval(), fresh.eval()
     assert torch.equal(model(x).keypoints_3d, fresh(x).keypoints_3d)
+
+
+def test_iterative_head_feeds_its_estimate_back_and_trains(hand, config):
+    from wildhands.encoder import IterativeHead
+
+    torch.manual_seed(0)
+    head = IterativeHead(8, 5, iterations=3, hidden=16)
+    features = torch.randn(4, 8)
+    inputs = []
+    head.mlp[0].register_forward_hook(lambda module, args, out: inputs.append(args[0].detach()))
+    estimate = head(features)
+    assert len(inputs) == 3 and torch.equal(inputs[0][:, 8:], torch.zeros(4, 5))
+    assert torch.allclose(inputs[2][:, 8:] + head.mlp(inputs[2])[:, :], estimate, atol=1e-6)  # y3 = y2 + MLP([f, y2])
+    settings = {**config, "model": {**config["model"], "head": "iterative", "head_iterations": 2, "head_hidden": 32}}
+    model = build_model(settings, hand)
+    model(torch.rand(2, 21, 32, 32)).keypoints_3d.square().sum().backward()
+    assert model.encoder.head.mlp[0].weight.grad.abs().sum() > 0
+    assert model.encoder.backbone.conv1.weight.grad.abs().sum() > 0
+    state = model.state_dict()
+    assert build_model(settings, hand).load_state_dict(state)   # the config rebuilds the same head
+    with pytest.raises(ValueError, match="model.head"):
+        build_model({**config, "model": {**config["model"], "head": "transformer"}}, hand)
 
 
 def test_reprojection_is_the_weak_perspective_camera(hand, config):

@@ -13,6 +13,11 @@ theta = 0) at the right size in the centre of the crop whatever the input.
 t is the root keypoint's pixel in the 320 crop and s is pixels of the 320 crop per metre,
 whatever the network's input size (DESIGN.md, "Conventions").
 
+The last layer is the paper's linear one (``head = "linear"``) or, beyond the paper, an
+iterative regressor (``head = "iterative"``, HMR-style iterative error feedback, Kanazawa et al.
+2018): an MLP that sees the features and its current estimate and adds a correction, a few
+times over; it starts at zero like the linear layer.
+
 Input variants: ``rgb`` (3 channels, ImageNet-normalised), ``2d`` (21 heat-map channels),
 ``rgb+2d`` (24: RGB first). ImageNet weights come only from a local file; conv1 is adapted
 for heat-map channels (RGB filters for image channels, small random filters for heat-maps).
@@ -42,6 +47,7 @@ def resnet10(weights=None, **kwargs) -> torchvision.models.ResNet:
 
 BACKBONES = {"resnet10": resnet10, "resnet18": torchvision.models.resnet18, "resnet34": torchvision.models.resnet34,
              "resnet50": torchvision.models.resnet50}
+HEADS = ("linear", "iterative")
 # Std of the last layer's initial weights: small, so the first outputs are the initial camera
 # and mean hand, yet non-zero so that gradients reach the backbone from the first step.
 HEAD_INIT_STD = 1e-3
@@ -86,7 +92,8 @@ class HandEncoder(nn.Module):
 
     def __init__(self, variant: str = "2d", backbone: str = "resnet18", num_betas: int = 10,
                  num_pca_comps: int = 10, init_trans=(159.5, 159.5), init_scale: float = 800.0,
-                 crop_size: int = 320, pretrained: str | Path | None = None):
+                 crop_size: int = 320, pretrained: str | Path | None = None, head: str = "linear",
+                 head_iterations: int = 3, head_hidden: int = 512):
         super().__init__()
         self.variant = check_variant(variant)
         if backbone not in BACKBONES:
@@ -106,9 +113,17 @@ class HandEncoder(nn.Module):
         features = net.fc.in_features
         net.fc = nn.Identity()
         self.backbone = net
-        self.head = nn.Linear(features, 6 + 2 + 1 + self.num_betas + self.num_pca_comps)
-        nn.init.normal_(self.head.weight, std=HEAD_INIT_STD)
-        nn.init.zeros_(self.head.bias)
+        outputs = 6 + 2 + 1 + self.num_betas + self.num_pca_comps
+        if head == "linear":
+            self.head = nn.Linear(features, outputs)
+            last = self.head
+        elif head == "iterative":
+            self.head = IterativeHead(features, outputs, int(head_iterations), int(head_hidden))
+            last = self.head.mlp[-1]
+        else:
+            raise ValueError(f"model.head: expected one of {', '.join(HEADS)}, got {head!r}")
+        nn.init.normal_(last.weight, std=HEAD_INIT_STD)
+        nn.init.zeros_(last.bias)
         self.register_buffer("init_rot6d", matrix_to_rot6d(torch.eye(3)))
         self.register_buffer("init_trans", torch.as_tensor(init_trans, dtype=torch.float32).reshape(2))
         self.register_buffer("init_log_scale", torch.log(torch.tensor(float(init_scale))))
@@ -126,6 +141,24 @@ class HandEncoder(nn.Module):
             trans=self.init_trans + 0.5 * self.crop_size * trans,
             scale=torch.exp(self.init_log_scale + log_scale[:, 0]),
             betas=betas, pose=pose)
+
+
+class IterativeHead(nn.Module):
+    """Iterative error feedback: ``y <- y + MLP([features, y])`` ``iterations`` times from y = 0."""
+
+    def __init__(self, features: int, outputs: int, iterations: int = 3, hidden: int = 512):
+        super().__init__()
+        if iterations < 1 or hidden < 1:
+            raise ValueError(f"model.head_iterations and head_hidden: expected >= 1, got {iterations}, {hidden}")
+        self.iterations = iterations
+        self.mlp = nn.Sequential(nn.Linear(features + outputs, hidden), nn.ReLU(inplace=True),
+                                 nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, outputs))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        estimate = features.new_zeros(features.shape[0], self.mlp[-1].out_features)
+        for _ in range(self.iterations):
+            estimate = estimate + self.mlp(torch.cat([features, estimate], dim=1))
+        return estimate
 
 
 def load_imagenet_weights(net: nn.Module, path) -> None:

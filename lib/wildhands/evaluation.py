@@ -168,8 +168,8 @@ def reconstruct(hand_model: HandModel, vectors) -> dict:
     from .model import HandDecoder
 
     p = _split_vector(np.asarray(vectors), hand_model.num_betas)
-    params = HandParameters(axis_angle_to_matrix(p["global_orient"]).float(), p["trans"].float(),
-                            p["scale"].float(), p["betas"].float(), p["pose"].float())
+    params = HandParameters(*(t.to(hand_model.dtype) for t in (axis_angle_to_matrix(p["global_orient"]), p["trans"],
+                                                                 p["scale"], p["betas"], p["pose"])))
     out = HandDecoder(hand_model)(params)
     return {"vertices": out.vertices.numpy(), "keypoints_3d": out.keypoints_3d.numpy(),
             "vertices_2d": out.vertices_2d.numpy(), "keypoints_2d": out.keypoints_2d.numpy()}
@@ -182,3 +182,40 @@ def label_vectors(dataset, indices) -> np.ndarray:
         s = dataset[i]
         rows.append(np.concatenate([s["global_orient"], s["trans"], np.reshape(s["scale"], 1), s["betas"], s["pose"]]))
     return np.stack(rows).astype(np.float64)
+
+
+TRUTH_SUBSTITUTIONS = ((), ("rotation",), ("betas",), ("pose",), ("rotation", "betas"), ("rotation", "pose"),
+                       ("betas", "pose"))
+
+
+def error_breakdown(hand_model: HandModel, pred_vectors, true_vectors) -> dict:
+    """Where a prediction's 3D error comes from: the root-aligned mean keypoint error (mm) with
+    parts of the predicted v = (R, t, s, beta, theta) replaced by the truth (keys such as
+    "rotation+pose": those parts true, the rest predicted; "none": the prediction as it is),
+    and the rotation error in degrees, split into in-plane (about the camera axis) and
+    out-of-plane (the tilt a weak-perspective view hardly shows).
+    """
+    from .camera import axis_angle_to_matrix, matrix_to_axis_angle
+
+    pred, true = np.asarray(pred_vectors, np.float64), np.asarray(true_vectors, np.float64)
+    if pred.shape != true.shape or pred.ndim != 2:
+        raise ValueError(f"pred_vectors, true_vectors: expected two (N, D) arrays, got {pred.shape}, {true.shape}")
+    nb = hand_model.num_betas
+    columns = {"rotation": slice(0, 3), "betas": slice(NUM_BETAS_OFFSET, NUM_BETAS_OFFSET + nb),
+               "pose": slice(NUM_BETAS_OFFSET + nb, None)}
+    truth = reconstruct(hand_model, true)["keypoints_3d"]
+    out = {}
+    for parts in TRUTH_SUBSTITUTIONS:
+        mixed = pred.copy()
+        for part in parts:
+            mixed[:, columns[part]] = true[:, columns[part]]
+        keypoints = reconstruct(hand_model, mixed)["keypoints_3d"]
+        error = np.linalg.norm(metrics.align_root(keypoints, truth) - truth, axis=-1)
+        out["+".join(parts) or "none"] = float(error.mean() * 1000)
+    relative = (axis_angle_to_matrix(torch.as_tensor(pred[:, :3])) @
+                axis_angle_to_matrix(torch.as_tensor(true[:, :3])).transpose(1, 2))
+    angle = np.degrees(matrix_to_axis_angle(relative).numpy())
+    out["rotation_deg"] = float(np.linalg.norm(angle, axis=1).mean())
+    out["rotation_in_plane_deg"] = float(np.abs(angle[:, 2]).mean())
+    out["rotation_out_of_plane_deg"] = float(np.linalg.norm(angle[:, :2], axis=1).mean())
+    return out

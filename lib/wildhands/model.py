@@ -117,5 +117,7 @@ def build_model(config: dict, hand_model: HandModel, variant: str | None = None)
     trans, scale = initial_camera(hand_model, crop_size, crop_scale)
     encoder = HandEncoder(variant or section["variant"], section["backbone"], num_betas=hand_model.num_betas,
                           num_pca_comps=hand_model.num_pca_comps, init_trans=trans, init_scale=scale,
-                          crop_size=crop_size, pretrained=section.get("pretrained") or None)
+                          crop_size=crop_size, pretrained=section.get("pretrained") or None,
+                          head=section.get("head", "linear"), head_iterations=int(section.get("head_iterations", 3)),
+                          head_hidden=int(section.get("head_hidden", 512)))
     return HandReconstructor(encoder, hand_model)
