@@ -92,6 +92,24 @@ def test_fit_recovers_noise_free_keypoints(toy_model):
     assert summary["hands"] == 16 and summary["median_error_px"] < 1.0
 
 
+def test_robust_fit_ignores_a_hallucinated_keypoint(toy_model):
+    keypoints_2d, truth = _synthetic(toy_model, 8, seed=5)
+    corrupted = keypoints_2d.clone()
+    corrupted[:, 8] += torch.tensor([90.0, -70.0], dtype=corrupted.dtype)   # index fingertip far off
+    fit = Fit2D(toy_model)
+    squared = fit.fit(corrupted, num_inits=4, iterations=30)
+    robust = fit.fit(corrupted, num_inits=4, iterations=30, robust=3.0, robust_rounds=3)
+    others = [i for i in range(21) if i != 8]
+
+    def error_on_others(result):   # px, to the true keypoints the corruption left alone
+        return (result.keypoints_2d[:, others] - keypoints_2d[:, others]).norm(dim=-1).mean(1)
+    assert error_on_others(robust).median() < 1.0 < error_on_others(squared).median()
+    assert (robust.keypoints_2d[:, 8] - corrupted[:, 8]).norm(dim=-1).min() > 50    # the outlier is left out
+    assert robust.settings["robust"] == 3.0 and "robust" not in squared.settings
+    with pytest.raises(ValueError, match="robust"):
+        fit.fit(corrupted, robust=-1.0)
+
+
 def test_zero_confidence_ignores_a_keypoint(toy_model):
     keypoints_2d, _ = _synthetic(toy_model, 3, seed=1)
     confidences = torch.ones(3, 21, dtype=torch.float64)
@@ -214,6 +232,13 @@ def test_refinement_anchor_comes_from_the_profile():
                                          "pose": config["refine"]["anchor_pose"]}
     assert refinement_anchor(variant_config(config, "rgb")) is None     # the quick RGB network: no prior
     assert refinement_anchor({"refine": {}}) is None
+    from wildhands.inputs import refinement_options
+    options = refinement_options(config)
+    assert options == {"anchor_sigma": refinement_anchor(config), "robust": config["refine"]["robust"],
+                       "robust_rounds": config["refine"]["robust_rounds"]} and options["robust"] > 0
+    assert refinement_options({"refine": {}}) == {"anchor_sigma": None, "robust": 0.0, "robust_rounds": 3}
+    with pytest.raises(ValueError, match="robust"):
+        refinement_options({"refine": {"robust": -2}})
     with pytest.raises(ValueError, match="anchor_pose"):
         refinement_anchor({"refine": {"anchor": True, "anchor_rotation_rad": 0.1, "anchor_betas": 1.0}})
 

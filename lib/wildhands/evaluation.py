@@ -41,7 +41,8 @@ def evaluate_network(model, dataset, config: dict, refine: bool = True, batch_si
 
     "refined": the 2D fit from the network's prediction on the detector-like keypoints it saw,
     "refined_labels": the same from the clean keypoints, each weighted by its expected keypoint
-    error (``inputs.refinement_weights``), the prediction itself a prior (``inputs.refinement_anchor``).
+    error (``inputs.refinement_weights``), the prediction itself a prior and outlying keypoints
+    down-weighted as ``[refine]`` says (``inputs.refinement_options``).
 
     The RGB variant reads no keypoints, so its "detector" numbers equal its "clean" ones and
     its refinement fits the detector-like keypoints (what a user would have).
@@ -55,7 +56,7 @@ def evaluate_network(model, dataset, config: dict, refine: bool = True, batch_si
         out[mode] = summarize(pred["pred_keypoints_3d"], pred["keypoints_3d"], pred["pred_keypoints_2d"],
                               pred["keypoints_2d"], pred["visible"], pred["has_3d"], config)
     if refine:
-        from .inputs import refinement_anchor, refinement_weights
+        from .inputs import refinement_options, refinement_weights
 
         for mode, inputs, source in (("refined", "detector", "detector"), ("refined_labels", "clean", "labels")):
             pred = raw[inputs]
@@ -63,7 +64,7 @@ def evaluate_network(model, dataset, config: dict, refine: bool = True, batch_si
             weights = np.tile(refinement_weights(config, source), (len(targets), 1))
             init = _split_vector(pred["pred_params"], model.hand_model.num_betas)
             fit = fit_keypoints_2d(model.hand_model, targets, weights, init=init, config=config, num_inits=1,
-                                   anchor_sigma=refinement_anchor(config))
+                                   **refinement_options(config))
             raw[mode] = {"pred_keypoints_3d": fit.keypoints_3d.numpy(), "pred_keypoints_2d": fit.keypoints_2d.numpy()}
             out[mode] = summarize(fit.keypoints_3d.numpy(), pred["keypoints_3d"], fit.keypoints_2d.numpy(),
                                   pred["keypoints_2d"], pred["visible"], pred["has_3d"], config)
@@ -71,16 +72,17 @@ def evaluate_network(model, dataset, config: dict, refine: bool = True, batch_si
 
 
 def evaluate_fit2d(hand_model: HandModel, keypoints_in, labels: dict, config: dict,
-                   source: str | None = "detector") -> dict:
+                   source: str | None = "detector", **overrides) -> dict:
     """The 2D-fit baseline on given input keypoints (N, 21, 2); ``labels`` as from ``predict_dataset``.
 
     Eq. 10's p_i are the keypoints' expected errors from ``source`` (``inputs.refinement_weights``:
     what a detector's confidences stand for; the same weights the refinement uses); None: p_i = 1.
+    ``overrides``: ``[fit2d]`` settings for this call (e.g. ``robust=3.0``).
     """
     from .inputs import refinement_weights
 
     weights = None if source is None else np.tile(refinement_weights(config, source), (len(keypoints_in), 1))
-    fit = fit_keypoints_2d(hand_model, keypoints_in, weights, config=config)
+    fit = fit_keypoints_2d(hand_model, keypoints_in, weights, config=config, **overrides)
     summary = summarize(fit.keypoints_3d.numpy(), labels["keypoints_3d"], fit.keypoints_2d.numpy(),
                         labels["keypoints_2d"], labels["visible"], labels["has_3d"], config)
     summary["fit"] = fit.summary()

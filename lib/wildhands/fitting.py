@@ -628,7 +628,7 @@ class Fit2D:
 
     def fit(self, keypoints_2d, confidences=None, init=None, num_inits: int = 8, iterations: int = 15,
             tolerance: float = 1e-4, chunk_size: int = 1024, progress: bool = False,
-            anchor_sigma: dict | None = None) -> Fit2DResult:
+            anchor_sigma: dict | None = None, robust: float = 0.0, robust_rounds: int = 3) -> Fit2DResult:
         """Fit every hand of a batch: keypoints_2d (B, 21, 2) pixels, confidences (B, 21) or None.
 
         Keypoints with confidence 0 are ignored (they may be NaN). ``init``: start from given
@@ -637,9 +637,17 @@ class Fit2D:
         "pose": PCA units}`` adds sum ((v - v_init) / sigma)^2 to the energy, a Gaussian prior
         centred on the given parameters (how far a network's prediction is from the truth), so
         that noisy keypoints refine a prediction instead of replacing it.
+        ``robust`` > 0: outlying keypoints (a detector's hallucinations, swapped fingers) lose
+        their pull by iteratively reweighted least squares: ``robust_rounds`` more fits from the
+        same starts, each keypoint's confidence times 1 / (1 + (r / robust)^2), r its residual
+        at the previous fit in units of its expected error (sqrt(confidence) r_px), which
+        minimises the Geman-McClure energy sum r^2 / (1 + r^2 / robust^2); starts are compared
+        by that energy. 0: eq. 10 as the paper has it (squared residuals).
         ``tolerance``: relative energy decrease at which a start stops.
         ``chunk_size`` bounds the number of (hand, start) problems solved together.
         """
+        if robust < 0 or robust_rounds < 0:
+            raise ValueError(f"robust, robust_rounds: expected >= 0, got {robust}, {robust_rounds}")
         targets, conf = self._check(keypoints_2d, confidences)
         batch = targets.shape[0]
         if init is not None:
@@ -658,12 +666,14 @@ class Fit2D:
         data = (flat_t, flat_c)
         if anchor_sigma:
             data += (flat_x0.clone(), self._anchor_scale(anchor_sigma).expand(batch * starts, -1))
-        states = []
+        rounds = 1 + (int(robust_rounds) if robust > 0 else 0)
         bar = None
         if progress:
             from tqdm.auto import tqdm
-            bar = tqdm(total=iterations * math.ceil(batch * starts / chunk_size), desc="2D fit", unit="it")
-        with torch.no_grad():
+            bar = tqdm(total=rounds * iterations * math.ceil(batch * starts / chunk_size), desc="2D fit", unit="it")
+
+        def solve(data):
+            states = []
             for lo in range(0, batch * starts, chunk_size):
                 part = slice(lo, lo + chunk_size)
                 states.append(levenberg_marquardt(
@@ -671,11 +681,22 @@ class Fit2D:
                     jacobian_fn=self.residuals_and_jacobian if self.analytic_jacobian else None, progress=bar))
                 if bar is not None:  # the chunk may have converged before its last iteration
                     bar.update(iterations - int(states[-1].iterations.max()))
+            return (torch.cat([s.x for s in states]), torch.cat([s.cost for s in states]),
+                    torch.cat([s.iterations for s in states]))
+
+        def robust_weights(x):
+            residual = (self.project(x) - flat_t).norm(dim=-1) * flat_c              # in expected errors
+            return flat_c / (1 + (residual / robust).square()).sqrt()
+
+        with torch.no_grad():
+            x, cost, its = solve(data)
+            for _ in range(rounds - 1):
+                x, cost, its = solve((flat_t, robust_weights(x)) + data[2:])
+            if rounds > 1:  # every start's Geman-McClure energy, at its own result
+                cost = self.residuals(x, flat_t, robust_weights(x), *data[2:]).square().sum(1)
             if bar is not None:
                 bar.close()
-            x = torch.cat([s.x for s in states]).reshape(batch, starts, -1)
-            cost = torch.cat([s.cost for s in states]).reshape(batch, starts)
-            its = torch.cat([s.iterations for s in states]).reshape(batch, starts)
+            x, cost, its = x.reshape(batch, starts, -1), cost.reshape(batch, starts), its.reshape(batch, starts)
             best = torch.nan_to_num(cost, nan=math.inf).argmin(1)
             rows = torch.arange(batch, device=self.device)
             x, cost, its = x[rows, best], cost[rows, best], its[rows, best]
@@ -692,6 +713,7 @@ class Fit2D:
             error_px=error, cost=cost, iterations=its, start=best if init is None else torch.full_like(best, -1),
             settings={"alpha_beta": self.alpha_beta, "w_theta": self.w_theta, "pose_space": self.pose_space,
                       "num_inits": int(starts), "iterations": int(iterations), "tolerance": float(tolerance),
+                      **({"robust": float(robust), "robust_rounds": int(robust_rounds)} if robust > 0 else {}),
                       **({"anchor_sigma": dict(anchor_sigma)} if anchor_sigma else {})})
 
     def _anchor_scale(self, anchor_sigma: dict) -> torch.Tensor:
@@ -712,7 +734,7 @@ class Fit2D:
 
 MODEL_KEYS = ("alpha_beta", "w_theta", "pose_space", "w_range", "pose_limits", "analytic_jacobian", "dtype", "device")
 ANCHOR_KEYS = ("rotation", "betas", "pose")
-FIT_KEYS = ("num_inits", "iterations", "tolerance", "chunk_size", "progress")
+FIT_KEYS = ("num_inits", "iterations", "tolerance", "chunk_size", "progress", "robust", "robust_rounds")
 
 
 def fit_settings(config: dict) -> dict:

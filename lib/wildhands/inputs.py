@@ -222,6 +222,17 @@ def refinement_anchor(config: dict) -> dict | None:
     return {name: float(refine[key]) for name, key in keys.items()}
 
 
+def refinement_options(config: dict) -> dict:
+    """``Fit2D.fit`` keywords of a refinement from ``[refine]``: ``anchor_sigma``
+    (``refinement_anchor``), ``robust`` (0: squared residuals; c > 0: Geman-McClure with scale c
+    in expected keypoint errors) and ``robust_rounds``."""
+    refine = config.get("refine", {})
+    robust, rounds = float(refine.get("robust", 0.0)), int(refine.get("robust_rounds", 3))
+    if robust < 0 or rounds < 0:
+        raise ValueError(f"[refine]: robust and robust_rounds must be >= 0, got {robust}, {rounds}")
+    return {"anchor_sigma": refinement_anchor(config), "robust": robust, "robust_rounds": rounds}
+
+
 # ----------------------------------------------------------------------------- datasets
 
 def draw_rng(seed: int, stage: str, draw: int) -> np.random.Generator:

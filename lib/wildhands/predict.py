@@ -214,7 +214,7 @@ class Predictor:
     @torch.no_grad()
     def _parameters(self, crops, keypoints_crop, confidence, sources):
         from .fitting import Fit2D, fit_settings
-        from .inputs import refinement_anchor, refinement_weights
+        from .inputs import refinement_options, refinement_weights
 
         settings = fit_settings(self.config)
         if self._fit is None:
@@ -235,8 +235,8 @@ class Predictor:
             return params, None
         weights = torch.as_tensor(np.stack([refinement_weights(self.config, source, c)
                                             for source, c in zip(sources, confidence.numpy())]))
-        result = self._fit.fit(keypoints_crop, weights, init=params, anchor_sigma=refinement_anchor(self.config),
-                               **{**settings["fit"], "num_inits": 1})
+        result = self._fit.fit(keypoints_crop, weights, init=params,
+                               **{**settings["fit"], "num_inits": 1, **refinement_options(self.config)})
         refined = _params_from_fit(result)
         return HandParameters(*(t.to(self.device, torch.float32) for t in (
             refined.rotation, refined.trans, refined.scale, refined.betas, refined.pose))), result.error_px.numpy()
