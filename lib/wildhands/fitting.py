@@ -638,9 +638,10 @@ class Fit2D:
         centred on the given parameters (how far a network's prediction is from the truth), so
         that noisy keypoints refine a prediction instead of replacing it.
         ``robust`` > 0: outlying keypoints (a detector's hallucinations, swapped fingers) lose
-        their pull by iteratively reweighted least squares: ``robust_rounds`` more fits from the
-        same starts, each keypoint's confidence times 1 / (1 + (r / robust)^2), r its residual
-        at the previous fit in units of its expected error (sqrt(confidence) r_px), which
+        their pull by iteratively reweighted least squares: ``robust_rounds`` more fits, each
+        from the previous one's result (the anchor stays on ``init``), each keypoint's confidence
+        times 1 / (1 + (r / robust)^2), r its residual at the previous fit in units of its
+        expected error (sqrt(confidence) r_px), which
         minimises the Geman-McClure energy sum r^2 / (1 + r^2 / robust^2); starts are compared
         by that energy. 0: eq. 10 as the paper has it (squared residuals).
         ``tolerance``: relative energy decrease at which a start stops.
@@ -672,12 +673,12 @@ class Fit2D:
             from tqdm.auto import tqdm
             bar = tqdm(total=rounds * iterations * math.ceil(batch * starts / chunk_size), desc="2D fit", unit="it")
 
-        def solve(data):
+        def solve(x_start, data):
             states = []
             for lo in range(0, batch * starts, chunk_size):
                 part = slice(lo, lo + chunk_size)
                 states.append(levenberg_marquardt(
-                    self.residuals, flat_x0[part], tuple(d[part] for d in data), iterations=iterations, ftol=tolerance,
+                    self.residuals, x_start[part], tuple(d[part] for d in data), iterations=iterations, ftol=tolerance,
                     jacobian_fn=self.residuals_and_jacobian if self.analytic_jacobian else None, progress=bar))
                 if bar is not None:  # the chunk may have converged before its last iteration
                     bar.update(iterations - int(states[-1].iterations.max()))
@@ -689,9 +690,9 @@ class Fit2D:
             return flat_c / (1 + (residual / robust).square()).sqrt()
 
         with torch.no_grad():
-            x, cost, its = solve(data)
+            x, cost, its = solve(flat_x0, data)
             for _ in range(rounds - 1):
-                x, cost, its = solve((flat_t, robust_weights(x)) + data[2:])
+                x, cost, its = solve(x, (flat_t, robust_weights(x)) + data[2:])
             if rounds > 1:  # every start's Geman-McClure energy, at its own result
                 cost = self.residuals(x, flat_t, robust_weights(x), *data[2:]).square().sum(1)
             if bar is not None:
