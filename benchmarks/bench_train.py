@@ -40,6 +40,7 @@ def images_per_second(config: dict, hand_model, dataset, stage: str, steps: int,
     variant = config["model"]["variant"]
     torch.manual_seed(0)
     model = build_model(config, hand_model).to(device).train()
+    model.encoder.to(memory_format=torch.channels_last)   # as wildhands.train runs it
     optimizer = torch.optim.Adam(model.encoder.parameters(), lr=1e-4)
     samples = TrainingSamples(dataset, config, variant, seed=0, stage=stage, with_masks=stage == "finetune")
     start = None
@@ -49,9 +50,9 @@ def images_per_second(config: dict, hand_model, dataset, stage: str, steps: int,
                 torch.cuda.synchronize()
             start = time.perf_counter()
         draws = range(step * batch_size, (step + 1) * batch_size)
-        batch = default_collate([samples[(d % len(samples), d)] for d in draws])
+        batch = default_collate(samples.__getitems__([(d % len(samples), d) for d in draws]))
         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-        params = model.encoder(batch_input(batch, variant, config))
+        params = model.encoder(batch_input(batch, variant, config).contiguous(memory_format=torch.channels_last))
         if stage == "pretrain":
             loss = parameter_losses(params, batch, config["pretrain"])["loss"]
         else:
