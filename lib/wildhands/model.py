@@ -40,6 +40,7 @@ class HandDecoder(nn.Module):
     def __init__(self, hand_model: HandModel):
         super().__init__()
         self.hand_model = hand_model
+        self._keypoint_models = {}  # (device, dtype) -> fitting.KeypointModel; a cache, not a submodule
 
     def forward(self, params: HandParameters) -> Reconstruction:
         # The rotation is applied by the camera, about the root keypoint, as in eq. 3-4; the hand
@@ -54,6 +55,24 @@ class HandDecoder(nn.Module):
             keypoints_2d=weak_perspective_project(hand.keypoints, rotation, scale, trans, root),
             vertices_2d=weak_perspective_project(hand.vertices, rotation, scale, trans, root),
         )
+
+
+    def keypoints_only(self, params: HandParameters) -> Reconstruction:
+        """The keypoints without skinning the mesh (``vertices`` and ``vertices_2d`` are None), the
+        same numbers as ``forward`` gives to float precision at a fraction of the cost: what
+        parameter-supervised pretraining logs and its optional L3D term needs."""
+        from .fitting import KeypointModel
+
+        betas = params.betas
+        key = (betas.device, betas.dtype)
+        if key not in self._keypoint_models:
+            self._keypoint_models[key] = KeypointModel(self.hand_model, betas.dtype).to(betas.device)
+        keypoints = self._keypoint_models[key](betas, params.pose.to(betas.dtype))
+        root = keypoints[:, kp.ROOT]
+        return Reconstruction(
+            params=params, vertices=None, vertices_2d=None,
+            keypoints_3d=rotate_root_relative(keypoints, params.rotation, root),
+            keypoints_2d=weak_perspective_project(keypoints, params.rotation, params.scale, params.trans, root))
 
 
 class HandReconstructor(nn.Module):

@@ -310,9 +310,9 @@ def train(config: dict, stage: str = "pretrain", variant: str | None = None, ini
                             enabled=amp != "off"):
             params = trained(x)
         if stage == "pretrain":
-            # Decoded for the logged errors; with gradient only when the keypoint term trains on it.
+            # Keypoints (no mesh) for the logged errors; with gradient only when the keypoint term trains on them.
             with torch.set_grad_enabled(keypoint_term):
-                output = model.decoder(params if keypoint_term else params.detach())
+                output = model.decoder.keypoints_only(params if keypoint_term else params.detach())
             terms = parameter_losses(params, batch, weights, output, float(loss_config.get("l3d_unit_m", 0.1)))
         else:
             output = model.decoder(params)
