@@ -82,6 +82,20 @@ def test_iterative_head_feeds_its_estimate_back_and_trains(hand, config):
         build_model({**config, "model": {**config["model"], "head": "transformer"}}, hand)
 
 
+def test_keypoints_only_decoding_equals_the_full_decoder(hand, config):
+    torch.manual_seed(0)
+    model = build_model(config, hand)
+    torch.nn.init.normal_(model.encoder.head.weight, std=0.05)   # away from the mean hand
+    params = model.encoder(torch.rand(3, 21, 32, 32))
+    full, light = model.decoder(params), model.decoder.keypoints_only(params)
+    assert light.vertices is None and light.vertices_2d is None
+    torch.testing.assert_close(light.keypoints_3d, full.keypoints_3d, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(light.keypoints_2d, full.keypoints_2d, atol=1e-3, rtol=1e-5)
+    light.keypoints_3d.square().sum().backward()     # the pretraining L3D term trains through it
+    assert model.encoder.backbone.conv1.weight.grad.abs().sum() > 0
+    assert not any(k.startswith("decoder.") for k in model.state_dict())
+
+
 def test_reprojection_is_the_weak_perspective_camera(hand, config):
     model = build_model(config, hand)
     out = model(torch.rand(2, 21, 32, 32))
