@@ -106,6 +106,10 @@ def test_robust_fit_ignores_a_hallucinated_keypoint(toy_model):
     assert error_on_others(robust).median() < 1.0 < error_on_others(squared).median()
     assert (robust.keypoints_2d[:, 8] - corrupted[:, 8]).norm(dim=-1).min() > 50    # the outlier is left out
     assert robust.settings["robust"] == 3.0 and "robust" not in squared.settings
+    mixed = fit.fit(corrupted, num_inits=4, iterations=30, robust=np.array([3.0] * 4 + [0.0] * 4))   # per hand
+    assert error_on_others(mixed)[:4].median() < 1.0 < error_on_others(mixed)[4:].median()
+    with pytest.raises(ValueError, match="one per hand"):
+        fit.fit(corrupted, robust=np.ones(3))
     with pytest.raises(ValueError, match="robust"):
         fit.fit(corrupted, robust=-1.0)
 
@@ -237,6 +241,11 @@ def test_refinement_anchor_comes_from_the_profile():
     assert options == {"anchor_sigma": refinement_anchor(config), "robust": config["refine"]["robust"],
                        "robust_rounds": config["refine"]["robust_rounds"]} and options["robust"] > 0
     assert refinement_options({"refine": {}}) == {"anchor_sigma": None, "robust": 0.0, "robust_rounds": 3}
+    assert refinement_options(config, "labels")["robust"] == 0.0       # annotated keypoints: squared residuals
+    per_hand = refinement_options(config, ["detector", "labels", "detector"])["robust"]
+    assert per_hand.tolist() == [config["refine"]["robust"], 0.0, config["refine"]["robust"]]
+    with pytest.raises(ValueError, match="keypoint source"):
+        refinement_options(config, ["openpose"])
     with pytest.raises(ValueError, match="robust"):
         refinement_options({"refine": {"robust": -2}})
     with pytest.raises(ValueError, match="anchor_pose"):

@@ -64,7 +64,7 @@ def evaluate_network(model, dataset, config: dict, refine: bool = True, batch_si
             weights = np.tile(refinement_weights(config, source), (len(targets), 1))
             init = _split_vector(pred["pred_params"], model.hand_model.num_betas)
             fit = fit_keypoints_2d(model.hand_model, targets, weights, init=init, config=config, num_inits=1,
-                                   **refinement_options(config))
+                                   **refinement_options(config, source))
             raw[mode] = {"pred_keypoints_3d": fit.keypoints_3d.numpy(), "pred_keypoints_2d": fit.keypoints_2d.numpy()}
             out[mode] = summarize(fit.keypoints_3d.numpy(), pred["keypoints_3d"], fit.keypoints_2d.numpy(),
                                   pred["keypoints_2d"], pred["visible"], pred["has_3d"], config)

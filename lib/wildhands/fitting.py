@@ -628,7 +628,7 @@ class Fit2D:
 
     def fit(self, keypoints_2d, confidences=None, init=None, num_inits: int = 8, iterations: int = 15,
             tolerance: float = 1e-4, chunk_size: int = 1024, progress: bool = False,
-            anchor_sigma: dict | None = None, robust: float = 0.0, robust_rounds: int = 3) -> Fit2DResult:
+            anchor_sigma: dict | None = None, robust=0.0, robust_rounds: int = 3) -> Fit2DResult:
         """Fit every hand of a batch: keypoints_2d (B, 21, 2) pixels, confidences (B, 21) or None.
 
         Keypoints with confidence 0 are ignored (they may be NaN). ``init``: start from given
@@ -643,14 +643,20 @@ class Fit2D:
         times 1 / (1 + (r / robust)^2), r its residual at the previous fit in units of its
         expected error (sqrt(confidence) r_px), which
         minimises the Geman-McClure energy sum r^2 / (1 + r^2 / robust^2); starts are compared
-        by that energy. 0: eq. 10 as the paper has it (squared residuals).
+        by that energy. 0: eq. 10 as the paper has it (squared residuals). A float, or one
+        scale per hand (B,) with 0 for the hands fitted with squared residuals.
         ``tolerance``: relative energy decrease at which a start stops.
         ``chunk_size`` bounds the number of (hand, start) problems solved together.
         """
-        if robust < 0 or robust_rounds < 0:
-            raise ValueError(f"robust, robust_rounds: expected >= 0, got {robust}, {robust_rounds}")
         targets, conf = self._check(keypoints_2d, confidences)
         batch = targets.shape[0]
+        robust_scale = torch.as_tensor(np.asarray(robust, np.float64), dtype=self.dtype, device=self.device)
+        if robust_scale.ndim == 0:
+            robust_scale = robust_scale.expand(batch)
+        if (robust_scale.shape != (batch,) or not torch.isfinite(robust_scale).all() or (robust_scale < 0).any()
+                or robust_rounds < 0):
+            raise ValueError(f"robust, robust_rounds: expected scales >= 0 (one, or one per hand of {batch}) and "
+                             f"rounds >= 0, got {robust!r}, {robust_rounds}")
         if init is not None:
             x0 = self.pack(init)
             if x0.shape[0] != batch:
@@ -667,7 +673,9 @@ class Fit2D:
         data = (flat_t, flat_c)
         if anchor_sigma:
             data += (flat_x0.clone(), self._anchor_scale(anchor_sigma).expand(batch * starts, -1))
-        rounds = 1 + (int(robust_rounds) if robust > 0 else 0)
+        rounds = 1 + (int(robust_rounds) if bool((robust_scale > 0).any()) else 0)
+        # Per (hand, start) problem; infinite where a hand is fitted with squared residuals.
+        flat_scale = torch.where(robust_scale > 0, robust_scale, math.inf).repeat_interleave(starts)
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -687,7 +695,7 @@ class Fit2D:
 
         def robust_weights(x):
             residual = (self.project(x) - flat_t).norm(dim=-1) * flat_c              # in expected errors
-            return flat_c / (1 + (residual / robust).square()).sqrt()
+            return flat_c / (1 + (residual / flat_scale[:, None]).square()).sqrt()
 
         with torch.no_grad():
             x, cost, its = solve(flat_x0, data)
@@ -714,7 +722,8 @@ class Fit2D:
             error_px=error, cost=cost, iterations=its, start=best if init is None else torch.full_like(best, -1),
             settings={"alpha_beta": self.alpha_beta, "w_theta": self.w_theta, "pose_space": self.pose_space,
                       "num_inits": int(starts), "iterations": int(iterations), "tolerance": float(tolerance),
-                      **({"robust": float(robust), "robust_rounds": int(robust_rounds)} if robust > 0 else {}),
+                      **({"robust": robust_scale.tolist() if np.ndim(robust) else float(robust),
+                          "robust_rounds": int(robust_rounds)} if rounds > 1 else {}),
                       **({"anchor_sigma": dict(anchor_sigma)} if anchor_sigma else {})})
 
     def _anchor_scale(self, anchor_sigma: dict) -> torch.Tensor:

@@ -222,15 +222,25 @@ def refinement_anchor(config: dict) -> dict | None:
     return {name: float(refine[key]) for name, key in keys.items()}
 
 
-def refinement_options(config: dict) -> dict:
+def refinement_options(config: dict, sources="detector") -> dict:
     """``Fit2D.fit`` keywords of a refinement from ``[refine]``: ``anchor_sigma``
-    (``refinement_anchor``), ``robust`` (0: squared residuals; c > 0: Geman-McClure with scale c
-    in expected keypoint errors) and ``robust_rounds``."""
+    (``refinement_anchor``), ``robust`` and ``robust_rounds``.
+
+    ``robust`` (Geman-McClure scale in expected keypoint errors) applies to detector keypoints,
+    whose errors have outliers (hallucinations, swapped fingers); annotated keypoints ("labels")
+    are fitted with squared residuals, so that a far-off start is not read as all-outliers.
+    ``sources``: one source (``robust`` a float) or one per hand (an array).
+    """
     refine = config.get("refine", {})
     robust, rounds = float(refine.get("robust", 0.0)), int(refine.get("robust_rounds", 3))
     if robust < 0 or rounds < 0:
         raise ValueError(f"[refine]: robust and robust_rounds must be >= 0, got {robust}, {rounds}")
-    return {"anchor_sigma": refinement_anchor(config), "robust": robust, "robust_rounds": rounds}
+    for source in [sources] if isinstance(sources, str) else sources:
+        if source not in KEYPOINT_SOURCES:
+            raise ValueError(f"keypoint source: expected one of {', '.join(KEYPOINT_SOURCES)}, got {source!r}")
+    scale = (robust if sources == "detector" else 0.0) if isinstance(sources, str) else \
+        np.array([robust if s == "detector" else 0.0 for s in sources])
+    return {"anchor_sigma": refinement_anchor(config), "robust": scale, "robust_rounds": rounds}
 
 
 # ----------------------------------------------------------------------------- datasets

@@ -236,7 +236,7 @@ class Predictor:
         weights = torch.as_tensor(np.stack([refinement_weights(self.config, source, c)
                                             for source, c in zip(sources, confidence.numpy())]))
         result = self._fit.fit(keypoints_crop, weights, init=params,
-                               **{**settings["fit"], "num_inits": 1, **refinement_options(self.config)})
+                               **{**settings["fit"], "num_inits": 1, **refinement_options(self.config, sources)})
         refined = _params_from_fit(result)
         return HandParameters(*(t.to(self.device, torch.float32) for t in (
             refined.rotation, refined.trans, refined.scale, refined.betas, refined.pose))), result.error_px.numpy()
