@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     print(f"{'variant':8} {'inputs':9} " + " ".join(f"{n:>13}" for n in names) + f" {'R deg':>6} {'in':>5} {'out':>5}")
     for variant, modes in breakdowns.items():
         for mode, b in modes.items():
-            print(f"{Path(variant).stem[:8]:8} {mode:9} " + " ".join(f"{b[n]:13.1f}" for n in names) +
+            print(f"{Path(variant).stem:8} {mode:9} " + " ".join(f"{b[n]:13.1f}" for n in names) +
                   f" {b['rotation_deg']:6.1f} {b['rotation_in_plane_deg']:5.1f} {b['rotation_out_of_plane_deg']:5.1f}")
     path = write_json(output_dir("metrics") / "bench_train_accuracy.json",
                       {"profile": args.profile, "stage": args.stage, "count": len(test_set), "variants": rows})

@@ -46,16 +46,7 @@ class HandDecoder(nn.Module):
         # The rotation is applied by the camera, about the root keypoint, as in eq. 3-4; the hand
         # model poses the hand in its own frame (global_orient = 0).
         hand = self.hand_model(betas=params.betas, pose=params.pose)
-        root = hand.keypoints[:, kp.ROOT]
-        rotation, scale, trans = params.rotation, params.scale, params.trans
-        return Reconstruction(
-            params=params,
-            vertices=rotate_root_relative(hand.vertices, rotation, root),
-            keypoints_3d=rotate_root_relative(hand.keypoints, rotation, root),
-            keypoints_2d=weak_perspective_project(hand.keypoints, rotation, scale, trans, root),
-            vertices_2d=weak_perspective_project(hand.vertices, rotation, scale, trans, root),
-        )
-
+        return _seen_by_camera(params, hand.keypoints, hand.vertices)
 
     def keypoints_only(self, params: HandParameters) -> Reconstruction:
         """The keypoints without skinning the mesh (``vertices`` and ``vertices_2d`` are None), the
@@ -67,12 +58,21 @@ class HandDecoder(nn.Module):
         key = (betas.device, betas.dtype)
         if key not in self._keypoint_models:
             self._keypoint_models[key] = KeypointModel(self.hand_model, betas.dtype).to(betas.device)
-        keypoints = self._keypoint_models[key](betas, params.pose.to(betas.dtype))
-        root = keypoints[:, kp.ROOT]
-        return Reconstruction(
-            params=params, vertices=None, vertices_2d=None,
-            keypoints_3d=rotate_root_relative(keypoints, params.rotation, root),
-            keypoints_2d=weak_perspective_project(keypoints, params.rotation, params.scale, params.trans, root))
+        return _seen_by_camera(params, self._keypoint_models[key](betas, params.pose.to(betas.dtype)))
+
+
+def _seen_by_camera(params: HandParameters, keypoints: torch.Tensor, vertices: torch.Tensor | None = None
+                    ) -> Reconstruction:
+    """Model-frame keypoints (and vertices) rotated about the root keypoint and reprojected."""
+    root = keypoints[:, kp.ROOT]
+    rotation, scale, trans = params.rotation, params.scale, params.trans
+    return Reconstruction(
+        params=params,
+        vertices=None if vertices is None else rotate_root_relative(vertices, rotation, root),
+        keypoints_3d=rotate_root_relative(keypoints, rotation, root),
+        keypoints_2d=weak_perspective_project(keypoints, rotation, scale, trans, root),
+        vertices_2d=None if vertices is None else weak_perspective_project(vertices, rotation, scale, trans, root),
+    )
 
 
 class HandReconstructor(nn.Module):

@@ -202,9 +202,14 @@ def _posed_hand(hand_model: HandModel, config: dict, frame: np.ndarray, rng, siz
     root = keys[kp.ROOT]
     verts_cam = (verts - root) @ p.rotation.T
     keys_cam = (keys - root) @ p.rotation.T
-    scale, trans = place_in_crop(keys_cam, rng, size, float(section["crop_scale"]),
-                                 float(section["scale_jitter"]), float(section["centre_jitter_px"]))
+    scale, trans = _placed(keys_cam, rng, section, size)
     return p, verts, verts_cam, keys_cam, scale, trans
+
+
+def _placed(keys_cam: np.ndarray, rng, section: dict, size: int):
+    """``place_in_crop`` with the ``[synthetic]`` framing settings."""
+    return place_in_crop(keys_cam, rng, size, float(section["crop_scale"]), float(section["scale_jitter"]),
+                         float(section["centre_jitter_px"]))
 
 
 def _labels(p: SampleParams, keys_2d, keys_cam, scale, trans, visible, global_orient=None) -> dict:
@@ -265,8 +270,7 @@ class SampledHands(torch.utils.data.Dataset):
         samples = []
         for index, rng, p, k, orient in zip(indices, rngs, params, keys, orients):
             keys_cam = (k - k[kp.ROOT]) @ p.rotation.T
-            scale, trans = place_in_crop(keys_cam, rng, self.size, float(section["crop_scale"]),
-                                         float(section["scale_jitter"]), float(section["centre_jitter_px"]))
+            scale, trans = _placed(keys_cam, rng, section, self.size)
             keys_2d = scale * keys_cam[:, :2] + trans
             visible = _in_image(keys_2d, self.size, self.size)
             samples.append({**_labels(p, keys_2d, keys_cam, scale, trans, visible, orient),
