@@ -26,7 +26,7 @@ from wildhands.config import load_profile
 from wildhands.evaluation import TRUTH_SUBSTITUTIONS, error_breakdown, evaluate_network, headline, label_vectors
 from wildhands.fileio import write_json
 from wildhands.paths import output_dir
-from wildhands.predict import with_current_fit_settings
+from wildhands.predict import with_current_inference_settings
 from wildhands.synthetic import SyntheticHandDataset, synthetic_root
 from wildhands.train import default_run_dir, variant_config
 
@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     print(f"{'variant':8} {'inputs':9} {'3D mm':>7} {'3D mm (Procrustes)':>19} {'2D px':>7}")
     for checkpoint in checkpoints:
         model, trained_config = load_model(checkpoint)
-        trained_config = with_current_fit_settings(trained_config)   # [fit2d], [refine] as the profile has them now
+        trained_config = with_current_inference_settings(trained_config)   # [inference], [fit2d], [refine] as the profile has them now
         variant = model.variant if args.checkpoint is None else str(checkpoint)
         start = time.perf_counter()
         result = evaluate_network(model, test_set, trained_config, refine=not args.no_refine)

@@ -10,7 +10,7 @@ from wildhands.config import load_profile
 from wildhands.encoder import HandEncoder, HandParameters
 from wildhands.hand_model import HandModel
 from wildhands.inputs import DetectorNoise, augment_sample, detector_keypoints, heatmaps, network_input
-from wildhands.model import build_model
+from wildhands.model import build_model, quarter_turns, turn_parameters, turned_average
 
 
 @pytest.fixture
@@ -103,6 +103,76 @@ def test_reprojection_is_the_weak_perspective_camera(hand, config):
     expected = p.scale[:, None, None] * out.keypoints_3d[..., :2] + p.trans[:, None]
     assert torch.allclose(out.keypoints_2d, expected, atol=1e-3)
     assert torch.allclose(out.keypoints_3d[:, kp.ROOT], torch.zeros(2, 3), atol=1e-7)
+
+
+def _random_parameters(hand, batch=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return HandParameters(rotation=axis_angle_to_matrix(torch.randn(batch, 3, generator=g)),
+                          trans=150 + 20 * torch.rand(batch, 2, generator=g), scale=600 + 200 * torch.rand(batch, generator=g),
+                          betas=torch.randn(batch, hand.num_betas, generator=g),
+                          pose=torch.randn(batch, hand.num_pca_comps, generator=g))
+
+
+def test_turned_parameters_show_the_hand_as_rot90_turns_the_crop(hand, config):
+    decoder = build_model(config, hand).decoder
+    params = _random_parameters(hand)
+    seen, turned = decoder(params), decoder(turn_parameters(params, 1, 320))
+    # rot90 moves pixel (u, v) to (v, 319 - u); in 3D the same turn about the optical axis.
+    expected_2d = torch.stack([seen.keypoints_2d[..., 1], 319 - seen.keypoints_2d[..., 0]], -1)
+    assert torch.allclose(turned.keypoints_2d, expected_2d, atol=1e-3)
+    expected_3d = torch.stack([seen.keypoints_3d[..., 1], -seen.keypoints_3d[..., 0], seen.keypoints_3d[..., 2]], -1)
+    assert torch.allclose(turned.keypoints_3d, expected_3d, atol=1e-6)
+    maps, maps_turned = (heatmaps(r.keypoints_2d, None, 32, 2.0) for r in (seen, turned))
+    assert torch.allclose(maps_turned, torch.rot90(maps, 1, dims=(2, 3)), atol=1e-5)
+    back = turn_parameters(turn_parameters(params, 3, 320), -3, 320)
+    assert torch.allclose(back.rotation, params.rotation, atol=1e-6) and torch.allclose(back.trans, params.trans)
+
+
+class _ScriptedEncoder:
+    """Answers each call with the next of ``views``, expressed in the frame of the turned input it got."""
+    crop_size = 320
+
+    def __init__(self, views):
+        self.views, self.calls = list(views), 0
+
+    def __call__(self, x):
+        turned = turn_parameters(self.views[self.calls], self.calls * 4 // len(self.views), 320)
+        self.calls += 1
+        return turned
+
+
+def test_quarter_turn_averaging_turns_views_back_and_averages_those_that_agree(hand, config):
+    base = _random_parameters(hand, batch=2)
+    small = axis_angle_to_matrix(torch.tensor([[0.0, 0.0, 0.1], [0.1, 0.0, 0.0]]))
+    views = [HandParameters(base.rotation @ (small if k % 2 else small.transpose(1, 2)), base.trans + k,
+                            base.scale + 10 * k, base.betas + k, base.pose - k) for k in range(4)]
+    averaged = turned_average(_ScriptedEncoder(views), torch.zeros(2, 21, 8, 8), 4)
+    assert torch.allclose(averaged.rotation, base.rotation, atol=1e-5)
+    assert torch.allclose(averaged.trans, base.trans + 1.5) and torch.allclose(averaged.scale, base.scale + 15)
+    assert torch.allclose(averaged.pose, base.pose - 1.5) and torch.allclose(averaged.betas, base.betas + 1.5)
+    # A view that disagrees with the unturned one by more than 90 degrees takes no part.
+    flipped = axis_angle_to_matrix(torch.tensor([[0.0, 3.0, 0.0], [0.0, 0.0, 0.0]]))
+    views[2] = HandParameters(views[2].rotation @ flipped, views[2].trans, views[2].scale, views[2].betas + 100,
+                              views[2].pose)
+    averaged = turned_average(_ScriptedEncoder(views), torch.zeros(2, 21, 8, 8), 4)
+    assert torch.allclose(averaged.betas[0], base.betas[0] + 4 / 3)        # views 0, 1, 3
+    assert torch.allclose(averaged.betas[1], base.betas[1] + 1.5 + 25)     # all four
+    assert torch.allclose(averaged.rotation @ averaged.rotation.transpose(1, 2), torch.eye(3).expand(2, 3, 3), atol=1e-5)
+    half = turned_average(_ScriptedEncoder(views[:2]), torch.zeros(2, 21, 8, 8), 2)
+    assert torch.allclose(half.pose, base.pose - 0.5)
+
+
+def test_quarter_turns_are_configured_and_checked(hand, config):
+    model = build_model(config, hand).eval()
+    x = torch.rand(2, 21, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model.predict(x, 1).keypoints_3d, model(x).keypoints_3d)
+        assert torch.allclose(model.predict(x, 4).keypoints_3d,
+                              model.decoder(turned_average(model.encoder, x, 4)).keypoints_3d, atol=1e-6)
+    with pytest.raises(ValueError, match="quarter_turns"):
+        turned_average(model.encoder, x, 3)
+    assert quarter_turns(config) == 4 and quarter_turns({}) == 1
+    assert quarter_turns(load_profile("paper")) == 1
 
 
 def test_imagenet_weights_come_from_a_local_file(tmp_path):

@@ -150,7 +150,7 @@ def test_shipped_checkpoint_loads_against_the_current_hand_model():
 
 
 def test_checkpoints_take_the_fit_settings_of_their_profile_as_it_is_now():
-    from wildhands.predict import with_current_fit_settings
+    from wildhands.predict import with_current_inference_settings
     from wildhands.train import variant_config
 
     quick = load_profile("quick")
@@ -158,10 +158,10 @@ def test_checkpoints_take_the_fit_settings_of_their_profile_as_it_is_now():
         trained = variant_config(quick, variant)
         trained["refine"] = {"label_sigma_px": 3.0}          # as a checkpoint from an older profile holds it
         trained["fit2d"] = {"iterations": 1}
-        current = with_current_fit_settings(trained)
+        current = with_current_inference_settings(trained)
         assert current["refine"] == variant_config(quick, variant)["refine"]
         assert current["fit2d"] == quick["fit2d"] and current["model"] == trained["model"]
-    assert with_current_fit_settings(variant_config(quick, "2d"))["refine"]["anchor"]
-    assert not with_current_fit_settings(variant_config(quick, "rgb"))["refine"]["anchor"]
+    assert with_current_inference_settings(variant_config(quick, "2d"))["refine"]["anchor"]
+    assert not with_current_inference_settings(variant_config(quick, "rgb"))["refine"]["anchor"]
     custom = {**variant_config(quick, "2d"), "profile": "my-lab-profile", "refine": {"label_sigma_px": 3.0}}
-    assert with_current_fit_settings(custom)["refine"] == {"label_sigma_px": 3.0}
+    assert with_current_inference_settings(custom)["refine"] == {"label_sigma_px": 3.0}

@@ -8,6 +8,9 @@ reprojections in pixels of the 320 crop (x right, y down):
 
 The decoder has no trainable parameters. The hand model is a non-persistent part: its arrays
 (MANO is licensed) never enter ``state_dict()``; checkpoints store its hash instead.
+
+Beyond the paper, ``HandReconstructor.predict(x, quarter_turns)`` averages the encoder over
+quarter turns of its input (test-time augmentation; ``[inference]`` in the profiles).
 """
 from __future__ import annotations
 
@@ -99,6 +102,67 @@ class HandReconstructor(nn.Module):
 
     def forward(self, x: torch.Tensor) -> Reconstruction:
         return self.decoder(self.encoder(x))
+
+    def predict(self, x: torch.Tensor, quarter_turns: int = 1) -> Reconstruction:
+        """``forward`` averaged over ``quarter_turns`` (1, 2 or 4) evenly spaced quarter turns of ``x``."""
+        return self.decoder(turned_average(self.encoder, x, quarter_turns))
+
+
+QUARTER_TURNS = (1, 2, 4)
+
+
+def quarter_turns(config: dict) -> int:
+    """``[inference] quarter_turns`` of a configuration; 1 (no averaging) where the table is absent."""
+    return int(config.get("inference", {}).get("quarter_turns", 1))
+
+
+def turn_parameters(params: HandParameters, turns: int, crop_size: int = 320) -> HandParameters:
+    """The parameters of the scene turned as ``torch.rot90(x, turns, dims=(2, 3))`` turns a crop.
+
+    rot90 moves the pixel (u, v) to (v, W - 1 - u): about the crop centre c, (x, y) -> (y, -x).
+    The camera rotation gains that turn about the optical axis (R -> Rz R, det Rz = 1), the
+    root pixel t turns about c, and s, betas and pose stay as they are.
+    """
+    turn = torch.tensor([[0.0, 1.0], [-1.0, 0.0]], dtype=params.trans.dtype, device=params.trans.device)
+    turn = torch.linalg.matrix_power(turn, int(turns) % 4)
+    turn_3d = torch.eye(3, dtype=params.rotation.dtype, device=params.rotation.device)
+    turn_3d[:2, :2] = turn.to(params.rotation.dtype)
+    centre = (crop_size - 1) / 2
+    return HandParameters(rotation=turn_3d @ params.rotation, trans=(params.trans - centre) @ turn.T + centre,
+                          scale=params.scale, betas=params.betas, pose=params.pose)
+
+
+def turned_average(encoder: HandEncoder, x: torch.Tensor, quarter_turns: int = 1) -> HandParameters:
+    """Test-time augmentation: ``encoder``'s parameters averaged over evenly spaced quarter turns.
+
+    Each turned copy of ``x`` is encoded and its parameters turned back. Per hand, a view takes
+    part only when its rotation is within 90 degrees of the unturned view's (a network that has
+    not learnt to turn with its input, such as an untrained one, keeps its plain prediction).
+    Rotations are averaged as the rotation nearest (Frobenius) to their mean matrix, the other
+    parameters arithmetically. Heat-maps turn exactly with their keypoints (pixel centres are
+    symmetric about the crop centre).
+    """
+    if quarter_turns not in QUARTER_TURNS:
+        raise ValueError(f"quarter_turns: expected one of {QUARTER_TURNS}, got {quarter_turns!r}")
+    if quarter_turns == 1:
+        return encoder(x)
+    step = 4 // quarter_turns
+    views = [turn_parameters(encoder(torch.rot90(x, k, dims=(2, 3))), -k, encoder.crop_size)
+             for k in range(0, 4, step)]
+    rotations = torch.stack([v.rotation for v in views])                      # (K, B, 3, 3)
+    # trace(R0^T Rk) = 1 + 2 cos(angle between them): > 1 within 90 degrees.
+    agree = (rotations * rotations[:1]).sum((-2, -1)) > 1.0                   # (K, B)
+    weight = agree.to(rotations.dtype) / agree.sum(0)
+
+    def mean(stacked):
+        return (weight.reshape(*weight.shape, *[1] * (stacked.ndim - 2)) * stacked).sum(0)
+
+    u, _, vh = torch.linalg.svd(mean(rotations))
+    flip = torch.ones(u.shape[:-1], dtype=u.dtype, device=u.device)
+    flip[:, -1] = torch.det(u @ vh).sign()
+    return HandParameters(rotation=u @ torch.diag_embed(flip) @ vh,
+                          **{name: mean(torch.stack([getattr(v, name) for v in views]))
+                             for name in ("trans", "scale", "betas", "pose")})
 
 
 def _drop_hand_model_state(module, state_dict, prefix, local_metadata):

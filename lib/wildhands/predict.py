@@ -108,13 +108,15 @@ def _hands_from_json(value, name: str) -> list[HandInput]:
     return out
 
 
-FIT_TABLES = ("fit2d", "refine")
+INFERENCE_TABLES = ("inference", "fit2d", "refine")
 
 
-def with_current_fit_settings(trained_config: dict) -> dict:
-    """A checkpoint's configuration with ``[fit2d]`` and ``[refine]`` from its profile as it is now.
+def with_current_inference_settings(trained_config: dict) -> dict:
+    """A checkpoint's configuration with ``[inference]``, ``[fit2d]`` and ``[refine]`` from its
+    profile as it is now.
 
-    Those tables only steer the 2D fit at inference, so improving them needs no retraining; a
+    Those tables only steer inference (test-time averaging, the 2D fit), so improving them
+    needs no retraining; a
     checkpoint whose profile is not among params/profiles/ keeps its own.
     """
     from .config import load_profile
@@ -125,7 +127,7 @@ def with_current_fit_settings(trained_config: dict) -> dict:
                                  trained_config["model"]["variant"])
     except (FileNotFoundError, KeyError, ValueError):
         return trained_config
-    return {**trained_config, **{table: current[table] for table in FIT_TABLES if table in current}}
+    return {**trained_config, **{table: current[table] for table in INFERENCE_TABLES if table in current}}
 
 
 class Predictor:
@@ -145,7 +147,7 @@ class Predictor:
 
             self.checkpoint = Path(checkpoint) if checkpoint else default_checkpoint()
             self.model, trained_config = load_model(self.checkpoint, hand_model=hand_model, device=self.device)
-            self.config = apply_overrides(with_current_fit_settings(trained_config), config_overrides)
+            self.config = apply_overrides(with_current_inference_settings(trained_config), config_overrides)
             self.hand_model = self.model.hand_model
         else:
             self.checkpoint = None
@@ -224,13 +226,14 @@ class Predictor:
             return _params_from_fit(result), result.error_px.numpy()
         from .encoder import HandParameters
         from .inputs import network_input, resize_image
+        from .model import quarter_turns, turned_average
 
         size = int(self.config["model"]["input_size"])
         images = torch.as_tensor(np.stack([resize_image(c, size) for c in crops])) if "rgb" in self.variant else None
         x = network_input(self.variant, size, float(self.config["preprocess"]["heatmap_sigma"]), images=images,
                           keypoints_2d=keypoints_crop, confidence=confidence,
                           crop_size=int(self.config["preprocess"]["crop_size"]))
-        params = self.model.encoder(x.to(self.device)).detach()
+        params = turned_average(self.model.encoder, x.to(self.device), quarter_turns(self.config)).detach()
         if not self.refine:
             return params, None
         weights = torch.as_tensor(np.stack([refinement_weights(self.config, source, c)

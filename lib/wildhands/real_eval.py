@@ -35,6 +35,7 @@ from .datasets import JointHandDataset, load_dataset
 from .fitting import fit_keypoints_2d
 from .hand_model import HandModel
 from .inputs import heatmap_sigma, network_input, resize_image
+from .model import quarter_turns
 from .paper_reference import label, set_key
 
 FIT_METHOD = "2dfit"
@@ -163,7 +164,7 @@ def predict_network(model, model_config: dict, dataset: JointHandDataset, palm_r
                           images=batch["image"].to(device) if "image" in batch else None,
                           keypoints_2d=batch["keypoints_2d"].to(device), confidence=batch["visible"].to(device),
                           crop_size=dataset.crop_size)
-        pred = model(x)
+        pred = model.predict(x, quarter_turns(model_config))
         joints = pred.keypoints_3d
         if palm_root:
             p = pred.params

@@ -40,7 +40,7 @@ from .fileio import atomic_path
 from .hand_model import HandModel, hand_model_from_config
 from .inputs import STAGES, TrainingSamples, batch_input
 from .losses import keypoint_errors, parameter_losses, reconstruction_losses
-from .model import HandReconstructor, build_model
+from .model import HandReconstructor, build_model, quarter_turns
 from .paths import OUTPUTS_DIR
 
 TRAIN_STAGES = ("pretrain", "finetune")
@@ -462,7 +462,7 @@ def predict_dataset(model: HandReconstructor, dataset, config: dict, noise: bool
     out = {}
     for batch in DataLoader(samples, batch_sampler=sampler, collate_fn=default_collate):
         batch = _to_device(batch, device)
-        pred = model(batch_input(batch, model.variant, config))
+        pred = model.predict(batch_input(batch, model.variant, config), quarter_turns(config))
         errors = keypoint_errors(pred, batch)
         rows = {"pred_keypoints_3d": pred.keypoints_3d, "pred_keypoints_2d": pred.keypoints_2d,
                 "pred_vertices_2d": pred.vertices_2d, "pred_params": pred.params.vector(), "keypoints_3d": batch["keypoints_3d"],
