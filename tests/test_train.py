@@ -183,3 +183,50 @@ def test_finetune_started_over_still_starts_from_the_pretrained_weights(setup, c
     finished = read_checkpoint(again.checkpoint)
     assert _run_difference(finished, hand.hash, apply_overrides(finished["config"], {"refine.label_sigma_px": 3.0}),
                            "finetune") == ""
+
+
+def test_weights_move_to_another_input_variant(toy_mano_path, tmp_path):
+    from wildhands.checkpoints import load_encoder_weights_from_variant, save_checkpoint
+    from wildhands.model import build_model
+
+    hand = HandModel(toy_mano_path)
+    config = load_profile("smoke", {"model.input_size": 32})
+    torch.manual_seed(0)
+    source = build_model(config, hand, variant="2d").eval()
+    torch.nn.init.normal_(source.encoder.head.weight, std=0.01)
+    path = save_checkpoint(tmp_path / "2d.pt", model=source, config=config, stage="pretrain", step=1)
+    target = build_model(config, hand, variant="rgb+2d").eval()
+    load_encoder_weights_from_variant(target, read_checkpoint(path), path)
+    moved, kept = target.encoder.state_dict(), source.encoder.state_dict()
+    conv1 = moved["backbone.conv1.weight"]
+    assert torch.equal(conv1[:, 3:], kept["backbone.conv1.weight"])     # heat-map filters behind the RGB ones
+    assert conv1[:, :3].abs().max() < 0.01                               # new image filters start small
+    assert all(torch.equal(v, kept[k]) for k, v in moved.items() if k != "backbone.conv1.weight")
+    # So the new network first answers as the old one did, whatever the image.
+    maps = torch.rand(2, 21, 32, 32)
+    with torch.no_grad():
+        before = source(maps).keypoints_3d
+        after = target(torch.cat([torch.randn(2, 3, 32, 32), maps], 1)).keypoints_3d
+    assert (after - before).norm(dim=-1).max() < 1e-3                   # metres
+    back = build_model(config, hand, variant="rgb")
+    with pytest.raises(CheckpointError, match="resnet"):
+        load_encoder_weights_from_variant(build_model({**config, "model": {**config["model"], "backbone": "resnet18"}},
+                                                      hand, variant="rgb"), read_checkpoint(path), path)
+    load_encoder_weights_from_variant(back, read_checkpoint(path), path)  # no channel in common: conv1 all new
+    assert back.encoder.state_dict()["backbone.conv1.weight"].abs().max() < 0.01
+
+
+def test_pretraining_can_start_from_the_profiles_network_of_another_variant(setup):
+    hand, data, config, tmp = setup
+    common = dict(datasets=data, hand_model=hand, progress=False)
+    start_from_2d = apply_overrides(config, {"pretrain.init_variant": "2d", "pretrain.steps": 1, "pretrain.lr": 1e-12})
+    with pytest.raises(FileNotFoundError, match="init_variant"):
+        pretrain(start_from_2d, variant="rgb+2d", **common)
+    with pytest.raises(ValueError, match="init_variant"):
+        pretrain(start_from_2d, variant="2d", **common)
+    two_d = read_checkpoint(pretrain(config, variant="2d", **common).checkpoint)["encoder"]
+    result = pretrain(start_from_2d, variant="rgb+2d", **common)
+    for name, p in result.model.encoder.named_parameters():
+        expected = two_d[name]
+        value = p.detach()[:, 3:] if name == "backbone.conv1.weight" else p.detach()
+        assert (value - expected.float()).abs().max() < 1e-6, name

@@ -145,6 +145,39 @@ def load_encoder_weights(model, payload: dict, path) -> None:
     model.encoder.load_state_dict(weights)
 
 
+def load_encoder_weights_from_variant(model, payload: dict, path) -> None:
+    """Start ``model`` from a checkpoint of another input variant (same backbone and hand model).
+
+    Every layer but conv1 is copied. conv1's heat-map filters go to the heat-map channels and its
+    image filters to the image channels where both networks have them; input channels the
+    checkpoint lacks get small filters (``encoder.HEATMAP_FILTER_STD``), so that at first the
+    network answers as the checkpoint's did and learns to use its new input from there.
+    """
+    from .encoder import HEATMAP_FILTER_STD, VARIANTS
+
+    check_hand_model(payload, model.hand_model, path)
+    encoder = model.encoder
+    if payload["backbone"] != encoder.backbone_name:
+        raise CheckpointError(f"checkpoint {path} holds a {payload['backbone']}, not the "
+                              f"{encoder.backbone_name} this run trains")
+    source, target = payload["variant"], encoder.variant
+
+    def layout(variant):  # channel ranges of conv1's inputs: image first, then heat-maps
+        image = 3 if "rgb" in variant else 0
+        return {"image": slice(0, image), "heatmaps": slice(image, VARIANTS[variant])}
+
+    reference = encoder.state_dict()
+    weights = {k: v.to(reference[k].dtype) if k in reference else v for k, v in payload["encoder"].items()}
+    key = "backbone.conv1.weight"
+    conv1 = torch.empty_like(reference[key]).normal_(std=HEATMAP_FILTER_STD)
+    for part, into in layout(target).items():
+        taken = layout(source)[part]
+        if into.stop > into.start and taken.stop > taken.start:
+            conv1[:, into] = weights[key][:, taken]
+    weights[key] = conv1
+    encoder.load_state_dict(weights)
+
+
 def load_model(checkpoint_path, hand_model: HandModel | None = None, device="cpu"):
     """``(model, config)``: the trained ``HandReconstructor`` of a checkpoint, in eval mode.
 

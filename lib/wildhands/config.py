@@ -13,6 +13,8 @@ from pathlib import Path
 from .paths import PROFILES_DIR
 
 PROFILES = ("smoke", "quick", "paper")
+# Tables that steer only inference (test-time averaging, the 2D fit), never the trained weights.
+INFERENCE_TABLES = ("inference", "fit2d", "refine")
 
 
 def _merge(base: dict, over: dict) -> dict:

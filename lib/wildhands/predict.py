@@ -108,18 +108,14 @@ def _hands_from_json(value, name: str) -> list[HandInput]:
     return out
 
 
-INFERENCE_TABLES = ("inference", "fit2d", "refine")
-
-
 def with_current_inference_settings(trained_config: dict) -> dict:
     """A checkpoint's configuration with ``[inference]``, ``[fit2d]`` and ``[refine]`` from its
     profile as it is now.
 
     Those tables only steer inference (test-time averaging, the 2D fit), so improving them
-    needs no retraining; a
-    checkpoint whose profile is not among params/profiles/ keeps its own.
+    needs no retraining; a checkpoint whose profile is not among params/profiles/ keeps its own.
     """
-    from .config import load_profile
+    from .config import INFERENCE_TABLES, load_profile
     from .train import variant_config
 
     try:

@@ -33,8 +33,9 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from .checkpoints import load_encoder_weights, read_checkpoint, restore_rng_states, save_checkpoint
-from .config import apply_overrides, load_profile
+from .checkpoints import (load_encoder_weights, load_encoder_weights_from_variant, read_checkpoint,
+                          restore_rng_states, save_checkpoint)
+from .config import INFERENCE_TABLES, apply_overrides, load_profile
 from .encoder import check_variant
 from .fileio import atomic_path
 from .hand_model import HandModel, hand_model_from_config
@@ -84,6 +85,18 @@ def run_name(config: dict, stage: str) -> str:
 
 def default_run_dir(config: dict, stage: str) -> Path:
     return OUTPUTS_DIR / "checkpoints" / run_name(config, stage)
+
+
+def pretrained_variant_path(config: dict) -> Path:
+    """The final pretraining checkpoint of the variant ``[pretrain] init_variant`` names, in this profile."""
+    other = check_variant(config["pretrain"]["init_variant"])
+    if other == config["model"]["variant"]:
+        raise ValueError(f"pretrain.init_variant: {other!r} is the variant being trained")
+    path = default_run_dir({**config, "model": {**config["model"], "variant": other}}, "pretrain") / "final.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"pretrain.init_variant: no pretrained {other!r} network at {path}; pretrain "
+                                f"that variant first (python -m wildhands train --variant {other})")
+    return path
 
 
 def resolve_device(config: dict) -> torch.device:
@@ -233,7 +246,9 @@ def train(config: dict, stage: str = "pretrain", variant: str | None = None, ini
 
     ``config``: a loaded profile (``config.load_profile``). ``stage``: "pretrain" (parameter
     supervision on synthetic samples) or "finetune" (eq. 5 on mixed 2D/3D/mask labels, starting
-    from ``init_checkpoint``, by default this profile's pretraining result). ``resume``: continue
+    from ``init_checkpoint``, by default this profile's pretraining result; a pretraining run
+    whose ``[pretrain] init_variant`` names another input variant starts from that variant's
+    network, by default its pretraining result in this profile). ``resume``: continue
     from ``run_dir/last.pt`` when it exists. ``datasets``: (train, val) data sets in the sample
     format (default: the synthetic set). ``callback(step, record)`` is called at each log step.
     """
@@ -271,6 +286,9 @@ def train(config: dict, stage: str = "pretrain", variant: str | None = None, ini
     if start == 0 and stage == "finetune":  # a fresh run, or a stale last.pt set aside
         init_checkpoint = Path(init_checkpoint) if init_checkpoint else default_run_dir(config, "pretrain") / "final.pt"
         load_encoder_weights(model, read_checkpoint(init_checkpoint), init_checkpoint)
+    elif start == 0 and section.get("init_variant"):
+        init_checkpoint = Path(init_checkpoint) if init_checkpoint else pretrained_variant_path(config)
+        load_encoder_weights_from_variant(model, read_checkpoint(init_checkpoint), init_checkpoint)
     history = _start_log(log_path, start) if main_process else []
 
     train_set, val_set = datasets if datasets is not None else default_datasets(config, stage, hand_model)
@@ -402,7 +420,7 @@ def _run_difference(payload: dict, hand_model_hash: str, config: dict, stage: st
         return f"it is a {payload['stage']} run"
     if payload["hand_model"]["hash"] != hand_model_hash:
         return f"it was trained with hand model {payload['hand_model']['hash']}, not {hand_model_hash}"
-    ignored = ("device", "fit2d", "refine")  # settings that do not change the trained weights
+    ignored = ("device", *INFERENCE_TABLES)  # settings that do not change the trained weights
     changed = sorted(k for k in set(payload["config"]) | set(config)
                      if k not in ignored and payload["config"].get(k) != config.get(k))
     return f"the profile's {', '.join(changed)} changed" if changed else ""
