@@ -15,7 +15,7 @@ from wildhands.train import _run_difference, finetune, main, pretrain, read_log,
 TINY = {"model.input_size": 32, "pretrain.steps": 4, "pretrain.batch_size": 4, "pretrain.checkpoint_every": 2,
         "pretrain.log_every": 1, "finetune.steps": 4, "finetune.batch_size": 4, "finetune.checkpoint_every": 2,
         "finetune.log_every": 1, "pretrain.workers": 0, "finetune.workers": 0,
-        "variants.rgb+2d.budget": 1.0}
+        "variants.rgb+2d": {"budget": 1.0}}  # the variant alone, not started from the 2D network
 
 
 class Killed(Exception):
