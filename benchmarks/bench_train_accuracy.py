@@ -71,12 +71,18 @@ def main(argv=None) -> int:
     print(f"{'variant':8} {'inputs':9} " + " ".join(f"{n:>13}" for n in names) + f" {'R deg':>6} {'in':>5} {'out':>5}")
     for variant, modes in breakdowns.items():
         for mode, b in modes.items():
-            print(f"{Path(variant).stem:8} {mode:9} " + " ".join(f"{b[n]:13.1f}" for n in names) +
+            print(f"{_label(variant):8} {mode:9} " + " ".join(f"{b[n]:13.1f}" for n in names) +
                   f" {b['rotation_deg']:6.1f} {b['rotation_in_plane_deg']:5.1f} {b['rotation_out_of_plane_deg']:5.1f}")
     path = write_json(output_dir("metrics") / "bench_train_accuracy.json",
                       {"profile": args.profile, "stage": args.stage, "count": len(test_set), "variants": rows})
     print(f"wrote {path}")
     return 0
+
+
+def _label(variant_or_checkpoint: str) -> str:
+    """A variant's name, or a checkpoint's file stem with its run folder for final.pt and last.pt."""
+    path = Path(variant_or_checkpoint)
+    return f"{path.parent.name}/{path.stem}" if path.stem in ("final", "last") and path.parent.name else path.stem
 
 
 if __name__ == "__main__":

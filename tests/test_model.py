@@ -129,16 +129,17 @@ def test_turned_parameters_show_the_hand_as_rot90_turns_the_crop(hand, config):
 
 
 class _ScriptedEncoder:
-    """Answers each call with the next of ``views``, expressed in the frame of the turned input it got."""
+    """Answers with ``views``, each expressed in the frame of its turned copy of the input."""
     crop_size = 320
 
     def __init__(self, views):
-        self.views, self.calls = list(views), 0
+        self.views = list(views)
 
     def __call__(self, x):
-        turned = turn_parameters(self.views[self.calls], self.calls * 4 // len(self.views), 320)
-        self.calls += 1
-        return turned
+        assert len(x) == len(self.views) * len(self.views[0].pose)    # all views in one pass
+        turned = [turn_parameters(v, k * 4 // len(self.views), 320) for k, v in enumerate(self.views)]
+        return HandParameters(*(torch.cat([getattr(t, name) for t in turned])
+                                for name in ("rotation", "trans", "scale", "betas", "pose")))
 
 
 def test_quarter_turn_averaging_turns_views_back_and_averages_those_that_agree(hand, config):

@@ -146,9 +146,12 @@ def turned_average(encoder: HandEncoder, x: torch.Tensor, quarter_turns: int = 1
         raise ValueError(f"quarter_turns: expected one of {QUARTER_TURNS}, got {quarter_turns!r}")
     if quarter_turns == 1:
         return encoder(x)
-    step = 4 // quarter_turns
-    views = [turn_parameters(encoder(torch.rot90(x, k, dims=(2, 3))), -k, encoder.crop_size)
-             for k in range(0, 4, step)]
+    turns = range(0, 4, 4 // quarter_turns)
+    # One pass over all views (batch-norm in eval mode treats samples independently).
+    together = encoder(torch.cat([torch.rot90(x, k, dims=(2, 3)) for k in turns]))
+    views = [turn_parameters(HandParameters(*(t[i * len(x):(i + 1) * len(x)] for t in (
+        together.rotation, together.trans, together.scale, together.betas, together.pose))), -k, encoder.crop_size)
+        for i, k in enumerate(turns)]
     rotations = torch.stack([v.rotation for v in views])                      # (K, B, 3, 3)
     # trace(R0^T Rk) = 1 + 2 cos(angle between them): > 1 within 90 degrees.
     agree = (rotations * rotations[:1]).sum((-2, -1)) > 1.0                   # (K, B)
