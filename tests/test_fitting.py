@@ -156,6 +156,23 @@ def test_refinement_from_a_given_start(toy_model, pose_space):
     assert result.pose.shape == (4, 10 if pose_space == "pca" else 45)
 
 
+def test_extra_starts_rescue_a_far_off_prediction(toy_model):
+    keypoints_2d, truth = _synthetic(toy_model, 6, seed=8)
+    flip = axis_angle_to_matrix(torch.tensor([[0.0, np.pi * 0.9, 0.0]], dtype=torch.float64))
+    far_off = {**truth, "rotation": truth["rotation"] @ flip, "pose": torch.zeros_like(truth["pose"])}
+    fit = Fit2D(toy_model)
+    alone = fit.fit(keypoints_2d, init=far_off, iterations=30)
+    rescued = fit.fit(keypoints_2d, init=far_off, iterations=30, extra_starts=8)
+    assert (rescued.error_px <= alone.error_px + 1e-6).all()       # the prediction is one of the starts
+    assert rescued.error_px.median() < 1.0 < alone.error_px.median()
+    # An anchor stays on the prediction for every start: a tight one keeps the flipped hand.
+    held = fit.fit(keypoints_2d, init=far_off, iterations=30, extra_starts=8,
+                   anchor_sigma={"rotation": 1e-4, "betas": 1e-4, "pose": 1e-4})
+    torch.testing.assert_close(held.rotation, far_off["rotation"], atol=1e-3, rtol=0)
+    with pytest.raises(ValueError, match="extra_starts"):
+        fit.fit(keypoints_2d, init=far_off, extra_starts=99)
+
+
 def test_anchor_holds_a_prediction_against_noisy_keypoints(toy_model):
     keypoints_2d, truth = _synthetic(toy_model, 8, seed=6)
     g = torch.Generator().manual_seed(7)
@@ -239,8 +256,11 @@ def test_refinement_anchor_comes_from_the_profile():
     from wildhands.inputs import refinement_options
     options = refinement_options(config)
     assert options == {"anchor_sigma": refinement_anchor(config), "robust": config["refine"]["robust"],
-                       "robust_rounds": config["refine"]["robust_rounds"]} and options["robust"] > 0
-    assert refinement_options({"refine": {}}) == {"anchor_sigma": None, "robust": 0.0, "robust_rounds": 3}
+                       "robust_rounds": config["refine"]["robust_rounds"],
+                       "extra_starts": config["refine"]["extra_starts"]} and options["robust"] > 0
+    assert refinement_options({"refine": {}}) == {"anchor_sigma": None, "robust": 0.0, "robust_rounds": 3,
+                                                  "extra_starts": 0}
+    assert refinement_options(variant_config(config, "rgb"))["extra_starts"] > 0   # a prediction that may be far off
     assert refinement_options(config, "labels")["robust"] == 0.0       # annotated keypoints: squared residuals
     per_hand = refinement_options(config, ["detector", "labels", "detector"])["robust"]
     assert per_hand.tolist() == [config["refine"]["robust"], 0.0, config["refine"]["robust"]]

@@ -628,7 +628,8 @@ class Fit2D:
 
     def fit(self, keypoints_2d, confidences=None, init=None, num_inits: int = 8, iterations: int = 15,
             tolerance: float = 1e-4, chunk_size: int = 1024, progress: bool = False,
-            anchor_sigma: dict | None = None, robust=0.0, robust_rounds: int = 3) -> Fit2DResult:
+            anchor_sigma: dict | None = None, robust=0.0, robust_rounds: int = 3,
+            extra_starts: int = 0) -> Fit2DResult:
         """Fit every hand of a batch: keypoints_2d (B, 21, 2) pixels, confidences (B, 21) or None.
 
         Keypoints with confidence 0 are ignored (they may be NaN). ``init``: start from given
@@ -636,7 +637,9 @@ class Fit2D:
         standard starts. ``anchor_sigma`` (with ``init``): ``{"rotation": rad, "betas": ..,
         "pose": PCA units}`` adds sum ((v - v_init) / sigma)^2 to the energy, a Gaussian prior
         centred on the given parameters (how far a network's prediction is from the truth), so
-        that noisy keypoints refine a prediction instead of replacing it.
+        that noisy keypoints refine a prediction instead of replacing it. ``extra_starts`` (with
+        ``init``): that many standard starts besides it, the best taken (for a prediction that
+        may be far off; any anchor stays on ``init``).
         ``robust`` > 0: outlying keypoints (a detector's hallucinations, swapped fingers) lose
         their pull by iteratively reweighted least squares: ``robust_rounds`` more fits, each
         from the previous one's result (the anchor stays on ``init``), each keypoint's confidence
@@ -657,11 +660,15 @@ class Fit2D:
                 or robust_rounds < 0):
             raise ValueError(f"robust, robust_rounds: expected scales >= 0 (one, or one per hand of {batch}) and "
                              f"rounds >= 0, got {robust!r}, {robust_rounds}")
+        if not 0 <= int(extra_starts) <= MAX_STARTS:
+            raise ValueError(f"extra_starts: expected 0-{MAX_STARTS} standard starts besides init, got {extra_starts!r}")
         if init is not None:
-            x0 = self.pack(init)
-            if x0.shape[0] != batch:
-                raise ValueError(f"init: {x0.shape[0]} hands, keypoints_2d has {batch}")
-            x0 = x0[:, None]
+            centre = self.pack(init)
+            if centre.shape[0] != batch:
+                raise ValueError(f"init: {centre.shape[0]} hands, keypoints_2d has {batch}")
+            x0 = centre[:, None]
+            if extra_starts:
+                x0 = torch.cat([x0, self.starts(targets, conf, int(extra_starts))], 1)
         else:
             if anchor_sigma:
                 raise ValueError("anchor_sigma: needs init (the parameters to stay near)")
@@ -672,7 +679,7 @@ class Fit2D:
         flat_c = conf[:, None].expand(-1, starts, -1).reshape(batch * starts, -1).sqrt()
         data = (flat_t, flat_c)
         if anchor_sigma:
-            data += (flat_x0.clone(), self._anchor_scale(anchor_sigma).expand(batch * starts, -1))
+            data += (centre.repeat_interleave(starts, 0), self._anchor_scale(anchor_sigma).expand(batch * starts, -1))
         rounds = 1 + (int(robust_rounds) if bool((robust_scale > 0).any()) else 0)
         # Per (hand, start) problem; infinite where a hand is fitted with squared residuals.
         flat_scale = torch.where(robust_scale > 0, robust_scale, math.inf).repeat_interleave(starts)
@@ -744,7 +751,8 @@ class Fit2D:
 
 MODEL_KEYS = ("alpha_beta", "w_theta", "pose_space", "w_range", "pose_limits", "analytic_jacobian", "dtype", "device")
 ANCHOR_KEYS = ("rotation", "betas", "pose")
-FIT_KEYS = ("num_inits", "iterations", "tolerance", "chunk_size", "progress", "robust", "robust_rounds")
+FIT_KEYS = ("num_inits", "iterations", "tolerance", "chunk_size", "progress", "robust", "robust_rounds",
+            "extra_starts")
 
 
 def fit_settings(config: dict) -> dict:

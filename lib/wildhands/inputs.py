@@ -224,7 +224,7 @@ def refinement_anchor(config: dict) -> dict | None:
 
 def refinement_options(config: dict, sources="detector") -> dict:
     """``Fit2D.fit`` keywords of a refinement from ``[refine]``: ``anchor_sigma``
-    (``refinement_anchor``), ``robust`` and ``robust_rounds``.
+    (``refinement_anchor``), ``robust``, ``robust_rounds`` and ``extra_starts``.
 
     ``robust`` (Geman-McClure scale in expected keypoint errors) applies to detector keypoints,
     whose errors have outliers (hallucinations, swapped fingers); annotated keypoints ("labels")
@@ -240,7 +240,8 @@ def refinement_options(config: dict, sources="detector") -> dict:
             raise ValueError(f"keypoint source: expected one of {', '.join(KEYPOINT_SOURCES)}, got {source!r}")
     scale = (robust if sources == "detector" else 0.0) if isinstance(sources, str) else \
         np.array([robust if s == "detector" else 0.0 for s in sources])
-    return {"anchor_sigma": refinement_anchor(config), "robust": scale, "robust_rounds": rounds}
+    return {"anchor_sigma": refinement_anchor(config), "robust": scale, "robust_rounds": rounds,
+            "extra_starts": int(refine.get("extra_starts", 0))}
 
 
 # ----------------------------------------------------------------------------- datasets
