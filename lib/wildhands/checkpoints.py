@@ -140,9 +140,13 @@ def load_encoder_weights(model, payload: dict, path) -> None:
     if (payload["variant"], payload["backbone"]) != (model.encoder.variant, model.encoder.backbone_name):
         raise CheckpointError(f"checkpoint {path} holds a {payload['backbone']} for input {payload['variant']!r}, "
                               f"not a {model.encoder.backbone_name} for {model.encoder.variant!r}")
-    reference = model.encoder.state_dict()
-    weights = {k: v.to(reference[k].dtype) if k in reference else v for k, v in payload["encoder"].items()}
-    model.encoder.load_state_dict(weights)
+    model.encoder.load_state_dict(_weights_for(model.encoder, payload))
+
+
+def _weights_for(encoder, payload: dict) -> dict:
+    """A checkpoint's encoder weights in ``encoder``'s dtypes (shipped checkpoints hold float16)."""
+    reference = encoder.state_dict()
+    return {k: v.to(reference[k].dtype) if k in reference else v for k, v in payload["encoder"].items()}
 
 
 def load_encoder_weights_from_variant(model, payload: dict, path) -> None:
@@ -166,10 +170,9 @@ def load_encoder_weights_from_variant(model, payload: dict, path) -> None:
         image = 3 if "rgb" in variant else 0
         return {"image": slice(0, image), "heatmaps": slice(image, VARIANTS[variant])}
 
-    reference = encoder.state_dict()
-    weights = {k: v.to(reference[k].dtype) if k in reference else v for k, v in payload["encoder"].items()}
+    weights = _weights_for(encoder, payload)
     key = "backbone.conv1.weight"
-    conv1 = torch.empty_like(reference[key]).normal_(std=HEATMAP_FILTER_STD)
+    conv1 = torch.empty_like(encoder.state_dict()[key]).normal_(std=HEATMAP_FILTER_STD)
     for part, into in layout(target).items():
         taken = layout(source)[part]
         if into.stop > into.start and taken.stop > taken.start:

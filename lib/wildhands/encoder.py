@@ -24,7 +24,7 @@ for heat-map channels (RGB filters for image channels, small random filters for 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
@@ -74,7 +74,10 @@ class HandParameters:
         return torch.cat([self.global_orient, self.trans, self.scale[:, None], self.betas, self.pose], dim=1)
 
     def detach(self) -> "HandParameters":
-        return HandParameters(*(t.detach() for t in (self.rotation, self.trans, self.scale, self.betas, self.pose)))
+        return HandParameters(*(getattr(self, name).detach() for name in PARAMETER_FIELDS))
+
+
+PARAMETER_FIELDS = tuple(f.name for f in fields(HandParameters))
 
 
 def check_variant(variant: str) -> str:

@@ -21,7 +21,7 @@ from torch import nn
 
 from . import keypoints as kp
 from .camera import rotate_root_relative, weak_perspective_project
-from .encoder import HandEncoder, HandParameters
+from .encoder import PARAMETER_FIELDS, HandEncoder, HandParameters
 from .hand_model import HandModel
 
 HAND_MODEL_PREFIX = "hand_model."
@@ -149,9 +149,8 @@ def turned_average(encoder: HandEncoder, x: torch.Tensor, quarter_turns: int = 1
     turns = range(0, 4, 4 // quarter_turns)
     # One pass over all views (batch-norm in eval mode treats samples independently).
     together = encoder(torch.cat([torch.rot90(x, k, dims=(2, 3)) for k in turns]))
-    views = [turn_parameters(HandParameters(*(t[i * len(x):(i + 1) * len(x)] for t in (
-        together.rotation, together.trans, together.scale, together.betas, together.pose))), -k, encoder.crop_size)
-        for i, k in enumerate(turns)]
+    per_view = zip(*(getattr(together, name).chunk(len(turns)) for name in PARAMETER_FIELDS))
+    views = [turn_parameters(HandParameters(*parts), -k, encoder.crop_size) for k, parts in zip(turns, per_view)]
     rotations = torch.stack([v.rotation for v in views])                      # (K, B, 3, 3)
     # trace(R0^T Rk) = 1 + 2 cos(angle between them): > 1 within 90 degrees.
     agree = (rotations * rotations[:1]).sum((-2, -1)) > 1.0                   # (K, B)
@@ -165,7 +164,7 @@ def turned_average(encoder: HandEncoder, x: torch.Tensor, quarter_turns: int = 1
     flip[:, -1] = torch.det(u @ vh).sign()
     return HandParameters(rotation=u @ torch.diag_embed(flip) @ vh,
                           **{name: mean(torch.stack([getattr(v, name) for v in views]))
-                             for name in ("trans", "scale", "betas", "pose")})
+                             for name in PARAMETER_FIELDS if name != "rotation"})
 
 
 def _drop_hand_model_state(module, state_dict, prefix, local_metadata):
