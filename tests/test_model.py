@@ -7,7 +7,7 @@ from train_fixtures import make_samples
 from wildhands import keypoints as kp
 from wildhands.camera import axis_angle_to_matrix
 from wildhands.config import load_profile
-from wildhands.encoder import HandEncoder, HandParameters
+from wildhands.encoder import PARAMETER_FIELDS, HandEncoder, HandParameters
 from wildhands.hand_model import HandModel
 from wildhands.inputs import DetectorNoise, augment_sample, detector_keypoints, heatmaps, network_input
 from wildhands.model import build_model, quarter_turns, turn_parameters, turned_average
@@ -139,7 +139,7 @@ class _ScriptedEncoder:
         assert len(x) == len(self.views) * len(self.views[0].pose)    # all views in one pass
         turned = [turn_parameters(v, k * 4 // len(self.views), 320) for k, v in enumerate(self.views)]
         return HandParameters(*(torch.cat([getattr(t, name) for t in turned])
-                                for name in ("rotation", "trans", "scale", "betas", "pose")))
+                                for name in PARAMETER_FIELDS))
 
 
 def test_quarter_turn_averaging_turns_views_back_and_averages_those_that_agree(hand, config):
