@@ -76,6 +76,15 @@ def test_analytic_jacobian_matches_autodiff(tmp_path, pose_space):
     assert r_anchor.shape[1] == r.shape[1] + 3 + model.num_betas + fit.num_pose
     torch.testing.assert_close(r_anchor, r_auto)
     torch.testing.assert_close(j_anchor, j_auto, rtol=1e-9, atol=1e-9)
+    # With a detector's 3D keypoints (the refinement's 3D term): 63 more rows, same agreement.
+    points = 0.05 * torch.randn(3, 21, 3, generator=g, dtype=torch.float64)
+    sqrt_w = 1 / 0.015 * torch.rand(3, 21, generator=g, dtype=torch.float64)
+    extra = dict(anchor=anchor, anchor_scale=scale, targets_3d=points, sqrt_weight_3d=sqrt_w)
+    r_auto, j_auto = _jacobian(lambda v: fit.residuals(v, targets, weights, **extra), x)
+    r_3d, j_3d = fit.residuals_and_jacobian(x, targets, weights, **extra)
+    assert r_3d.shape[1] == r_anchor.shape[1] + 63
+    torch.testing.assert_close(r_3d, r_auto)
+    torch.testing.assert_close(j_3d, j_auto, rtol=1e-9, atol=1e-9)
 
 
 def test_fit_recovers_noise_free_keypoints(toy_model):
@@ -199,6 +208,42 @@ def test_anchor_holds_a_prediction_against_noisy_keypoints(toy_model):
         fit.fit(noisy, weights, init=truth, anchor_sigma={"rotation": 0.1})
     with pytest.raises(ValueError, match="pose must be > 0"):
         fit.fit(noisy, weights, init=truth, anchor_sigma={"rotation": 0.1, "betas": 0.5, "pose": 0})
+
+
+def test_3d_term_pulls_a_wrong_start_towards_the_detector_3d_keypoints(toy_model):
+    """A prediction with the wrong rotation and pose, 2D keypoints too noisy to fix it, and the
+    detector's 3D keypoints of the true hand (at another size): the 3D term brings it back."""
+    keypoints_2d, truth = _synthetic(toy_model, 6, seed=11)
+    g = torch.Generator().manual_seed(12)
+    noisy = keypoints_2d + 15 * torch.randn(keypoints_2d.shape, generator=g, dtype=torch.float64)
+    weights = torch.full((6, 21), 1 / 15 ** 2, dtype=torch.float64)
+    turn = axis_angle_to_matrix(torch.tensor([[0.0, 0.5, 0.0]], dtype=torch.float64).expand(6, -1))
+    wrong = {**truth, "rotation": turn @ truth["rotation"], "pose": truth["pose"] + 0.8}
+    true_3d = torch.einsum("bij,bkj->bki", truth["rotation"],
+                           (lambda k: k - k[:, :1])(toy_model(betas=truth["betas"], pose=truth["pose"]).keypoints))
+    world = 1.3 * true_3d + 0.2          # another size and origin: the term is up to a scale, root-relative
+    fit = Fit2D(toy_model)
+    anchor = {"rotation": 0.4, "betas": 2.0, "pose": 4.0}
+
+    def errors(result):
+        joints = result.keypoints_3d
+        return float((joints - true_3d).norm(dim=-1).mean() * 1000), float(torch.linalg.matrix_norm(
+            result.rotation - truth["rotation"]).mean())
+
+    alone = fit.fit(noisy, weights, init=wrong, anchor_sigma=anchor, iterations=30)
+    with_3d = fit.fit(noisy, weights, init=wrong, anchor_sigma=anchor, iterations=30, keypoints_3d=world,
+                      weights_3d=torch.full((6, 21), 1 / 0.01 ** 2, dtype=torch.float64))
+    (mm_alone, rot_alone), (mm_3d, rot_3d) = errors(alone), errors(with_3d)
+    assert mm_3d < 0.5 * mm_alone and rot_3d < 0.5 * rot_alone
+    assert with_3d.settings["keypoints_3d"] is True
+    # Zero 3D weights change nothing: the 2D term alone.
+    none = fit.fit(noisy, weights, init=wrong, anchor_sigma=anchor, iterations=30, keypoints_3d=world,
+                   weights_3d=torch.zeros(6, 21, dtype=torch.float64))
+    torch.testing.assert_close(none.keypoints_3d, alone.keypoints_3d)
+    with pytest.raises(ValueError, match="weights_3d: needed"):
+        fit.fit(noisy, weights, init=wrong, keypoints_3d=world)
+    with pytest.raises(ValueError, match="keypoints_3d: expected shape"):
+        fit.fit(noisy, weights, init=wrong, keypoints_3d=world[:, :20], weights_3d=torch.ones(6, 21))
 
 
 @pytest.mark.parametrize("keypoints,confidences,match", [

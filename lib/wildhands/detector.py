@@ -1,11 +1,13 @@
 """The independent 2D hand detector: MediaPipe Hands (0.10.21, models inside the wheel, CPU, offline).
 
 The paper feeds 2D joint heat-maps from an independent CNN (OpenPose hand); we use MediaPipe.
-``HandDetector.detect(image)`` returns, per hand, 21 keypoints in image pixels in our order
-(MediaPipe's landmark order is the OpenPose order), the hand's side in an ordinary photograph
-and MediaPipe's handedness score. MediaPipe labels handedness as if the image were a mirrored
-selfie, so its label is swapped. MediaPipe gives no per-keypoint confidence: callers use the
-hand's score, or 1, for every keypoint.
+``HandDetector.detect(image)`` returns, per hand, everything MediaPipe gives (nothing is
+dropped): 21 keypoints in image pixels in our order (MediaPipe's landmark order is the OpenPose
+order), their relative depth, the 3D world landmarks (metres, centred on the hand, axes those of
+the photo's camera: x right, y down, z away), the hand's side in an ordinary photograph and
+MediaPipe's handedness score. MediaPipe labels handedness as if the image were a mirrored selfie,
+so its label is swapped. MediaPipe gives no per-keypoint confidence; this module estimates one
+per photo from how much its passes disagree (``keypoint_sigma``).
 
 Passes, all with one ``Hands`` object in static-image mode:
 
@@ -16,14 +18,24 @@ Passes, all with one ``Hands`` object in static-image mode:
    scale. A hand cut by a tile's inner edge is dropped (a neighbouring tile holds it whole);
    a hand found more than once (box centres closer than half the larger l) is kept once,
    the highest score winning;
-3. per hand, the 2.2 l crop around its keypoints at 320 pixels (``second_pass``): the hand
-   fills the crop as it fills the network's input, and its keypoints replace the first
-   ones when the crop pass finds the same hand there, at a size within 2/3 to 3/2 of the
-   first (MediaPipe sometimes sees a small hand inside a fist on a crop).
+3. per hand, the 2.2 l crop around its keypoints at 320 pixels, and the same crop flipped
+   left-right (``second_pass``): the hand fills the crop as it fills the network's input. A
+   crop pass counts when it finds the same hand at a size within 2/3 to 3/2 of the first
+   (MediaPipe sometimes sees a small hand inside a fist on a crop). The hand's keypoints and
+   world landmarks become the mean over the passes that found it (the flipped pass mapped
+   back), and each keypoint's uncertainty sigma follows from the passes' spread:
+
+       sigma_i = min(sigma_max, sqrt(sigma_floor^2 + (gain * spread_i)^2))   px at 320 per axis
+
+   spread_i the per-axis sample standard deviation of keypoint i over the passes (px of the
+   320 crop of 2.2 l). ``sigma_floor``, ``gain`` and ``sigma_max`` come from the profile's
+   ``[detector]`` table, measured by ``benchmarks/bench_detector.py`` (MediaPipe against the
+   labelled calibration photos). A hand that only one pass found has no sigma (None): callers
+   fall back to the global noise model.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -36,23 +48,48 @@ SECOND_PASS_SCALE = 2.2
 MAX_DETECTION_SIDE = 1920   # larger photos are downscaled for pass 1 (coordinates mapped back)
 MIN_TILE_SIDE = 64          # photos whose tiles would be smaller are not tiled
 SMALL_HAND = 1 / 8          # hands with l under this fraction of the longer side send the photo to tiles
+FOUND_BY = ("hand", "tile")  # the pass that found a hand: the whole photo, or a tile
+PASSES = ("first", "crop", "flipped")
 
 
 @dataclass
 class Detection:
-    """One hand found in an image."""
+    """One hand found in an image, with everything MediaPipe says of it."""
     keypoints_2d: np.ndarray   # (21, 2) image pixels, our keypoint order
     handedness: str            # "left" or "right", for an ordinary (unmirrored) photo
     score: float               # MediaPipe's handedness score (0-1)
     box: tuple                 # (x0, y0, x1, y1): tight box around the keypoints, image pixels
+    world_landmarks: np.ndarray | None = None  # (21, 3) metres, hand-centred, camera axes (x right, y down, z away)
+    depth: np.ndarray | None = None            # (21,) MediaPipe's relative z in image pixels (wrist 0, < 0 nearer)
+    sigma_px: np.ndarray | None = None         # (21,) per-keypoint uncertainty, image pixels per axis (None: unknown)
+    passes: dict = field(default_factory=dict)  # pass name -> (21, 2) keypoints it gave, image pixels
+    found_by: str = "hand"                     # FOUND_BY: the pass that found the hand
 
     def to_dict(self) -> dict:
-        return {"keypoints_2d": self.keypoints_2d.tolist(), "handedness": self.handedness,
-                "score": float(self.score), "box": [float(v) for v in self.box]}
+        def listed(value):
+            return None if value is None else np.round(np.asarray(value, float), 6).tolist()
 
-    def moved(self, keypoints_2d: np.ndarray) -> "Detection":
-        """The same hand with other keypoints (and their box)."""
-        return Detection(keypoints_2d, self.handedness, self.score, tight_box(keypoints_2d))
+        return {"keypoints_2d": listed(self.keypoints_2d), "handedness": self.handedness,
+                "score": float(self.score), "box": [float(v) for v in self.box],
+                "world_landmarks_m": listed(self.world_landmarks), "depth_px": listed(self.depth),
+                "sigma_px": listed(self.sigma_px), "found_by": self.found_by,
+                "passes": {name: listed(points) for name, points in self.passes.items()}}
+
+    def moved(self, keypoints_2d: np.ndarray, **changes) -> "Detection":
+        """The same hand with other keypoints (and their box), and any other field changed."""
+        return replace(self, keypoints_2d=keypoints_2d, box=tight_box(keypoints_2d), **changes)
+
+    def mapped(self, to_image, scale: float, mirrored: bool = False) -> "Detection":
+        """The hand found on a view of the image (a crop, a tile, a resized or flipped copy) in
+        the image's pixels: ``to_image`` maps (N, 2) points, ``scale`` is image pixels per view
+        pixel, ``mirrored`` when the view shows the image flipped left-right."""
+        world = self.world_landmarks
+        if mirrored and world is not None:
+            world = world * [-1.0, 1.0, 1.0]
+        return self.moved(to_image(self.keypoints_2d), world_landmarks=world,
+                          depth=None if self.depth is None else self.depth * scale,
+                          sigma_px=None if self.sigma_px is None else self.sigma_px * scale,
+                          passes={k: to_image(v) for k, v in self.passes.items()})
 
 
 def tight_box(points: np.ndarray) -> tuple:
@@ -67,14 +104,26 @@ def swap_handedness(label: str) -> str:
     return "right" if label == "left" else "left"
 
 
-def detections_from_result(result, width: int, height: int) -> list[Detection]:
-    """MediaPipe's result (normalised landmarks, handedness) -> ``Detection``s in pixels of a
-    ``width`` x ``height`` image (pixel centres at integers)."""
+def detections_from_result(result, width: int, height: int, found_by: str = "hand") -> list[Detection]:
+    """MediaPipe's result (normalised landmarks, their z, world landmarks, handedness) ->
+    ``Detection``s in pixels of a ``width`` x ``height`` image (pixel centres at integers).
+
+    MediaPipe's z has the scale of its x (a fraction of the image width), so depth in pixels is
+    z * width. World landmarks are kept as given (metres, origin at the hand's centre).
+    """
+    if found_by not in FOUND_BY:
+        raise ValueError(f"found_by: expected one of {', '.join(FOUND_BY)}, got {found_by!r}")
+    landmark_sets = result.multi_hand_landmarks or []
+    worlds = getattr(result, "multi_hand_world_landmarks", None) or [None] * len(landmark_sets)
     hands = []
-    for landmarks, handedness in zip(result.multi_hand_landmarks or [], result.multi_handedness or []):
+    for landmarks, handedness, world in zip(landmark_sets, result.multi_handedness or [], worlds):
         pts = np.array([[lm.x * width - 0.5, lm.y * height - 0.5] for lm in landmarks.landmark])
+        depth = np.array([getattr(lm, "z", np.nan) * width for lm in landmarks.landmark])
+        depth = depth - depth[kp.ROOT] if np.isfinite(depth).all() else None
+        world_m = None if world is None else np.array([[lm.x, lm.y, lm.z] for lm in world.landmark])
         label = handedness.classification[0]
-        hands.append(Detection(pts, swap_handedness(label.label), float(label.score), tight_box(pts)))
+        hands.append(Detection(pts, swap_handedness(label.label), float(label.score), tight_box(pts),
+                               world_landmarks=world_m, depth=depth, passes={"first": pts}, found_by=found_by))
     return hands
 
 
@@ -103,7 +152,7 @@ class HandDetector:
     """
 
     def __init__(self, max_num_hands: int = 4, min_detection_confidence: float = 0.3, second_pass: bool = True,
-                 tiles: bool = True):
+                 tiles: bool = True, sigma: "KeypointSigmaRule | None" = None):
         import mediapipe as mp
 
         if int(max_num_hands) != max_num_hands or max_num_hands < 1:
@@ -112,6 +161,7 @@ class HandDetector:
             raise ValueError(f"min_detection_confidence: expected a value in [0, 1], got {min_detection_confidence}")
         self.max_num_hands = int(max_num_hands)
         self.second_pass, self.tiles = bool(second_pass), bool(tiles)
+        self.sigma = sigma or KeypointSigmaRule()
         self._hands = mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=self.max_num_hands,
                                                min_detection_confidence=float(min_detection_confidence),
                                                model_complexity=1)
@@ -142,25 +192,28 @@ class HandDetector:
         found = self._run(small)
         if self.tiles and _needs_tiles(found, small.shape):
             found = merge_detections(found + self._tiled(small), self.max_num_hands)
-        found = [d.moved((d.keypoints_2d + 0.5) / factor - 0.5) for d in found]
+        found = [d.mapped(lambda p: (p + 0.5) / factor - 0.5, 1.0 / factor) for d in found]
         if self.second_pass:
             found = [self._refine(image, d) for d in found]
         return found
 
-    def _run(self, image: np.ndarray) -> list[Detection]:
+    def _run(self, image: np.ndarray, found_by: str = "hand") -> list[Detection]:
         result = self._hands.process(np.ascontiguousarray(image))
-        return detections_from_result(result, image.shape[1], image.shape[0])
+        return detections_from_result(result, image.shape[1], image.shape[0], found_by)
 
     def _refine(self, image: np.ndarray, det: Detection) -> Detection:
-        """Pass 3: the hand's keypoints found again on its 2.2 l crop, when the crop shows it."""
+        """Pass 3: the hand found again on its 2.2 l crop and on that crop flipped; the passes
+        that show it are averaged and their spread gives each keypoint's sigma."""
         box = crop_box(det.keypoints_2d, None, SECOND_PASS_SCALE)
-        transform = make_transform(image.shape, box, SECOND_PASS_SIZE)
-        for candidate in self._run(crop_image(image, transform)):
-            points = transform.to_image(candidate.keypoints_2d)
-            ratio = crop_box(points, None, 1.0)[2] / crop_box(det.keypoints_2d, None, 1.0)[2]
-            if same_hand(det.keypoints_2d, points) and 2 / 3 < ratio < 3 / 2:
-                return det.moved(points)
-        return det
+        views = {}
+        for name, mirror in (("crop", False), ("flipped", True)):
+            transform = make_transform(image.shape, box, SECOND_PASS_SIZE, mirror=mirror)
+            for candidate in self._run(crop_image(image, transform)):
+                seen = candidate.mapped(transform.to_image, 1.0 / transform.zoom, mirrored=mirror)
+                if _same_hand_and_size(det.keypoints_2d, seen.keypoints_2d):
+                    views[name] = seen
+                    break
+        return combine_passes(det, views, self.sigma)
 
     def _tiled(self, image: np.ndarray) -> list[Detection]:
         """Pass 2: the hands found whole on overlapping tiles of half the longer side.
@@ -177,9 +230,67 @@ class HandDetector:
             for x0 in np.linspace(0, max(w - size, 0), 3).astype(int):
                 tile = image[y0:y0 + size, x0:x0 + size]
                 inner = (x0 > 0, y0 > 0, x0 + tile.shape[1] < w, y0 + tile.shape[0] < h)
-                found += [d.moved(d.keypoints_2d + [x0, y0]) for d in self._run(tile)
+                found += [d.mapped(lambda p, o=(x0, y0): p + o, 1.0) for d in self._run(tile, "tile")
                           if not _touches(d.keypoints_2d, tile.shape, inner)]
         return found
+
+
+def _same_hand_and_size(first: np.ndarray, other: np.ndarray) -> bool:
+    ratio = crop_box(other, None, 1.0)[2] / crop_box(first, None, 1.0)[2]
+    return same_hand(first, other) and 2 / 3 < ratio < 3 / 2
+
+
+@dataclass(frozen=True)
+class KeypointSigmaRule:
+    """Per-keypoint uncertainty of one photo from the disagreement of the detector's passes.
+
+    sigma_i = min(sigma_max_px, sqrt(sigma_floor_px^2 + (gain * spread_i)^2)), in pixels of the
+    320 crop of 2.2 l per axis; spread_i the per-axis sample standard deviation of keypoint i
+    over the passes. The defaults are those the quick profile's ``[detector]`` table states.
+    """
+    sigma_floor_px: float = 4.0
+    gain: float = 3.0
+    sigma_max_px: float = 30.0
+
+    def __post_init__(self):
+        if not (self.sigma_floor_px > 0 and self.gain >= 0 and self.sigma_max_px >= self.sigma_floor_px):
+            raise ValueError(f"[detector] sigma rule: expected sigma_floor_px > 0, gain >= 0 and sigma_max_px >= "
+                             f"sigma_floor_px, got {self.sigma_floor_px}, {self.gain}, {self.sigma_max_px}")
+
+    def __call__(self, spread_px: np.ndarray) -> np.ndarray:
+        spread = np.asarray(spread_px, np.float64)
+        return np.minimum(self.sigma_max_px, np.hypot(self.sigma_floor_px, self.gain * spread))
+
+
+def pass_spread(points: list[np.ndarray]) -> np.ndarray:
+    """(21,) per-axis sample standard deviation of each keypoint over two or more passes (21, 2)."""
+    stack = np.stack(points)
+    if len(stack) < 2:
+        raise ValueError(f"pass_spread: needs at least 2 passes, got {len(stack)}")
+    squared = np.square(stack - stack.mean(0)).sum(axis=(0, 2))          # over passes and both axes
+    return np.sqrt(squared / (2 * (len(stack) - 1)))
+
+
+def combine_passes(first: Detection, views: dict, rule: KeypointSigmaRule) -> Detection:
+    """One detection from the first pass and the crop passes (``views``: name -> ``Detection`` in
+    image pixels) that found the same hand: mean keypoints, world landmarks and depth, the
+    passes' keypoints kept, and sigma from their spread (None when one pass only)."""
+    found = [first] + [views[name] for name in PASSES[1:] if name in views]
+    passes = {"first": first.keypoints_2d, **{name: views[name].keypoints_2d for name in PASSES[1:] if name in views}}
+    points = list(passes.values())
+    if len(points) < 2:
+        return first.moved(first.keypoints_2d, passes=passes)
+    mean = np.mean(points, axis=0)
+    l_px = crop_box(mean, None, SECOND_PASS_SCALE)[2]
+    to_crop = SECOND_PASS_SIZE / l_px
+    sigma = rule(pass_spread(points) * to_crop) / to_crop
+
+    def average(key):
+        values = [getattr(d, key) for d in found if getattr(d, key) is not None]
+        return np.mean(values, axis=0) if values else None
+
+    return first.moved(mean, world_landmarks=average("world_landmarks"), depth=average("depth"), sigma_px=sigma,
+                       passes=passes)
 
 
 def _touches(points: np.ndarray, shape, inner) -> bool:
@@ -204,12 +315,18 @@ def _resize(image: np.ndarray, factor: float) -> np.ndarray:
 
 
 DETECTOR_SETTINGS = ("max_num_hands", "min_detection_confidence", "second_pass", "tiles")
+SIGMA_SETTINGS = ("sigma_floor_px", "gain", "sigma_max_px")
 
 
 def detector_from_config(config: dict) -> HandDetector:
     """The detector a profile's ``[detector]`` table describes (missing keys: the defaults)."""
     section = config.get("detector", {})
-    return HandDetector(**{key: section[key] for key in DETECTOR_SETTINGS if key in section})
+    sigma = section.get("sigma", {})
+    unknown = sorted(set(sigma) - set(SIGMA_SETTINGS))
+    if unknown:
+        raise ValueError(f"[detector.sigma]: unknown settings {', '.join(unknown)} (known: {', '.join(SIGMA_SETTINGS)})")
+    return HandDetector(**{key: section[key] for key in DETECTOR_SETTINGS if key in section},
+                        sigma=KeypointSigmaRule(**sigma))
 
 
 # ----------------------------------------------------------------------------- measuring it
@@ -273,3 +390,50 @@ def detection_report(detector: HandDetector, images, keypoints_2d, visible=None,
                          "p90_px": stat(lambda e: np.nanpercentile(e, 90, axis=0))},
         "detections": found,
     }
+
+
+def sigma_pairs(detections, keypoints_2d, visible=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per visible keypoint of the matched detections that have a sigma: the passes' spread and the
+    estimated sigma (both px at the 320 crop of 2.2 l around the detection) and the true error
+    (px at the 320 crop of 2.2 l around the labelled hand). ``detections``: one (or None) per hand."""
+    spreads, sigmas, errors = [], [], []
+    for i, det in enumerate(detections):
+        if det is None or det.sigma_px is None:
+            continue
+        vis = None if visible is None else visible[i]
+        to_crop = SECOND_PASS_SIZE / crop_box(det.keypoints_2d, None, SECOND_PASS_SCALE)[2]
+        error = keypoint_errors_at_crop(det.keypoints_2d, keypoints_2d[i], vis)
+        keep = np.isfinite(error)
+        spreads.append(pass_spread(list(det.passes.values()))[keep] * to_crop)
+        sigmas.append(det.sigma_px[keep] * to_crop)
+        errors.append(error[keep])
+    if not errors:
+        return np.zeros(0), np.zeros(0), np.zeros(0)
+    return np.concatenate(spreads), np.concatenate(sigmas), np.concatenate(errors)
+
+
+def fit_sigma_rule(spread_px, errors_px, outlier_fraction: float = 0.05, outlier_range_px: float = 100.0
+                   ) -> KeypointSigmaRule:
+    """The ``KeypointSigmaRule`` under which measured keypoint errors are most likely.
+
+    Each Euclidean error e is Rayleigh-distributed with the rule's sigma (an isotropic 2D Gaussian
+    keypoint), mixed with ``outlier_fraction`` of errors uniform over [0, ``outlier_range_px``]
+    (hallucinated keypoints, other annotation conventions), so that a few wild keypoints do not
+    set the rule. Maximum likelihood over a grid of floor, gain and cap (px at 320).
+    """
+    spread, error = np.asarray(spread_px, float), np.asarray(errors_px, float)
+    if spread.shape != error.shape or spread.ndim != 1 or len(spread) < 10:
+        raise ValueError(f"fit_sigma_rule: expected two equal 1-D arrays of at least 10 keypoints, got "
+                         f"{spread.shape} and {error.shape}")
+    best, best_ll = None, -np.inf
+    for floor in np.arange(1.0, 15.01, 0.25):
+        for gain in np.arange(0.0, 10.01, 0.25):
+            for cap in (10.0, 15.0, 20.0, 30.0, 50.0):
+                if cap < floor:
+                    continue
+                sigma = np.minimum(cap, np.hypot(floor, gain * spread))
+                rayleigh = error / sigma**2 * np.exp(-0.5 * (error / sigma) ** 2)
+                ll = np.log((1 - outlier_fraction) * rayleigh + outlier_fraction / outlier_range_px).sum()
+                if ll > best_ll:
+                    best, best_ll = (floor, gain, cap), ll
+    return KeypointSigmaRule(*(float(v) for v in best))

@@ -218,6 +218,16 @@ def so3_left_jacobian(axis_angle: torch.Tensor) -> torch.Tensor:
     return eye + b * k + c * (k @ k)
 
 
+def bone_length_sum(keypoints_3d: torch.Tensor, usable: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, 21, 3) -> (B,) total length of the 20 bones: a hand's size, whatever its pose; with
+    ``usable`` (B, 21), of the bones whose both ends are usable."""
+    parents, children = (list(ends) for ends in zip(*kp.BONES))
+    lengths = (keypoints_3d[:, children] - keypoints_3d[:, parents]).norm(dim=-1)
+    if usable is not None:
+        lengths = lengths * (usable[:, children] & usable[:, parents])
+    return lengths.sum(1)
+
+
 # ----------------------------------------------------------------------------- Levenberg-Marquardt
 
 def _jacobian(residual_fn, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -465,8 +475,9 @@ class Fit2D:
         return scale[:, None, None] * self._keypoints_3d(x)[..., :2] + trans[:, None]
 
     def residuals(self, x: torch.Tensor, targets: torch.Tensor, sqrt_conf: torch.Tensor,
-                  anchor: torch.Tensor | None = None, anchor_scale: torch.Tensor | None = None) -> torch.Tensor:
-        """Residual vector whose squared norm is eq. 10's energy: (B, 42 + priors [+ anchor])."""
+                  anchor: torch.Tensor | None = None, anchor_scale: torch.Tensor | None = None,
+                  targets_3d: torch.Tensor | None = None, sqrt_weight_3d: torch.Tensor | None = None) -> torch.Tensor:
+        """Residual vector whose squared norm is eq. 10's energy: (B, 42 + priors [+ anchor] [+ 63 3D])."""
         _, _, _, betas, pose = self._unpack(x)
         parts = [(sqrt_conf[..., None] * (self.project(x) - targets)).flatten(1),
                  math.sqrt(self.alpha_beta) * betas]
@@ -479,6 +490,8 @@ class Fit2D:
                       math.sqrt(self.w_range) * (torch.relu(low - absolute) + torch.relu(absolute - high))]
         if anchor is not None:
             parts.append(anchor_scale * self._anchor_coordinates(x - anchor))
+        if targets_3d is not None:
+            parts.append((sqrt_weight_3d[..., None] * (self._keypoints_3d(x) - targets_3d)).flatten(1))
         return torch.cat(parts, 1)
 
     def _anchor_coordinates(self, delta: torch.Tensor) -> torch.Tensor:
@@ -500,8 +513,9 @@ class Fit2D:
         return anchor_scale[..., None] * jac
 
     def residuals_and_jacobian(self, x: torch.Tensor, targets: torch.Tensor, sqrt_conf: torch.Tensor,
-                               anchor: torch.Tensor | None = None,
-                               anchor_scale: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                               anchor: torch.Tensor | None = None, anchor_scale: torch.Tensor | None = None,
+                               targets_3d: torch.Tensor | None = None,
+                               sqrt_weight_3d: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``residuals`` and their analytic Jacobian (B, M, P)."""
         orient, trans, scale, betas, pose = self._unpack(x)
         batch, nb = x.shape[0], self.num_betas
@@ -514,8 +528,9 @@ class Fit2D:
         cam = torch.einsum("bij,bkj->bki", rotation, rel)                                # (B, 21, 3)
         # Camera rotation: d(R X) / d orient_m = (Jl(orient) e_m) x (R X).
         axes = so3_left_jacobian(orient).transpose(1, 2)                                  # (B, 3 m, 3)
-        d_orient = torch.linalg.cross(axes[:, None].expand(-1, cam.shape[1], -1, -1),
-                                      cam[:, :, None].expand(-1, -1, 3, -1))[..., :2].transpose(-1, -2)
+        d_orient_3d = torch.linalg.cross(axes[:, None].expand(-1, cam.shape[1], -1, -1),
+                                         cam[:, :, None].expand(-1, -1, 3, -1)).transpose(-1, -2)   # (B, 21, 3, 3)
+        d_orient = d_orient_3d[..., :2, :]
         weighted_scale = (scale[:, None] * sqrt_conf)[..., None, None]                    # (B, 21, 1, 1)
         num_2d = 2 * cam.shape[1]
         num_prior = nb + (self.num_pose if self.pose_space == "pca" else 90)
@@ -547,6 +562,15 @@ class Fit2D:
         if anchor is not None:
             parts.append(anchor_scale * self._anchor_coordinates(x - anchor))
             jac = torch.cat([jac, self._anchor_jacobian(batch, anchor_scale, x)], 1)
+        if targets_3d is not None:
+            # The camera-frame joints R (J - J_root) against the detector's 3D keypoints.
+            weight = sqrt_weight_3d[..., None, None]                                       # (B, 21, 1, 1)
+            jac_3d = x.new_zeros(batch, cam.shape[1], 3, self.num_params)
+            jac_3d[..., :3] = weight * d_orient_3d
+            jac_3d[..., CAMERA_DIMS:CAMERA_DIMS + nb] = weight * torch.einsum("bij,bkjs->bkis", rotation, dbeta)
+            jac_3d[..., CAMERA_DIMS + nb:] = weight * torch.einsum("bij,bkjs->bkis", rotation, dpose)
+            parts.append((sqrt_weight_3d[..., None] * (cam - targets_3d)).flatten(1))
+            jac = torch.cat([jac, jac_3d.flatten(1, 2)], 1)
         return torch.cat(parts, 1), jac
 
     def _check(self, keypoints_2d, confidences) -> tuple[torch.Tensor, torch.Tensor]:
@@ -629,7 +653,7 @@ class Fit2D:
     def fit(self, keypoints_2d, confidences=None, init=None, num_inits: int = 8, iterations: int = 15,
             tolerance: float = 1e-4, chunk_size: int = 1024, progress: bool = False,
             anchor_sigma: dict | None = None, robust=0.0, robust_rounds: int = 3,
-            extra_starts: int = 0) -> Fit2DResult:
+            extra_starts: int = 0, keypoints_3d=None, weights_3d=None) -> Fit2DResult:
         """Fit every hand of a batch: keypoints_2d (B, 21, 2) pixels, confidences (B, 21) or None.
 
         Keypoints with confidence 0 are ignored (they may be NaN). ``init``: start from given
@@ -648,6 +672,12 @@ class Fit2D:
         minimises the Geman-McClure energy sum r^2 / (1 + r^2 / robust^2); starts are compared
         by that energy. 0: eq. 10 as the paper has it (squared residuals). A float, or one
         scale per hand (B,) with 0 for the hands fitted with squared residuals.
+        ``keypoints_3d`` (B, 21, 3), root-relative metres in the camera's axes (a detector's 3D
+        keypoints, for the hand the fit sees), and ``weights_3d`` (B, 21), 1 / sigma^2 per keypoint
+        in 1/m^2 (0: none): adds sum_i w_i |R (J_i - J_root) - lambda X_i|^2, which pulls the
+        rotation and pose towards the detector's 3D hand. lambda scales the 3D keypoints to the size
+        of the hand at ``init`` (else the mean hand), by the sum of their bone lengths, so that the
+        term constrains the shape of the hand and not its size.
         ``tolerance``: relative energy decrease at which a start stops.
         ``chunk_size`` bounds the number of (hand, start) problems solved together.
         """
@@ -677,9 +707,20 @@ class Fit2D:
         flat_x0 = x0.reshape(batch * starts, -1)
         flat_t = targets[:, None].expand(-1, starts, -1, -1).reshape(batch * starts, -1, 2)
         flat_c = conf[:, None].expand(-1, starts, -1).reshape(batch * starts, -1).sqrt()
-        data = (flat_t, flat_c)
+        data, keys = (flat_t, flat_c), ["targets", "sqrt_conf"]
         if anchor_sigma:
             data += (centre.repeat_interleave(starts, 0), self._anchor_scale(anchor_sigma).expand(batch * starts, -1))
+            keys += ["anchor", "anchor_scale"]
+        if keypoints_3d is not None:
+            sized = self._targets_3d(keypoints_3d, weights_3d, centre if init is not None else None, batch)
+            data += tuple(t.repeat_interleave(starts, 0) for t in sized)
+            keys += ["targets_3d", "sqrt_weight_3d"]
+
+        def residual_fn(x, *parts):
+            return self.residuals(x, **dict(zip(keys, parts)))
+
+        def jacobian_fn(x, *parts):
+            return self.residuals_and_jacobian(x, **dict(zip(keys, parts)))
         rounds = 1 + (int(robust_rounds) if bool((robust_scale > 0).any()) else 0)
         # Per (hand, start) problem; infinite where a hand is fitted with squared residuals.
         flat_scale = torch.where(robust_scale > 0, robust_scale, math.inf).repeat_interleave(starts)
@@ -693,8 +734,8 @@ class Fit2D:
             for lo in range(0, batch * starts, chunk_size):
                 part = slice(lo, lo + chunk_size)
                 states.append(levenberg_marquardt(
-                    self.residuals, x_start[part], tuple(d[part] for d in data), iterations=iterations, ftol=tolerance,
-                    jacobian_fn=self.residuals_and_jacobian if self.analytic_jacobian else None, progress=bar))
+                    residual_fn, x_start[part], tuple(d[part] for d in data), iterations=iterations, ftol=tolerance,
+                    jacobian_fn=jacobian_fn if self.analytic_jacobian else None, progress=bar))
                 if bar is not None:  # the chunk may have converged before its last iteration
                     bar.update(iterations - int(states[-1].iterations.max()))
             return (torch.cat([s.x for s in states]), torch.cat([s.cost for s in states]),
@@ -709,7 +750,7 @@ class Fit2D:
             for _ in range(rounds - 1):
                 x, cost, its = solve(x, (flat_t, robust_weights(x)) + data[2:])
             if rounds > 1:  # every start's Geman-McClure energy, at its own result
-                cost = self.residuals(x, flat_t, robust_weights(x), *data[2:]).square().sum(1)
+                cost = residual_fn(x, flat_t, robust_weights(x), *data[2:]).square().sum(1)
             if bar is not None:
                 bar.close()
             x, cost, its = x.reshape(batch, starts, -1), cost.reshape(batch, starts), its.reshape(batch, starts)
@@ -731,7 +772,33 @@ class Fit2D:
                       "num_inits": int(starts), "iterations": int(iterations), "tolerance": float(tolerance),
                       **({"robust": robust_scale.tolist() if np.ndim(robust) else float(robust),
                           "robust_rounds": int(robust_rounds)} if rounds > 1 else {}),
-                      **({"anchor_sigma": dict(anchor_sigma)} if anchor_sigma else {})})
+                      **({"anchor_sigma": dict(anchor_sigma)} if anchor_sigma else {}),
+                      **({"keypoints_3d": True} if keypoints_3d is not None else {})})
+
+    def _targets_3d(self, keypoints_3d, weights_3d, centre: torch.Tensor | None, batch: int):
+        """(targets (B, 21, 3) scaled to the hand's size, sqrt weights (B, 21)) of the 3D term."""
+        def tensor(value, name, shape):
+            value = torch.as_tensor(np.asarray(value) if not torch.is_tensor(value) else value)
+            if tuple(value.shape) != shape:
+                raise ValueError(f"{name}: expected shape {shape}, got {tuple(value.shape)}")
+            return value.to(self.device, self.dtype)
+
+        if weights_3d is None:
+            raise ValueError("weights_3d: needed with keypoints_3d (1 / sigma^2 per keypoint, 1/m^2)")
+        weights = tensor(weights_3d, "weights_3d", (batch, kp.NUM_KEYPOINTS))
+        points = tensor(keypoints_3d, "keypoints_3d", (batch, kp.NUM_KEYPOINTS, 3))
+        usable = torch.isfinite(points).all(-1) & (weights > 0)
+        if not torch.isfinite(weights).all() or (weights < 0).any():
+            raise ValueError("weights_3d: expected finite values >= 0")
+        points = torch.where(usable[..., None], points, torch.zeros_like(points))
+        points = points - points[:, kp.ROOT:kp.ROOT + 1]
+        reference = (self.rest - self.rest[kp.ROOT])[None].expand(batch, -1, -1) if centre is None \
+            else self._keypoints_3d(centre)
+        size = bone_length_sum(points, usable)
+        scale = torch.where(size > 0, bone_length_sum(reference, usable) / size.clamp_min(1e-12),
+                            torch.ones_like(size))
+        weights = torch.where(usable & usable[:, kp.ROOT:kp.ROOT + 1], weights, torch.zeros_like(weights))
+        return scale[:, None, None] * points, weights.sqrt()
 
     def _anchor_scale(self, anchor_sigma: dict) -> torch.Tensor:
         """(1, 3 + S + n) inverse sigmas of the anchor residuals from ``{"rotation", "betas", "pose"}``."""
