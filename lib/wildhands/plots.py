@@ -305,3 +305,43 @@ def sample_grid_figure(samples, n: int | None = None, columns: int = 4, size: fl
             ax.set_title(titles[i], fontsize=8)
     fig.tight_layout()
     return fig
+
+
+# Orthographic views of camera-frame points (x right, y down, z away): (elevation, azimuth) of mplot3d.
+CAMERA_VIEWS = {"camera view": (-90, -90), "side view": (0, 0)}
+
+
+def draw_skeleton_3d(ax, keypoints, color=None, lw=2.0, linestyle="-", marker_size=8, label=None):
+    """A 21-keypoint skeleton on a 3D axis: bones in finger colours, or all in ``color``."""
+    keypoints = np.asarray(keypoints, float)
+    for i, (parent, child) in enumerate(kp.BONES):
+        ax.plot(*keypoints[[parent, child]].T, color=color or kp.bone_color(child), lw=lw, ls=linestyle,
+                label=label if i == 0 else None)
+    ax.scatter(*keypoints.T, s=marker_size, c=color or "k", depthshade=False)
+
+
+def skeleton_pairs_figure(targets, fits, titles=None, views=CAMERA_VIEWS, size: float = 2.8,
+                          target_label: str = "real", fit_label: str = "fit"):
+    """Columns of hands, rows of ``views``: each target skeleton (finger colours) with its fit
+    (black, dashed), both (N, 21, 3) metres in one frame; equal aspect, axes in millimetres."""
+    targets, fits = np.asarray(targets, float) * 1000, np.asarray(fits, float) * 1000
+    count = len(targets)
+    fig = plt.figure(figsize=(size * count, size * len(views)))
+    for column in range(count):
+        both = np.concatenate([targets[column], fits[column]])
+        centre, radius = (both.max(0) + both.min(0)) / 2, (both.max(0) - both.min(0)).max() / 2 + 5
+        for row, (view, (elev, azim)) in enumerate(views.items()):
+            ax = fig.add_subplot(len(views), count, row * count + column + 1, projection="3d")
+            draw_skeleton_3d(ax, targets[column], label=target_label)
+            draw_skeleton_3d(ax, fits[column], color="k", lw=1.2, linestyle="--", marker_size=4, label=fit_label)
+            for axis, c in zip("xyz", centre):
+                getattr(ax, f"set_{axis}lim")(c - radius, c + radius)
+            ax.set_box_aspect((1, 1, 1))
+            ax.view_init(elev=elev, azim=azim)
+            ax.tick_params(labelsize=5, pad=0)
+            if column == 0:
+                ax.text2D(-0.05, 0.5, view, transform=ax.transAxes, rotation=90, va="center", fontsize=8)
+            if row == 0 and titles is not None:
+                ax.set_title(titles[column], fontsize=8)
+    fig.legend(*fig.axes[0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8)
+    return fig

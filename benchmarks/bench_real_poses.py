@@ -1,0 +1,98 @@
+"""How well the open hand model expresses real captured hand poses (issue 16, step 2).
+
+    python benchmarks/bench_real_poses.py [--limit N] [--splits train test] [--spaces pca full]
+                                          [--worst 4] [--threads 1] [--profile quick]
+
+Fits the profile's hand model 3D to 3D (``fit3d.Fit3D``: rotation, shape and pose by batched
+Levenberg-Marquardt) to every real pose of DexYCB (Chao et al., "DexYCB: A Benchmark for
+Capturing Hand Grasping of Objects", CVPR 2021; CC BY-NC 4.0), mirrored to right hands, in each
+pose space of ``real_pose_space.FIT_SPACES``: subjects 01-08 ('train', for tuning) and 09-10
+('test', for reporting). ``--limit N`` fits N evenly spaced frames per split (a few minutes).
+Prints, per split and space, the per-hand mean keypoint residual (the 20 keypoints besides the
+root) in mm: median, 90th percentile, mean; writes ``outputs/metrics/real_poses.json`` and
+``outputs/figures/real_poses_worst_<space>.png`` (the test split's worst fits beside the real
+joints), and reports the real data's mean pose beside the model's theta = 0.
+Targets on subjects 09-10: median <= 4 mm with the 45-D pose, <= 7 mm with the 10-D pose space.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from wildhands.config import load_profile
+from wildhands.datasets.real_poses import CITATION, SPLIT_SUBJECTS, load_real_poses
+from wildhands.fileio import write_json
+from wildhands.hand_model import hand_model_from_config
+from wildhands.paths import output_dir
+from wildhands.plots import save_figure, skeleton_pairs_figure
+from wildhands.real_pose_space import FIT_SPACES, fit_real_poses, fit_summary, mean_pose_report
+
+TARGETS_MM = {"full": 4.0, "pca": 7.0}     # issue 16: test-subject median per pose space
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--limit", type=int, default=None, help="frames per split, evenly spaced (default: all)")
+    parser.add_argument("--splits", nargs="+", default=["train", "test"], choices=list(SPLIT_SUBJECTS))
+    parser.add_argument("--spaces", nargs="+", default=list(FIT_SPACES), choices=list(FIT_SPACES))
+    parser.add_argument("--worst", type=int, default=4, help="worst test fits drawn per space")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--profile", default="quick")
+    parser.add_argument("--path", default=None, help="the .npz (default: WILDHANDS_REAL_POSES or ../shared)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    hand_model = hand_model_from_config(load_profile(args.profile))
+    metrics = {"source": CITATION, "hand_model": {"name": hand_model.name, "hash": hand_model.hash},
+               "profile": args.profile, "limit": args.limit, "split_subjects": SPLIT_SUBJECTS,
+               "fit_spaces": FIT_SPACES, "splits": {}, "figures": {}}
+    full_fits = {}
+    print(f"{'split':6s} {'space':5s} {'hands':>6s} {'median':>7s} {'p90':>6s} {'mean':>6s} {'its':>5s} {'s':>6s}"
+          "   (per-hand mean keypoint residual, mm)")
+    for split in args.splits:
+        poses = load_real_poses(split, args.path).subsample(args.limit)
+        metrics["splits"][split] = {}
+        for space in args.spaces:
+            started = time.perf_counter()
+            result = fit_real_poses(hand_model, poses.joints, space)
+            seconds = time.perf_counter() - started
+            summary = {**fit_summary(result, poses.joints), "seconds": seconds}
+            metrics["splits"][split][space] = summary
+            print(f"{split:6s} {space:5s} {summary['hands']:6d} {summary['median_mm']:7.2f} {summary['p90_mm']:6.2f} "
+                  f"{summary['mean_mm']:6.2f} {summary['mean_iterations']:5.1f} {seconds:6.1f}", flush=True)
+            if space == "full":  # the reported 45-D space (plausible shape and joint ranges)
+                full_fits[split] = result.finger_pose.numpy()
+            if split == "test" and args.worst > 0:
+                metrics["figures"][space] = str(_draw_worst(poses, result, space, args.worst))
+    if full_fits:
+        fitted = full_fits.get("train", next(iter(full_fits.values())))
+        metrics["mean_pose"] = {"from": "train" if "train" in full_fits else next(iter(full_fits)),
+                                **mean_pose_report(hand_model, fitted)}
+        print("hand extent, wrist to farthest vertex (mean shape): " + ", ".join(
+            f"{name} {m['extent_mm']:.0f} mm" for name, m in metrics["mean_pose"].items() if name != "from"))
+    for space, target in TARGETS_MM.items():
+        test = metrics["splits"].get("test", {}).get(space)
+        if test is not None:
+            verdict = "met" if test["median_mm"] <= target else "NOT met"
+            print(f"target {space}: test median {test['median_mm']:.2f} mm <= {target} mm: {verdict}")
+    path = write_json(output_dir("metrics") / "real_poses.json", metrics)
+    print(f"wrote {path}")
+
+
+def _draw_worst(poses, result, space: str, count: int):
+    worst = np.argsort(-result.mean_error.numpy(), kind="stable")[:count]
+    titles = [f"subject {poses.subject[i]:02d} {poses.sequence[i]} #{poses.frame[i]}\n"
+              f"{1000 * float(result.mean_error[i]):.1f} mm" for i in worst]
+    fig = skeleton_pairs_figure(poses.joints[worst], result.keypoints_3d.numpy()[worst], titles,
+                                fit_label=f"open hand model ({space})")
+    fig.suptitle(f"Worst {space} fits, subjects 09-10 (DexYCB, CC BY-NC 4.0)", fontsize=9)
+    path = save_figure(fig, output_dir("figures") / f"real_poses_worst_{space}.png")
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+    return path
+
+
+if __name__ == "__main__":
+    main()
