@@ -1,0 +1,145 @@
+"""Real captured poses: the loader (mirroring, subject split, missing file) on a tiny fixture, and the 3D fit."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from wildhands import keypoints as kp
+from wildhands.camera import axis_angle_to_matrix
+from wildhands.datasets import DatasetNotFound
+from wildhands.datasets.real_poses import PATH_ENV, SPLIT_SUBJECTS, default_real_poses_path, load_real_poses
+from wildhands.fit3d import Fit3D, kabsch_rotation
+from wildhands.fitting import _jacobian
+from wildhands.hand_model import HandModel
+
+SUBJECTS = [f"2020{n:04d}-subject-{n:02d}" for n in range(1, 11)]
+FRAMES_PER_SUBJECT = 3
+
+
+def handedness(joints: np.ndarray) -> np.ndarray:
+    """+1 for right hands, -1 for left: the thumb MCP lies on the palm side of the plane through
+    the wrist and the index and little MCPs, whose normal (index - wrist) x (little - wrist)
+    points out of the palm of a right hand (true for every DexYCB frame once mirrored)."""
+    normal = np.cross(joints[..., 5, :] - joints[..., 0, :], joints[..., 17, :] - joints[..., 0, :])
+    thumb = joints[..., 2, :] - (joints[..., 0, :] + joints[..., 5, :]) / 2
+    return np.sign(np.einsum("...i,...i->...", normal, thumb))
+
+
+@pytest.fixture(scope="module")
+def hand_model():
+    """The open hand model (a right hand), as the quick profile loads it."""
+    return HandModel(num_pca_comps=10, dtype=torch.float64)
+
+
+@pytest.fixture(scope="module")
+def right_hands(hand_model):
+    """(30, 21, 3) model-made right hands in camera-like frames, metres, wrist anywhere."""
+    g = torch.Generator().manual_seed(3)
+    count = len(SUBJECTS) * FRAMES_PER_SUBJECT
+    betas = torch.randn(count, hand_model.num_betas, generator=g).clamp(-2, 2)
+    pose = 4 * torch.rand(count, hand_model.num_pca_comps, generator=g) - 2
+    orient = torch.randn(count, 3, generator=g)
+    with torch.no_grad():
+        joints = hand_model(betas=betas, pose=pose, global_orient=orient).keypoints.double().numpy()
+    return joints + np.array([0.0, 0.0, 0.6]) + 0.05 * torch.randn(count, 1, 3, generator=g).double().numpy()
+
+
+@pytest.fixture
+def poses_file(tmp_path, right_hands):
+    """A DexYCB-like file: the right hands mirrored into left hands, 3 frames per subject."""
+    path = tmp_path / "left_hands.npz"
+    subjects = np.repeat(SUBJECTS, FRAMES_PER_SUBJECT)
+    np.savez(path, joints_3d=(right_hands * [-1.0, 1.0, 1.0]).astype(np.float32), subject=subjects,
+             sequence=np.array([s[:8] + "_1" for s in subjects]),
+             frame=np.tile(np.arange(FRAMES_PER_SUBJECT), len(SUBJECTS)).astype(np.int32),
+             mano_betas=np.zeros((len(subjects), 10), np.float32))
+    return path
+
+
+def test_loader_mirrors_left_hands_to_right_root_relative(poses_file, right_hands):
+    poses = load_real_poses("all", poses_file)
+    assert len(poses) == len(right_hands)
+    assert (handedness(right_hands) > 0).all()                      # the model's hands are right hands
+    raw = np.load(poses_file)["joints_3d"]
+    assert (handedness(raw) < 0).all()                              # the file's, left
+    assert (handedness(poses.joints) > 0).all()                     # the loader's, right again
+    np.testing.assert_allclose(poses.joints + poses.root[:, None], right_hands, atol=1e-6)
+    np.testing.assert_array_equal(poses.joints[:, kp.ROOT], 0.0)
+    assert poses.joints.dtype == np.float64 and poses.subject.dtype.kind == "i"
+
+
+def test_loader_splits_by_subject(poses_file):
+    train, test = load_real_poses("train", poses_file), load_real_poses("test", poses_file)
+    assert sorted(set(train.subject)) == list(SPLIT_SUBJECTS["train"]) == list(range(1, 9))
+    assert sorted(set(test.subject)) == list(SPLIT_SUBJECTS["test"]) == [9, 10]
+    assert len(train) + len(test) == len(load_real_poses("all", poses_file))
+    assert not set(zip(train.sequence, train.frame, train.subject)) & set(zip(test.sequence, test.frame, test.subject))
+    assert len(train.subsample(5)) == 5 and len(train.every(2)) == (len(train) + 1) // 2
+    with pytest.raises(ValueError, match="split"):
+        load_real_poses("val", poses_file)
+
+
+def test_missing_file_names_the_path_and_the_variable(tmp_path, monkeypatch, poses_file):
+    missing = tmp_path / "nowhere" / "dexycb_left_hands.npz"
+    with pytest.raises(FileNotFoundError) as err:
+        load_real_poses("test", missing)
+    assert isinstance(err.value, DatasetNotFound)
+    assert str(missing) in str(err.value) and PATH_ENV in str(err.value)
+    monkeypatch.setenv(PATH_ENV, str(poses_file))
+    assert default_real_poses_path() == poses_file
+    assert set(load_real_poses("test").subject) == {9, 10}
+
+
+def test_kabsch_recovers_a_rotation():
+    g = torch.Generator().manual_seed(0)
+    source = torch.randn(4, 21, 3, generator=g, dtype=torch.float64)
+    rotation = axis_angle_to_matrix(3 * torch.randn(4, 3, generator=g, dtype=torch.float64))
+    target = torch.einsum("bij,bkj->bki", rotation, source)
+    torch.testing.assert_close(kabsch_rotation(source, target), rotation)
+
+
+@pytest.mark.parametrize("space", ["pca", "full"])
+def test_fit3d_jacobian_equals_autodiff(hand_model, space):
+    fit = Fit3D(hand_model, pose_space=space)
+    g = torch.Generator().manual_seed(1)
+    x = 0.3 * torch.randn(3, fit.num_params, generator=g, dtype=torch.float64)
+    targets = 0.05 * torch.randn(3, 21, 3, generator=g, dtype=torch.float64)
+    base = axis_angle_to_matrix(torch.randn(3, 3, generator=g, dtype=torch.float64))
+    residuals, jacobian = fit.residuals_and_jacobian(x, targets, base)
+    expected_residuals, expected = _jacobian(lambda v: fit.residuals(v, targets, base), x)
+    torch.testing.assert_close(residuals, expected_residuals)
+    torch.testing.assert_close(jacobian, expected, rtol=1e-7, atol=1e-7)
+
+
+@pytest.mark.parametrize("space", ["pca", "full"])
+def test_fit3d_recovers_a_model_made_hand(hand_model, space):
+    fit = Fit3D(hand_model, pose_space=space, alpha_beta=1e-6, w_theta=1e-6, w_range=0.0)
+    g = torch.Generator().manual_seed(2)
+    betas = torch.randn(8, fit.num_betas, generator=g, dtype=torch.float64).clamp(-2, 2)
+    pose = 4 * torch.rand(8, fit.model.num_pca_comps, generator=g, dtype=torch.float64) - 2
+    rotation = axis_angle_to_matrix(2 * torch.randn(8, 3, generator=g, dtype=torch.float64))
+    with torch.no_grad():
+        joints = fit.model(betas, pose)
+    targets = torch.einsum("bij,bkj->bki", rotation, joints - joints[:, :1]) + 0.3   # root moved: made relative
+    result = fit.fit(targets)
+    assert result.joint_error.max() < 1e-3                              # metres: within 1 mm everywhere
+    angle = torch.arccos(((result.rotation.transpose(1, 2) @ rotation).diagonal(dim1=1, dim2=2).sum(-1) - 1) / 2)
+    assert angle.max() < np.radians(1.0)
+
+
+def test_fit3d_rejects_bad_keypoints(hand_model):
+    fit = Fit3D(hand_model)
+    with pytest.raises(ValueError, match=r"\(B, 21, 3\)"):
+        fit.fit(np.zeros((2, 20, 3)))
+    bad = np.zeros((2, 21, 3))
+    bad[1, 4] = np.nan
+    with pytest.raises(ValueError, match=r"hands \[1\]"):
+        fit.fit(bad)
+
+
+@pytest.mark.skipif(not default_real_poses_path().is_file(), reason="needs ../shared/real_poses (DexYCB)")
+def test_real_file_is_right_handed_once_mirrored_and_split():
+    test = load_real_poses("test")
+    assert set(test.subject) == {9, 10} and len(test) > 1000
+    assert (handedness(test.joints) > 0).mean() > 0.99
