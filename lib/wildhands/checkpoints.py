@@ -194,7 +194,9 @@ def load_model(checkpoint_path, hand_model: HandModel | None = None, device="cpu
     if hand_model is None:
         hand_model = hand_model_from_config(config)
     check_hand_model(payload, hand_model, checkpoint_path)
-    model = build_model(config, hand_model, variant=payload["variant"])
+    # The checkpoint's weights replace any ImageNet initialisation: never load (or download) it here.
+    model = build_model({**config, "model": {**config["model"], "pretrained": ""}}, hand_model,
+                        variant=payload["variant"])
     load_encoder_weights(model, payload, checkpoint_path)
     return model.to(device).eval(), config
 

@@ -19,13 +19,17 @@ iterative regressor (``head = "iterative"``, HMR-style iterative error feedback,
 times over; it starts at zero like the linear layer.
 
 Input variants: ``rgb`` (3 channels, ImageNet-normalised), ``2d`` (21 heat-map channels),
-``rgb+2d`` (24: RGB first). ImageNet weights come only from a local file; conv1 is adapted
-for heat-map channels (RGB filters for image channels, small random filters for heat-maps).
+``rgb+2d`` (24: RGB first). ImageNet weights (``pretrained``) are "imagenet", torchvision's
+IMAGENET1K_V1 weights through its weights API and torch's cache (the one download the project
+makes, and only when asked), or a local state-dict file; conv1 is adapted for heat-map channels
+(RGB filters for image channels, small random filters for heat-maps).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from pathlib import Path
+from urllib.error import URLError
+from urllib.parse import urlparse
 
 import torch
 import torchvision
@@ -110,7 +114,7 @@ class HandEncoder(nn.Module):
 
         net = BACKBONES[backbone](weights=None)
         if pretrained:
-            load_imagenet_weights(net, pretrained)
+            load_imagenet_weights(net, pretrained, backbone)
         net.conv1 = _adapt_conv1(net.conv1, self.in_channels, image_channels=3 if "rgb" in variant else 0,
                                  pretrained=bool(pretrained))
         features = net.fc.in_features
@@ -164,21 +168,55 @@ class IterativeHead(nn.Module):
         return estimate
 
 
-def load_imagenet_weights(net: nn.Module, path) -> None:
-    """Load a torchvision ResNet ImageNet state dict from a local file (never downloads)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"model.pretrained: no ImageNet weights file {path} "
-                                "(give a local torchvision ResNet state dict, or leave it empty)")
+def imagenet_weights(backbone: str):
+    """torchvision's ImageNet weights enum entry for ``backbone`` (IMAGENET1K_V1, as the paper's era had)."""
+    if backbone not in BACKBONES or backbone == "resnet10":
+        raise ValueError(f"model.pretrained = 'imagenet': torchvision has no ImageNet weights for {backbone!r} "
+                         f"(resnet18, resnet34 and resnet50 have them)")
+    return torchvision.models.get_model_weights(backbone).IMAGENET1K_V1
+
+
+def imagenet_weights_file(backbone: str) -> Path:
+    """Where torch's cache keeps ``backbone``'s ImageNet weights: ``torch.hub.get_dir()/checkpoints/<file>``."""
+    url = imagenet_weights(backbone).url
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
+
+
+def _imagenet_state_dict(backbone: str) -> dict:
+    """The ImageNet state dict from torch's cache, downloaded there when missing; a clear error offline."""
+    weights = imagenet_weights(backbone)
+    cached = imagenet_weights_file(backbone)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"model.pretrained: {path} is not a readable torch state dict: {err}") from err
+        return torch.hub.load_state_dict_from_url(weights.url, model_dir=str(cached.parent), progress=True,
+                                                  check_hash=True, map_location="cpu", weights_only=True)
+    except (OSError, URLError, RuntimeError) as err:  # no network, a proxy, a truncated download
+        raise FileNotFoundError(
+            f"model.pretrained = 'imagenet': could not get torchvision's {weights} for {backbone} ({err}). "
+            f"Without a network, download {weights.url} elsewhere and place it as {cached} "
+            f"(the directory is torch.hub.get_dir()/checkpoints; TORCH_HOME moves it), or set "
+            f"model.pretrained to a local state-dict path") from err
+
+
+def load_imagenet_weights(net: nn.Module, pretrained, backbone: str = "") -> None:
+    """Load ImageNet weights into a torchvision ResNet: ``pretrained`` "imagenet" (torch's cache,
+    downloaded when missing and online) or the path of a local state-dict file (never downloads)."""
+    if str(pretrained) == "imagenet":
+        source, state = f"torchvision's ImageNet weights for {backbone}", _imagenet_state_dict(backbone)
+    else:
+        path = Path(pretrained)
+        if not path.is_file():
+            raise FileNotFoundError(f"model.pretrained: no ImageNet weights file {path} (give 'imagenet', "
+                                    "a local torchvision ResNet state dict, or leave it empty)")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:
+            raise ValueError(f"model.pretrained: {path} is not a readable torch state dict: {err}") from err
+        source = str(path)
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
     missing, unexpected = net.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith("fc.")]
     if missing or unexpected:
-        raise ValueError(f"model.pretrained: {path} does not match the backbone "
+        raise ValueError(f"model.pretrained: {source} does not match the backbone "
                          f"(missing {missing[:3]}..., unexpected {unexpected[:3]}...)")
 
 
@@ -190,5 +228,6 @@ def _adapt_conv1(conv: nn.Conv2d, in_channels: int, image_channels: int, pretrai
     if pretrained:
         with torch.no_grad():
             nn.init.normal_(new.weight, std=HEATMAP_FILTER_STD)
-            new.weight[:, :image_channels] = conv.weight
+            if image_channels:  # the 2D variant keeps no RGB filter
+                new.weight[:, :image_channels] = conv.weight
     return new

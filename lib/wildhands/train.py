@@ -207,14 +207,47 @@ def default_datasets(config: dict, stage: str, hand_model: HandModel | None = No
 
 # ----------------------------------------------------------------------------- distributed
 
-def _distributed(device_kind: str) -> tuple[int, int, int]:
+DDP_BACKENDS = ("auto", "nccl", "gloo")
+
+
+def ddp_backend(config: dict, device_kind: str) -> str:
+    """The process-group backend: ``[distributed] backend``, "auto" meaning NCCL on GPUs, gloo on the CPU."""
+    backend = str(config.get("distributed", {}).get("backend", "auto"))
+    if backend not in DDP_BACKENDS:
+        raise ValueError(f"distributed.backend: expected one of {', '.join(DDP_BACKENDS)}, got {backend!r}")
+    if backend == "auto":
+        return "nccl" if device_kind == "cuda" else "gloo"
+    if backend == "nccl" and device_kind != "cuda":
+        raise ValueError("distributed.backend = 'nccl' needs CUDA GPUs; the device here is the CPU (use gloo)")
+    return backend
+
+
+def _distributed(backend: str) -> tuple[int, int, int]:
     """(rank, world size, local rank); initialises the process group under torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return 0, 1, 0
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device_kind == "cuda" else "gloo")
+        dist.init_process_group(backend)
     return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def autocast_dtype(config: dict, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of the encoder's forward pass, or None for float32.
+
+    ``[optim] amp`` (bf16 | fp16 | off) applies on GPUs; on the CPU only when ``[optim] amp_cpu``
+    is true (the paper-dryrun profile: the GPU run's bf16 code path, proven on the CPU), and
+    then only bf16, the one autocast dtype whose CPU kernels are complete.
+    """
+    optim = config["optim"]
+    amp = str(optim.get("amp", "bf16"))
+    if amp not in ("bf16", "fp16", "off"):
+        raise ValueError(f"optim.amp: expected 'bf16', 'fp16' or 'off', got {amp!r}")
+    if device.type != "cuda" and not bool(optim.get("amp_cpu", False)):
+        return None
+    if device.type != "cuda" and amp == "fp16":
+        raise ValueError("optim.amp = 'fp16' with amp_cpu: CPU autocast runs bf16 only (set optim.amp = 'bf16')")
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}[amp]
 
 
 # ----------------------------------------------------------------------------- training
@@ -259,9 +292,10 @@ def train(config: dict, stage: str = "pretrain", variant: str | None = None, ini
     section = config[stage]
     seed, steps, batch_size = int(config.get("seed", 0)), int(section["steps"]), int(section["batch_size"])
     device = resolve_device(config)
-    rank, world, local_rank = _distributed(device.type)
+    rank, world, local_rank = _distributed(ddp_backend(config, device.type))
     if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", local_rank)
+        # More processes than GPUs share them round-robin (gpu_check.sh runs 2 processes on 1 GPU).
+        device = torch.device("cuda", local_rank % torch.cuda.device_count())
         torch.cuda.set_device(device)
     main_process = rank == 0
     run_dir = Path(run_dir) if run_dir else default_run_dir(config, stage)
@@ -269,15 +303,18 @@ def train(config: dict, stage: str = "pretrain", variant: str | None = None, ini
 
     hand_model = hand_model or hand_model_from_config(config)
     torch.manual_seed(seed)
-    model = build_model(config, hand_model).to(device)
+    # ImageNet weights start fresh pretraining only; otherwise a checkpoint's weights replace them.
+    from_checkpoint = stage == "finetune" or bool(section.get("init_variant"))
+    model = build_model({**config, "model": {**config["model"], "pretrained": ""}} if from_checkpoint else config,
+                        hand_model).to(device)
     optim = config["optim"]
     optimizer = torch.optim.Adam(model.encoder.parameters(), lr=float(section.get("lr", optim["lr"])),
                                  weight_decay=float(optim["weight_decay"]))
     warmup = int(section.get("warmup_steps", optim.get("warmup_steps", 0)))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _lr_lambda(optim.get("schedule", "constant"), warmup, steps))
-    amp = str(optim.get("amp", "bf16")) if device.type == "cuda" else "off"
-    scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16")
+    amp_dtype = autocast_dtype(config, device)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
 
     start = 0
     last_path = run_dir / "last.pt"
@@ -324,8 +361,7 @@ def train(config: dict, stage: str = "pretrain", variant: str | None = None, ini
     for step, batch in zip(bar, loader):
         batch = _to_device(batch, device)
         x = batch_input(batch, variant, config).contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.float16 if amp == "fp16" else torch.bfloat16,
-                            enabled=amp != "off"):
+        with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
             params = trained(x)
         if stage == "pretrain":
             # Keypoints (no mesh) for the logged errors; with gradient only when the keypoint term trains on them.
@@ -420,7 +456,7 @@ def _run_difference(payload: dict, hand_model_hash: str, config: dict, stage: st
         return f"it is a {payload['stage']} run"
     if payload["hand_model"]["hash"] != hand_model_hash:
         return f"it was trained with hand model {payload['hand_model']['hash']}, not {hand_model_hash}"
-    ignored = ("device", *INFERENCE_TABLES)  # settings that do not change the trained weights
+    ignored = ("device", "distributed", *INFERENCE_TABLES)  # settings that do not change the trained weights
     changed = sorted(k for k in set(payload["config"]) | set(config)
                      if k not in ignored and payload["config"].get(k) != config.get(k))
     return f"the profile's {', '.join(changed)} changed" if changed else ""
