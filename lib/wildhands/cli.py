@@ -47,6 +47,12 @@ def _export_checkpoint(argv: list[str]) -> int:
     return 0
 
 
+def _prepare_data(argv: list[str]) -> int:
+    from .datasets.prepare import main as prepare_main
+
+    return prepare_main(argv)
+
+
 def _run_notebooks(argv: list[str]) -> int:
     from .notebook_runner import main as run_main
 
@@ -58,6 +64,7 @@ COMMANDS = {
     "train": (_train, "pretrain or fine-tune a network (torchrun-compatible)"),
     "predict": (_predict, "photographs to 3D hands: JSON, overlays, OBJ meshes"),
     "export-checkpoint": (_export_checkpoint, "ship a trained checkpoint as predict's default (float16)"),
+    "prepare-data": (_prepare_data, "verify the configured real data sets, count them, build the GrabCut masks"),
     "run-notebooks": (_run_notebooks, "execute the notebooks with papermill (what run_all.sh calls)"),
 }
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .paths import PROFILES_DIR
 
-PROFILES = ("smoke", "quick", "paper")
+PROFILES = ("smoke", "quick", "paper", "paper-dryrun")
 # Tables that steer only inference (test-time averaging, the 2D fit), never the trained weights.
 INFERENCE_TABLES = ("inference", "fit2d", "refine")
 
@@ -46,6 +46,17 @@ def apply_overrides(config: dict, overrides: dict | None) -> dict:
             node = node[part]
         node[leaf] = _parse_scalar(value) if isinstance(value, str) else value
     return config
+
+
+def parse_set_arguments(items) -> dict:
+    """Dotted-key overrides from ``--set KEY=VALUE`` arguments (values parsed as TOML scalars when they are)."""
+    overrides = {}
+    for item in items:
+        key, sep, value = str(item).partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE, e.g. pretrain.steps=100")
+        overrides[key.strip()] = value.strip()
+    return overrides
 
 
 def load_profile(name_or_path: str = "quick", overrides: dict | None = None) -> dict:

@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from .checkpoints import (load_encoder_weights, load_encoder_weights_from_variant, read_checkpoint,
                           restore_rng_states, save_checkpoint)
-from .config import INFERENCE_TABLES, apply_overrides, load_profile
+from .config import INFERENCE_TABLES, apply_overrides, load_profile, parse_set_arguments
 from .encoder import check_variant
 from .fileio import atomic_path
 from .hand_model import HandModel, hand_model_from_config
@@ -580,12 +580,10 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    overrides = {}
-    for item in args.overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--set {item!r}: expected KEY=VALUE")
-        overrides[key.strip()] = value.strip()
+    try:
+        overrides = parse_set_arguments(args.overrides)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
     config = load_profile(args.config, overrides)
     stages = TRAIN_STAGES if args.stage == "all" else (args.stage,)
     for stage in stages:
