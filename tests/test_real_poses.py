@@ -143,3 +143,17 @@ def test_real_file_is_right_handed_once_mirrored_and_split():
     test = load_real_poses("test")
     assert set(test.subject) == {9, 10} and len(test) > 1000
     assert (handedness(test.joints) > 0).mean() > 0.99
+
+
+def test_mixed_pose_corpus_keeps_every_real_pose_and_the_share():
+    from wildhands.open_hand import mixed_pose_corpus
+
+    rng = np.random.default_rng(0)
+    real, synthetic = rng.normal(size=(70, 45)), rng.normal(size=(50, 45)) + 10
+    mixture = mixed_pose_corpus(synthetic, real, 0.3)
+    assert len(mixture) == 100 and (mixture[:, 0] > 5).sum() == 30
+    assert {tuple(r) for r in real} <= {tuple(m) for m in mixture}
+    np.testing.assert_array_equal(mixture, mixed_pose_corpus(synthetic, real, 0.3))   # deterministic
+    assert len(mixed_pose_corpus(synthetic, real, 0.0)) == 70
+    with pytest.raises(ValueError, match="synthetic_share"):
+        mixed_pose_corpus(synthetic, real, 1.0)

@@ -13,9 +13,23 @@ def _build_hand_model(argv: list[str]) -> int:
 
     parser = argparse.ArgumentParser(prog="wildhands build-hand-model",
                                      description="Build the open hand model (MANO format) deterministically.")
-    parser.add_argument("--out", default=None, help="output pickle (default: params/hand_models/OPEN_HAND_RIGHT.pkl)")
+    parser.add_argument("--out", default=None, help="output pickle (default: params/hand_models/OPEN_HAND_RIGHT.pkl; "
+                        "with --real-poses outputs/hand_models/OPEN_HAND_RIGHT_real_poses.pkl)")
+    parser.add_argument("--real-poses", nargs="?", const="", default=None, metavar="NPZ",
+                        help="learn the pose space from the 45-D fits of DexYCB's training subjects 01-08 (the file; "
+                             "default WILDHANDS_REAL_POSES or ../shared/real_poses/dexycb_left_hands.npz)")
+    parser.add_argument("--synthetic-share", type=float, default=0.0,
+                        help="with --real-poses: share of the synthetic corpus mixed in (0 to < 1)")
     args = parser.parse_args(argv)
-    path = save_open_hand_model(args.out)
+    real_poses, out = None, args.out
+    if args.real_poses is not None:
+        from .hand_model import HandModel
+        from .paths import OPEN_HAND_PATH, output_dir
+        from .real_pose_space import REAL_POSE_MODEL_NAME, real_pose_corpus
+
+        real_poses = real_pose_corpus(HandModel(OPEN_HAND_PATH), "train", path=args.real_poses or None)
+        out = out or output_dir("hand_models") / REAL_POSE_MODEL_NAME
+    path = save_open_hand_model(out, real_poses=real_poses, synthetic_share=args.synthetic_share)
     print(f"wrote {path}")
     return 0
 
@@ -53,6 +67,12 @@ def _prepare_data(argv: list[str]) -> int:
     return prepare_main(argv)
 
 
+def _dryrun(argv: list[str]) -> int:
+    from .dryrun import main as dryrun_main
+
+    return dryrun_main(argv)
+
+
 def _run_notebooks(argv: list[str]) -> int:
     from .notebook_runner import main as run_main
 
@@ -65,6 +85,7 @@ COMMANDS = {
     "predict": (_predict, "photographs to 3D hands: JSON, overlays, OBJ meshes"),
     "export-checkpoint": (_export_checkpoint, "ship a trained checkpoint as predict's default (float16)"),
     "prepare-data": (_prepare_data, "verify the configured real data sets, count them, build the GrabCut masks"),
+    "dryrun": (_dryrun, "the paper profile's code path on the CPU, counts shrunk (docs/gpu.md)"),
     "run-notebooks": (_run_notebooks, "execute the notebooks with papermill (what run_all.sh calls)"),
 }
 

@@ -960,6 +960,7 @@ POSE_CORPUS_SIZE = 12000
 NUM_PCA_CHECK = 10              # pose coefficients drawn in [-2, 2] must keep every joint in range
 PCA_RANGE_SAMPLES = 20000
 CORPUS_SAMPLE_STORED = 2000
+REAL_RANGE_PERCENTILE = 1.0     # a real corpus' joint ranges: its central 98% (corpus_ranges)
 TEMPLATE_SHARE = 0.4            # corpus share of named poses (with variation); the rest from synergies
 
 
@@ -1017,7 +1018,7 @@ def pose_corpus(named: dict, rng: np.random.Generator, count: int = POSE_CORPUS_
     return out
 
 
-def pose_space(corpus: np.ndarray, frames: JointFrames, seed: int = 0) -> dict:
+def pose_space(corpus: np.ndarray, frames: JointFrames, seed: int = 0, ranges=None) -> dict:
     """PCA of (N, 45) axis-angle poses: ``hands_mean``, ``hands_components`` (45, 45; rows are
     principal directions times their standard deviation ``std`` times a common ``scale``), and
     the corpus' ``coefficients`` (N, 45) in that basis.
@@ -1025,7 +1026,8 @@ def pose_space(corpus: np.ndarray, frames: JointFrames, seed: int = 0) -> dict:
     Directions the corpus does not move (twists and abductions of the hinge joints) are completed
     deterministically from the unit axes with a small 1-degree spread. ``scale`` is the largest
     that keeps every joint of PCA_RANGE_SAMPLES poses with NUM_PCA_CHECK coefficients uniform in
-    [-2, 2] inside its flexion and abduction range."""
+    [-2, 2] inside its flexion and abduction range (``ranges``: (flexion, abduction) (15, 2) degrees,
+    default ``joint_ranges()``)."""
     mean = corpus.mean(0)
     _, singular, vt = np.linalg.svd(corpus - mean, full_matrices=False)
     std = singular / np.sqrt(len(corpus) - 1)
@@ -1041,7 +1043,7 @@ def pose_space(corpus: np.ndarray, frames: JointFrames, seed: int = 0) -> dict:
             extra.append(v / np.linalg.norm(v))
     directions = np.vstack([basis, np.array(extra)])
     spread = np.concatenate([std[:rank], np.full(45 - rank, np.radians(1.0))])
-    flexion, abduction = joint_ranges()
+    flexion, abduction = joint_ranges() if ranges is None else ranges
     coefficients = np.random.default_rng([seed, 2]).uniform(-2, 2, (PCA_RANGE_SAMPLES, NUM_PCA_CHECK))
 
     def inside(scale: float) -> bool:
@@ -1089,10 +1091,75 @@ def _snap_round_off(values: np.ndarray) -> np.ndarray:
     return np.where(np.abs(values) < 1e-12, 0.0, values)
 
 
-def build_open_hand_model(seed: int = 0, verbose: bool = False) -> dict:
+def mixed_pose_corpus(synthetic: np.ndarray, real: np.ndarray, synthetic_share: float, seed: int = 0) -> np.ndarray:
+    """(M, 45) axis-angle poses: every pose of ``real`` plus synthetic ones drawn (deterministically)
+    to make up ``synthetic_share`` (0 to < 1) of the mixture."""
+    real = np.asarray(real, np.float64)
+    if real.ndim != 2 or real.shape[1] != 45 or not np.isfinite(real).all() or not len(real):
+        raise ValueError(f"real poses: expected finite (N, 45) axis-angles, got shape {real.shape}")
+    if not 0 <= synthetic_share < 1:
+        raise ValueError(f"synthetic_share: expected 0 <= share < 1, got {synthetic_share!r}")
+    count = int(round(len(real) * synthetic_share / (1 - synthetic_share)))
+    rng = np.random.default_rng([seed, 5])
+    chosen = rng.choice(len(synthetic), count, replace=count > len(synthetic))
+    mixture = np.concatenate([real, np.asarray(synthetic, np.float64)[chosen]])
+    return mixture[rng.permutation(len(mixture))]        # the stored corpus sample draws from all of it
+
+
+def synthetic_pose_corpus(seed: int = 0, skeleton: Skeleton | None = None) -> tuple[np.ndarray, JointFrames, dict]:
+    """The builder's synthetic pose corpus (N, 45) axis-angles, its joint frames and named poses."""
+    skeleton = skeleton or rest_skeleton()
+    frames = joint_frames(skeleton)
+    named = named_poses(skeleton, frames)
+    return angles_to_pose(pose_corpus(named, np.random.default_rng([seed, 3])), frames), frames, named
+
+
+def corpus_ranges(corpus: np.ndarray, frames: JointFrames, percentile: float = REAL_RANGE_PERCENTILE):
+    """(flexion, abduction) (15, 2) degrees: the anatomical ranges of ``joint_ranges``, widened to
+    the central 100 - 2 ``percentile`` % of the corpus' own joint angles (real hands, fitted with
+    keypoints placed by annotators, leave the hinge joints' +-5 degrees of abduction)."""
+    angles = joint_angles(corpus, frames)
+    low, high = np.percentile(angles, percentile, axis=0), np.percentile(angles, 100 - percentile, axis=0)
+    return tuple(np.stack([np.minimum(r[:, 0], low[:, q]), np.maximum(r[:, 1], high[:, q])], 1)
+                 for q, r in enumerate(joint_ranges()))
+
+
+def _pose_space_entries(corpus: np.ndarray, frames: JointFrames, seed: int, real: bool = False) -> tuple[dict, dict]:
+    """The model file's entries that derive from the pose corpus: top-level and ``pose_prior``'s.
+    A corpus with real poses (``real``) sets the scale of its components within its own ranges."""
+    space = pose_space(corpus, frames, seed=seed, ranges=corpus_ranges(corpus, frames) if real else None)
+    top = {"hands_components": _snap_round_off(space["hands_components"]),
+           "hands_mean": _snap_round_off(space["hands_mean"])}
+    prior = {"axis_angle_limits": axis_angle_limits(corpus), "pca_scale": float(space["scale"]), "pca_std": space["std"],
+             # A sample of the corpus as PCA coefficients (first 10), for drawing realistic poses.
+             "corpus_coefficients": space["coefficients"][:CORPUS_SAMPLE_STORED, :NUM_PCA_CHECK].astype(np.float32)}
+    return top, prior
+
+
+def replace_pose_space(arrays: dict, real_poses: np.ndarray, synthetic_share: float = 0.0, seed: int = 0) -> dict:
+    """A copy of the open hand model's ``arrays`` whose pose space is learnt from ``real_poses``
+    (as ``build_open_hand_model(real_poses=...)`` would build it, without rebuilding the mesh)."""
+    corpus, frames, _ = synthetic_pose_corpus(seed)
+    corpus = mixed_pose_corpus(corpus, real_poses, synthetic_share, seed)
+    top, prior = _pose_space_entries(corpus, frames, seed, real=True)
+    pose_prior = {**arrays["pose_prior"], **prior, "pose_source": _pose_source(len(real_poses), synthetic_share)}
+    return {**arrays, **top, "pose_prior": pose_prior}
+
+
+def _pose_source(real_count: int, synthetic_share: float) -> str:
+    return f"{real_count} real poses (45-D fits), synthetic share {synthetic_share:g}"
+
+
+def build_open_hand_model(seed: int = 0, verbose: bool = False, real_poses: np.ndarray | None = None,
+                          synthetic_share: float = 0.0) -> dict:
     """The open hand model's arrays with MANO's keys, plus ``fingertip_vertex_ids``,
     ``palm_vertex_ids`` / ``palm_vertex_weights``, ``pose_prior``, ``model_name`` and
-    ``model_version``. Deterministic for a given ``seed``."""
+    ``model_version``. Deterministic for a given ``seed`` (and ``real_poses``).
+
+    ``real_poses`` (N, 45): absolute finger axis-angles of real hands (e.g.
+    ``real_pose_space.real_pose_corpus``, the 45-D fits of captured poses); the pose space is then
+    learnt from them, mixed with the synthetic corpus at ``synthetic_share``, instead of from the
+    synthetic corpus alone (the default, and the shipped model)."""
     started = time.perf_counter()
 
     def log(step: str) -> None:
@@ -1107,10 +1174,10 @@ def build_open_hand_model(seed: int = 0, verbose: bool = False) -> dict:
     palm_ids, palm_weights = palm_centre_vertices(verts, skeleton)
     shapedirs, _ = shape_space(verts, weights, skeleton, seed=seed)
     log("skinning, regressor, shape space")
-    frames = joint_frames(skeleton)
-    named = named_poses(skeleton, frames)
-    corpus = angles_to_pose(pose_corpus(named, np.random.default_rng([seed, 3])), frames)
-    space = pose_space(corpus, frames, seed=seed)
+    corpus, frames, named = synthetic_pose_corpus(seed, skeleton)
+    if real_poses is not None:
+        corpus = mixed_pose_corpus(corpus, real_poses, synthetic_share, seed)
+    pose_entries, prior_entries = _pose_space_entries(corpus, frames, seed, real=real_poses is not None)
     log("pose space")
     flexion, abduction = joint_ranges()
     kintree = np.array([[4294967295] + list(kp.MANO_PARENTS[1:]), list(range(16))], dtype=np.int64)
@@ -1119,8 +1186,7 @@ def build_open_hand_model(seed: int = 0, verbose: bool = False) -> dict:
         "J_regressor": _snap_round_off(regressor), "J": _snap_round_off(skeleton.joints), "kintree_table": kintree,
         "shapedirs": _snap_round_off(shapedirs),
         "posedirs": np.zeros((len(verts), 3, 135), np.float16),        # no corrective pose blend shapes
-        "hands_components": _snap_round_off(space["hands_components"]),
-        "hands_mean": _snap_round_off(space["hands_mean"]),
+        **pose_entries,
         "fingertip_vertex_ids": tip_ids.astype(np.int64),
         "palm_vertex_ids": palm_ids.astype(np.int64), "palm_vertex_weights": palm_weights,
         "model_name": "open_hand", "model_version": MODEL_VERSION,
@@ -1130,19 +1196,20 @@ def build_open_hand_model(seed: int = 0, verbose: bool = False) -> dict:
             "abduction_directions": frames.abduction,
             "flexion_axes": frames.flexion_axes, "abduction_axes": frames.abduction_axes,
             "flexion_range_deg": flexion, "abduction_range_deg": abduction,
-            "axis_angle_limits": axis_angle_limits(corpus),
-            "pca_scale": float(space["scale"]), "pca_std": space["std"],
             "named_poses": {name: angles_to_pose(angles, frames) for name, angles in named.items()},
-            # A sample of the corpus as PCA coefficients (first 10), for drawing realistic poses.
-            "corpus_coefficients": space["coefficients"][:CORPUS_SAMPLE_STORED, :NUM_PCA_CHECK].astype(np.float32),
+            **prior_entries,
+            **({"pose_source": _pose_source(len(real_poses), synthetic_share)} if real_poses is not None else {}),
         },
     }
 
 
-def save_open_hand_model(path=None, seed: int = 0) -> Path:
+def save_open_hand_model(path=None, seed: int = 0, real_poses: np.ndarray | None = None,
+                         synthetic_share: float = 0.0) -> Path:
     """Build the open hand model and write it in MANO's pickle format to ``path``
-    (default ``wildhands.paths.OPEN_HAND_PATH``)."""
-    return write_pickle(Path(path) if path is not None else OPEN_HAND_PATH, build_open_hand_model(seed))
+    (default ``wildhands.paths.OPEN_HAND_PATH``); ``real_poses``, ``synthetic_share`` as
+    ``build_open_hand_model``'s."""
+    return write_pickle(Path(path) if path is not None else OPEN_HAND_PATH,
+                        build_open_hand_model(seed, real_poses=real_poses, synthetic_share=synthetic_share))
 
 
 def digit_penetration(arrays: dict, pose: np.ndarray, skeleton: Skeleton | None = None) -> np.ndarray:

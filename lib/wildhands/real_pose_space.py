@@ -93,3 +93,65 @@ def mean_pose_report(hand_model: HandModel, finger_poses: np.ndarray) -> dict:
         report[name] = {"extent_mm": float(hand_extent(arrays, pose)[0] * MM),
                         "flexion_deg": {d: float(angles[j, 0].sum()) for d, j in digits.items()}}
     return report
+
+
+# ----------------------------------------------------------------------------- a pose space from real hands
+
+def real_pose_corpus(hand_model: HandModel, split: str = "train", path=None, limit: int | None = None,
+                     cache: bool = True) -> np.ndarray:
+    """(N, 45) absolute finger axis-angles of the real poses of ``split`` fitted in the "full" space.
+
+    Deterministic for a given hand model, split and ``limit`` (evenly spaced frames); cached in
+    ``outputs/cache/`` by the hand model's hash (derived from DexYCB: never committed)."""
+    from .datasets.real_poses import load_real_poses
+    from .fileio import atomic_path
+    from .paths import output_dir
+
+    poses = load_real_poses(split, path).subsample(limit)
+    cached = output_dir("cache") / f"real_pose_fits_{hand_model.hash[:12]}_{split}_{limit or 'all'}_{len(poses)}.npz"
+    if cache and cached.is_file():
+        return np.load(cached)["finger_pose"]
+    finger_pose = fit_real_poses(hand_model, poses.joints, "full").finger_pose.numpy()
+    if cache:
+        with atomic_path(cached) as tmp, open(tmp, "wb") as f:
+            np.savez(f, finger_pose=finger_pose, settings=repr(FIT_SPACES["full"]))
+    return finger_pose
+
+
+# Synthetic shares of the pose corpus tried when learning a pose space from real hands; the
+# choice is made on training subjects alone (learn on VALIDATION_LEARN, check on the others).
+SYNTHETIC_SHARES = (0.0, 0.1, 0.3)
+VALIDATION_LEARN = tuple(range(1, 7))
+REAL_POSE_MODEL_NAME = "OPEN_HAND_RIGHT_real_poses.pkl"
+
+
+def learn_pose_space(hand_model: HandModel, finger_poses: np.ndarray, synthetic_share: float = 0.0) -> dict:
+    """The hand model's arrays with the pose space learnt from (N, 45) fitted real poses
+    (``open_hand.replace_pose_space``; the mesh, skinning and shape space unchanged)."""
+    return oh.replace_pose_space(load_mano_arrays(hand_model.path), finger_poses, synthetic_share)
+
+
+def model_with_arrays(arrays: dict, path) -> HandModel:
+    """Write ``arrays`` as a MANO-format pickle at ``path`` and load it as the 10-coefficient model."""
+    from .fileio import write_pickle
+
+    return HandModel(write_pickle(path, arrays), num_pca_comps=10)
+
+
+def choose_synthetic_share(hand_model: HandModel, finger_poses: np.ndarray, poses, shares=SYNTHETIC_SHARES,
+                           limit: int | None = 600, workdir=None) -> dict:
+    """{share: 10-D fit summary}: for each share, a pose space learnt from the fits of the training
+    subjects in ``VALIDATION_LEARN``, checked on the remaining training subjects' poses
+    (``poses``: the 'train' split in the order of ``finger_poses``), ``limit`` frames of them."""
+    import tempfile
+    from pathlib import Path
+
+    learn = np.isin(poses.subject, VALIDATION_LEARN)
+    check = poses.take(~learn).subsample(limit)
+    out = {}
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        for share in shares:
+            model = model_with_arrays(learn_pose_space(hand_model, finger_poses[learn], share),
+                                      Path(tmp) / f"share_{share:g}.pkl")
+            out[float(share)] = fit_summary(fit_real_poses(model, check.joints, "pca"), check.joints)
+    return out
