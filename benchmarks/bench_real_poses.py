@@ -23,18 +23,16 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
 import torch
 
 from wildhands.config import load_profile
-from wildhands.datasets.real_poses import CITATION, SPLIT_SUBJECTS, load_real_poses
+from wildhands.datasets.real_poses import SPLIT_SUBJECTS, load_real_poses
 from wildhands.fileio import write_json
 from wildhands.hand_model import hand_model_from_config
 from wildhands.paths import output_dir
-from wildhands.plots import save_figure, skeleton_pairs_figure
 from wildhands.real_pose_space import (FIT_SPACES, REAL_POSE_MODEL_NAME, VALIDATION_LEARN, choose_synthetic_share,
-                                       fit_real_poses, fit_summary, learn_pose_space, mean_pose_report,
-                                       model_with_arrays, real_pose_corpus)
+                                       evaluate_real_poses, fit_real_poses, fit_summary, learn_pose_space,
+                                       mean_pose_report, model_with_arrays, real_pose_corpus)
 
 TARGETS_MM = {"full": 4.0, "pca": 7.0}     # issue 16: test-subject median per pose space
 
@@ -53,31 +51,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     hand_model = hand_model_from_config(load_profile(args.profile))
-    metrics = {"source": CITATION, "hand_model": {"name": hand_model.name, "hash": hand_model.hash},
-               "profile": args.profile, "limit": args.limit, "split_subjects": SPLIT_SUBJECTS,
-               "fit_spaces": FIT_SPACES, "splits": {}, "figures": {}}
-    full_fits = {}
-    print(f"{'split':6s} {'space':5s} {'hands':>6s} {'median':>7s} {'p90':>6s} {'mean':>6s} {'its':>5s} {'s':>6s}"
-          "   (per-hand mean keypoint residual, mm)")
-    for split in args.splits:
-        poses = load_real_poses(split, args.path).subsample(args.limit)
-        metrics["splits"][split] = {}
-        for space in args.spaces:
-            started = time.perf_counter()
-            result = fit_real_poses(hand_model, poses.joints, space)
-            seconds = time.perf_counter() - started
-            summary = {**fit_summary(result, poses.joints), "seconds": seconds}
-            metrics["splits"][split][space] = summary
-            print(f"{split:6s} {space:5s} {summary['hands']:6d} {summary['median_mm']:7.2f} {summary['p90_mm']:6.2f} "
-                  f"{summary['mean_mm']:6.2f} {summary['mean_iterations']:5.1f} {seconds:6.1f}", flush=True)
-            if space == "full":  # the reported 45-D space (plausible shape and joint ranges)
-                full_fits[split] = result.finger_pose.numpy()
-            if split == "test" and args.worst > 0:
-                metrics["figures"][space] = str(_draw_worst(poses, result, space, args.worst))
-    if full_fits:
-        fitted = full_fits.get("train", next(iter(full_fits.values())))
-        metrics["mean_pose"] = {"from": "train" if "train" in full_fits else next(iter(full_fits)),
-                                **mean_pose_report(hand_model, fitted)}
+    metrics = {"profile": args.profile, **evaluate_real_poses(
+        hand_model, args.splits, args.spaces, args.limit, args.path, args.worst, output_dir("figures"),
+        log=lambda line: print(line, flush=True))}
+    if "mean_pose" in metrics:
         print("hand extent, wrist to farthest vertex (mean shape): " + ", ".join(
             f"{name} {m['extent_mm']:.0f} mm" for name, m in metrics["mean_pose"].items() if name != "from"))
     if args.learn_pose_space:
@@ -119,19 +96,6 @@ def _learn_pose_space(hand_model, args, metrics: dict) -> dict:
     print(f"the learnt model's theta = 0: {report['theta0_extent_mm']:.0f} mm wrist to farthest vertex; "
           f"written to {path} (not the shipped model)")
     return report
-
-
-def _draw_worst(poses, result, space: str, count: int):
-    worst = np.argsort(-result.mean_error.numpy(), kind="stable")[:count]
-    titles = [f"subject {poses.subject[i]:02d} {poses.sequence[i]} #{poses.frame[i]}\n"
-              f"{1000 * float(result.mean_error[i]):.1f} mm" for i in worst]
-    fig = skeleton_pairs_figure(poses.joints[worst], result.keypoints_3d.numpy()[worst], titles,
-                                fit_label=f"open hand model ({space})")
-    fig.suptitle(f"Worst {space} fits, subjects 09-10 (DexYCB, CC BY-NC 4.0)", fontsize=9)
-    path = save_figure(fig, output_dir("figures") / f"real_poses_worst_{space}.png")
-    import matplotlib.pyplot as plt
-    plt.close(fig)
-    return path
 
 
 if __name__ == "__main__":

@@ -1130,7 +1130,8 @@ def _pose_space_entries(corpus: np.ndarray, frames: JointFrames, seed: int, real
     space = pose_space(corpus, frames, seed=seed, ranges=corpus_ranges(corpus, frames) if real else None)
     top = {"hands_components": _snap_round_off(space["hands_components"]),
            "hands_mean": _snap_round_off(space["hands_mean"])}
-    prior = {"axis_angle_limits": axis_angle_limits(corpus), "pca_scale": float(space["scale"]), "pca_std": space["std"],
+    prior = {"axis_angle_limits": axis_angle_limits(corpus), "pca_scale": float(space["scale"]),
+             "pca_std": space["std"],
              # A sample of the corpus as PCA coefficients (first 10), for drawing realistic poses.
              "corpus_coefficients": space["coefficients"][:CORPUS_SAMPLE_STORED, :NUM_PCA_CHECK].astype(np.float32)}
     return top, prior

@@ -80,19 +80,93 @@ def hand_extent(arrays: dict, finger_pose: np.ndarray) -> np.ndarray:
 
 def mean_pose_report(hand_model: HandModel, finger_poses: np.ndarray) -> dict:
     """The mean of (N, 45) absolute finger poses beside the model's own theta = 0 and the flat hand:
-    hand extent (mm, ``hand_extent``) and per-digit flexion (degrees, summed over the digit's three
-    joints, from the model's joint frames)."""
+    hand extent (mm, ``hand_extent``) and, for the open hand model, per-digit flexion (degrees,
+    summed over the digit's three joints, from the model's joint frames)."""
     arrays = load_mano_arrays(hand_model.path)
-    frames = oh.JointFrames.from_pose_prior(arrays["pose_prior"])
+    frames = oh.JointFrames.from_pose_prior(arrays["pose_prior"]) if "pose_prior" in arrays else None
     poses = {"flat": np.zeros(45), "model_theta0": np.asarray(arrays["hands_mean"], np.float64),
              "real_mean": np.asarray(finger_poses, np.float64).mean(0)}
     digits = {f: [j - 1 for j, n in enumerate(kp.MANO_JOINT_NAMES) if n.startswith(f)] for f in kp.FINGERS}
     report = {}
     for name, pose in poses.items():
-        angles = oh.joint_angles(pose, frames)
-        report[name] = {"extent_mm": float(hand_extent(arrays, pose)[0] * MM),
-                        "flexion_deg": {d: float(angles[j, 0].sum()) for d, j in digits.items()}}
+        report[name] = {"extent_mm": float(hand_extent(arrays, pose)[0] * MM)}
+        if frames is not None:
+            angles = oh.joint_angles(pose, frames)
+            report[name]["flexion_deg"] = {d: float(angles[j, 0].sum()) for d, j in digits.items()}
     return report
+
+
+def evaluate_real_poses(hand_model: HandModel, splits=("train", "test"), spaces=tuple(FIT_SPACES),
+                        limit: int | None = None, path=None, worst: int = 4, figures_dir=None, log=print) -> dict:
+    """Fit the real poses of each split in each pose space: JSON-ready metrics (``fit_summary`` per
+    split and space, the real mean pose from the "full" fits beside the model's theta = 0) and, with
+    ``figures_dir``, ``real_poses_worst_<space>.png``: the test split's ``worst`` fits beside the real
+    joints. ``limit``: frames per split, evenly spaced (None: all). ``log`` prints the table's rows."""
+    import time
+
+    from .datasets.real_poses import CITATION, SPLIT_SUBJECTS, load_real_poses
+
+    unknown = sorted(set(spaces) - set(FIT_SPACES))
+    if unknown:
+        raise ValueError(f"pose spaces {unknown}: expected some of {', '.join(FIT_SPACES)}")
+    metrics = {"source": CITATION, "hand_model": {"name": hand_model.name, "hash": hand_model.hash},
+               "limit": limit, "split_subjects": SPLIT_SUBJECTS, "fit_spaces": {s: FIT_SPACES[s] for s in spaces},
+               "splits": {}, "figures": {}}
+    full_fits = {}
+    log(TABLE_HEADER)
+    for split in splits:
+        poses = load_real_poses(split, path).subsample(limit)
+        metrics["splits"][split] = {}
+        for space in spaces:
+            started = time.perf_counter()
+            result = fit_real_poses(hand_model, poses.joints, space)
+            summary = {**fit_summary(result, poses.joints), "seconds": time.perf_counter() - started}
+            metrics["splits"][split][space] = summary
+            log(table_row(split, space, summary))
+            if space == "full":  # the reported 45-D space (plausible shape, joints within range)
+                full_fits[split] = result.finger_pose.numpy()
+            if split == "test" and worst > 0 and figures_dir is not None:
+                metrics["figures"][space] = str(draw_worst_fits(poses, result, space, worst, figures_dir))
+    if full_fits:
+        source = "train" if "train" in full_fits else next(iter(full_fits))
+        metrics["mean_pose"] = {"from": source, **mean_pose_report(hand_model, full_fits[source])}
+    return metrics
+
+
+TABLE_HEADER = (f"{'split':6s} {'space':5s} {'hands':>6s} {'median':>7s} {'p90':>6s} {'mean':>6s} {'its':>5s} "
+                f"{'s':>6s}   (per-hand mean keypoint residual, mm)")
+
+
+def table_row(split: str, space: str, summary: dict) -> str:
+    return (f"{split:6s} {space:5s} {summary['hands']:6d} {summary['median_mm']:7.2f} {summary['p90_mm']:6.2f} "
+            f"{summary['mean_mm']:6.2f} {summary['mean_iterations']:5.1f} {summary.get('seconds', 0):6.1f}")
+
+
+def residual_table(metrics: dict) -> str:
+    """The metrics' residuals as the printed table."""
+    return "\n".join([TABLE_HEADER] + [table_row(split, space, summary) for split, spaces in metrics["splits"].items()
+                                       for space, summary in spaces.items()])
+
+
+def draw_worst_fits(poses, result: Fit3DResult, space: str, count: int, figures_dir):
+    """``real_poses_worst_<space>.png`` in ``figures_dir``: the ``count`` worst fits beside the real joints."""
+    from pathlib import Path
+
+    import matplotlib.pyplot as plt
+
+    from .plots import save_figure, skeleton_pairs_figure
+
+    errors = result.mean_error.numpy()
+    worst = np.argsort(-errors, kind="stable")[:count]
+    titles = [f"subject {poses.subject[i]:02d} {poses.sequence[i]} #{poses.frame[i]}\n{MM * errors[i]:.1f} mm"
+              for i in worst]
+    fig = skeleton_pairs_figure(poses.joints[worst], result.keypoints_3d.numpy()[worst], titles,
+                                fit_label=f"fit ({space})")
+    fig.suptitle(f"Worst {space} fits, subjects {', '.join(f'{s:02d}' for s in sorted(set(poses.subject)))} "
+                 "(DexYCB, CC BY-NC 4.0)", fontsize=9)
+    path = save_figure(fig, Path(figures_dir) / f"real_poses_worst_{space}.png")
+    plt.close(fig)
+    return path
 
 
 # ----------------------------------------------------------------------------- a pose space from real hands
