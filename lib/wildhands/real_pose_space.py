@@ -130,7 +130,35 @@ def evaluate_real_poses(hand_model: HandModel, splits=("train", "test"), spaces=
     if full_fits:
         source = "train" if "train" in full_fits else next(iter(full_fits))
         metrics["mean_pose"] = {"from": source, **mean_pose_report(hand_model, full_fits[source])}
+        if figures_dir is not None:
+            metrics["figures"]["mean_pose"] = str(draw_mean_poses(hand_model, full_fits[source], figures_dir))
     return metrics
+
+
+def draw_mean_poses(hand_model: HandModel, finger_poses: np.ndarray, figures_dir):
+    """``real_poses_mean_pose.png``: the mean-shape hand flat, at the model's theta = 0 and at the
+    mean of the fitted real poses, seen from the side of the thumb and from the back."""
+    from pathlib import Path
+
+    import matplotlib.pyplot as plt
+
+    from .plots import VIEWS, mesh_gallery_figure, save_figure
+
+    arrays = load_mano_arrays(hand_model.path)
+    verts = np.asarray(arrays["v_template"], np.float64)
+    poses = {"flat": np.zeros(45), "model theta = 0": np.asarray(arrays["hands_mean"], np.float64),
+             "real mean (DexYCB fits)": np.asarray(finger_poses, np.float64).mean(0)}
+    _, meshes = oh.forward(np.asarray(arrays["J_regressor"] @ verts), np.stack(list(poses.values())), verts,
+                           np.asarray(arrays["weights"]))
+    extents = hand_extent(arrays, np.stack(list(poses.values()))) * MM
+    titles = [f"{name}: {extent:.0f} mm" for name, extent in zip(poses, extents)]
+    fig = mesh_gallery_figure(list(meshes) * 2, hand_model.faces, [f"{t}\nthumb side" for t in titles]
+                              + [f"{t}\nback" for t in titles], columns=3, view=VIEWS["thumb side"])
+    for ax in fig.axes[3:]:
+        ax.view_init(*VIEWS["back"])
+    path = save_figure(fig, Path(figures_dir) / "real_poses_mean_pose.png")
+    plt.close(fig)
+    return path
 
 
 TABLE_HEADER = (f"{'split':6s} {'space':5s} {'hands':>6s} {'median':>7s} {'p90':>6s} {'mean':>6s} {'its':>5s} "
