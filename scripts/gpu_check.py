@@ -7,7 +7,8 @@ Prints, and writes as JSON (``--report``):
    bf16 autocast, channels-last; pretraining on a small synthetic set, and fine-tuning for
    RGB+2D), with each one's peak GPU memory;
 3. one process against two under ``torchrun`` (DDP): NCCL on two GPUs; on one GPU, two processes
-   share it, which NCCL refuses, so gloo carries the gradients there (and the figure says so);
+   share it: NCCL is tried (recent versions refuse two ranks on one device, and the script
+   reports it), then gloo, which allows it;
 4. the quick profile's 2D recipe trained on the GPU (about 5 minutes) with its validation error,
    to compare with the CPU figures (README: 11.8 / 17.5 mm on the test hands after 1600 + 150 steps).
 
@@ -122,7 +123,9 @@ def throughput(config: dict) -> dict:
 def ddp_comparison(config_path: Path, device: str, tiny: bool, single: float) -> dict:
     """2-process DDP pretraining of the 2D variant through torchrun, against one process."""
     gpus = torch.cuda.device_count() if device == "cuda" else 0
-    backends = ["nccl", "gloo"] if gpus >= 2 else (["gloo"] if gpus == 1 or device == "cpu" else [])
+    # One GPU: NCCL is tried (recent NCCL refuses two ranks on one device: "Duplicate GPU
+    # detected"), then gloo, which allows it.
+    backends = ["nccl"] if gpus >= 2 else ["nccl", "gloo"] if gpus == 1 else ["gloo"]
     out = {"gpus": gpus, "one_process_images_per_s": single}
     for backend in backends:
         run_dir = Path(os.environ["WILDHANDS_OUTPUTS"]) / f"ddp-{backend}"
@@ -131,8 +134,13 @@ def ddp_comparison(config_path: Path, device: str, tiny: bool, single: float) ->
                    "--run-dir", str(run_dir), "--no-progress", "--set", f"distributed.backend={backend}",
                    "--set", f"pretrain.steps={DDP_STEPS if not tiny else 2}"]
         start = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True, timeout=240,
-                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=150,
+                                  env={**os.environ, "OMP_NUM_THREADS": "1"})
+        except subprocess.TimeoutExpired:
+            out[backend] = {"error": "no result within 150 s"}
+            log(f"DDP {backend}: no result within 150 s; left out")
+            continue
         if done.returncode != 0:
             out[backend] = {"error": (done.stdout + done.stderr)[-800:]}
             log(f"DDP {backend}: failed (exit {done.returncode}); last lines:\n{(done.stdout + done.stderr)[-800:]}")
