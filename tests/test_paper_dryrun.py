@@ -51,3 +51,50 @@ def test_paper_dryrun_trains_resumes_evaluates_and_runs_ddp(tmp_path):
         shutil.rmtree(outputs / "checkpoints", ignore_errors=True)   # ResNet-50 checkpoints: 280 MB each
         shutil.rmtree(work / "ddp-finetune", ignore_errors=True)
         shutil.rmtree(work / "torch", ignore_errors=True)
+
+
+def _flat(config: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and key != "variants":
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def test_paper_dryrun_profile_changes_only_counts_sizes_and_the_device():
+    from wildhands.config import load_profile
+
+    paper, dry = _flat(load_profile("paper")), _flat(load_profile("paper-dryrun"))
+    changed = {key for key in paper.keys() | dry.keys() if paper.get(key) != dry.get(key)}
+    counts = {f"synthetic.{k}" for k in ("num_train", "num_val", "num_test", "shard_size", "workers")}
+    counts |= {f"{stage}.{k}" for stage in ("pretrain", "finetune")
+               for k in ("steps", "batch_size", "checkpoint_every", "log_every", "workers")}
+    assert changed == counts | {"profile", "device", "optim.amp_cpu", "distributed.backend",
+                                "fit2d.iterations", "fit2d.num_inits"}
+    assert dry["model.backbone"] == "resnet50" and dry["model.input_size"] == 320
+    assert dry["model.pretrained"] == "imagenet" and dry["optim.amp"] == "bf16"
+
+
+def test_cpu_autocast_and_ddp_backend_only_where_the_profile_asks():
+    import torch
+
+    from wildhands.config import load_profile
+    from wildhands.train import autocast_dtype, ddp_backend
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert autocast_dtype(load_profile("quick"), cpu) is None            # the CPU profiles stay float32
+    assert autocast_dtype(load_profile("paper-dryrun"), cpu) == torch.bfloat16
+    assert autocast_dtype(load_profile("paper"), cuda) == torch.bfloat16
+    assert autocast_dtype(load_profile("quick", {"optim.amp": "fp16"}), cuda) == torch.float16
+    assert autocast_dtype(load_profile("quick", {"optim.amp": "off"}), cuda) is None
+    with pytest.raises(ValueError, match="CPU autocast runs bf16 only"):
+        autocast_dtype(load_profile("paper-dryrun", {"optim.amp": "fp16"}), cpu)
+    with pytest.raises(ValueError, match="optim.amp"):
+        autocast_dtype(load_profile("quick", {"optim.amp": "bf32"}), cuda)
+    assert ddp_backend(load_profile("paper"), "cuda") == "nccl" and ddp_backend(load_profile("quick"), "cpu") == "gloo"
+    assert ddp_backend(load_profile("paper-dryrun"), "cpu") == "gloo"
+    assert ddp_backend(load_profile("paper", {"distributed.backend": "gloo"}), "cuda") == "gloo"
+    with pytest.raises(ValueError, match="needs CUDA GPUs"):
+        ddp_backend(load_profile("quick", {"distributed.backend": "nccl"}), "cpu")
