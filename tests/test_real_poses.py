@@ -157,3 +157,17 @@ def test_mixed_pose_corpus_keeps_every_real_pose_and_the_share():
     assert len(mixed_pose_corpus(synthetic, real, 0.0)) == 70
     with pytest.raises(ValueError, match="synthetic_share"):
         mixed_pose_corpus(synthetic, real, 1.0)
+
+
+def test_evaluation_fits_model_made_hands_closely_and_draws(hand_model, poses_file, tmp_path):
+    from wildhands.real_pose_space import evaluate_real_poses, residual_table
+
+    metrics = evaluate_real_poses(hand_model, splits=("test",), spaces=("pca", "full"), path=poses_file, worst=1,
+                                  figures_dir=tmp_path, log=lambda line: None)
+    test = metrics["splits"]["test"]
+    assert test["pca"]["hands"] == FRAMES_PER_SUBJECT * len(SPLIT_SUBJECTS["test"])
+    assert test["full"]["median_mm"] < 1.5                       # the model's own hands, under the priors
+    assert metrics["mean_pose"]["flat"]["extent_mm"] > metrics["mean_pose"]["model_theta0"]["extent_mm"]
+    assert all((tmp_path / f"real_poses_worst_{s}.png").is_file() for s in ("pca", "full"))
+    assert (tmp_path / "real_poses_mean_pose.png").is_file()
+    assert len(residual_table(metrics).splitlines()) == 3
