@@ -2,7 +2,13 @@
 
 Real poses (``datasets.real_poses``, DexYCB: Chao et al., CVPR 2021, CC BY-NC 4.0) are fitted 3D
 to 3D (``fit3d.Fit3D``) in each of the pose spaces of ``FIT_SPACES``; ``fit_summary`` turns a fit
-into the numbers the benchmark reports (millimetres).
+into the numbers reported (millimetres), ``evaluate_real_poses`` does it per split and space for
+``benchmarks/bench_real_poses.py`` and notebook 00, with figures of the worst fits and of the mean pose.
+
+A pose space from real hands: ``real_pose_corpus`` fits the training subjects' poses in the 45-D
+space (cached), ``learn_pose_space`` rebuilds the model's pose PCA from them
+(``open_hand.replace_pose_space``), and ``choose_synthetic_share`` picks how much of the synthetic
+corpus to mix in, on training subjects alone.
 """
 from __future__ import annotations
 
