@@ -1,6 +1,7 @@
 """MediaPipe against the labelled real photos: detection rate, handedness, per-keypoint error, speed.
 
     python benchmarks/bench_detector.py [--photos ../shared/real_photos] [--write params/detector_noise.json]
+                                        [--write-sigma params/detector_sigma.json]
 
 Errors are in pixels of the 320 crop of 2.2 l around the labelled hand (the unit the network
 sees; 1 px there is l / 145). With ``--write``, the per-keypoint statistics go to the JSON
@@ -8,6 +9,11 @@ file the training code reads to make synthetic heat-maps look like the detector'
 (``inputs.DetectorNoise``). Handedness is checked where labels.json gives the side and, for
 CMU Panoptic/hand_labels images, where the file name ends in _l / _r (CMU's convention).
 The photos are only read, never copied. Skips with a message when the folder is absent.
+
+Per-photo keypoint uncertainty (``detector.KeypointSigmaRule``): the spread of MediaPipe's passes
+(whole photo, 2.2 l crop, flipped crop) against each keypoint's true error, their Spearman rank
+correlation, and the rule fitted to them by maximum likelihood (``detector.fit_sigma_rule``);
+``--write-sigma`` writes that rule where the ``[detector] sigma_rule`` setting reads it.
 """
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from wildhands import keypoints as kp
-from wildhands.detector import HandDetector, detection_report, keypoint_errors_at_crop
+from wildhands.detector import HandDetector, detection_report, fit_sigma_rule, keypoint_errors_at_crop, sigma_pairs
 from wildhands.fileio import write_json
 from wildhands.images import read_image
 from wildhands.paths import REAL_PHOTOS_DIR
@@ -84,6 +90,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", default=str(REAL_PHOTOS_DIR), help="folder with labels.json")
     parser.add_argument("--write", default=None, help="write the statistics JSON here (with the second pass)")
+    parser.add_argument("--write-sigma", default=None, help="write the fitted per-photo sigma rule here")
     args = parser.parse_args()
     labels_path = Path(args.photos) / "labels.json"
     if not labels_path.is_file():
@@ -97,6 +104,15 @@ def main() -> None:
         report, per_photo_s = measure(images, labels, sides, second_pass)
         print_report(entries, labels, report, per_photo_s,
                      "with the second pass on the 2.2 l crop" if second_pass else "whole photo only")
+    sigma = sigma_report(report["detections"], labels)
+    if args.write_sigma:
+        write_json(args.write_sigma, {
+            "source": f"MediaPipe Hands 0.10.21 passes (whole photo, 2.2 l crop, flipped crop) against the "
+                      f"{len(entries)} labelled hands of ../shared/real_photos: maximum-likelihood fit of "
+                      f"detector.KeypointSigmaRule to the passes' spread and the true errors; written by "
+                      f"benchmarks/bench_detector.py --write-sigma",
+            "unit": "pixels of the 320x320 crop of 2.2 l around the hand, per axis", **sigma})
+        print(f"wrote {args.write_sigma}")
     if args.write:
         sources = sorted({e["source"] for e in entries})
         write_json(args.write, {
@@ -110,6 +126,25 @@ def main() -> None:
             "per_source": per_source(entries, labels, report),
         })
         print(f"wrote {args.write}")
+
+
+def sigma_report(detections, labels) -> dict:
+    """How well the passes' spread predicts each keypoint's error, and the rule fitted to them."""
+    from dataclasses import asdict
+
+    from scipy.stats import spearmanr
+
+    spread, sigma, error = sigma_pairs(detections, labels[..., :2], labels[..., 2])
+    rule = fit_sigma_rule(spread, error)
+    fitted = np.minimum(rule.sigma_max_px, np.hypot(rule.sigma_floor_px, rule.gain * spread))
+    within = float(np.mean(error <= fitted * np.sqrt(2 * np.log(2))))  # the median of a Rayleigh is sigma sqrt(2 ln 2)
+    out = {"keypoints": int(len(error)), "hands": int(sum(d is not None and d.sigma_px is not None for d in detections)),
+           "spearman_spread_error": round(float(spearmanr(spread, error)[0]), 3),
+           "fraction_within_median": round(within, 3), "rule": asdict(rule)}
+    print(f"\n== per-photo sigma: {out['keypoints']} keypoints of {out['hands']} hands seen by 2+ passes; "
+          f"Spearman(spread, error) = {out['spearman_spread_error']:.2f}; fitted rule {asdict(rule)}; "
+          f"{100 * within:.0f} % of errors under the rule's median (50 % expected)")
+    return out
 
 
 if __name__ == "__main__":

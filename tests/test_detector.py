@@ -4,9 +4,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from wildhands.detector import (Detection, HandDetector, detections_from_result, detector_from_config,
-                                keypoint_errors_at_crop, match_detection, merge_detections, same_hand,
-                                swap_handedness, tight_box)
+from wildhands.crops import crop_box
+from wildhands.detector import (Detection, HandDetector, KeypointSigmaRule, combine_passes, detections_from_result,
+                                detector_from_config, fit_sigma_rule, keypoint_errors_at_crop, match_detection,
+                                merge_detections, pass_spread, same_hand, sigma_rule_from_file, swap_handedness,
+                                tight_box)
 from wildhands.images import ImageError, read_image
 from wildhands.paths import REAL_PHOTOS_DIR
 
@@ -114,3 +116,82 @@ def test_finds_a_real_hand_with_its_side(detector):
     height, width = image.shape[:2]
     assert ((best.keypoints_2d >= -0.5) & (best.keypoints_2d <= [width - 0.5, height - 0.5])).all()
     assert np.nanmedian(keypoint_errors_at_crop(best.keypoints_2d, labels[:, :2], labels[:, 2])) < 40
+
+
+# ----------------------------------------------------------------------------- passes and their spread
+
+RULE = KeypointSigmaRule(sigma_floor_px=4.0, gain=3.0, sigma_max_px=20.0)
+
+
+def test_pass_spread_is_the_per_axis_sample_deviation():
+    a = _detection((100, 100), size=60).keypoints_2d
+    b = a.copy()
+    b[8] += [6.0, 0.0]                       # one keypoint 6 px apart in x between two passes
+    spread = pass_spread([a, b])
+    assert np.allclose(np.delete(spread, 8), 0) and spread[8] == pytest.approx(np.sqrt(18 / 2))
+    with pytest.raises(ValueError, match="at least 2"):
+        pass_spread([a])
+
+
+def test_handmade_disagreement_raises_only_that_keypoints_sigma():
+    first = _detection((100, 100), size=60)
+    crop, flipped = first.keypoints_2d.copy(), first.keypoints_2d.copy()
+    crop[12] += [8.0, -4.0]
+    flipped[12] += [-8.0, 4.0]
+    flipped[4] += [0.5, 0.0]
+    views = {"crop": first.moved(crop), "flipped": first.moved(flipped)}
+    combined = combine_passes(first, views, RULE)
+    assert list(combined.passes) == ["first", "crop", "flipped"]
+    assert np.allclose(combined.keypoints_2d, np.mean([first.keypoints_2d, crop, flipped], axis=0))
+    to_crop = 320 / crop_box(combined.keypoints_2d, None, 2.2)[2]
+    sigma_crop = combined.sigma_px * to_crop
+    agreeing = np.delete(np.arange(21), [4, 12])
+    assert np.allclose(sigma_crop[agreeing], RULE.sigma_floor_px)           # agreement: the floor
+    assert RULE.sigma_floor_px < sigma_crop[4] < sigma_crop[12] <= RULE.sigma_max_px
+    assert np.argsort(sigma_crop)[-1] == 12                                  # ranks follow the disagreement
+    # One pass only: no sigma (the global noise model applies), the keypoints kept.
+    alone = combine_passes(first, {}, RULE)
+    assert alone.sigma_px is None and np.allclose(alone.keypoints_2d, first.keypoints_2d)
+
+
+def test_world_landmarks_and_depth_are_kept_and_mirror_with_a_flipped_view():
+    world = SimpleNamespace(landmark=[SimpleNamespace(x=0.01 * i, y=-0.02, z=0.003 * i) for i in range(21)])
+    landmarks = SimpleNamespace(landmark=[SimpleNamespace(x=(i + 0.5) / 100, y=0.5, z=-0.001 * i) for i in range(21)])
+    handed = SimpleNamespace(classification=[SimpleNamespace(label="Left", score=0.9)])
+    result = SimpleNamespace(multi_hand_landmarks=[landmarks], multi_handedness=[handed],
+                             multi_hand_world_landmarks=[world])
+    (det,) = detections_from_result(result, width=100, height=50)
+    assert det.world_landmarks.shape == (21, 3) and det.world_landmarks[3, 0] == pytest.approx(0.03)
+    assert np.allclose(det.depth, -0.1 * np.arange(21))      # z has x's scale: pixels of the width, wrist 0
+    assert det.found_by == "hand" and list(det.passes) == ["first"]
+    # Seen on a left-right flipped view, the hand's world landmarks flip back with its keypoints.
+    back = det.mapped(lambda p: np.c_[99 - p[:, 0], p[:, 1]], 1.0, mirrored=True)
+    assert np.allclose(back.world_landmarks[:, 0], -det.world_landmarks[:, 0])
+    assert np.allclose(back.world_landmarks[:, 1:], det.world_landmarks[:, 1:])
+    assert np.allclose(back.keypoints_2d[:, 0], 99 - det.keypoints_2d[:, 0])
+    record = json.loads(json.dumps(det.to_dict()))
+    assert np.shape(record["world_landmarks_m"]) == (21, 3) and record["found_by"] == "hand"
+    # A result without world landmarks (older MediaPipe) still converts.
+    plain = SimpleNamespace(multi_hand_landmarks=[landmarks], multi_handedness=[handed])
+    assert detections_from_result(plain, 100, 50)[0].world_landmarks is None
+
+
+def test_fitted_rule_recovers_the_rule_that_made_the_errors():
+    rng = np.random.default_rng(0)
+    spread = rng.gamma(1.5, 1.5, 4000)
+    truth = KeypointSigmaRule(sigma_floor_px=5.0, gain=2.0, sigma_max_px=50.0)
+    sigma = truth(spread)
+    errors = np.linalg.norm(sigma[:, None] * rng.standard_normal((4000, 2)), axis=1)
+    fitted = fit_sigma_rule(spread, errors)
+    assert fitted.sigma_floor_px == pytest.approx(5.0, abs=0.5) and fitted.gain == pytest.approx(2.0, abs=0.3)
+
+
+def test_sigma_rule_file(tmp_path):
+    rule = sigma_rule_from_file("params/detector_sigma.json")
+    assert rule.sigma_floor_px > 0 and rule.sigma_max_px >= rule.sigma_floor_px
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    with pytest.raises(ValueError, match="sigma_rule"):
+        sigma_rule_from_file(bad)
+    with pytest.raises(ValueError, match="sigma rule"):
+        KeypointSigmaRule(sigma_floor_px=0.0, gain=1.0, sigma_max_px=10.0)

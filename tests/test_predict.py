@@ -165,3 +165,41 @@ def test_checkpoints_take_the_fit_settings_of_their_profile_as_it_is_now():
     assert not with_current_inference_settings(variant_config(quick, "rgb"))["refine"]["anchor"]
     custom = {**variant_config(quick, "2d"), "profile": "my-lab-profile", "refine": {"label_sigma_px": 3.0}}
     assert with_current_inference_settings(custom)["refine"] == {"label_sigma_px": 3.0}
+
+
+def _detected(keypoints_2d, side="right", world=True):
+    from wildhands.detector import Detection, tight_box
+
+    rng = np.random.default_rng(1)
+    world_m = (keypoints_2d - keypoints_2d[0]) / 600.0
+    world_m = np.c_[world_m, 0.01 * rng.standard_normal(21)] if world else None
+    return Detection(keypoints_2d, side, 0.9, tight_box(keypoints_2d), world_landmarks=world_m,
+                     sigma_px=np.full(21, 3.0), passes={"first": keypoints_2d, "crop": keypoints_2d})
+
+
+def test_detector_cues_reach_the_fit_and_the_json(tmp_path, checkpoint):
+    from wildhands.predict import HandInput, write_outputs
+
+    predictor = Predictor(checkpoint, detector=False)
+    image = np.zeros((240, 320, 3), np.uint8)
+    right = HandInput.from_detection(_detected(_hand_keypoints(90, 150)))
+    left = HandInput.from_detection(_detected(_hand_keypoints(230, 160), side="left"))
+    prepared = [predictor._prepare(image, hand, i) for i, hand in enumerate((right, left))]
+    term = predictor._world_term([right, left], [p[0] for p in prepared])
+    # The network sees a left hand mirrored: so do its world landmarks (x flips, y and z stay).
+    assert np.allclose(term["keypoints_3d"][0], right.world_landmarks)
+    assert np.allclose(term["keypoints_3d"][1], left.world_landmarks * [-1, 1, 1])
+    sigma_mm = predictor.config["refine"]["world_sigma_mm"]
+    assert np.allclose(term["weights_3d"], 1 / (sigma_mm / 1000) ** 2)
+    results = predictor.predict(image, hands=[right, left])
+    record = write_outputs(tmp_path, "cues", image, results, predictor.hand_model.faces, {})
+    block = record["hands"][1]["detector"]
+    assert np.shape(block["world_landmarks_m"]) == (21, 3) and np.shape(block["sigma_px"]) == (21,)
+    assert set(block["passes"]) == {"first", "crop"}
+    # Without world landmarks (or with the term off), the 2D term alone: no 3D term is passed.
+    bare = HandInput.from_detection(_detected(_hand_keypoints(90, 150), world=False))
+    assert predictor._world_term([bare], [prepared[0][0]]) == {}
+    (result,) = predictor.predict(image, hands=[bare])
+    assert np.isfinite(result.joints_3d).all() and result.extras["detector"]["world_landmarks_m"] is None
+    off = Predictor(checkpoint, detector=False, config_overrides={"refine.world_sigma_mm": 0.0})
+    assert off._world_term([right], [prepared[0][0]]) == {}

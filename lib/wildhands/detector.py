@@ -35,13 +35,16 @@ Passes, all with one ``Hands`` object in static-image mode:
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
 from . import keypoints as kp
 from .crops import crop_box, crop_image, make_transform
 from .images import check_image
+from .paths import PROJECT_ROOT
 
 SECOND_PASS_SIZE = 320      # the refinement pass sees the paper's 2.2 l crop at 320 px
 SECOND_PASS_SCALE = 2.2
@@ -50,6 +53,7 @@ MIN_TILE_SIDE = 64          # photos whose tiles would be smaller are not tiled
 SMALL_HAND = 1 / 8          # hands with l under this fraction of the longer side send the photo to tiles
 FOUND_BY = ("hand", "tile")  # the pass that found a hand: the whole photo, or a tile
 PASSES = ("first", "crop", "flipped")
+DEFAULT_SIGMA_RULE = "params/detector_sigma.json"  # the measured KeypointSigmaRule (bench_detector.py --write-sigma)
 
 
 @dataclass
@@ -146,8 +150,9 @@ class HandDetector:
     """MediaPipe Hands in static-image mode, one ``Hands`` graph per instance (not thread-safe).
 
     ``max_num_hands``: hands per image at most; ``min_detection_confidence``: MediaPipe's palm
-    detection threshold; ``second_pass``: refine each hand on its 2.2 l crop; ``tiles``: search
-    tiles when the whole photo gives nothing or only small hands (pass 2). Use as a context
+    detection threshold; ``second_pass``: refine each hand on its 2.2 l crop and the flipped
+    crop; ``tiles``: search tiles when the whole photo gives nothing or only small hands (pass 2);
+    ``sigma``: the per-keypoint uncertainty rule (default: the measured one). Use as a context
     manager, or call ``close()``.
     """
 
@@ -161,7 +166,7 @@ class HandDetector:
             raise ValueError(f"min_detection_confidence: expected a value in [0, 1], got {min_detection_confidence}")
         self.max_num_hands = int(max_num_hands)
         self.second_pass, self.tiles = bool(second_pass), bool(tiles)
-        self.sigma = sigma or KeypointSigmaRule()
+        self.sigma = sigma or sigma_rule_from_file(DEFAULT_SIGMA_RULE)
         self._hands = mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=self.max_num_hands,
                                                min_detection_confidence=float(min_detection_confidence),
                                                model_complexity=1)
@@ -246,11 +251,11 @@ class KeypointSigmaRule:
 
     sigma_i = min(sigma_max_px, sqrt(sigma_floor_px^2 + (gain * spread_i)^2)), in pixels of the
     320 crop of 2.2 l per axis; spread_i the per-axis sample standard deviation of keypoint i
-    over the passes. The defaults are those the quick profile's ``[detector]`` table states.
+    over the passes. Measured values: ``DEFAULT_SIGMA_RULE`` (``sigma_rule_from_file``).
     """
-    sigma_floor_px: float = 4.0
-    gain: float = 3.0
-    sigma_max_px: float = 30.0
+    sigma_floor_px: float
+    gain: float
+    sigma_max_px: float
 
     def __post_init__(self):
         if not (self.sigma_floor_px > 0 and self.gain >= 0 and self.sigma_max_px >= self.sigma_floor_px):
@@ -321,12 +326,21 @@ SIGMA_SETTINGS = ("sigma_floor_px", "gain", "sigma_max_px")
 def detector_from_config(config: dict) -> HandDetector:
     """The detector a profile's ``[detector]`` table describes (missing keys: the defaults)."""
     section = config.get("detector", {})
-    sigma = section.get("sigma", {})
-    unknown = sorted(set(sigma) - set(SIGMA_SETTINGS))
-    if unknown:
-        raise ValueError(f"[detector.sigma]: unknown settings {', '.join(unknown)} (known: {', '.join(SIGMA_SETTINGS)})")
     return HandDetector(**{key: section[key] for key in DETECTOR_SETTINGS if key in section},
-                        sigma=KeypointSigmaRule(**sigma))
+                        sigma=sigma_rule_from_file(section["sigma_rule"]) if section.get("sigma_rule") else None)
+
+
+def sigma_rule_from_file(path) -> KeypointSigmaRule:
+    """The ``KeypointSigmaRule`` measured into a JSON file (``benchmarks/bench_detector.py
+    --write-sigma``): its ``rule`` holds sigma_floor_px, gain and sigma_max_px. Relative paths
+    are from the project root."""
+    path = Path(path) if Path(path).is_absolute() else PROJECT_ROOT / path
+    try:
+        rule = json.loads(path.read_text())["rule"]
+        return KeypointSigmaRule(**{key: float(rule[key]) for key in SIGMA_SETTINGS})
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"[detector] sigma_rule: {path} is not a sigma-rule file with 'rule': "
+                         f"{{{', '.join(SIGMA_SETTINGS)}}} ({err!r})") from None
 
 
 # ----------------------------------------------------------------------------- measuring it

@@ -23,17 +23,28 @@ def draw_skeleton(image: np.ndarray, keypoints_2d, visible=None, thickness: int 
     pts = np.asarray(keypoints_2d, np.float64)[:, :2]
     vis = np.isfinite(pts).all(axis=1) & (np.ones(len(pts), bool) if visible is None else np.asarray(visible) > 0)
     extent = np.ptp(pts[vis], axis=0).max() if vis.sum() > 1 else 50.0
-    thickness = thickness or max(1, int(round(extent / 60)))
+    thickness, radius = skeleton_sizes(extent, thickness)
     shift = 4  # sub-pixel precision for cv2 drawing
     ip = np.round(np.nan_to_num(pts) * (1 << shift)).astype(np.int64)
     for parent, child in kp.BONES:
         if vis[parent] and vis[child]:
             cv2.line(out, tuple(ip[parent]), tuple(ip[child]), _rgb255(kp.bone_color(child)), thickness,
                      cv2.LINE_AA, shift)
+    sub_radius = max(1, int(round(radius * (1 << shift))))
     for i in np.flatnonzero(vis):
-        cv2.circle(out, tuple(ip[i]), (thickness + 1) << shift, (255, 255, 255), -1, cv2.LINE_AA, shift)
-        cv2.circle(out, tuple(ip[i]), (thickness + 1) << shift, (30, 30, 30), 1, cv2.LINE_AA, shift)
+        cv2.circle(out, tuple(ip[i]), sub_radius, (255, 255, 255), -1, cv2.LINE_AA, shift)
+        if radius >= 2:  # an outline on a small hand's dots would hide the hand
+            cv2.circle(out, tuple(ip[i]), sub_radius, (30, 30, 30), 1, cv2.LINE_AA, shift)
     return out
+
+
+def skeleton_sizes(extent_px: float, thickness: int | None = None) -> tuple[int, float]:
+    """Bone line width (whole pixels, at least 1) and keypoint dot radius (pixels, sub-pixel) for
+    a hand ``extent_px`` across: both follow the hand's size, so a 30-pixel hand stays visible
+    under its skeleton and a 1000-pixel one gets lines that can be seen."""
+    thickness = thickness or max(1, int(round(extent_px / 80)))
+    radius = float(np.clip(extent_px / 90, 0.6, 3 * thickness))
+    return thickness, radius
 
 
 # Colours (RGB) of GrabCut's labels in figure 3(b): background, sure hand, undecided band.

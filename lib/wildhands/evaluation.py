@@ -56,7 +56,7 @@ def evaluate_network(model, dataset, config: dict, refine: bool = True, batch_si
         out[mode] = summarize(pred["pred_keypoints_3d"], pred["keypoints_3d"], pred["pred_keypoints_2d"],
                               pred["keypoints_2d"], pred["visible"], pred["has_3d"], config)
     if refine:
-        from .inputs import refinement_options, refinement_weights
+        from .inputs import refinement_model_settings, refinement_options, refinement_weights
 
         for mode, inputs, source in (("refined", "detector", "detector"), ("refined_labels", "clean", "labels")):
             pred = raw[inputs]
@@ -64,7 +64,7 @@ def evaluate_network(model, dataset, config: dict, refine: bool = True, batch_si
             weights = np.tile(refinement_weights(config, source), (len(targets), 1))
             init = _split_vector(pred["pred_params"], model.hand_model.num_betas)
             fit = fit_keypoints_2d(model.hand_model, targets, weights, init=init, config=config, num_inits=1,
-                                   **refinement_options(config, source))
+                                   **refinement_model_settings(config), **refinement_options(config, source))
             raw[mode] = {"pred_keypoints_3d": fit.keypoints_3d.numpy(), "pred_keypoints_2d": fit.keypoints_2d.numpy()}
             out[mode] = summarize(fit.keypoints_3d.numpy(), pred["keypoints_3d"], fit.keypoints_2d.numpy(),
                                   pred["keypoints_2d"], pred["visible"], pred["has_3d"], config)

@@ -187,18 +187,24 @@ def detector_keypoints(keypoints_2d: np.ndarray, rng: np.random.Generator, noise
 KEYPOINT_SOURCES = ("detector", "labels")
 
 
-def refinement_weights(config: dict, source: str, confidence=None) -> np.ndarray:
+def refinement_weights(config: dict, source: str, confidence=None, sigma_px=None) -> np.ndarray:
     """Per-keypoint weights p_i of eq. 10 when refining a prediction from keypoints of ``source``.
 
     The fit's residuals are taken in units of each keypoint's expected error sigma_i (the MAP
     estimate under Gaussian keypoint noise with eq. 10's priors): p_i = confidence_i / sigma_i^2.
-    "detector": sigma_i from the measured MediaPipe errors (``DetectorNoise``, 4-16 px at 320),
-    so noisy keypoints no longer drag the hand into implausible shapes; "labels": annotated
-    keypoints, ``[refine] label_sigma_px`` (default 1 px, eq. 10 as the paper weights it).
+    "detector": sigma_i this photo's (``sigma_px``, px at 320: the detector's passes' spread,
+    ``detector.KeypointSigmaRule``) when given, else from the measured MediaPipe errors
+    (``DetectorNoise``, 4-16 px at 320), so noisy keypoints no longer drag the hand into
+    implausible shapes; "labels": annotated keypoints, ``[refine] label_sigma_px`` (default
+    1 px, eq. 10 as the paper weights it).
     """
     if source not in KEYPOINT_SOURCES:
         raise ValueError(f"keypoint source: expected one of {', '.join(KEYPOINT_SOURCES)}, got {source!r}")
-    if source == "detector":
+    if source == "detector" and sigma_px is not None:
+        sigma = np.asarray(sigma_px, np.float64)
+        if sigma.shape != (kp.NUM_KEYPOINTS,) or not (np.isfinite(sigma) & (sigma > 0)).all():
+            raise ValueError(f"sigma_px: expected {kp.NUM_KEYPOINTS} finite values > 0, got {sigma}")
+    elif source == "detector":
         sigma = DetectorNoise.from_config(config).keypoint_sigma_px
     else:
         sigma = np.full(kp.NUM_KEYPOINTS, float(config.get("refine", {}).get("label_sigma_px", 1.0)))
@@ -220,6 +226,19 @@ def refinement_anchor(config: dict) -> dict | None:
     if missing:
         raise ValueError(f"[refine]: anchor = true needs {', '.join(missing)}")
     return {name: float(refine[key]) for name, key in keys.items()}
+
+
+REFINE_MODEL_KEYS = ("pose_space", "w_theta", "alpha_beta", "pose_std_floor")
+
+
+def refinement_model_settings(config: dict) -> dict:
+    """``Fit2D`` keywords of the refinement: ``[fit2d]``'s, with ``pose_space``, ``w_theta`` and
+    ``alpha_beta`` taken from ``[refine]`` where it sets them (the refinement of a prediction
+    need not share the 2D-fit baseline's pose space and priors)."""
+    from .fitting import fit_settings
+
+    refine = config.get("refine", {})
+    return {**fit_settings(config)["model"], **{key: refine[key] for key in REFINE_MODEL_KEYS if key in refine}}
 
 
 def refinement_options(config: dict, sources="detector") -> dict:

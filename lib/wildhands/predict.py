@@ -22,6 +22,7 @@ import torch
 
 from . import keypoints as kp
 from .crops import CropTransform, crop_box, crop_image, make_transform
+from .detector import Detection, same_hand
 from .fileio import atomic_path, write_json, write_obj
 from .images import ImageError, list_images, read_image
 from .paths import OUTPUTS_DIR, PARAMS_DIR
@@ -44,12 +45,27 @@ def default_checkpoint() -> Path:
 
 @dataclass
 class HandInput:
-    """One hand to reconstruct: keypoints in original pixels (NaN where unknown) and their confidence."""
+    """One hand to reconstruct: keypoints in original pixels (NaN where unknown), their confidence,
+    and what a detector said of it (``detection``: per-keypoint sigma, 3D world landmarks)."""
     keypoints_2d: np.ndarray
     confidence: np.ndarray
     handedness: str = "right"
     score: float = 1.0
     source: str = "detector"
+    detection: Detection | None = None
+
+    @classmethod
+    def from_detection(cls, det: Detection) -> "HandInput":
+        return cls(det.keypoints_2d, np.ones(kp.NUM_KEYPOINTS), det.handedness, det.score, "mediapipe", det)
+
+    @property
+    def sigma_px(self) -> np.ndarray | None:
+        """(21,) expected error per keypoint in image pixels (None: unknown, the global model applies)."""
+        return None if self.detection is None or self.source == "keypoints" else self.detection.sigma_px
+
+    @property
+    def world_landmarks(self) -> np.ndarray | None:
+        return None if self.detection is None else self.detection.world_landmarks
 
 
 @dataclass
@@ -150,7 +166,7 @@ class Predictor:
             self.config = load_profile("quick", config_overrides)
             self.hand_model = hand_model or hand_model_from_config(self.config)
         self._detector = detector
-        self._fit = None
+        self._fit = self._refine_fit = self._full_pose_model = None
 
     @property
     def variant(self) -> str:
@@ -173,23 +189,39 @@ class Predictor:
             if not (w > 0 and h > 0):
                 raise ValueError(f"--bbox: width and height must be positive, got {bbox}")
             region = make_transform(image.shape, (x + w / 2, y + h / 2, 2.2 * max(w, h)), 320)
-            detections = self.detector.detect(crop_image(image, region))
-            for det in detections:
-                det.keypoints_2d = region.to_image(det.keypoints_2d)
-        return [HandInput(d.keypoints_2d, np.full(kp.NUM_KEYPOINTS, 1.0), d.handedness, d.score, "mediapipe")
-                for d in detections]
+            detections = [d.mapped(region.to_image, 1.0 / region.zoom)
+                          for d in self.detector.detect(crop_image(image, region))]
+        return [HandInput.from_detection(d) for d in detections]
+
+    def with_detections(self, image: np.ndarray, hands: list[HandInput]) -> list[HandInput]:
+        """Given hands (``--keypoints``) with the detection of the same hand attached, when the
+        detector finds it: its 3D world landmarks then join the fit (the given keypoints stay)."""
+        if not self.refine or not self.use_world_landmarks or all(h.detection is not None for h in hands):
+            return hands
+        found = self.detector.detect(image)
+        out = []
+        for hand in hands:
+            pts = np.asarray(hand.keypoints_2d, np.float64)
+            known = np.isfinite(pts).all(axis=1) & (np.asarray(hand.confidence) > 0)
+            match = next((d for d in found if known.sum() >= 2 and same_hand(pts[known], d.keypoints_2d[known])), None)
+            out.append(hand if hand.detection is not None or match is None else
+                       HandInput(hand.keypoints_2d, hand.confidence, hand.handedness, hand.score, hand.source, match))
+        return out
+
+    @property
+    def use_world_landmarks(self) -> bool:
+        return self.method == "network" and float(self.config.get("refine", {}).get("world_sigma_mm", 0.0)) > 0
 
     def predict(self, image: np.ndarray, hands: list[HandInput] | None = None, bbox=None) -> list[HandResult]:
         """Reconstruct every hand of ``image`` (found by the detector unless ``hands`` are given)."""
-        hands = self.find_hands(image, bbox) if hands is None else hands
+        hands = self.find_hands(image, bbox) if hands is None else self.with_detections(image, hands)
         prepared = [self._prepare(image, hand, i) for i, hand in enumerate(hands)]
         if not prepared:
             return []
         crops = np.stack([p[1] for p in prepared])
         keypoints_crop = torch.as_tensor(np.stack([p[2] for p in prepared]))
         confidence = torch.as_tensor(np.stack([p[3] for p in prepared]))
-        params, fit_error = self._parameters(crops, keypoints_crop, confidence,
-                                             ["labels" if h.source == "keypoints" else "detector" for h in hands])
+        params, fit_error = self._parameters(crops, keypoints_crop, confidence, hands, [p[0] for p in prepared])
         return [self._result(hand, transform, params, i, fit_error)
                 for i, (hand, (transform, *_)) in enumerate(zip(hands, prepared))]
 
@@ -210,14 +242,14 @@ class Predictor:
         return transform, crop, keypoints_crop.astype(np.float32), conf.astype(np.float32)
 
     @torch.no_grad()
-    def _parameters(self, crops, keypoints_crop, confidence, sources):
+    def _parameters(self, crops, keypoints_crop, confidence, hands: list[HandInput], transforms):
         from .fitting import Fit2D, fit_settings
-        from .inputs import refinement_options, refinement_weights
+        from .inputs import refinement_model_settings, refinement_options, refinement_weights
 
         settings = fit_settings(self.config)
-        if self._fit is None:
-            self._fit = Fit2D(self.hand_model, **settings["model"])
         if self.method == "fit2d":
+            if self._fit is None:
+                self._fit = Fit2D(self.hand_model, **settings["model"])
             result = self._fit.fit(keypoints_crop, confidence, **settings["fit"])
             return _params_from_fit(result), result.error_px.numpy()
         from .encoder import HandParameters
@@ -232,13 +264,35 @@ class Predictor:
         params = turned_average(self.model.encoder, x.to(self.device), quarter_turns(self.config)).detach()
         if not self.refine:
             return params, None
-        weights = torch.as_tensor(np.stack([refinement_weights(self.config, source, c)
-                                            for source, c in zip(sources, confidence.numpy())]))
-        result = self._fit.fit(keypoints_crop, weights, init=params,
-                               **{**settings["fit"], "num_inits": 1, **refinement_options(self.config, sources)})
+        sources = ["labels" if h.source == "keypoints" else "detector" for h in hands]
+        per_photo = self.config.get("refine", {}).get("keypoint_sigma", "photo") == "photo"
+        weights = torch.as_tensor(np.stack([
+            refinement_weights(self.config, source, c,
+                               h.sigma_px * t.zoom if per_photo and h.sigma_px is not None else None)
+            for source, c, h, t in zip(sources, confidence.numpy(), hands, transforms)]))
+        if self._refine_fit is None:
+            self._refine_fit = Fit2D(self.hand_model, **refinement_model_settings(self.config))
+        result = self._refine_fit.fit(keypoints_crop, weights, init=params,
+                               **{**settings["fit"], "num_inits": 1, **refinement_options(self.config, sources),
+                                  **self._world_term(hands, transforms)})
         refined = _params_from_fit(result)
         return HandParameters(*(t.to(self.device, torch.float32) for t in (
             refined.rotation, refined.trans, refined.scale, refined.betas, refined.pose))), result.error_px.numpy()
+
+    def _world_term(self, hands: list[HandInput], transforms) -> dict:
+        """``Fit2D.fit``'s 3D term from the detector's world landmarks (mirrored with a left hand's
+        crop), each keypoint weighted 1 / ``[refine] world_sigma_mm``^2; {} when no hand has them."""
+        if not self.use_world_landmarks or all(h.world_landmarks is None for h in hands):
+            return {}
+        sigma_m = float(self.config["refine"]["world_sigma_mm"]) / 1000.0
+        points = np.zeros((len(hands), kp.NUM_KEYPOINTS, 3))
+        weights = np.zeros((len(hands), kp.NUM_KEYPOINTS))
+        for i, (hand, transform) in enumerate(zip(hands, transforms)):
+            if hand.world_landmarks is not None:
+                world = np.asarray(hand.world_landmarks, np.float64)
+                points[i] = world * ([-1.0, 1.0, 1.0] if transform.mirrored else 1.0)
+                weights[i] = 1.0 / sigma_m ** 2
+        return {"keypoints_3d": points, "weights_3d": weights}
 
     @torch.no_grad()
     def _result(self, hand: HandInput, transform: CropTransform, params, i: int, fit_error) -> HandResult:
@@ -247,7 +301,8 @@ class Predictor:
 
         one = HandParameters(*(t[i:i + 1].float().cpu() for t in (params.rotation, params.trans, params.scale,
                                                                   params.betas, params.pose)))
-        recon = HandDecoder(self.hand_model.cpu())(one)
+        full_pose = one.pose.shape[1] == 45 != self.hand_model.num_pca_comps
+        recon = HandDecoder(self._full_pose_hand_model() if full_pose else self.hand_model.cpu())(one)
         joints = recon.keypoints_3d[0].double().numpy()
         vertices = recon.vertices[0].double().numpy()
         keypoints_2d = transform.to_image(recon.keypoints_2d[0].double().numpy())
@@ -261,12 +316,28 @@ class Predictor:
             handedness=hand.handedness, score=float(hand.score), crop=transform, keypoints_2d=keypoints_2d,
             joints_3d=joints, vertices=vertices, vertices_2d=vertices_2d,
             params={"global_orient": vec[:3], "betas": vec[6:6 + nb], "pose": vec[6 + nb:],
-                    "note": "parameters of the (mirrored, for left hands) right hand the network saw"},
+                    "pose_space": "full" if full_pose else "pca",
+                    "note": "parameters of the (mirrored, for left hands) right hand the network saw; pose: "
+                            + ("45 finger axis-angles relative to the model's mean pose" if full_pose
+                               else f"{self.hand_model.num_pca_comps} PCA coefficients of the hand model")},
             camera={"trans_crop_px": vec[3:5], "scale_px_per_m": float(vec[5]), "crop_size": transform.out_size,
                     "projection": "x = s * Pi(R (J - J_root)) + t in crop pixels; crop_transform maps to the image"},
             method=self.method if not (self.method == "network" and self.refine) else "network+fit2d",
             fit_error_px=None if fit_error is None else float(fit_error[i]),
-            extras={"keypoints_source": hand.source, "variant": self.variant})
+            extras={"keypoints_source": hand.source, "variant": self.variant,
+                    "detector": None if hand.detection is None else hand.detection.to_dict()})
+
+
+    def _full_pose_hand_model(self):
+        """The hand model decoding 45 finger axis-angles (a refinement in the "full" pose space)."""
+        from .hand_model import HandModel
+
+        if self._full_pose_model is None:
+            model = self.hand_model
+            self._full_pose_model = HandModel(model.path, num_pca_comps=45, num_betas=model.num_betas,
+                                              flat_hand_mean=bool(self.config["hand_model"].get("flat_hand_mean", False)),
+                                              fingertips=self.config["hand_model"].get("fingertips", "file"))
+        return self._full_pose_model
 
 
 def _params_from_fit(result):

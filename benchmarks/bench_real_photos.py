@@ -1,0 +1,54 @@
+"""predict on the labelled real photos: the output's 2D error against its detector's, and its 3D
+error against MediaPipe's world landmarks where the labels have 3D.
+
+    python benchmarks/bench_real_photos.py [--photos ../shared/real_photos] [--checkpoint PATH]
+                                           [--write outputs/metrics/real_photos.json]
+
+Runs ``photo_eval.evaluate_photos`` in both modes (MediaPipe finding the hands; the labelled 2D
+keypoints given) for three refinements: none (the network alone), the refinement as it was
+(global keypoint noise model, no 3D term) and as it is now (this photo's keypoint sigmas and the
+detector's 3D world landmarks). The guarantee: the output's median 2D error is no higher than
+the detector's. Skips with a message when the folder is absent; the photos are only read.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+from wildhands.fileio import write_json
+from wildhands.paths import REAL_PHOTOS_DIR
+from wildhands.photo_eval import MODES, evaluate_photos, print_report
+from wildhands.predict import Predictor
+
+SETTINGS = {
+    "network only": (False, {}),
+    "refined, global sigma, no 3D term": (True, {"refine.keypoint_sigma": "global", "refine.world_sigma_mm": 0.0}),
+    "refined (current profile)": (True, {}),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--photos", default=str(REAL_PHOTOS_DIR), help="folder with labels.json")
+    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--write", default=None, help="write the reports as JSON here")
+    args = parser.parse_args()
+    if not (REAL_PHOTOS_DIR / "labels.json").is_file() and args.photos == str(REAL_PHOTOS_DIR):
+        print(f"skipped: no labelled photos at {args.photos}")
+        return
+    out = {}
+    for name, (refine, overrides) in SETTINGS.items():
+        predictor = Predictor(args.checkpoint, refine=refine, config_overrides=overrides)
+        for mode in MODES:
+            start = time.perf_counter()
+            report = evaluate_photos(predictor, args.photos, mode, progress=False)
+            print(f"\n##### {name} ({time.perf_counter() - start:.1f} s)")
+            print_report(report)
+            out[f"{name} / {mode}"] = report
+    if args.write:
+        write_json(args.write, out)
+        print(f"wrote {args.write}")
+
+
+if __name__ == "__main__":
+    main()
