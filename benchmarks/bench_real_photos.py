@@ -17,7 +17,7 @@ import time
 
 from wildhands.fileio import write_json
 from wildhands.paths import REAL_PHOTOS_DIR
-from wildhands.photo_eval import MODES, evaluate_photos, print_report
+from wildhands.photo_eval import MODES, evaluate_photos, print_report, summary_table
 from wildhands.predict import Predictor
 
 SETTINGS = {
@@ -44,7 +44,8 @@ def main() -> None:
             report = evaluate_photos(predictor, args.photos, mode, progress=False)
             print(f"\n##### {name} ({time.perf_counter() - start:.1f} s)")
             print_report(report)
-            out[f"{name} / {mode}"] = report
+            out.setdefault(name, {})[mode] = report
+    print("\n" + summary_table(out))
     if args.write:
         write_json(args.write, out)
         print(f"wrote {args.write}")

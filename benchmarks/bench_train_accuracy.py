@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from wildhands.checkpoints import load_model
-from wildhands.config import load_profile
+from wildhands.config import apply_overrides, load_profile
 from wildhands.evaluation import TRUTH_SUBSTITUTIONS, error_breakdown, evaluate_network, headline, label_vectors
 from wildhands.fileio import write_json
 from wildhands.paths import output_dir
@@ -40,7 +40,10 @@ def main(argv=None) -> int:
     parser.add_argument("--no-refine", action="store_true", help="skip the 2D-fit refinement")
     parser.add_argument("--checkpoint", nargs="+", default=None,
                         help="checkpoints to score instead of the profile's (the shipped one, an experiment's)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override an inference setting for this run (e.g. refine.pose_space=full)")
     args = parser.parse_args(argv)
+    overrides = dict(item.split("=", 1) for item in args.set)
 
     config = load_profile(args.profile)
     test_set = SyntheticHandDataset(synthetic_root(config), "test")
@@ -53,7 +56,7 @@ def main(argv=None) -> int:
     print(f"{'variant':8} {'inputs':9} {'3D mm':>7} {'3D mm (Procrustes)':>19} {'2D px':>7}")
     for checkpoint in checkpoints:
         model, trained_config = load_model(checkpoint)
-        trained_config = with_current_inference_settings(trained_config)   # [inference], [fit2d], [refine] as the profile has them now
+        trained_config = apply_overrides(with_current_inference_settings(trained_config), overrides)   # [inference], [fit2d], [refine] as the profile has them now
         variant = model.variant if args.checkpoint is None else str(checkpoint)
         start = time.perf_counter()
         result = evaluate_network(model, test_set, trained_config, refine=not args.no_refine)

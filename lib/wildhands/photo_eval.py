@@ -67,9 +67,10 @@ def score_hand(entry: dict, hand, result) -> dict:
     return row
 
 
-def evaluate_photos(predictor, folder, mode: str = "detector", progress: bool = True) -> dict:
-    """Every labelled hand of ``folder`` through ``predictor`` (a ``predict.Predictor``) in
-    ``mode``; per-hand rows and a summary (medians over hands, means of the 3D errors)."""
+def evaluate_photos(predictor, folder, mode: str = "detector", progress: bool = True, limit: int = 0) -> dict:
+    """Every labelled hand of ``folder`` (the first ``limit``; 0: all) through ``predictor`` (a
+    ``predict.Predictor``) in ``mode``; per-hand rows and a summary (medians over hands, means of
+    the 3D errors)."""
     from tqdm.auto import tqdm
 
     from .predict import HandInput
@@ -77,7 +78,8 @@ def evaluate_photos(predictor, folder, mode: str = "detector", progress: bool = 
     if mode not in MODES:
         raise ValueError(f"mode: expected one of {', '.join(MODES)}, got {mode!r}")
     rows = []
-    for entry in tqdm(load_labels(folder), desc=f"real photos ({mode})", disable=not progress):
+    entries = load_labels(folder)
+    for entry in tqdm(entries[:limit] if limit else entries, desc=f"real photos ({mode})", disable=not progress):
         image = read_image(Path(folder) / entry["image"])
         labels = np.asarray(entry["keypoints_2d"], np.float64)
         if mode == "detector":
@@ -143,3 +145,46 @@ def print_report(report: dict) -> None:
     for key in ("output_mm", "detector_mm"):
         if s[key]:
             print(f"  {key} ({s['with_3d']} hands with 3D): " + ", ".join(f"{a} {v:.1f}" for a, v in s[key].items()))
+
+
+def draw_detector_vs_output(reports: dict, ax=None):
+    """Per labelled hand, the detector's 2D error against the output's (px at 320), one series
+    per report (``{label: evaluate_photos(...)}``): points under the diagonal are hands the mesh
+    placed better than its detector."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.6, 4.2))
+    top = 1.0
+    for label, report in reports.items():
+        rows = [r for r in report["hands"] if "detector_px" in r]
+        det, out = np.array([r["detector_px"] for r in rows]), np.array([r["output_px"] for r in rows])
+        if len(rows):
+            top = max(top, det.max(), out.max())
+            ax.scatter(det, out, s=18, label=f"{label} (median {np.median(out):.1f} px)")
+    ax.plot([0, top * 1.05], [0, top * 1.05], color="0.5", lw=1, ls="--")
+    ax.set_xlabel("detector (MediaPipe) 2D error, px at 320")
+    ax.set_ylabel("output (mesh) 2D error, px at 320")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def summary_table(reports: dict) -> str:
+    """A markdown table of ``{refinement: {mode: evaluate_photos(...)}}``: hands found, median 2D
+    errors of the detector and the output, hands the output did not make worse, 3D errors."""
+    def fmt(value, digits=1):
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    lines = ["| refinement | input | found | detector 2D px | output 2D px | output no worse | "
+             "output 3D mm (root / root+scale / PA) | MediaPipe world 3D mm |", "|---|---|---|---|---|---|---|---|"]
+    for name, per_mode in reports.items():
+        for mode, report in per_mode.items():
+            s = report["summary"]
+
+            def mm(key):
+                return " / ".join(fmt(s[key][a]) for a in ALIGNMENTS) if s[key] else "-"
+
+            lines.append(f"| {name} | {mode} | {s['found']}/{s['hands']} | {fmt(s['detector_median_px'])} | "
+                         f"{fmt(s['output_median_px_all'])} | {s['output_not_worse']}/{s['with_detector']} | "
+                         f"{mm('output_mm')} | {mm('detector_mm')} |")
+    return "\n".join(lines)

@@ -22,7 +22,7 @@ import torch
 
 from . import keypoints as kp
 from .crops import CropTransform, crop_box, crop_image, make_transform
-from .detector import Detection, same_hand
+from .detector import Detection, match_detection
 from .fileio import atomic_path, write_json, write_obj
 from .images import ImageError, list_images, read_image
 from .paths import OUTPUTS_DIR, PARAMS_DIR
@@ -203,8 +203,9 @@ class Predictor:
         for hand in hands:
             pts = np.asarray(hand.keypoints_2d, np.float64)
             known = np.isfinite(pts).all(axis=1) & (np.asarray(hand.confidence) > 0)
-            match = next((d for d in found if known.sum() >= 2 and same_hand(pts[known], d.keypoints_2d[known])), None)
-            out.append(hand if hand.detection is not None or match is None else
+            match = (match_detection(found, np.nan_to_num(pts), known.astype(float))
+                     if hand.detection is None and known.sum() >= MIN_KEYPOINTS else None)
+            out.append(hand if match is None else
                        HandInput(hand.keypoints_2d, hand.confidence, hand.handedness, hand.score, hand.source, match))
         return out
 
