@@ -32,13 +32,16 @@ def main() -> None:
     parser.add_argument("--photos", default=str(REAL_PHOTOS_DIR), help="folder with labels.json")
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--write", default=None, help="write the reports as JSON here")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting of every refinement (e.g. refine.w_theta=0.25)")
     args = parser.parse_args()
+    extra = dict(item.split("=", 1) for item in args.set)
     if not (REAL_PHOTOS_DIR / "labels.json").is_file() and args.photos == str(REAL_PHOTOS_DIR):
         print(f"skipped: no labelled photos at {args.photos}")
         return
     out = {}
     for name, (refine, overrides) in SETTINGS.items():
-        predictor = Predictor(args.checkpoint, refine=refine, config_overrides=overrides)
+        predictor = Predictor(args.checkpoint, refine=refine, config_overrides={**extra, **overrides})
         for mode in MODES:
             start = time.perf_counter()
             report = evaluate_photos(predictor, args.photos, mode, progress=False)

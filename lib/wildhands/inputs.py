@@ -228,7 +228,7 @@ def refinement_anchor(config: dict) -> dict | None:
     return {name: float(refine[key]) for name, key in keys.items()}
 
 
-REFINE_MODEL_KEYS = ("pose_space", "w_theta", "alpha_beta", "pose_std_floor")
+REFINE_MODEL_KEYS = ("pose_space", "w_theta", "alpha_beta")
 
 
 def refinement_model_settings(config: dict) -> dict:
