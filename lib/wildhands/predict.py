@@ -30,6 +30,8 @@ from .paths import OUTPUTS_DIR, PARAMS_DIR
 DEFAULT_CHECKPOINT = PARAMS_DIR / "checkpoints" / "wildhands_2d_open_hand.pt"
 TRAINED_CHECKPOINT = OUTPUTS_DIR / "checkpoints" / "quick-2d-finetune" / "final.pt"
 METHODS = ("network", "fit2d")
+SPACES = ("root", "camera")    # OBJ vertices: root-relative, or placed in the photo's camera
+EXPORTS = ("glb",)
 MIN_KEYPOINTS = 6          # fewer usable keypoints cannot place a hand
 RGB_NOTE = "the RGB variants are trained on synthetic renders only; expect weaker results on photographs"
 
@@ -347,17 +349,24 @@ def _params_from_fit(result):
     return HandParameters(result.rotation, result.trans, result.scale, result.betas, result.pose)
 
 
-def write_outputs(out_dir: Path, stem: str, image, results: list[HandResult], faces, record: dict) -> dict:
-    """JSON, overlay PNG and OBJ files of one image, each written atomically."""
+def write_outputs(out_dir: Path, stem: str, image, results: list[HandResult], faces, record: dict,
+                  space: str = "root", extra_files=()) -> dict:
+    """JSON, overlay PNG and OBJ files of one image, each written atomically; OBJ vertices in
+    ``space`` "root" (root-relative) or "camera" (the camera frame, ``camera_space.place_results``)."""
     from .drawing import draw_hand_overlay
 
+    if space not in SPACES:
+        raise ValueError(f"space: expected one of {', '.join(SPACES)}, got {space!r}")
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []
     for i, res in enumerate(results):
         hand_faces = faces[:, ::-1] if res.crop.mirrored else faces  # a mirrored mesh reverses its winding
-        obj = write_obj(out_dir / f"{stem}_hand{i}.obj", res.vertices, hand_faces,
-                        comment=f"wildhands: {res.handedness} hand, metres, root-relative, camera-aligned (y down)")
+        where = "root-relative" if space == "root" else "in the camera frame (x right, z forward)"
+        obj = write_obj(out_dir / f"{stem}_hand{i}.obj",
+                        res.vertices if space == "root" else res.extras["vertices_camera"], hand_faces,
+                        comment=f"wildhands: {res.handedness} hand, metres, {where}, camera-aligned (y down)")
         files.append(obj.name)
+    files += list(extra_files)
     if image is not None:
         overlay = draw_hand_overlay(image, [(r.vertices_2d, r.vertices, faces, r.keypoints_2d) for r in results])
         import cv2
@@ -372,10 +381,20 @@ def write_outputs(out_dir: Path, stem: str, image, results: list[HandResult], fa
 
 
 def predict_paths(inputs, out_dir, checkpoint=None, method: str = "network", refine: bool = True,
-                  keypoints=None, bbox=None, device: str = "cpu", progress: bool = True, log=print) -> dict:
-    """Run the pipeline over files and folders; returns {"processed": n, "failed": [...], "hands": n}."""
+                  keypoints=None, bbox=None, device: str = "cpu", progress: bool = True, log=print,
+                  focal=None, fov=None, export=None, space: str = "root") -> dict:
+    """Run the pipeline over files and folders; returns {"processed": n, "failed": [...], "hands": n}.
+
+    Hands are placed in each photo's camera (``focal`` px or horizontal ``fov`` degrees, else
+    EXIF, else a default: ``camera_space``); ``export="glb"`` adds ``DIR/<stem>.glb``."""
     from tqdm.auto import tqdm
 
+    from .camera_space import photo_intrinsics, place_results
+
+    if export is not None and export not in EXPORTS:
+        raise ValueError(f"--export: expected one of {', '.join(EXPORTS)}, got {export!r}")
+    if space not in SPACES:
+        raise ValueError(f"--space: expected one of {', '.join(SPACES)}, got {space!r}")
     out_dir = Path(out_dir)
     predictor = Predictor(checkpoint, method=method, refine=refine, device=device)
     if predictor.model is not None and "rgb" in predictor.variant:
@@ -392,7 +411,16 @@ def predict_paths(inputs, out_dir, checkpoint=None, method: str = "network", ref
             results = predictor.predict(image, hands=hands, bbox=bbox)
             if not results:
                 record["message"] = "no hand found"
-            write_outputs(out_dir, path.stem, image, results, predictor.hand_model.faces, record)
+            intrinsics = photo_intrinsics(path, image.shape[1], image.shape[0], focal, fov)
+            place_results(results, intrinsics)
+            record["camera_intrinsics"] = intrinsics.to_dict()
+            extra_files = []
+            if export == "glb" and results:
+                from .export_gltf import export_photo
+
+                extra_files.append(export_photo(out_dir / f"{path.stem}.glb", results, predictor.hand_model,
+                                                intrinsics, path.name).name)
+            write_outputs(out_dir, path.stem, image, results, predictor.hand_model.faces, record, space, extra_files)
             summary["processed"] += 1
             summary["hands"] += len(results)
             if not results:
@@ -417,11 +445,20 @@ def main(argv=None) -> int:
     parser.add_argument("--bbox", nargs=4, type=float, metavar=("X", "Y", "W", "H"), default=None,
                         help="look for the hand in this box only")
     parser.add_argument("--device", default="cpu")
+    camera = parser.add_mutually_exclusive_group()
+    camera.add_argument("--focal", type=float, default=None, metavar="PX",
+                        help="focal length in pixels (default: from EXIF, else a phone's 26 mm-equivalent lens)")
+    camera.add_argument("--fov", type=float, default=None, metavar="DEG", help="horizontal field of view in degrees")
+    parser.add_argument("--export", choices=EXPORTS, default=None,
+                        help="glb: also write DIR/<stem>.glb, rigged hands and the camera")
+    parser.add_argument("--space", choices=SPACES, default="root",
+                        help="OBJ vertices root-relative (default) or in the camera frame")
     args = parser.parse_args(argv)
     try:
         summary = predict_paths(args.inputs, args.out, args.checkpoint, args.method, not args.no_refine,
                                 args.keypoints, args.bbox, args.device,
-                                log=lambda msg: print(msg, file=sys.stderr))
+                                log=lambda msg: print(msg, file=sys.stderr), focal=args.focal, fov=args.fov,
+                                export=args.export, space=args.space)
     except (FileNotFoundError, ValueError) as err:
         print(f"wildhands predict: {err}", file=sys.stderr)
         return 2
