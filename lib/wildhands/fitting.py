@@ -218,6 +218,22 @@ def so3_left_jacobian(axis_angle: torch.Tensor) -> torch.Tensor:
     return eye + b * k + c * (k @ k)
 
 
+def whitening(components: torch.Tensor, std_floor: float = 0.0) -> torch.Tensor:
+    """(45, 45) map from finger axis-angle offsets q to prior coordinates, |q W|^2 the Mahalanobis
+    energy of the pose components C (rows: directions scaled by their standard deviation).
+
+    W = C^+ when ``std_floor`` is 0. Otherwise each direction's standard deviation is raised to at
+    least ``std_floor`` radians: a pose space learnt from a corpus leaves most of the 45
+    directions almost no variance, which would freeze joint motions real hands make.
+    """
+    if std_floor < 0:
+        raise ValueError(f"pose_std_floor: expected radians >= 0, got {std_floor}")
+    if std_floor == 0:
+        return torch.linalg.pinv(components)
+    u, std, vt = torch.linalg.svd(components)                                         # C = U diag(std) V^T
+    return vt.T @ torch.diag(1.0 / std.clamp_min(std_floor)) @ u.T
+
+
 def bone_length_sum(keypoints_3d: torch.Tensor, usable: torch.Tensor | None = None) -> torch.Tensor:
     """(B, 21, 3) -> (B,) total length of the 20 bones: a hand's size, whatever its pose; with
     ``usable`` (B, 21), of the bones whose both ends are usable."""
@@ -416,13 +432,14 @@ class Fit2D:
     """Eq. 10 for a hand model: build once, call ``fit`` on batches of keypoints.
 
     ``alpha_beta``: shape prior weight; ``w_theta``: pose prior weight (1 in the paper);
-    ``pose_space``: "pca" or "full"; ``w_range`` and ``pose_limits`` (45, 2) for "full".
+    ``pose_space``: "pca" or "full"; ``w_range``, ``pose_limits`` (45, 2) and ``pose_std_floor``
+    (radians: no direction of the pose prior and anchor narrower, 0: the pose space's own) for "full".
     ``analytic_jacobian=False`` uses forward-mode autodiff instead (slower, same result).
     Energies are in squared pixels; the fit runs in ``dtype`` on ``device``.
     """
 
     def __init__(self, hand_model: HandModel, alpha_beta: float = 1.0, w_theta: float = 1.0,
-                 pose_space: str = "pca", w_range: float = 100.0, pose_limits=None,
+                 pose_space: str = "pca", w_range: float = 100.0, pose_limits=None, pose_std_floor: float = 0.0,
                  analytic_jacobian: bool = True, dtype: torch.dtype = torch.float64, device="cpu"):
         if pose_space not in POSE_SPACES:
             raise ValueError(f"pose_space: expected one of {', '.join(POSE_SPACES)}, got {pose_space!r}")
@@ -443,7 +460,7 @@ class Fit2D:
         if pose_space == "full":
             components = torch.as_tensor(load_mano_arrays(hand_model.path)["hands_components"], dtype=dtype,
                                          device=self.device)
-            self.whiten = torch.linalg.pinv(components)                                   # (45, 45): q -> coefficients
+            self.whiten = whitening(components, float(pose_std_floor))                    # (45, 45): q -> coefficients
             if pose_limits is None:
                 std = components.square().sum(0).sqrt()
                 mean = self.model.pose_mean
@@ -816,7 +833,8 @@ class Fit2D:
         return torch.cat(parts)[None]
 
 
-MODEL_KEYS = ("alpha_beta", "w_theta", "pose_space", "w_range", "pose_limits", "analytic_jacobian", "dtype", "device")
+MODEL_KEYS = ("alpha_beta", "w_theta", "pose_space", "w_range", "pose_limits", "pose_std_floor", "analytic_jacobian",
+              "dtype", "device")
 ANCHOR_KEYS = ("rotation", "betas", "pose")
 FIT_KEYS = ("num_inits", "iterations", "tolerance", "chunk_size", "progress", "robust", "robust_rounds",
             "extra_starts")

@@ -228,17 +228,26 @@ def refinement_anchor(config: dict) -> dict | None:
     return {name: float(refine[key]) for name, key in keys.items()}
 
 
-REFINE_MODEL_KEYS = ("pose_space", "w_theta", "alpha_beta")
+REFINE_MODEL_KEYS = ("pose_space", "w_theta", "alpha_beta", "pose_std_floor")
 
 
-def refinement_model_settings(config: dict) -> dict:
-    """``Fit2D`` keywords of the refinement: ``[fit2d]``'s, with ``pose_space``, ``w_theta`` and
-    ``alpha_beta`` taken from ``[refine]`` where it sets them (the refinement of a prediction
-    need not share the 2D-fit baseline's pose space and priors)."""
+def refinement_model_settings(config: dict, with_3d: bool = False) -> dict:
+    """``Fit2D`` keywords of the refinement: ``[fit2d]``'s, with ``REFINE_MODEL_KEYS`` taken from
+    ``[refine]`` where it sets them (the refinement of a prediction need not share the 2D-fit
+    baseline's pose space and priors), and from ``[refine.with_3d]`` for hands whose detector's 3D
+    keypoints join the fit (depth then observed, the pose can leave the 10-D space)."""
     from .fitting import fit_settings
 
     refine = config.get("refine", {})
-    return {**fit_settings(config)["model"], **{key: refine[key] for key in REFINE_MODEL_KEYS if key in refine}}
+    tables = [refine] + ([refine.get("with_3d", {})] if with_3d else [])
+    settings = fit_settings(config)["model"]
+    for table in tables:
+        unknown = sorted(set(table) - set(REFINE_MODEL_KEYS)) if table is not refine else []
+        if unknown:
+            raise ValueError(f"[refine.with_3d]: unknown settings {', '.join(unknown)} (known: "
+                             f"{', '.join(REFINE_MODEL_KEYS)})")
+        settings.update({key: table[key] for key in REFINE_MODEL_KEYS if key in table})
+    return settings
 
 
 def refinement_options(config: dict, sources="detector") -> dict:

@@ -23,6 +23,7 @@ import torch
 from . import keypoints as kp
 from .crops import CropTransform, crop_box, crop_image, make_transform
 from .detector import Detection, match_detection
+from .encoder import HandParameters, PARAMETER_FIELDS
 from .fileio import atomic_path, write_json, write_obj
 from .images import ImageError, list_images, read_image
 from .paths import OUTPUTS_DIR, PARAMS_DIR
@@ -168,7 +169,8 @@ class Predictor:
             self.config = load_profile("quick", config_overrides)
             self.hand_model = hand_model or hand_model_from_config(self.config)
         self._detector = detector
-        self._fit = self._refine_fit = self._full_pose_model = None
+        self._fit = self._full_pose_model = None
+        self._refine_fits = {}  # with the detector's 3D keypoints or not -> Fit2D
 
     @property
     def variant(self) -> str:
@@ -225,7 +227,7 @@ class Predictor:
         keypoints_crop = torch.as_tensor(np.stack([p[2] for p in prepared]))
         confidence = torch.as_tensor(np.stack([p[3] for p in prepared]))
         params, fit_error = self._parameters(crops, keypoints_crop, confidence, hands, [p[0] for p in prepared])
-        return [self._result(hand, transform, params, i, fit_error)
+        return [self._result(hand, transform, params[i], None if fit_error is None else float(fit_error[i]))
                 for i, (hand, (transform, *_)) in enumerate(zip(hands, prepared))]
 
     def _prepare(self, image, hand: HandInput, index: int):
@@ -246,16 +248,15 @@ class Predictor:
 
     @torch.no_grad()
     def _parameters(self, crops, keypoints_crop, confidence, hands: list[HandInput], transforms):
+        """Per hand, its parameters (a batch of one each) and, when fitted, its 2D fit error (px)."""
         from .fitting import Fit2D, fit_settings
-        from .inputs import refinement_model_settings, refinement_options, refinement_weights
 
         settings = fit_settings(self.config)
         if self.method == "fit2d":
             if self._fit is None:
                 self._fit = Fit2D(self.hand_model, **settings["model"])
             result = self._fit.fit(keypoints_crop, confidence, **settings["fit"])
-            return _params_from_fit(result), result.error_px.numpy()
-        from .encoder import HandParameters
+            return _split_hands(_params_from_fit(result)), result.error_px.numpy()
         from .inputs import network_input, resize_image
         from .model import quarter_turns, turned_average
 
@@ -266,21 +267,42 @@ class Predictor:
                           crop_size=int(self.config["preprocess"]["crop_size"]))
         params = turned_average(self.model.encoder, x.to(self.device), quarter_turns(self.config)).detach()
         if not self.refine:
-            return params, None
+            return _split_hands(params), None
+        return self._refined(params, keypoints_crop, confidence, hands, transforms)
+
+    def _refined(self, params, keypoints_crop, confidence, hands: list[HandInput], transforms):
+        """The 2D-fit refinement of the network's prediction, in two groups: hands with the
+        detector's 3D keypoints are fitted with them and ``[refine.with_3d]``'s pose space, the
+        others with ``[refine]``'s (``inputs.refinement_model_settings``)."""
+        from .fitting import Fit2D, fit_settings
+        from .inputs import refinement_model_settings, refinement_options, refinement_weights
+
         sources = ["labels" if h.source == "keypoints" else "detector" for h in hands]
         per_photo = self.config.get("refine", {}).get("keypoint_sigma", "photo") == "photo"
         weights = torch.as_tensor(np.stack([
             refinement_weights(self.config, source, c,
                                h.sigma_px * t.zoom if per_photo and h.sigma_px is not None else None)
             for source, c, h, t in zip(sources, confidence.numpy(), hands, transforms)]))
-        if self._refine_fit is None:
-            self._refine_fit = Fit2D(self.hand_model, **refinement_model_settings(self.config))
-        result = self._refine_fit.fit(keypoints_crop, weights, init=params,
-                               **{**settings["fit"], "num_inits": 1, **refinement_options(self.config, sources),
-                                  **self._world_term(hands, transforms)})
-        refined = _params_from_fit(result)
-        return HandParameters(*(t.to(self.device, torch.float32) for t in (
-            refined.rotation, refined.trans, refined.scale, refined.betas, refined.pose))), result.error_px.numpy()
+        with_3d = np.array([self.use_world_landmarks and h.world_landmarks is not None for h in hands])
+        out, errors = [None] * len(hands), np.zeros(len(hands))
+        for group in (True, False):
+            index = np.flatnonzero(with_3d == group)
+            if not len(index):
+                continue
+            if group not in self._refine_fits:
+                self._refine_fits[group] = Fit2D(self.hand_model, **refinement_model_settings(self.config, group))
+            pick = torch.as_tensor(index)
+            init = _split_hands(params)
+            init = HandParameters(*(torch.cat([getattr(init[i], f) for i in index]) for f in PARAMETER_FIELDS))
+            result = self._refine_fits[group].fit(
+                keypoints_crop[pick], weights[pick], init=init,
+                **{**fit_settings(self.config)["fit"], "num_inits": 1,
+                   **refinement_options(self.config, [sources[i] for i in index]),
+                   **(self._world_term([hands[i] for i in index], [transforms[i] for i in index]) if group else {})})
+            for row, i in enumerate(_split_hands(_params_from_fit(result))):
+                out[index[row]] = i
+            errors[index] = result.error_px.numpy()
+        return out, errors
 
     def _world_term(self, hands: list[HandInput], transforms) -> dict:
         """``Fit2D.fit``'s 3D term from the detector's world landmarks (mirrored with a left hand's
@@ -298,12 +320,10 @@ class Predictor:
         return {"keypoints_3d": points, "weights_3d": weights}
 
     @torch.no_grad()
-    def _result(self, hand: HandInput, transform: CropTransform, params, i: int, fit_error) -> HandResult:
-        from .encoder import HandParameters
+    def _result(self, hand: HandInput, transform: CropTransform, one, fit_error: float | None) -> HandResult:
         from .model import HandDecoder
 
-        one = HandParameters(*(t[i:i + 1].float().cpu() for t in (params.rotation, params.trans, params.scale,
-                                                                  params.betas, params.pose)))
+        one = HandParameters(*(getattr(one, name).float().cpu() for name in PARAMETER_FIELDS))
         full_pose = one.pose.shape[1] == 45 != self.hand_model.num_pca_comps
         recon = HandDecoder(self._full_pose_hand_model() if full_pose else self.hand_model.cpu())(one)
         joints = recon.keypoints_3d[0].double().numpy()
@@ -326,7 +346,7 @@ class Predictor:
             camera={"trans_crop_px": vec[3:5], "scale_px_per_m": float(vec[5]), "crop_size": transform.out_size,
                     "projection": "x = s * Pi(R (J - J_root)) + t in crop pixels; crop_transform maps to the image"},
             method=self.method if not (self.method == "network" and self.refine) else "network+fit2d",
-            fit_error_px=None if fit_error is None else float(fit_error[i]),
+            fit_error_px=fit_error,
             extras={"keypoints_source": hand.source, "variant": self.variant,
                     "detector": None if hand.detection is None else hand.detection.to_dict()})
 
@@ -344,9 +364,13 @@ class Predictor:
 
 
 def _params_from_fit(result):
-    from .encoder import HandParameters
-
     return HandParameters(result.rotation, result.trans, result.scale, result.betas, result.pose)
+
+
+def _split_hands(params) -> list:
+    """A batch of ``HandParameters`` -> one per hand (float32, their pose widths may then differ)."""
+    return [HandParameters(*(getattr(params, name)[i:i + 1].to(torch.float32) for name in PARAMETER_FIELDS))
+            for i in range(params.trans.shape[0])]
 
 
 def write_outputs(out_dir: Path, stem: str, image, results: list[HandResult], faces, record: dict,

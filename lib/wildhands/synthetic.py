@@ -88,7 +88,7 @@ class HandAssets:
                    is_closed_outward(vertices, hand_model.faces))
 
 
-def _random_rotation(rng) -> np.ndarray:
+def random_rotation(rng) -> np.ndarray:
     q = rng.normal(size=4)
     q /= np.linalg.norm(q)
     w, x, y, z = q
@@ -110,7 +110,7 @@ def sample_view(rng, frame: np.ndarray, uniform_fraction: float = 0.5, max_tilt_
     photographs). The in-plane rotation is uniform over the full circle.
     """
     if rng.random() < uniform_fraction:
-        return _random_rotation(rng)
+        return random_rotation(rng)
     along, back, _ = frame
     facing = back if rng.random() < 0.5 else -back        # show the back or the palm
     # Canonical view: ``facing`` points at the camera (camera -z), fingers up (camera -y).
