@@ -57,3 +57,25 @@ def save_snapshot(plot, path) -> Path:
     """Write a standalone HTML snapshot of a k3d plot (works headless)."""
     html = plot.get_snapshot()
     return write_bytes(path, html.encode("utf-8") if isinstance(html, str) else html)
+
+
+def frustum_segments(intrinsics: dict, depth_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Points (5, 3) in millimetres (the camera centre, then the image corners at ``depth_m``)
+    and segment indices of a camera's viewing frustum; ``intrinsics`` as predict's JSON
+    ``camera_intrinsics`` (fx, fy, cx, cy, width, height in pixels)."""
+    fx, fy, cx, cy = (float(intrinsics[k]) for k in ("fx", "fy", "cx", "cy"))
+    right, bottom = float(intrinsics["width"]) - 0.5, float(intrinsics["height"]) - 0.5
+    corners = [(-0.5, -0.5), (right, -0.5), (right, bottom), (-0.5, bottom)]
+    points = [(0.0, 0.0, 0.0)] + [((u - cx) / fx * depth_m, (v - cy) / fy * depth_m, depth_m) for u, v in corners]
+    indices = [(0, 1), (0, 2), (0, 3), (0, 4), (1, 2), (2, 3), (3, 4), (4, 1)]
+    return np.asarray(points, np.float32) * 1000, np.asarray(indices, np.uint32)
+
+
+def add_camera_frustum(plot, intrinsics: dict, depth_m: float, color: int = 0x3366CC, name: str = "camera"):
+    """Draw a camera's frustum (apex at the origin, x right, y down, z forward) into a k3d plot."""
+    import k3d
+
+    points, indices = frustum_segments(intrinsics, depth_m)
+    lines = k3d.lines(points, indices, indices_type="segment", color=color, width=1.0, shader="simple", name=name)
+    plot += lines
+    return lines
