@@ -197,6 +197,15 @@ def test_intrinsics_sources(tmp_path):
     Image.new("RGB", (400, 300)).save(photo, exif=exif)
     from_exif = photo_intrinsics(photo, 400, 300)
     assert from_exif.source == "exif" and from_exif.focal == pytest.approx(52 * 500 / math.hypot(36, 24))
+    camera_photo = tmp_path / "camera.jpg"
+    exif = Image.Exif()
+    sub = exif.get_ifd(0x8769)
+    sub[37386] = 50.0                       # FocalLength, mm
+    sub[41486] = 4000 / (36 / 25.4)         # FocalPlaneXResolution: 4000 px across a 36 mm sensor, per inch
+    sub[41488] = 2                          # FocalPlaneResolutionUnit: inch
+    sub[40962], sub[40963] = 4000, 3000     # the camera's pixel size; the file is a 400 x 300 copy
+    Image.new("RGB", (400, 300)).save(camera_photo, exif=exif)
+    assert photo_intrinsics(camera_photo, 400, 300).focal == pytest.approx(50 / 36 * 400, rel=1e-3)
     plain = tmp_path / "plain.png"
     Image.new("RGB", (400, 300)).save(plain)
     assert photo_intrinsics(plain, 400, 300) == default_intrinsics(400, 300)
