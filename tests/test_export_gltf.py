@@ -172,6 +172,7 @@ def test_left_and_right_hands_and_cli_flags(tmp_path, scene):
     assert record["camera_intrinsics"]["source"] == "flag" and record["camera_intrinsics"]["fx"] == 400000.0
     with pytest.raises(SystemExit):
         main(["x.png", "--out", str(tmp_path), "--focal", "500", "--fov", "60"])
+    assert main(["x.png", "--out", str(tmp_path), "--focal", "-3"]) == 2   # refused before any photo is read
 
 
 def test_placement_recovers_a_known_translation():

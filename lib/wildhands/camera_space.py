@@ -158,6 +158,16 @@ def _number(value) -> float | None:
     return number if math.isfinite(number) and number > 0 else None
 
 
+def check_camera_flags(focal_px: float | None = None, fov_deg: float | None = None) -> None:
+    """Refuse bad ``--focal`` / ``--fov`` values before any photo is read."""
+    if focal_px is not None and fov_deg is not None:
+        raise ValueError("give --focal or --fov, not both")
+    if focal_px is not None:
+        intrinsics_from_focal(float(focal_px), 1, 1)
+    if fov_deg is not None:
+        intrinsics_from_fov(float(fov_deg), 1, 1)
+
+
 def photo_intrinsics(path, width: int, height: int, focal_px: float | None = None,
                      fov_deg: float | None = None) -> Intrinsics:
     """The camera of one photo: ``focal_px`` or ``fov_deg`` when given, else EXIF, else the default."""

@@ -413,12 +413,13 @@ def predict_paths(inputs, out_dir, checkpoint=None, method: str = "network", ref
     EXIF, else a default: ``camera_space``); ``export="glb"`` adds ``DIR/<stem>.glb``."""
     from tqdm.auto import tqdm
 
-    from .camera_space import photo_intrinsics, place_results
+    from .camera_space import check_camera_flags, photo_intrinsics, place_results
 
     if export is not None and export not in EXPORTS:
         raise ValueError(f"--export: expected one of {', '.join(EXPORTS)}, got {export!r}")
     if space not in SPACES:
         raise ValueError(f"--space: expected one of {', '.join(SPACES)}, got {space!r}")
+    check_camera_flags(focal, fov)
     out_dir = Path(out_dir)
     predictor = Predictor(checkpoint, method=method, refine=refine, device=device)
     if predictor.model is not None and "rgb" in predictor.variant:
