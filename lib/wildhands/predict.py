@@ -8,6 +8,11 @@ skeleton on the photo) and ``DIR/<stem>_hand<i>.obj``. Left hands are mirrored i
 ones for the network and the results mirrored back. A bad image never stops the batch: its
 JSON holds the error, the others are processed, and the exit code is non-zero only when no
 image could be processed.
+
+Every hand is also placed in the photo's camera (``camera_space``: ``camera_intrinsics`` per
+image, ``translation_m``, ``joints_3d_camera``, ``vertices_camera`` per hand); ``--export glb``
+adds ``DIR/<stem>.glb``, the hands rigged and the camera (``export_gltf``); ``--space camera``
+writes the OBJ files in the camera frame.
 """
 from __future__ import annotations
 
