@@ -211,6 +211,8 @@ def test_intrinsics_sources(tmp_path):
     Image.new("RGB", (400, 300)).save(plain)
     assert photo_intrinsics(plain, 400, 300) == default_intrinsics(400, 300)
     assert intrinsics_from_fov(90, 400, 300).fx == pytest.approx(200)
+    shifted = photo_intrinsics(plain, 400, 300, focal_px=500, principal_point=(210, 140))
+    assert (shifted.fx, shifted.cx, shifted.cy, shifted.source) == (500, 210, 140, "flag")
     with pytest.raises(ValueError, match="--fov"):
         intrinsics_from_fov(180, 400, 300)
     with pytest.raises(ValueError, match="--focal"):

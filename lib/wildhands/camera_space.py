@@ -19,7 +19,7 @@ camera of current phones, which take most photos whose EXIF was stripped on the 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -158,10 +158,13 @@ def _number(value) -> float | None:
     return number if math.isfinite(number) and number > 0 else None
 
 
-def check_camera_flags(focal_px: float | None = None, fov_deg: float | None = None) -> None:
-    """Refuse bad ``--focal`` / ``--fov`` values before any photo is read."""
+def check_camera_flags(focal_px: float | None = None, fov_deg: float | None = None, principal_point=None) -> None:
+    """Refuse bad ``--focal`` / ``--fov`` / ``--principal`` values before any photo is read."""
     if focal_px is not None and fov_deg is not None:
         raise ValueError("give --focal or --fov, not both")
+    if principal_point is not None and (len(principal_point) != 2
+                                        or not all(math.isfinite(float(v)) for v in principal_point)):
+        raise ValueError(f"--principal: expected two finite pixel coordinates X Y, got {principal_point}")
     if focal_px is not None:
         intrinsics_from_focal(float(focal_px), 1, 1)
     if fov_deg is not None:
@@ -169,16 +172,22 @@ def check_camera_flags(focal_px: float | None = None, fov_deg: float | None = No
 
 
 def photo_intrinsics(path, width: int, height: int, focal_px: float | None = None,
-                     fov_deg: float | None = None) -> Intrinsics:
-    """The camera of one photo: ``focal_px`` or ``fov_deg`` when given, else EXIF, else the default."""
+                     fov_deg: float | None = None, principal_point=None) -> Intrinsics:
+    """The camera of one photo: ``focal_px`` or ``fov_deg`` when given, else EXIF, else the default;
+    the principal point at the image centre unless ``principal_point`` (x, y) pixels is given."""
     if focal_px is not None and fov_deg is not None:
         raise ValueError("give --focal or --fov, not both")
     if focal_px is not None:
-        return intrinsics_from_focal(float(focal_px), width, height)
-    if fov_deg is not None:
-        return intrinsics_from_fov(float(fov_deg), width, height)
-    found = exif_intrinsics(path, width, height) if path is not None and Path(path).is_file() else None
-    return found or default_intrinsics(width, height)
+        found = intrinsics_from_focal(float(focal_px), width, height)
+    elif fov_deg is not None:
+        found = intrinsics_from_fov(float(fov_deg), width, height)
+    else:
+        found = exif_intrinsics(path, width, height) if path is not None and Path(path).is_file() else None
+        found = found or default_intrinsics(width, height)
+    if principal_point is None:
+        return found
+    cx, cy = (float(v) for v in principal_point)
+    return replace(found, cx=cx, cy=cy, note=f"{found.note}; --principal {cx:g} {cy:g}")
 
 
 # ----------------------------------------------------------------------------- placing a hand

@@ -411,7 +411,7 @@ def write_outputs(out_dir: Path, stem: str, image, results: list[HandResult], fa
 
 def predict_paths(inputs, out_dir, checkpoint=None, method: str = "network", refine: bool = True,
                   keypoints=None, bbox=None, device: str = "cpu", progress: bool = True, log=print,
-                  focal=None, fov=None, export=None, space: str = "root") -> dict:
+                  focal=None, fov=None, export=None, space: str = "root", principal=None) -> dict:
     """Run the pipeline over files and folders; returns {"processed": n, "failed": [...], "hands": n}.
 
     Hands are placed in each photo's camera (``focal`` px or horizontal ``fov`` degrees, else
@@ -424,7 +424,7 @@ def predict_paths(inputs, out_dir, checkpoint=None, method: str = "network", ref
         raise ValueError(f"--export: expected one of {', '.join(EXPORTS)}, got {export!r}")
     if space not in SPACES:
         raise ValueError(f"--space: expected one of {', '.join(SPACES)}, got {space!r}")
-    check_camera_flags(focal, fov)
+    check_camera_flags(focal, fov, principal)
     out_dir = Path(out_dir)
     predictor = Predictor(checkpoint, method=method, refine=refine, device=device)
     if predictor.model is not None and "rgb" in predictor.variant:
@@ -441,7 +441,7 @@ def predict_paths(inputs, out_dir, checkpoint=None, method: str = "network", ref
             results = predictor.predict(image, hands=hands, bbox=bbox)
             if not results:
                 record["message"] = "no hand found"
-            intrinsics = photo_intrinsics(path, image.shape[1], image.shape[0], focal, fov)
+            intrinsics = photo_intrinsics(path, image.shape[1], image.shape[0], focal, fov, principal)
             place_results(results, intrinsics)
             record["camera_intrinsics"] = intrinsics.to_dict()
             extra_files = []
@@ -479,6 +479,8 @@ def main(argv=None) -> int:
     camera.add_argument("--focal", type=float, default=None, metavar="PX",
                         help="focal length in pixels (default: from EXIF, else a phone's 26 mm-equivalent lens)")
     camera.add_argument("--fov", type=float, default=None, metavar="DEG", help="horizontal field of view in degrees")
+    parser.add_argument("--principal", nargs=2, type=float, default=None, metavar=("X", "Y"),
+                        help="principal point in pixels (default: the image centre)")
     parser.add_argument("--export", choices=EXPORTS, default=None,
                         help="glb: also write DIR/<stem>.glb, rigged hands and the camera")
     parser.add_argument("--space", choices=SPACES, default="root",
@@ -488,7 +490,7 @@ def main(argv=None) -> int:
         summary = predict_paths(args.inputs, args.out, args.checkpoint, args.method, not args.no_refine,
                                 args.keypoints, args.bbox, args.device,
                                 log=lambda msg: print(msg, file=sys.stderr), focal=args.focal, fov=args.fov,
-                                export=args.export, space=args.space)
+                                export=args.export, space=args.space, principal=args.principal)
     except (FileNotFoundError, ValueError) as err:
         print(f"wildhands predict: {err}", file=sys.stderr)
         return 2
