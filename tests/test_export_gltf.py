@@ -266,21 +266,24 @@ def test_blender_imports_the_rig(scene, tmp_path):
     python = _blender_python()
     if python is None:
         pytest.skip("no bpy here (set WILDHANDS_BPY_PYTHON to a Python with Blender's bpy, e.g. bpy 4.5 on 3.11)")
-    record = _records(scene["near"])[0]
-    glb = scene["near"] / f"{record['image'].rsplit('/', 1)[-1][:-4]}.glb"
     (tmp_path / "blender_check.py").write_text(_BLENDER_SCRIPT)
-    done = subprocess.run([python, str(tmp_path / "blender_check.py"), str(glb)], capture_output=True, text=True,
-                          timeout=600)
-    line = next((l for l in done.stdout.splitlines() if l.startswith("REPORT")), None)
-    assert line is not None, done.stdout[-2000:] + done.stderr[-2000:]
-    report = json.loads(line[len("REPORT"):])
-    assert report["bones"] == [kp.NUM_MANO_JOINTS] * len(record["hands"]) and report["cameras"] == 1
-    # Blender is z up: (x, y, z) in Blender = (x, z, -y) in our camera frame (x right, y down, z forward)
-    for i, hand in enumerate(record["hands"]):
-        name = f"hand{i}_{hand['handedness']}"
-        ours = np.asarray(hand["vertices_camera"])
-        blender = np.asarray(report["vertices"][name])
-        assert np.abs(blender - ours[:, [0, 2, 1]] * [1, 1, -1]).max() < 1e-5
-    moved = np.linalg.norm(np.subtract(report["bent"]["hand0_" + record["hands"][0]["handedness"]],
-                                       report["vertices"]["hand0_" + record["hands"][0]["handedness"]]), axis=1)
-    assert 0 < (moved > 1e-4).sum() < 0.2 * len(moved)
+    sides = set()
+    for record in _records(scene["near"]):
+        glb = scene["near"] / f"{record['image'].rsplit('/', 1)[-1][:-4]}.glb"
+        done = subprocess.run([python, str(tmp_path / "blender_check.py"), str(glb)], capture_output=True, text=True,
+                              timeout=600)
+        line = next((l for l in done.stdout.splitlines() if l.startswith("REPORT")), None)
+        assert line is not None, done.stdout[-2000:] + done.stderr[-2000:]
+        report = json.loads(line[len("REPORT"):])
+        assert report["bones"] == [kp.NUM_MANO_JOINTS] * len(record["hands"]) and report["cameras"] == 1
+        # Blender is z up: (x, y, z) in Blender = (x, z, -y) in our camera frame (x right, y down, z forward)
+        for i, hand in enumerate(record["hands"]):
+            name = f"hand{i}_{hand['handedness']}"
+            ours = np.asarray(hand["vertices_camera"])
+            blender = np.asarray(report["vertices"][name])
+            assert np.abs(blender - ours[:, [0, 2, 1]] * [1, 1, -1]).max() < 1e-5
+            sides.add(hand["handedness"])
+        first = f"hand0_{record['hands'][0]['handedness']}"
+        moved = np.linalg.norm(np.subtract(report["bent"][first], report["vertices"][first]), axis=1)
+        assert 0 < (moved > 1e-4).sum() < 0.2 * len(moved)
+    assert sides == {"left", "right"}
