@@ -72,7 +72,10 @@ def main() -> None:
     parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
     parser.add_argument("--rotation-sigma", type=float, default=0.2, help="rad, world landmarks' rotation error")
     parser.add_argument("--joint-sigma", type=float, default=0.007, help="m per axis, world landmarks' joint noise")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting of every refinement (e.g. refine.anchor_pose=8)")
     args = parser.parse_args()
+    extra = dict(item.split("=", 1) for item in args.set)
     torch.set_num_threads(1)
     poses = load_real_poses(args.split).subsample(args.count)
     samples, worlds = views(poses.joints, np.random.default_rng(0), args.rotation_sigma, args.joint_sigma)
@@ -91,7 +94,7 @@ def main() -> None:
             "network": score(pred["pred_keypoints_3d"], pred["pred_keypoints_2d"], samples)}
     rows["simulated world landmarks"]["2d_px"] = float("nan")
     for name, (overrides, use_3d) in REFINEMENTS.items():
-        cfg = apply_overrides(config, overrides)
+        cfg = apply_overrides(config, {**extra, **overrides})
         start = time.perf_counter()
         fit = Fit2D(model.hand_model, **refinement_model_settings(cfg, use_3d))
         sigma = float(cfg["refine"]["world_sigma_mm"]) / 1000

@@ -486,17 +486,20 @@ class Fit2D:
             joints = self.model.keypoints(betas, pose + self.model.pose_mean)
         return torch.einsum("bij,bkj->bki", axis_angle_to_matrix(orient), joints - joints[:, kp.ROOT:kp.ROOT + 1])
 
-    def project(self, x: torch.Tensor) -> torch.Tensor:
-        """Reprojected keypoints (B, 21, 2) in pixels for packed parameters x (B, P)."""
+    def project(self, x: torch.Tensor, keypoints_3d: torch.Tensor | None = None) -> torch.Tensor:
+        """Reprojected keypoints (B, 21, 2) in pixels for packed parameters x (B, P) (their
+        ``_keypoints_3d`` when already computed)."""
         _, trans, scale, _, _ = self._unpack(x)
-        return scale[:, None, None] * self._keypoints_3d(x)[..., :2] + trans[:, None]
+        cam = self._keypoints_3d(x) if keypoints_3d is None else keypoints_3d
+        return scale[:, None, None] * cam[..., :2] + trans[:, None]
 
     def residuals(self, x: torch.Tensor, targets: torch.Tensor, sqrt_conf: torch.Tensor,
                   anchor: torch.Tensor | None = None, anchor_scale: torch.Tensor | None = None,
                   targets_3d: torch.Tensor | None = None, sqrt_weight_3d: torch.Tensor | None = None) -> torch.Tensor:
         """Residual vector whose squared norm is eq. 10's energy: (B, 42 + priors [+ anchor] [+ 63 3D])."""
         _, _, _, betas, pose = self._unpack(x)
-        parts = [(sqrt_conf[..., None] * (self.project(x) - targets)).flatten(1),
+        cam = self._keypoints_3d(x)
+        parts = [(sqrt_conf[..., None] * (self.project(x, cam) - targets)).flatten(1),
                  math.sqrt(self.alpha_beta) * betas]
         if self.pose_space == "pca":
             parts.append(math.sqrt(self.w_theta) * pose)
@@ -508,7 +511,7 @@ class Fit2D:
         if anchor is not None:
             parts.append(anchor_scale * self._anchor_coordinates(x - anchor))
         if targets_3d is not None:
-            parts.append((sqrt_weight_3d[..., None] * (self._keypoints_3d(x) - targets_3d)).flatten(1))
+            parts.append((sqrt_weight_3d[..., None] * (cam - targets_3d)).flatten(1))
         return torch.cat(parts, 1)
 
     def _anchor_coordinates(self, delta: torch.Tensor) -> torch.Tensor:
