@@ -287,3 +287,28 @@ def test_blender_imports_the_rig(scene, tmp_path):
         moved = np.linalg.norm(np.subtract(report["bent"][first], report["vertices"][first]), axis=1)
         assert 0 < (moved > 1e-4).sum() < 0.2 * len(moved)
     assert sides == {"left", "right"}
+
+
+@pytest.mark.parametrize("mirrored", [False, True])
+@pytest.mark.parametrize("pose_space", ["pca", "full"])
+def test_rig_skins_to_the_hand_model(pose_space, mirrored):
+    """The rig of any parameters (10 PCA coefficients, or the refinement's 45 axis-angles) skins to
+    the hand model's own mesh, rotated about the root, mirrored for a left hand and translated."""
+    import torch
+    from scipy.spatial.transform import Rotation
+
+    from wildhands.export_gltf import rig_hand
+    from wildhands.hand_model import HandModel
+
+    model = HandModel()
+    decoder = model if pose_space == "pca" else HandModel(num_pca_comps=45)
+    rng = np.random.default_rng(1)
+    betas, pose = rng.normal(size=10), rng.normal(scale=0.3, size=decoder.num_pca_comps)
+    rotation = Rotation.random(random_state=2)
+    out = decoder(betas=torch.tensor(betas[None], dtype=torch.float32), pose=torch.tensor(pose[None], dtype=torch.float32))
+    vertices, root = out.vertices[0].double().numpy(), out.keypoints[0, kp.ROOT].double().numpy()
+    translation = np.array([0.1, -0.05, 0.6])
+    expected = (vertices - root) @ rotation.as_matrix().T * ([-1, 1, 1] if mirrored else 1) + translation
+    rig = rig_hand(model, {"betas": betas, "pose": pose, "pose_space": pose_space,
+                           "global_orient": rotation.as_rotvec()}, translation, mirrored)
+    assert np.abs(rig.skinned_vertices() - expected).max() < 1e-6
