@@ -305,7 +305,8 @@ def test_rig_skins_to_the_hand_model(pose_space, mirrored):
     rng = np.random.default_rng(1)
     betas, pose = rng.normal(size=10), rng.normal(scale=0.3, size=decoder.num_pca_comps)
     rotation = Rotation.random(random_state=2)
-    out = decoder(betas=torch.tensor(betas[None], dtype=torch.float32), pose=torch.tensor(pose[None], dtype=torch.float32))
+    out = decoder(betas=torch.tensor(betas[None], dtype=torch.float32),
+                  pose=torch.tensor(pose[None], dtype=torch.float32))
     vertices, root = out.vertices[0].double().numpy(), out.keypoints[0, kp.ROOT].double().numpy()
     translation = np.array([0.1, -0.05, 0.6])
     expected = (vertices - root) @ rotation.as_matrix().T * ([-1, 1, 1] if mirrored else 1) + translation
