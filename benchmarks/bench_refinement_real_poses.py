@@ -101,7 +101,8 @@ def main() -> None:
         term = {"keypoints_3d": worlds, "weights_3d": np.full((len(samples), 21), 1 / sigma ** 2)} if use_3d else {}
         result = fit.fit(pred["input_keypoints_2d"], np.tile(refinement_weights(cfg, "detector"), (len(samples), 1)),
                          init=_split_vector(pred["pred_params"], model.hand_model.num_betas), num_inits=1,
-                         iterations=int(cfg["fit2d"]["iterations"]), **refinement_options(cfg, "detector"), **term)
+                         **{"iterations": int(cfg["fit2d"]["iterations"]), **refinement_options(cfg, "detector")},
+                         **term)
         rows[name] = score(result.keypoints_3d.numpy(), result.keypoints_2d.numpy(), samples)
         rows[name]["ms_per_hand"] = 1000 * (time.perf_counter() - start) / len(samples)
     print(f"DexYCB {args.split} subjects, {len(samples)} poses at random views, detector-like keypoints "

@@ -302,7 +302,8 @@ def test_refinement_anchor_comes_from_the_profile():
     options = refinement_options(config)
     assert options == {"anchor_sigma": refinement_anchor(config), "robust": config["refine"]["robust"],
                        "robust_rounds": config["refine"]["robust_rounds"],
-                       "extra_starts": config["refine"]["extra_starts"]} and options["robust"] > 0
+                       "extra_starts": config["refine"]["extra_starts"],
+                       "iterations": config["refine"]["iterations"]} and options["robust"] > 0
     assert refinement_options({"refine": {}}) == {"anchor_sigma": None, "robust": 0.0, "robust_rounds": 3,
                                                   "extra_starts": 0}
     assert refinement_options(variant_config(config, "rgb"))["extra_starts"] > 0   # a prediction that may be far off

@@ -252,7 +252,8 @@ def refinement_model_settings(config: dict, with_3d: bool = False) -> dict:
 
 def refinement_options(config: dict, sources="detector") -> dict:
     """``Fit2D.fit`` keywords of a refinement from ``[refine]``: ``anchor_sigma``
-    (``refinement_anchor``), ``robust``, ``robust_rounds`` and ``extra_starts``.
+    (``refinement_anchor``), ``robust``, ``robust_rounds``, ``extra_starts`` and, when set,
+    ``iterations`` (else ``[fit2d]``'s).
 
     ``robust`` (Geman-McClure scale in expected keypoint errors) applies to detector keypoints,
     whose errors have outliers (hallucinations, swapped fingers); annotated keypoints ("labels")
@@ -268,8 +269,11 @@ def refinement_options(config: dict, sources="detector") -> dict:
             raise ValueError(f"keypoint source: expected one of {', '.join(KEYPOINT_SOURCES)}, got {source!r}")
     scale = (robust if sources == "detector" else 0.0) if isinstance(sources, str) else \
         np.array([robust if s == "detector" else 0.0 for s in sources])
-    return {"anchor_sigma": refinement_anchor(config), "robust": scale, "robust_rounds": rounds,
-            "extra_starts": int(refine.get("extra_starts", 0))}
+    options = {"anchor_sigma": refinement_anchor(config), "robust": scale, "robust_rounds": rounds,
+               "extra_starts": int(refine.get("extra_starts", 0))}
+    if "iterations" in refine:  # a prediction starts near its optimum: fewer than the 2D fit's
+        options["iterations"] = int(refine["iterations"])
+    return options
 
 
 # ----------------------------------------------------------------------------- datasets
