@@ -171,3 +171,49 @@ def test_evaluation_fits_model_made_hands_closely_and_draws(hand_model, poses_fi
     assert all((tmp_path / f"real_poses_worst_{s}.png").is_file() for s in ("pca", "full"))
     assert (tmp_path / "real_poses_mean_pose.png").is_file()
     assert len(residual_table(metrics).splitlines()) == 3
+
+
+def test_sampled_real_hands_come_only_from_training_subjects(hand_model, poses_file):
+    from wildhands.config import apply_overrides, load_profile
+    from wildhands.real_pose_sampling import real_pose_labels
+    from wildhands.synthetic import SampledHands
+
+    labels = real_pose_labels(hand_model, poses_file, cache=False)
+    train, test = load_real_poses("train", poses_file), load_real_poses("test", poses_file)
+    assert len(labels) == len(train) and set(labels.subject) <= set(SPLIT_SUBJECTS["train"])
+    np.testing.assert_allclose(np.einsum("nij,nkj->nki", labels.rotation, labels.joints_model), train.joints,
+                               atol=1e-9)                                  # R (R^T y) = y: the captured view
+    assert np.median(labels.fit_error_m) < 0.005                          # the model's own hands, 10-D space
+
+    config = apply_overrides(load_profile("quick"), {"synthetic.real_pose_fraction": 1.0,
+                                                     "synthetic.real_view_fraction": 1.0})
+    samples = SampledHands(hand_model, config, 200, real_poses_path=poses_file).__getitems__(list(range(200)))
+    assert all(s["source"] == "real_poses" for s in samples)
+    drawn = np.stack([s["keypoints_3d"] for s in samples]).astype(np.float64)      # captured views: the joints
+    to_train = np.abs(drawn[:, None] - train.joints[None]).max((-1, -2)).min(1)
+    to_test = np.abs(drawn[:, None] - test.joints[None]).max((-1, -2)).min(1)
+    assert (to_train < 1e-6).all() and (to_test > 1e-3).all()
+    assert len({int(np.abs(d - train.joints).max((-1, -2)).argmin()) for d in drawn}) > len(train) // 2
+
+    uniform = apply_overrides(config, {"synthetic.real_view_fraction": 0.0})
+    turned = SampledHands(hand_model, uniform, 50, real_poses_path=poses_file).__getitems__(list(range(50)))
+    def distances(joints):                                               # what no rotation changes
+        return np.linalg.norm(joints[..., :, None, :] - joints[..., None, :, :], axis=-1)
+    for s in turned:
+        gaps = np.abs(distances(s["keypoints_3d"].astype(np.float64))[None] - distances(train.joints)).max((-1, -2))
+        assert gaps.min() < 1e-6 and np.abs(distances(s["keypoints_3d"].astype(np.float64))[None]
+                                            - distances(test.joints)).max((-1, -2)).min() > 1e-3
+
+
+def test_sampled_hands_read_no_real_poses_at_zero_and_reject_bad_fractions(hand_model):
+    from wildhands.config import apply_overrides, load_profile
+    from wildhands.synthetic import SampledHands
+
+    config = load_profile("quick")
+    plain = SampledHands(hand_model, config, 8).__getitems__(list(range(8)))
+    zero = SampledHands(hand_model, apply_overrides(config, {"synthetic.real_pose_fraction": 0.0}), 8)
+    assert zero.real_poses is None
+    for a, b in zip(plain, zero.__getitems__(list(range(8)))):
+        np.testing.assert_array_equal(a["keypoints_2d"], b["keypoints_2d"])
+    with pytest.raises(ValueError, match="real_pose_fraction"):
+        SampledHands(hand_model, apply_overrides(config, {"synthetic.real_pose_fraction": 1.5}), 8)

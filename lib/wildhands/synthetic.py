@@ -49,6 +49,8 @@ SHADING = ("smooth", "flat")
 PATCH_MARGIN_M = 0.006
 # A keypoint is hidden when less than this fraction of its patch's camera-facing projected area shows.
 SHOWN_FRACTION = 0.5
+# [synthetic] settings only the label-only sampled hands read: the rendered set does not depend on them.
+SAMPLED_ONLY_KEYS = ("real_pose_fraction", "real_view_fraction")
 
 
 def synthetic_root(config: dict) -> Path:
@@ -230,14 +232,30 @@ class SampledHands(torch.utils.data.Dataset):
     hands as it takes steps instead of revisiting a few thousand. Sample ``index`` draws from
     ``default_rng([seed, 3, index])`` (3: apart from the train/val/test splits); ``length`` is
     nominal (a training run asks for steps x batch size indices).
+
+    A ``[synthetic] real_pose_fraction`` of the hands are real captured ones instead
+    (``real_pose_sampling``: DexYCB's training subjects, their fit in the network's pose space as
+    labels), seen from their captured view for a ``real_view_fraction`` of them, else from the
+    view drawn as for the others. At 0 no sample changes.
     """
 
-    def __init__(self, hand_model: HandModel, config: dict, length: int = 10**9):
+    def __init__(self, hand_model: HandModel, config: dict, length: int = 10**9, real_poses_path=None):
         self.hand_model, self.config, self.length = hand_model, config, int(length)
         self.seed = int(config.get("seed", 0))
-        self.size = int(config["synthetic"]["image_size"])
+        section = config["synthetic"]
+        self.size = int(section["image_size"])
         self.frame = anatomical_frame(hand_model)
         self._keypoint_model = None
+        self.real_pose_fraction = float(section.get("real_pose_fraction", 0.0))
+        self.real_view_fraction = float(section.get("real_view_fraction", 0.0))
+        for name in ("real_pose_fraction", "real_view_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"synthetic.{name}: expected a fraction in [0, 1], got {getattr(self, name)!r}")
+        self.real_poses = None
+        if self.real_pose_fraction > 0:
+            from .real_pose_sampling import real_pose_labels
+            # Fits of another file than the default (a test's) are not cached.
+            self.real_poses = real_pose_labels(hand_model, real_poses_path, cache=real_poses_path is None)
 
     def __len__(self) -> int:
         return self.length
@@ -262,20 +280,26 @@ class SampledHands(torch.utils.data.Dataset):
         params = [sample_parameters(rng, self.config, self.frame, self.hand_model.num_betas,
                                     self.hand_model.num_pca_comps)
                   for rng in rngs]
+        real = {}   # position in the batch -> a real hand's keypoints in the camera frame
+        for i, rng in enumerate(rngs):
+            if self.real_poses is not None and rng.random() < self.real_pose_fraction:
+                _, betas, pose, rotation, real[i] = self.real_poses.draw(rng, params[i].rotation,
+                                                                         self.real_view_fraction)
+                params[i] = SampleParams(betas, pose, rotation)
         with torch.no_grad():
             keys = model(torch.as_tensor(np.stack([p.betas for p in params]), dtype=torch.float64),
                          torch.as_tensor(np.stack([p.pose for p in params]), dtype=torch.float64)).numpy()
             orients = matrix_to_axis_angle(torch.as_tensor(np.stack([p.rotation for p in params]))).numpy()
         section = self.config["synthetic"]
         samples = []
-        for index, rng, p, k, orient in zip(indices, rngs, params, keys, orients):
-            keys_cam = (k - k[kp.ROOT]) @ p.rotation.T
+        for i, (index, rng, p, k, orient) in enumerate(zip(indices, rngs, params, keys, orients)):
+            keys_cam = real[i] if i in real else (k - k[kp.ROOT]) @ p.rotation.T
             scale, trans = _placed(keys_cam, rng, section, self.size)
             keys_2d = scale * keys_cam[:, :2] + trans
             visible = _in_image(keys_2d, self.size, self.size)
             samples.append({**_labels(p, keys_2d, keys_cam, scale, trans, visible, orient),
                             "has_3d": np.float32(1), "has_params": np.float32(1), "has_mask": np.float32(0),
-                            "index": index, "source": "sampled"})
+                            "index": index, "source": "real_poses" if i in real else "sampled"})
         return samples
 
 
@@ -411,7 +435,7 @@ def generate_synthetic_set(config: dict, root=None, split: str = "train", hand_m
                                     "flat_hand_mean": bool(hand_model.flat_hand_mean),
                                     "fingertip_ids": [int(i) for i in hand_model.fingertip_ids]},
             "synthetic": {k: v for k, v in section.items()
-                          if k not in ("workers", "shard_size") and not k.startswith("num_")}}
+                          if k not in ("workers", "shard_size", *SAMPLED_ONLY_KEYS) and not k.startswith("num_")}}
     shards = [(s, min(shard_size, count - s)) for s in range(0, count, shard_size)]
     todo = [(split, s, c, str(directory), meta) for s, c in shards
             if not _shard_complete(directory / _shard_name(s, c), meta)]
