@@ -31,7 +31,11 @@ Passes, all with one ``Hands`` object in static-image mode:
    320 crop of 2.2 l). ``sigma_floor``, ``gain`` and ``sigma_max`` come from the profile's
    ``[detector]`` table, measured by ``benchmarks/bench_detector.py`` (MediaPipe against the
    labelled calibration photos). A hand that only one pass found has no sigma (None): callers
-   fall back to the global noise model.
+   fall back to the global noise model;
+4. the body pass (``body_finder``), only on photos that pass 1 sent to the tiles (people seen
+   whole or far away): MediaPipe Pose finds the people, and each arm whose wrist is visible but
+   holds no hand found so far has its hand searched on a crop built from the arm
+   (``found_by = "body"``). Photos where pass 1 finds a hand of ordinary size never pay for it.
 """
 from __future__ import annotations
 
@@ -51,7 +55,7 @@ SECOND_PASS_SCALE = 2.2
 MAX_DETECTION_SIDE = 1920   # larger photos are downscaled for pass 1 (coordinates mapped back)
 MIN_TILE_SIDE = 64          # photos whose tiles would be smaller are not tiled
 SMALL_HAND = 1 / 8          # hands with l under this fraction of the longer side send the photo to tiles
-FOUND_BY = ("hand", "tile")  # the pass that found a hand: the whole photo, or a tile
+FOUND_BY = ("hand", "tile", "body")  # the pass that found a hand: the whole photo, a tile, a person's arm
 PASSES = ("first", "crop", "flipped")
 DEFAULT_SIGMA_RULE = "params/detector_sigma.json"  # the measured KeypointSigmaRule (bench_detector.py --write-sigma)
 
@@ -68,6 +72,7 @@ class Detection:
     sigma_px: np.ndarray | None = None         # (21,) per-keypoint uncertainty, image pixels per axis (None: unknown)
     passes: dict = field(default_factory=dict)  # pass name -> (21, 2) keypoints it gave, image pixels
     found_by: str = "hand"                     # FOUND_BY: the pass that found the hand
+    low_confidence: bool = False               # keypoints guessed from a person's arm, not read from the hand
 
     def to_dict(self) -> dict:
         def listed(value):
@@ -77,6 +82,7 @@ class Detection:
                 "score": float(self.score), "box": [float(v) for v in self.box],
                 "world_landmarks_m": listed(self.world_landmarks), "depth_px": listed(self.depth),
                 "sigma_px": listed(self.sigma_px), "found_by": self.found_by,
+                "low_confidence": self.low_confidence,
                 "passes": {name: listed(points) for name, points in self.passes.items()}}
 
     def moved(self, keypoints_2d: np.ndarray, **changes) -> "Detection":
@@ -152,12 +158,13 @@ class HandDetector:
     ``max_num_hands``: hands per image at most; ``min_detection_confidence``: MediaPipe's palm
     detection threshold; ``second_pass``: refine each hand on its 2.2 l crop and the flipped
     crop; ``tiles``: search tiles when the whole photo gives nothing or only small hands (pass 2);
-    ``sigma``: the per-keypoint uncertainty rule (default: the measured one). Use as a context
-    manager, or call ``close()``.
+    ``sigma``: the per-keypoint uncertainty rule (default: the measured one); ``body``: the body
+    pass (pass 4) with these ``body_finder.BodySettings`` (None: off). Use as a context manager,
+    or call ``close()``.
     """
 
     def __init__(self, max_num_hands: int = 4, min_detection_confidence: float = 0.3, second_pass: bool = True,
-                 tiles: bool = True, sigma: "KeypointSigmaRule | None" = None):
+                 tiles: bool = True, sigma: "KeypointSigmaRule | None" = None, body=None):
         import mediapipe as mp
 
         if int(max_num_hands) != max_num_hands or max_num_hands < 1:
@@ -170,11 +177,19 @@ class HandDetector:
         self._hands = mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=self.max_num_hands,
                                                min_detection_confidence=float(min_detection_confidence),
                                                model_complexity=1)
+        self._body = None
+        if body is not None:
+            from .body_finder import BodyFinder
+
+            self._body = BodyFinder(body)
 
     def close(self) -> None:
         if self._hands is not None:
             self._hands.close()
             self._hands = None
+        if self._body is not None:
+            self._body.close()
+            self._body = None
 
     def __enter__(self) -> "HandDetector":
         return self
@@ -195,11 +210,14 @@ class HandDetector:
         factor = min(1.0, MAX_DETECTION_SIDE / max(image.shape[:2]))
         small = image if factor == 1.0 else _resize(image, factor)
         found = self._run(small)
-        if self.tiles and _needs_tiles(found, small.shape):
+        far_away = _needs_tiles(found, small.shape)
+        if self.tiles and far_away:
             found = merge_detections(found + self._tiled(small), self.max_num_hands)
         found = [d.mapped(lambda p: (p + 0.5) / factor - 0.5, 1.0 / factor) for d in found]
+        if self._body is not None and far_away and len(found) < self.max_num_hands:
+            found = merge_detections(found + self._body.find_hands(image, found, self._run), self.max_num_hands)
         if self.second_pass:
-            found = [self._refine(image, d) for d in found]
+            found = [d if d.low_confidence else self._refine(image, d) for d in found]
         return found
 
     def _run(self, image: np.ndarray, found_by: str = "hand") -> list[Detection]:
@@ -320,14 +338,27 @@ def _resize(image: np.ndarray, factor: float) -> np.ndarray:
 
 
 DETECTOR_SETTINGS = ("max_num_hands", "min_detection_confidence", "second_pass", "tiles")
+BODY_PREFIX = "body_"   # [detector] body = true turns pass 4 on; body_<name> sets BodySettings.<name>
 SIGMA_SETTINGS = ("sigma_floor_px", "gain", "sigma_max_px")
 
 
 def detector_from_config(config: dict) -> HandDetector:
     """The detector a profile's ``[detector]`` table describes (missing keys: the defaults)."""
+    from dataclasses import fields
+
+    from .body_finder import BodySettings
+
     section = config.get("detector", {})
+    known = {f.name for f in fields(BodySettings)}
+    body_keys = {key[len(BODY_PREFIX):]: value for key, value in section.items() if key.startswith(BODY_PREFIX)}
+    unknown = sorted(set(body_keys) - known)
+    if unknown:
+        raise ValueError(f"[detector]: unknown body-pass settings {', '.join(BODY_PREFIX + k for k in unknown)}; "
+                         f"known: {', '.join(BODY_PREFIX + k for k in sorted(known))}")
+    body = BodySettings(**body_keys) if section.get("body", False) else None
     return HandDetector(**{key: section[key] for key in DETECTOR_SETTINGS if key in section},
-                        sigma=sigma_rule_from_file(section["sigma_rule"]) if section.get("sigma_rule") else None)
+                        sigma=sigma_rule_from_file(section["sigma_rule"]) if section.get("sigma_rule") else None,
+                        body=body)
 
 
 def sigma_rule_from_file(path) -> KeypointSigmaRule:
