@@ -124,7 +124,8 @@ def paste_hand(scene: np.ndarray, photo: np.ndarray, keypoints: np.ndarray, hand
     patch = _as_rgb(photo)[y0:y1, x0:x1]
     small = cv2.resize(patch, (max(1, round(patch.shape[1] * factor)), max(1, round(patch.shape[0] * factor))),
                        interpolation=cv2.INTER_AREA)
-    points = (keypoints[:, :2] - [x0, y0] + 0.5) * [small.shape[1] / patch.shape[1], small.shape[0] / patch.shape[0]] - 0.5
+    zoom = np.array([small.shape[1] / patch.shape[1], small.shape[0] / patch.shape[0]])
+    points = (keypoints[:, :2] - [x0, y0] + 0.5) * zoom - 0.5
     yy, xx = np.mgrid[:small.shape[0], :small.shape[1]]
     centre = (np.array([cx, cy]) - [x0, y0] + 0.5) * factor - 0.5
     distance = np.hypot(xx - centre[0], yy - centre[1]) / (radius * factor)
@@ -217,9 +218,12 @@ def build_composites(photos, labels, arms=(), sizes=PASTE_SIZES, seed: int = 0) 
             k = i * len(sizes) + j
             out.append(hand_composite(photo, label, names[k % len(names)], size, seed + k))
             if arms:
-                arm_name, person, arm = arms[k % len(arms)]
-                composite = person_composite(person, arm, photo, label, names[(k + 5) % len(names)], size, seed + k)
-                composite.name = f"{names[(k + 5) % len(names)]}+{arm_name}+hand{size}"
+                # i + j, not k: each size meets every arm (k would tie a size to one arm when
+                # len(sizes) is a multiple of len(arms))
+                arm_name, person, arm = arms[(i + j) % len(arms)]
+                scene = names[(i + 5 * j + 3) % len(names)]
+                composite = person_composite(person, arm, photo, label, scene, size, seed + k)
+                composite.name = f"{scene}+{arm_name}+hand{size}"
                 out.append(composite)
     return out
 
@@ -274,3 +278,33 @@ def composite_report(detector, composites, hand_free=()) -> dict:
             "hand_free_photos": len(false_hands),
             "seconds_per_composite": round(float(np.mean(times)), 3) if times else None,
             "seconds_per_hand_free_photo": round(float(np.mean(free_times)), 3) if free_times else None}
+
+
+def labelled_photos(folder) -> tuple[list, list]:
+    """The labelled close-ups of ``folder``/labels.json (RGB photos, (21, 3) labels), read in place
+    (never copied); two empty lists when the folder has none."""
+    from pathlib import Path
+    import json
+
+    from .images import read_image
+
+    path = Path(folder) / "labels.json"
+    if not path.is_file():
+        return [], []
+    entries = json.loads(path.read_text())
+    return ([read_image(Path(folder) / e["image"]) for e in entries],
+            [np.asarray(e["keypoints_2d"], float) for e in entries])
+
+
+def seconds_per_photo(detector, images, repeats: int = 1) -> float:
+    """Mean wall time of ``detector.detect`` per image (the first call of a graph is not counted)."""
+    import time
+
+    if not images:
+        return float("nan")
+    detector.detect(images[0])
+    start = time.perf_counter()
+    for _ in range(repeats):
+        for image in images:
+            detector.detect(image)
+    return (time.perf_counter() - start) / (repeats * len(images))
