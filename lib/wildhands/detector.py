@@ -32,10 +32,11 @@ Passes, all with one ``Hands`` object in static-image mode:
    ``[detector]`` table, measured by ``benchmarks/bench_detector.py`` (MediaPipe against the
    labelled calibration photos). A hand that only one pass found has no sigma (None): callers
    fall back to the global noise model;
-4. the body pass (``body_finder``), only on photos that pass 1 sent to the tiles (people seen
-   whole or far away): MediaPipe Pose finds the people, and each arm whose wrist is visible but
-   holds no hand found so far has its hand searched on a crop built from the arm
-   (``found_by = "body"``). Photos where pass 1 finds a hand of ordinary size never pay for it.
+4. the body pass (``body_finder``), only on photos where passes 1 and 2 found nothing or only
+   small hands (people seen whole or far away): MediaPipe Pose finds the people, and each arm
+   whose wrist is visible but holds no hand found so far has its hand searched on a crop built
+   from the arm (``found_by = "body"``). Photos where a hand of ordinary size was found never
+   pay for it.
 """
 from __future__ import annotations
 
@@ -210,11 +211,12 @@ class HandDetector:
         factor = min(1.0, MAX_DETECTION_SIDE / max(image.shape[:2]))
         small = image if factor == 1.0 else _resize(image, factor)
         found = self._run(small)
-        far_away = _needs_tiles(found, small.shape)
-        if self.tiles and far_away:
+        if self.tiles and _needs_tiles(found, small.shape):
             found = merge_detections(found + self._tiled(small), self.max_num_hands)
+        # only photos whose hands are all small (or absent) can hold people seen whole
+        people_likely = _needs_tiles(found, small.shape)
         found = [d.mapped(lambda p: (p + 0.5) / factor - 0.5, 1.0 / factor) for d in found]
-        if self._body is not None and far_away and len(found) < self.max_num_hands:
+        if self._body is not None and people_likely and len(found) < self.max_num_hands:
             found = merge_detections(found + self._body.find_hands(image, found, self._run), self.max_num_hands)
         if self.second_pass:
             found = [d if d.low_confidence else self._refine(image, d) for d in found]
