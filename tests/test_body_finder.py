@@ -65,8 +65,8 @@ def test_settings_are_checked_and_read_from_the_profile(monkeypatch):
     monkeypatch.setattr(mp.solutions.hands, "Hands", lambda **kwargs: SimpleNamespace(close=lambda: None))
     monkeypatch.setattr(mp.solutions.pose, "Pose", lambda **kwargs: SimpleNamespace(close=lambda: None))
     detector = detector_from_config({"detector": {"body": True, "body_min_hand_score": 0.7}})
-    assert detector._body.settings.min_hand_score == pytest.approx(0.7)
-    assert detector_from_config({"detector": {"body": False}})._body is None
+    assert detector.body.min_hand_score == pytest.approx(0.7)
+    assert detector_from_config({"detector": {"body": False}}).body is None
     with pytest.raises(ValueError, match="body_colour"):
         detector_from_config({"detector": {"body": True, "body_colour": 1}})
 

@@ -184,6 +184,11 @@ class HandDetector:
 
             self._body = BodyFinder(body)
 
+    @property
+    def body(self):
+        """The body pass's ``body_finder.BodySettings`` (None: the pass is off)."""
+        return None if self._body is None else self._body.settings
+
     def close(self) -> None:
         if self._hands is not None:
             self._hands.close()
