@@ -14,6 +14,16 @@ Per-photo keypoint uncertainty (``detector.KeypointSigmaRule``): the spread of M
 (whole photo, 2.2 l crop, flipped crop) against each keypoint's true error, their Spearman rank
 correlation, and the rule fitted to them by maximum likelihood (``detector.fit_sigma_rule``);
 ``--write-sigma`` writes that rule where the ``[detector] sigma_rule`` setting reads it.
+
+    python benchmarks/bench_detector.py --composites [--limit N] [--write-composites FILE]
+
+Full scenes (issue 17, ``composites.py``): every labelled hand pasted into scikit-image's
+hand-free photos at l = 18, 28, 40, 56 px, alone and at the wrist of a person seen whole (the
+cameraman, and his mirror image), with the body pass (``body_finder``) on: detection rate and mean
+2D error (px at the 320 crop of 2.2 l) per size bin and per pass; false hands per hand-free photo
+(each background and its upside-down copy); the packaged photos of people; and the time per photo
+with the body pass on and off, on the close-ups where the hand pass already finds the labelled
+hand, the hand-free photos and the composites.
 """
 from __future__ import annotations
 
@@ -25,7 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from wildhands import keypoints as kp
-from wildhands.detector import HandDetector, detection_report, fit_sigma_rule, keypoint_errors_at_crop, sigma_pairs
+from wildhands.detector import (HandDetector, detection_report, fit_sigma_rule, keypoint_errors_at_crop,
+                                match_detection, sigma_pairs)
 from wildhands.fileio import write_json
 from wildhands.images import read_image
 from wildhands.paths import REAL_PHOTOS_DIR
@@ -91,7 +102,13 @@ def main() -> None:
     parser.add_argument("--photos", default=str(REAL_PHOTOS_DIR), help="folder with labels.json")
     parser.add_argument("--write", default=None, help="write the statistics JSON here (with the second pass)")
     parser.add_argument("--write-sigma", default=None, help="write the fitted per-photo sigma rule here")
+    parser.add_argument("--composites", action="store_true", help="the full-scene benchmark of issue 17 instead")
+    parser.add_argument("--limit", type=int, default=None, help="--composites: the first N labelled hands only")
+    parser.add_argument("--write-composites", default=None, help="--composites: write the report JSON here")
     args = parser.parse_args()
+    if args.composites:
+        composites_benchmark(Path(args.photos), args.limit, args.write_composites)
+        return
     labels_path = Path(args.photos) / "labels.json"
     if not labels_path.is_file():
         print(f"skipped: no labelled photos at {labels_path}")
@@ -144,6 +161,64 @@ def sigma_report(detections, labels) -> dict:
     print(f"\n== per-photo sigma: {out['keypoints']} keypoints of {out['hands']} hands seen by 2+ passes; "
           f"Spearman(spread, error) = {out['spearman_spread_error']:.2f}; fitted rule {asdict(rule)}; "
           f"{100 * within:.0f} % of errors under the rule's median (50 % expected)")
+    return out
+
+
+def composites_benchmark(folder: Path, limit: int | None, write: str | None) -> dict:
+    """Issue 17's figures (see the module docstring); skips the pasted hands when ``folder`` is absent."""
+    from wildhands.body_finder import BodyFinder, BodySettings
+    from wildhands.composites import (HAND_FREE, background, build_composites, composite_report, labelled_photos,
+                                      person_arms, person_photos, seconds_per_photo)
+
+    photos, labels = labelled_photos(folder)
+    photos, labels = photos[:limit], labels[:limit]
+    finder = BodyFinder()
+    arms = person_arms(finder)
+    finder.close()
+    composites = build_composites(photos, labels, arms)
+    hand_free = [background(name) for name in HAND_FREE]
+    hand_free += [np.ascontiguousarray(image[::-1]) for image in hand_free]
+    print(f"\n== composites: {len(photos)} labelled hands x 4 sizes, alone and at the wrist of "
+          f"{', '.join(name for name, _, _ in arms) or 'nobody'}; {len(hand_free)} hand-free photos "
+          f"({', '.join(HAND_FREE)}, each also upside down)")
+    def timings(detector) -> dict:
+        return {"close-ups found": seconds_per_photo(detector, found_all, repeats=3),
+                "hand-free": seconds_per_photo(detector, hand_free),
+                "composites": seconds_per_photo(detector, [c.image for c in composites[:24]])}
+
+    with HandDetector() as detector:   # the close-ups where the hand pass already finds the labelled hand
+        found_all = [photo for photo, label in zip(photos, labels)
+                     if match_detection(detector.detect(photo), label[:, :2], label[:, 2]) is not None]
+    with HandDetector(body=BodySettings()) as detector:
+        report = composite_report(detector, composites, hand_free)
+        people = {name: [{"side": d.handedness, "found_by": d.found_by, "score": round(d.score, 2),
+                          "box": [round(v) for v in d.box]} for d in detector.detect(image)]
+                  for name, image in person_photos().items()}
+        on = timings(detector)
+    with HandDetector() as detector:
+        off = timings(detector)
+    print(f"{'hands':>22} {'found':>7} {'rate':>6} {'err px':>7}  by pass (hand/tile/body)")
+    for name, row in report["bins"].items():
+        err = "-" if row["mean_error_px"] is None else f"{row['mean_error_px']:.1f}"
+        print(f"{name:>22} {row['found']:>3}/{row['hands']:<3} {row['rate']:6.2f} {err:>7}  "
+              f"{row['by_pass']['hand']}/{row['by_pass']['tile']}/{row['by_pass']['body']}")
+    body_scores = sorted(round(r["score"], 2) for r in report["rows"] if r["found_by"] == "body")
+    print(f"false hands per hand-free photo: {report['false_hands_per_photo']} ({report['hand_free_photos']} photos); "
+          f"scores of the body pass's true hands: {body_scores}")
+    for name, hands in people.items():
+        print(f"packaged photo of a person, {name}: {hands or 'no hands'}")
+    speed = {kind: {"body_on_s": round(on[kind], 3), "body_off_s": round(off[kind], 3)} for kind in on}
+    for kind, row in speed.items():
+        print(f"seconds per photo, {kind:>15}: body pass on {row['body_on_s']:.3f}, off {row['body_off_s']:.3f}")
+    out = {"bins": report["bins"], "false_hands_per_photo": report["false_hands_per_photo"],
+           "hand_free_photos": report["hand_free_photos"], "body_scores": body_scores, "people_photos": people,
+           "seconds_per_photo": speed, "labelled_hands": len(photos), "arms": [name for name, _, _ in arms]}
+    if write:
+        write_json(write, {"source": "benchmarks/bench_detector.py --composites (issue 17), MediaPipe 0.10.21 "
+                           "Hands + Pose, HandDetector defaults with body_finder.BodySettings() defaults",
+                           "unit": "error: px at the 320 crop of 2.2 l around the labelled hand; hand sizes: l, "
+                                   "scene pixels (1024x768 scenes)", **out})
+        print(f"wrote {write}")
     return out
 
 
