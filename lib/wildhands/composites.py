@@ -100,6 +100,7 @@ class Composite:
     labels: np.ndarray
     name: str
     hand_px: list            # each pasted hand's l, scene pixels
+    person: bool = False     # the hand is at the wrist of a person seen whole
 
 
 def paste_hand(scene: np.ndarray, photo: np.ndarray, keypoints: np.ndarray, hand_px: float, wrist_at,
@@ -183,7 +184,7 @@ def person_composite(person: np.ndarray, arm, photo, keypoints, background_name:
     to_scene = lambda p: (np.asarray(p) + 0.5) * factor - 0.5 + [x0, y0]  # noqa: E731
     direction = np.asarray(arm.wrist, float) - np.asarray(arm.elbow, float)
     image, labels = paste_hand(scene, photo, keypoints, hand_px, to_scene(arm.wrist), direction)
-    return Composite(image, labels[None], f"{background_name}+person+hand{hand_px:.0f}", [float(hand_px)])
+    return Composite(image, labels[None], f"{background_name}+person+hand{hand_px:.0f}", [float(hand_px)], True)
 
 
 # ----------------------------------------------------------------------------- the test set and its report
@@ -245,8 +246,7 @@ def composite_report(detector, composites, hand_free=()) -> dict:
             match = match_detection(found, label[:, :2], label[:, 2])
             error = None if match is None else float(np.nanmean(keypoint_errors_at_crop(
                 match.keypoints_2d, label[:, :2], label[:, 2])))
-            rows.append({"name": composite.name, "person": "+person" in composite.name or "-left" in composite.name
-                         or "-right" in composite.name, "hand_px": size, "error_px": error,
+            rows.append({"name": composite.name, "person": composite.person, "hand_px": size, "error_px": error,
                          "found_by": None if match is None else match.found_by,
                          "low_confidence": bool(match is not None and match.low_confidence),
                          "score": None if match is None else float(match.score),
