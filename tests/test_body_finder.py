@@ -228,3 +228,25 @@ def test_a_rendered_hand_at_the_wrist_of_a_person_seen_whole_is_found_by_the_bod
             assert match.handedness in ("left", "right") and match.low_confidence is False
             break
     assert "body" in outcomes, outcomes
+
+
+def test_several_people_by_painting_out_each_one_found():
+    image = np.zeros((400, 600, 3), np.uint8)
+    people = {"a": np.tile([100.0, 100.0], (33, 1)) + np.linspace(0, 60, 33)[:, None],
+              "b": np.tile([400.0, 200.0], (33, 1)) + np.linspace(0, 60, 33)[:, None]}
+
+    def pose_once(view):
+        for points in people.values():      # the pose model finds one person a run: the first not painted out
+            x, y = points[0].astype(int)
+            if (view[y, x] != 128).any():
+                return points, np.ones(33)
+        return None
+
+    finder = _finder_with(None, BodySettings(max_people=3))
+    del finder.arms
+    finder._pose = object()
+    finder._pose_once = pose_once
+    found = finder.people(image)
+    assert [tuple(points[0]) for points, _ in found] == [(100.0, 100.0), (400.0, 200.0)]
+    finder.settings = BodySettings(max_people=1)
+    assert len(finder.people(image)) == 1
