@@ -23,10 +23,11 @@ pinky points; this module owns what follows from them.
    ``max_wrist_offset`` l of the pose wrist. Its side is the body's. ``found_by = "body"``.
 5. ``fallback_keypoints`` (off unless ``low_confidence`` is set): when the hand pass reads nothing
    in the crop, a template hand placed on the body's wrist, index and pinky points at the
-   forearm's scale, marked ``low_confidence``. Measured on the composites of
-   ``benchmarks/bench_detector.py``: 35-67 px at the 320 crop off the labels (the hand pass's
-   hands: 10-25), and every arm the pose model imagines in a hand-free photo gets one (0.5 false
-   hands per photo), so it is off in the profiles.
+   forearm's scale, marked ``low_confidence``. Measured on the person composites of
+   ``benchmarks/bench_detector.py``: of the 11 hands the passes miss, 1 got such a guess within
+   half a hand of its labels, 53 px at the 320 crop off (the read hands: 15-26), while the arms
+   the pose model imagines in hand-free photos got 0.38 false hands per photo (the read pass:
+   0), so it is off in the profiles.
 """
 from __future__ import annotations
 
