@@ -121,36 +121,32 @@ def write_mpii_nzsl(root) -> dict:
     return hands
 
 
-def write_dexter_object(root, frames: int = 1) -> None:
-    """``frames`` annotated frames per sequence, the hand drawn where its fingertips project."""
+def _write_fingertip_sequences(root, module, depth: float, axes, frame_name: str, image_size, frames: int) -> None:
+    """``frames`` annotated frames per sequence of a fingertip set (``module``: dexter_object or
+    egodexter), the tips in its depth sensor's frame (times ``axes``), the hand drawn where they project."""
     root = Path(root)
-    hand = hand_3d(0.5)
+    hand = hand_3d(depth)
     tips_colour = hand[list(kp.FINGERTIPS)]
-    rotation, translation = dexter_object.DEPTH_TO_COLOR[:, :3], dexter_object.DEPTH_TO_COLOR[:, 3]
-    sensor = np.linalg.solve(rotation, (tips_colour * 1000 - translation).T).T * dexter_object.SENSOR_TO_CAMERA_AXES
-    uv = project(hand, dexter_object.COLOR_K)
-    for sequence in dexter_object.SEQUENCES:
-        path = root / dexter_object.annotation_path(sequence)
+    rotation, translation = module.DEPTH_TO_COLOR[:, :3], module.DEPTH_TO_COLOR[:, 3]
+    sensor = np.linalg.solve(rotation, (tips_colour * 1000 - translation).T).T * axes
+    uv = project(hand, module.COLOR_K)
+    for sequence in module.SEQUENCES:
+        path = root / module.annotation_path(sequence)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("\n".join(tip_line(sensor) for _ in range(frames)) + "\n")
         for f in range(frames):
-            write_image(root / "data" / sequence / "color" / f"image_{f:05d}.png", *dexter_object.IMAGE_SIZE, uv, seed=f)
+            write_image(root / "data" / sequence / "color" / frame_name.format(f), *image_size, uv, seed=f)
+
+
+def write_dexter_object(root, frames: int = 1) -> None:
+    """``frames`` annotated frames per sequence, the hand drawn where its fingertips project."""
+    _write_fingertip_sequences(root, dexter_object, 0.5, dexter_object.SENSOR_TO_CAMERA_AXES, "image_{:05d}.png",
+                               dexter_object.IMAGE_SIZE, frames)
 
 
 def write_egodexter(root, frames: int = 1) -> None:
     """``frames`` annotated frames per sequence, the hand drawn where its fingertips project."""
-    root = Path(root)
-    hand = hand_3d(0.4)
-    tips_colour = hand[list(kp.FINGERTIPS)]
-    rotation, translation = egodexter.DEPTH_TO_COLOR[:, :3], egodexter.DEPTH_TO_COLOR[:, 3]
-    depth = np.linalg.solve(rotation, (tips_colour * 1000 - translation).T).T
-    uv = project(hand, egodexter.COLOR_K)
-    for sequence in egodexter.SEQUENCES:
-        path = root / egodexter.annotation_path(sequence)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join(tip_line(depth) for _ in range(frames)) + "\n")
-        for f in range(frames):
-            write_image(root / "data" / sequence / "color" / f"image_{f}.png", 640, 480, uv, seed=f)
+    _write_fingertip_sequences(root, egodexter, 0.4, 1.0, "image_{}.png", (640, 480), frames)
 
 
 # The paper's sets (training mixture and evaluation sets), as (profile [data] key, writer).
