@@ -7,7 +7,7 @@ order), their relative depth, the 3D world landmarks (metres, centred on the han
 the photo's camera: x right, y down, z away), the hand's side in an ordinary photograph and
 MediaPipe's handedness score. MediaPipe labels handedness as if the image were a mirrored selfie,
 so its label is swapped. MediaPipe gives no per-keypoint confidence; this module estimates one
-per photo from how much its passes disagree (``keypoint_sigma``).
+per photo from how much its passes disagree (``KeypointSigmaRule``).
 
 Passes, all with one ``Hands`` object in static-image mode:
 
@@ -28,9 +28,9 @@ Passes, all with one ``Hands`` object in static-image mode:
        sigma_i = min(sigma_max, sqrt(sigma_floor^2 + (gain * spread_i)^2))   px at 320 per axis
 
    spread_i the per-axis sample standard deviation of keypoint i over the passes (px of the
-   320 crop of 2.2 l). ``sigma_floor``, ``gain`` and ``sigma_max`` come from the profile's
-   ``[detector]`` table, measured by ``benchmarks/bench_detector.py`` (MediaPipe against the
-   labelled calibration photos). A hand that only one pass found has no sigma (None): callers
+   320 crop of 2.2 l). ``sigma_floor``, ``gain`` and ``sigma_max`` come from the file the
+   profile's ``[detector] sigma_rule`` names, measured by ``benchmarks/bench_detector.py
+   --write-sigma`` (MediaPipe against the labelled calibration photos). A hand that only one pass found has no sigma (None): callers
    fall back to the global noise model;
 4. the body pass (``body_finder``), only on photos where passes 1 and 2 found nothing or only
    small hands (people seen whole or far away): MediaPipe Pose finds the people, and each arm

@@ -297,8 +297,7 @@ class Predictor:
             if group not in self._refine_fits:
                 self._refine_fits[group] = Fit2D(self.hand_model, **refinement_model_settings(self.config, group))
             pick = torch.as_tensor(index)
-            init = _split_hands(params)
-            init = HandParameters(*(torch.cat([getattr(init[i], f) for i in index]) for f in PARAMETER_FIELDS))
+            init = HandParameters(*(getattr(params, name)[pick.to(params.trans.device)] for name in PARAMETER_FIELDS))
             result = self._refine_fits[group].fit(
                 keypoints_crop[pick], weights[pick], init=init,
                 **{**fit_settings(self.config)["fit"], "num_inits": 1,
@@ -358,13 +357,11 @@ class Predictor:
 
     def _full_pose_hand_model(self):
         """The hand model decoding 45 finger axis-angles (a refinement in the "full" pose space)."""
-        from .hand_model import HandModel
+        from .hand_model import hand_model_from_config
 
         if self._full_pose_model is None:
-            model = self.hand_model
-            self._full_pose_model = HandModel(model.path, num_pca_comps=45, num_betas=model.num_betas,
-                                              flat_hand_mean=bool(self.config["hand_model"].get("flat_hand_mean", False)),
-                                              fingertips=self.config["hand_model"].get("fingertips", "file"))
+            self._full_pose_model = hand_model_from_config(self.config, path=str(self.hand_model.path), num_pca_comps=45,
+                                                           num_betas=self.hand_model.num_betas)
         return self._full_pose_model
 
 

@@ -1,7 +1,7 @@
 """predict on the labelled real photos: the output's 2D error against its detector's, and its 3D
 error against MediaPipe's world landmarks where the labels have 3D.
 
-    python benchmarks/bench_real_photos.py [--photos ../shared/real_photos] [--checkpoint PATH]
+    python benchmarks/bench_labelled_photos.py [--photos ../shared/real_photos] [--checkpoint PATH]
                                            [--write outputs/metrics/real_photos.json]
 
 Runs ``photo_eval.evaluate_photos`` in both modes (MediaPipe finding the hands; the labelled 2D
