@@ -23,4 +23,4 @@ for ((i = 0; i < ${#args[@]}; i++)); do
     exec python -m wildhands dryrun --notebooks "${rest[@]}"
   fi
 done
-exec python -m wildhands.notebook_runner "$@"
+exec python -m wildhands.app.notebook_runner "$@"

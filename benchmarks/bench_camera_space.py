@@ -19,13 +19,13 @@ import argparse
 import time
 
 import numpy as np
-
-from wildhands.camera_eval import (by_hand_size, evaluate_placement, labelled_photo_hands, perspective_hands,
-                                   summarise)
-from wildhands.camera_space import default_intrinsics, place_results
+from wildhands.app.camera_eval import (by_hand_size, evaluate_placement,
+                                       labelled_photo_hands, perspective_hands,
+                                       summarise)
+from wildhands.app.predict import HandInput, Predictor
 from wildhands.fileio import write_json
+from wildhands.hand.camera_space import default_intrinsics, place_results
 from wildhands.paths import REAL_PHOTOS_DIR
-from wildhands.predict import HandInput, Predictor
 
 METHODS = ("placed", "weak_perspective", "true_3d")
 
@@ -45,7 +45,7 @@ def export_cost_ms(predictor, hands, repeats: int = 3) -> float:
     import tempfile
     from pathlib import Path
 
-    from wildhands.export_gltf import export_photo
+    from wildhands.app.export_gltf import export_photo
 
     costs = []
     with tempfile.TemporaryDirectory() as folder:

@@ -33,12 +33,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from wildhands import keypoints as kp
-from wildhands.detector import (HandDetector, detection_report, fit_sigma_rule, keypoint_errors_at_crop,
-                                match_detection, sigma_pairs)
+from wildhands.data.detector import (HandDetector, detection_report,
+                                     fit_sigma_rule, keypoint_errors_at_crop,
+                                     match_detection, sigma_pairs)
+from wildhands.data.images import read_image
 from wildhands.fileio import write_json
-from wildhands.images import read_image
+from wildhands.hand import keypoints as kp
 from wildhands.paths import REAL_PHOTOS_DIR
 
 PX_PER_L = 320 / 2.2
@@ -166,9 +166,11 @@ def sigma_report(detections, labels) -> dict:
 
 def composites_benchmark(folder: Path, limit: int | None, write: str | None) -> dict:
     """Issue 17's figures (see the module docstring); skips the pasted hands when ``folder`` is absent."""
-    from wildhands.body_finder import BodyFinder, BodySettings
-    from wildhands.composites import (HAND_FREE, background, build_composites, composite_report, labelled_photos,
-                                      person_arms, person_photos, seconds_per_photo)
+    from wildhands.data.body_finder import BodyFinder, BodySettings
+    from wildhands.data.composites import (HAND_FREE, background,
+                                           build_composites, composite_report,
+                                           labelled_photos, person_arms,
+                                           person_photos, seconds_per_photo)
 
     photos, labels = labelled_photos(folder)
     photos, labels = photos[:limit], labels[:limit]

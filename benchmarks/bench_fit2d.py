@@ -20,12 +20,12 @@ import time
 
 import numpy as np
 import torch
-
-from wildhands import keypoints as kp
-from wildhands.camera import axis_angle_to_matrix, weak_perspective_project
 from wildhands.config import load_profile
-from wildhands.fitting import Fit2D
-from wildhands.hand_model import HandModel, HandModelFileError
+from wildhands.fit.fit2d import Fit2D
+from wildhands.hand import keypoints as kp
+from wildhands.hand.camera import (axis_angle_to_matrix,
+                                   weak_perspective_project)
+from wildhands.hand.hand_model import HandModel, HandModelFileError
 
 
 def synthetic_keypoints(model: HandModel, count: int, seed: int, crop_size: int = 320, crop_scale: float = 2.2):

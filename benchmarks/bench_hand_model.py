@@ -40,8 +40,7 @@ def _smplx_outputs(layer, betas, pose, orient):
 def main() -> None:
     import smplx
     from smplx.utils import Struct
-
-    from wildhands.hand_model import HandModel, load_mano_arrays
+    from wildhands.hand.hand_model import HandModel, load_mano_arrays
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default=None, help="MANO-format pickle (default: the project's default)")

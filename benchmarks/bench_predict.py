@@ -16,11 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
+from wildhands.app.predict import Predictor
 from wildhands.config import load_profile
-from wildhands.images import list_images, read_image
+from wildhands.data.images import list_images, read_image
 from wildhands.paths import REAL_PHOTOS_DIR
-from wildhands.predict import Predictor
 
 
 def _images(folder) -> list:
@@ -28,7 +27,7 @@ def _images(folder) -> list:
         return [read_image(p) for p in list_images([folder])]
     if (REAL_PHOTOS_DIR / "labels.json").is_file():
         return [read_image(p) for d in sorted(REAL_PHOTOS_DIR.iterdir()) if d.is_dir() for p in list_images([d])]
-    from wildhands.synthetic import write_scenes
+    from wildhands.data.synthetic import write_scenes
 
     scenes = write_scenes(Path(tempfile.mkdtemp()) / "scenes", 8, load_profile("quick"))
     return [read_image(p) for p in list_images([scenes])]
@@ -64,7 +63,7 @@ def main() -> None:
               f"{predictor.variant}): median {1000 * np.median(per_image):.0f} ms per image, "
               f"{1000 * np.median(per_hand):.0f} ms per hand ({hands} hands; detector "
               f"{1000 * np.median(detect_times):.0f} ms per image)")
-    from wildhands.encoder import HandEncoder
+    from wildhands.net.encoder import HandEncoder
 
     for backbone, size in (("resnet50", 320),):
         net = HandEncoder("rgb+2d", backbone).eval()

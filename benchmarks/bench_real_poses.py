@@ -24,15 +24,19 @@ import argparse
 import time
 
 import torch
-
+from wildhands.app.real_pose_report import evaluate_real_poses
 from wildhands.config import load_profile
-from wildhands.datasets.real_poses import SPLIT_SUBJECTS, load_real_poses
+from wildhands.data.datasets.real_poses import SPLIT_SUBJECTS, load_real_poses
+from wildhands.data.real_pose_space import (FIT_SPACES, REAL_POSE_MODEL_NAME,
+                                            VALIDATION_LEARN,
+                                            choose_synthetic_share,
+                                            fit_real_poses, fit_summary,
+                                            learn_pose_space, mean_pose_report,
+                                            model_with_arrays,
+                                            real_pose_corpus)
 from wildhands.fileio import write_json
-from wildhands.hand_model import hand_model_from_config
+from wildhands.hand.hand_model import hand_model_from_config
 from wildhands.paths import output_dir
-from wildhands.real_pose_space import (FIT_SPACES, REAL_POSE_MODEL_NAME, VALIDATION_LEARN, choose_synthetic_share,
-                                       evaluate_real_poses, fit_real_poses, fit_summary, learn_pose_space,
-                                       mean_pose_report, model_with_arrays, real_pose_corpus)
 
 TARGETS_MM = {"full": 4.0, "pca": 7.0}     # issue 16: test-subject median per pose space
 

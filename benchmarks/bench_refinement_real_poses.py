@@ -26,19 +26,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from wildhands.camera import axis_angle_to_matrix
-from wildhands.checkpoints import load_model
+from wildhands.app.photo_eval import ALIGNMENTS, errors_3d
+from wildhands.app.predict import (DEFAULT_CHECKPOINT,
+                                   with_current_inference_settings)
 from wildhands.config import apply_overrides
-from wildhands.datasets.real_poses import load_real_poses
-from wildhands.evaluation import _split_vector
-from wildhands.fit3d import kabsch_rotation
-from wildhands.fitting import Fit2D
-from wildhands.inputs import refinement_model_settings, refinement_options, refinement_weights
-from wildhands.photo_eval import ALIGNMENTS, errors_3d
-from wildhands.predict import DEFAULT_CHECKPOINT, with_current_inference_settings
-from wildhands.synthetic import place_in_crop, random_rotation
-from wildhands.train import predict_dataset
+from wildhands.data.augment import DetectorNoise
+from wildhands.data.datasets.real_poses import load_real_poses
+from wildhands.data.synthetic import place_in_crop, random_rotation
+from wildhands.eval.protocol import _split_vector
+from wildhands.fit.fit2d import Fit2D
+from wildhands.fit.fit3d import kabsch_rotation
+from wildhands.fit.refine import (refinement_model_settings,
+                                  refinement_options, refinement_weights)
+from wildhands.hand.camera import axis_angle_to_matrix
+from wildhands.net.checkpoints import load_model
+from wildhands.net.train import predict_dataset
 
 # name -> (overrides, with the 3D term)
 REFINEMENTS = {
@@ -111,7 +113,8 @@ def evaluate(checkpoint, samples, worlds, keypoints: str, extra: dict, refinemen
         fit = Fit2D(model.hand_model, **refinement_model_settings(cfg, use_3d))
         sigma = float(cfg["refine"]["world_sigma_mm"]) / 1000
         term = {"keypoints_3d": worlds, "weights_3d": np.full((len(samples), 21), 1 / sigma ** 2)} if use_3d else {}
-        result = fit.fit(pred["input_keypoints_2d"], np.tile(refinement_weights(cfg, source), (len(samples), 1)),
+        result = fit.fit(pred["input_keypoints_2d"], np.tile(refinement_weights(cfg, source, sigma_px=DetectorNoise.from_config(cfg).keypoint_sigma_px),
+                                                                       (len(samples), 1)),
                          init=_split_vector(pred["pred_params"], model.hand_model.num_betas), num_inits=1,
                          **{"iterations": int(cfg["fit2d"]["iterations"]), **refinement_options(cfg, source)},
                          **term)

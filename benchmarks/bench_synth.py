@@ -17,11 +17,10 @@ import time
 
 import numpy as np
 import torch
-
-from wildhands import synthetic
 from wildhands.config import load_profile
-from wildhands.hand_model import hand_model_from_config
-from wildhands.render import is_closed_outward, rasterize
+from wildhands.data import synthetic
+from wildhands.data.render import is_closed_outward, rasterize
+from wildhands.hand.hand_model import hand_model_from_config
 
 
 def main() -> None:

@@ -1,8 +1,8 @@
 """Training throughput: images per second of a full training step, per input variant and backbone.
 
-A step is what ``wildhands.train`` does: draw and augment samples, detector-like noise, heat-maps,
+A step is what ``wildhands.net.train`` does: draw and augment samples, detector-like noise, heat-maps,
 encoder forward and backward, decoder, loss, Adam step. Measured on the synthetic set (generate
-it first: notebook 01 or ``wildhands.synthetic.generate_synthetic_set``), on this machine's CPU
+it first: notebook 01 or ``wildhands.data.synthetic.generate_synthetic_set``), on this machine's CPU
 (or GPU with --device cuda), after warm-up steps.
 
     python benchmarks/bench_train.py [--profile quick] [--backbones resnet18 resnet34 resnet50]
@@ -23,16 +23,17 @@ import time
 import numpy as np
 import torch
 from torch.utils.data import default_collate
-
-from wildhands.camera import axis_angle_to_matrix, weak_perspective_project
 from wildhands.config import load_profile
 from wildhands.fileio import write_json
-from wildhands.hand_model import hand_model_from_config
-from wildhands.inputs import TrainingSamples, batch_input
-from wildhands.losses import parameter_losses, reconstruction_losses
-from wildhands.model import build_model, initial_camera
+from wildhands.hand.camera import (axis_angle_to_matrix,
+                                   weak_perspective_project)
+from wildhands.hand.hand_model import hand_model_from_config
+from wildhands.net.losses import parameter_losses, reconstruction_losses
+from wildhands.net.model import build_model, initial_camera
+from wildhands.net.samples import TrainingSamples, batch_input
+from wildhands.net.train import (default_datasets, resolve_device,
+                                 variant_config)
 from wildhands.paths import output_dir
-from wildhands.train import default_datasets, resolve_device, variant_config
 
 
 def images_per_second(config: dict, hand_model, dataset, stage: str, steps: int, warmup: int, batch_size: int,
@@ -40,7 +41,7 @@ def images_per_second(config: dict, hand_model, dataset, stage: str, steps: int,
     variant = config["model"]["variant"]
     torch.manual_seed(0)
     model = build_model(config, hand_model).to(device).train()
-    model.encoder.to(memory_format=torch.channels_last)   # as wildhands.train runs it
+    model.encoder.to(memory_format=torch.channels_last)   # as wildhands.net.train runs it
     optimizer = torch.optim.Adam(model.encoder.parameters(), lr=1e-4)
     samples = TrainingSamples(dataset, config, variant, seed=0, stage=stage, with_masks=stage == "finetune")
     start = None

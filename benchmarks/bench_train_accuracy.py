@@ -20,15 +20,15 @@ import time
 from pathlib import Path
 
 import torch
-
-from wildhands.checkpoints import load_model
+from wildhands.app.predict import with_current_inference_settings
 from wildhands.config import apply_overrides, load_profile
-from wildhands.evaluation import TRUTH_SUBSTITUTIONS, error_breakdown, evaluate_network, headline, label_vectors
+from wildhands.data.synthetic import SyntheticHandDataset, synthetic_root
+from wildhands.eval.protocol import (TRUTH_SUBSTITUTIONS, error_breakdown,
+                                     evaluate_network, headline, label_vectors)
 from wildhands.fileio import write_json
+from wildhands.net.checkpoints import load_model
+from wildhands.net.train import default_run_dir, variant_config
 from wildhands.paths import output_dir
-from wildhands.predict import with_current_inference_settings
-from wildhands.synthetic import SyntheticHandDataset, synthetic_root
-from wildhands.train import default_run_dir, variant_config
 
 
 def main(argv=None) -> int:

@@ -92,9 +92,9 @@ def _peak_gib(device) -> float | None:
 
 def throughput(config: dict) -> dict:
     """Images/s and peak memory of each variant's pretraining, and of RGB+2D fine-tuning."""
-    from wildhands import train
-    from wildhands.hand_model import hand_model_from_config
-    from wildhands.synthetic import generate_synthetic_set
+    from wildhands.data.synthetic import generate_synthetic_set
+    from wildhands.hand.hand_model import hand_model_from_config
+    from wildhands.net import train
 
     hand_model = hand_model_from_config(config)
     start = time.perf_counter()
@@ -145,7 +145,7 @@ def ddp_comparison(config_path: Path, device: str, tiny: bool, single: float) ->
             out[backend] = {"error": (done.stdout + done.stderr)[-800:]}
             log(f"DDP {backend}: failed (exit {done.returncode}); last lines:\n{(done.stdout + done.stderr)[-800:]}")
             continue
-        from wildhands.train import read_log
+        from wildhands.net.train import read_log
 
         records = read_log(Path(os.environ["WILDHANDS_OUTPUTS"]) / "logs" / f"{run_dir.name}.jsonl")
         rate = round(_steady_images_per_s(records), 1)
@@ -159,9 +159,9 @@ def ddp_comparison(config_path: Path, device: str, tiny: bool, single: float) ->
 
 def quick_training(device: str, tiny: bool) -> dict:
     """The quick profile's 2D recipe (pretraining on sampled hands, then fine-tuning) on this device."""
-    from wildhands import train
     from wildhands.config import load_profile
-    from wildhands.synthetic import generate_synthetic_set
+    from wildhands.data.synthetic import generate_synthetic_set
+    from wildhands.net import train
 
     workers = min(8, os.cpu_count() or 1)
     overrides = {"device": device, "synthetic.workers": workers, "pretrain.workers": workers,

@@ -7,8 +7,7 @@ import types
 
 import numpy as np
 import pytest
-
-from wildhands import keypoints as kp
+from wildhands.hand import keypoints as kp
 
 # Rest joint positions (metres) of a toy right hand in MANO's joint order, and tip offsets.
 _FINGER_BASES = {"index": (0.09, 0.0, 0.02), "middle": (0.095, 0.0, 0.0), "pinky": (0.08, 0.0, -0.04),

@@ -3,15 +3,19 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
-from wildhands.body_finder import (Arm, BodyFinder, BodySettings, arms_from_pose, fallback_keypoints, hand_box,
-                                   hand_size)
-from wildhands.composites import (HAND_FREE, background, build_composites, hand_composite, paste_hand,
-                                  person_composite, person_photos)
-from wildhands.crops import crop_box
-from wildhands.detector import (FOUND_BY, Detection, HandDetector, detections_from_result, detector_from_config,
-                                match_detection, merge_detections, tight_box)
-from wildhands.images import read_image
+from wildhands.data.body_finder import (Arm, BodyFinder, BodySettings,
+                                        arms_from_pose, fallback_keypoints,
+                                        hand_box, hand_size)
+from wildhands.data.composites import (HAND_FREE, background, build_composites,
+                                       hand_composite, paste_hand,
+                                       person_composite, person_photos)
+from wildhands.data.crops import crop_box
+from wildhands.data.detection import Detection, tight_box
+from wildhands.data.detector import (FOUND_BY, HandDetector,
+                                     detections_from_result,
+                                     detector_from_config, match_detection,
+                                     merge_detections)
+from wildhands.data.images import read_image
 from wildhands.paths import REAL_PHOTOS_DIR
 
 LABELS = REAL_PHOTOS_DIR / "labels.json"
@@ -200,8 +204,8 @@ def test_a_rendered_hand_at_the_wrist_of_a_person_seen_whole_is_found_by_the_bod
     """Runs without ../shared: the project's own rendered hand (smoke profile scenes), pasted small
     at the cameraman's wrist, is missed by the hand and tile passes and found through his arm."""
     from wildhands.config import load_profile
-    from wildhands.hand_model import hand_model_from_config
-    from wildhands.synthetic import HandAssets, render_scene
+    from wildhands.data.synthetic import HandAssets, render_scene
+    from wildhands.hand.hand_model import hand_model_from_config
 
     people = person_photos()
     if "camera" not in people:

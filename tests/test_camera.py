@@ -1,8 +1,6 @@
 import numpy as np
-import pytest
 import torch
-
-from wildhands import camera
+from wildhands.hand import camera
 
 
 def test_rodrigues_round_trip_and_known_rotation():

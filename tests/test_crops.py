@@ -3,10 +3,10 @@ import json
 import cv2
 import numpy as np
 import pytest
-
-from wildhands.crops import (MIN_BOX_PX, PAD_VALUE, CropTransform, crop_box, crop_hand, crop_image, crop_mask,
-                             make_transform)
-from wildhands.images import ImageError
+from wildhands.data.crops import (MIN_BOX_PX, PAD_VALUE, CropTransform,
+                                  crop_box, crop_hand, crop_image, crop_mask,
+                                  make_transform)
+from wildhands.data.images import ImageError
 
 
 def _hand(cx=100.0, cy=80.0, spread=40.0, seed=0):

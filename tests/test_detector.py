@@ -3,13 +3,15 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
-from wildhands.crops import crop_box
-from wildhands.detector import (Detection, HandDetector, KeypointSigmaRule, combine_passes, detections_from_result,
-                                detector_from_config, fit_sigma_rule, keypoint_errors_at_crop, match_detection,
-                                merge_detections, pass_spread, same_hand, sigma_rule_from_file, swap_handedness,
-                                tight_box)
-from wildhands.images import ImageError, read_image
+from wildhands.data.crops import crop_box
+from wildhands.data.detection import Detection, swap_handedness, tight_box
+from wildhands.data.detector import (HandDetector, KeypointSigmaRule,
+                                     combine_passes, detections_from_result,
+                                     detector_from_config, fit_sigma_rule,
+                                     keypoint_errors_at_crop, match_detection,
+                                     merge_detections, pass_spread, same_hand,
+                                     sigma_rule_from_file)
+from wildhands.data.images import ImageError, read_image
 from wildhands.paths import REAL_PHOTOS_DIR
 
 LABELS = REAL_PHOTOS_DIR / "labels.json"

@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 from PIL import Image
-
-from wildhands import keypoints as kp
-from wildhands.camera_space import (Intrinsics, default_intrinsics, intrinsics_from_fov, photo_intrinsics,
-                                    place_hand)
-from wildhands.predict import main, predict_paths
+from wildhands.app.predict import main, predict_paths
+from wildhands.hand import keypoints as kp
+from wildhands.hand.camera_space import (Intrinsics, default_intrinsics,
+                                         intrinsics_from_fov, photo_intrinsics,
+                                         place_hand)
 
 pygltflib = pytest.importorskip("pygltflib")
 
@@ -24,7 +24,7 @@ _MANO_KEYPOINTS = [kp.MANO_TO_OPENPOSE.index(j) for j in range(kp.NUM_MANO_JOINT
 def scene(tmp_path_factory):
     """One synthetic photo (two hands, one left when the scene has it) predicted and exported."""
     from wildhands.config import load_profile
-    from wildhands.synthetic import write_scenes
+    from wildhands.data.synthetic import write_scenes
 
     root = tmp_path_factory.mktemp("gltf")
     write_scenes(root / "photos", 2, load_profile("smoke"))
@@ -151,7 +151,8 @@ def test_file_camera_projects_joints_onto_our_keypoints(scene):
 
 
 def test_rig_is_a_hierarchy_with_rotations_and_weights_from_the_model(scene):
-    from wildhands.hand_model import load_mano_arrays, resolve_hand_model_path
+    from wildhands.hand.hand_model import (load_mano_arrays,
+                                           resolve_hand_model_path)
 
     arrays = load_mano_arrays(resolve_hand_model_path())
     gltf, _ = _read(next(scene["near"].glob("*.glb")))
@@ -176,7 +177,7 @@ def test_left_and_right_hands_and_cli_flags(tmp_path, scene):
 
 
 def test_placement_recovers_a_known_translation():
-    from wildhands.hand_model import HandModel
+    from wildhands.hand.hand_model import HandModel
 
     model = HandModel()
     keys = model().keypoints[0].double().numpy()
@@ -296,9 +297,8 @@ def test_rig_skins_to_the_hand_model(pose_space, mirrored):
     the hand model's own mesh, rotated about the root, mirrored for a left hand and translated."""
     import torch
     from scipy.spatial.transform import Rotation
-
-    from wildhands.export_gltf import rig_hand
-    from wildhands.hand_model import HandModel
+    from wildhands.app.export_gltf import rig_hand
+    from wildhands.hand.hand_model import HandModel
 
     model = HandModel()
     decoder = model if pose_space == "pca" else HandModel(num_pca_comps=45)

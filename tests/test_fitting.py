@@ -3,12 +3,14 @@ import pickle
 import numpy as np
 import pytest
 import torch
-
 from conftest import toy_mano_arrays
-from wildhands import keypoints as kp
-from wildhands.camera import axis_angle_to_matrix, weak_perspective_project
-from wildhands.fitting import Fit2D, KeypointModel, _jacobian, fit_keypoints_2d
-from wildhands.hand_model import HandModel
+from wildhands.fit.fit2d import Fit2D, fit_keypoints_2d
+from wildhands.fit.lm import _jacobian
+from wildhands.hand import keypoints as kp
+from wildhands.hand.camera import (axis_angle_to_matrix,
+                                   weak_perspective_project)
+from wildhands.hand.hand_model import HandModel
+from wildhands.hand.keypoint_model import KeypointModel
 
 
 def _write(path, posedirs_scale=0.0):
@@ -273,11 +275,12 @@ def test_bad_settings_are_clear_errors(toy_model):
 
 def test_refinement_weights_follow_the_expected_keypoint_error():
     from wildhands.config import load_profile
-    from wildhands.inputs import DetectorNoise, refinement_weights
+    from wildhands.data.augment import DetectorNoise
+    from wildhands.fit.refine import refinement_weights
 
     config = load_profile("quick")
-    detector = refinement_weights(config, "detector")
     sigma = DetectorNoise.from_config(config).keypoint_sigma_px
+    detector = refinement_weights(config, "detector", sigma_px=sigma)
     assert np.allclose(detector, 1.0 / sigma ** 2) and (detector < 1.0).all()   # MediaPipe: 4-16 px
     assert np.allclose(refinement_weights(config, "labels"), 1.0)               # eq. 10 as the paper weights it
     loose = load_profile("quick", {"refine.label_sigma_px": 2.0})
@@ -285,12 +288,14 @@ def test_refinement_weights_follow_the_expected_keypoint_error():
     assert np.allclose(refinement_weights(loose, "labels", confidence), confidence / 4.0)
     with pytest.raises(ValueError, match="keypoint source"):
         refinement_weights(config, "openpose")
+    with pytest.raises(ValueError, match="sigma_px"):
+        refinement_weights(config, "detector")
 
 
 def test_refinement_anchor_comes_from_the_profile():
     from wildhands.config import load_profile
-    from wildhands.inputs import refinement_anchor
-    from wildhands.train import variant_config
+    from wildhands.fit.refine import refinement_anchor
+    from wildhands.net.train import variant_config
 
     config = load_profile("quick")
     assert refinement_anchor(config) == {"rotation": config["refine"]["anchor_rotation_rad"],
@@ -298,7 +303,7 @@ def test_refinement_anchor_comes_from_the_profile():
                                          "pose": config["refine"]["anchor_pose"]}
     assert refinement_anchor(variant_config(config, "rgb")) is None     # the quick RGB network: no prior
     assert refinement_anchor({"refine": {}}) is None
-    from wildhands.inputs import refinement_options
+    from wildhands.fit.refine import refinement_options
     options = refinement_options(config)
     assert options == {"anchor_sigma": refinement_anchor(config), "robust": config["refine"]["robust"],
                        "robust_rounds": config["refine"]["robust_rounds"],
@@ -324,7 +329,7 @@ def test_real_photo_residuals_of_hands_the_model_made(tmp_path):
     import json
 
     from wildhands.config import load_profile
-    from wildhands.evaluation import real_photo_residuals
+    from wildhands.eval.protocol import real_photo_residuals
 
     model = HandModel()
     generator = torch.Generator().manual_seed(3)
@@ -353,8 +358,9 @@ def test_real_photo_residuals_of_hands_the_model_made(tmp_path):
 
 def test_fit2d_baseline_weighs_keypoints_by_their_expected_error(toy_model):
     from wildhands.config import load_profile
-    from wildhands.evaluation import evaluate_fit2d
-    from wildhands.inputs import refinement_weights
+    from wildhands.data.augment import DetectorNoise
+    from wildhands.eval.protocol import evaluate_fit2d
+    from wildhands.fit.refine import refinement_weights
 
     config = load_profile("smoke")
     keypoints_2d, truth = _synthetic(toy_model, 4, seed=8)
@@ -363,7 +369,8 @@ def test_fit2d_baseline_weighs_keypoints_by_their_expected_error(toy_model):
     labels = {"keypoints_3d": torch.einsum("bij,bkj->bki", truth["rotation"], relative).numpy(),
               "keypoints_2d": keypoints_2d.numpy(), "visible": np.ones((4, 21)), "has_3d": np.ones(4)}
     weighted = evaluate_fit2d(toy_model, keypoints_2d.numpy(), labels, config)
-    direct = fit_keypoints_2d(toy_model, keypoints_2d, np.tile(refinement_weights(config, "detector"), (4, 1)),
+    direct = fit_keypoints_2d(toy_model, keypoints_2d, np.tile(refinement_weights(config, "detector", sigma_px=DetectorNoise.from_config(config).keypoint_sigma_px),
+                                                                  (4, 1)),
                               config=config)
     np.testing.assert_allclose(weighted["raw"]["pred_keypoints_3d"], direct.keypoints_3d.numpy())
     uniform = evaluate_fit2d(toy_model, keypoints_2d.numpy(), labels, config, source=None)
@@ -373,8 +380,8 @@ def test_fit2d_baseline_weighs_keypoints_by_their_expected_error(toy_model):
 
 
 def test_error_breakdown_puts_the_error_on_the_part_that_is_wrong(toy_model):
-    from wildhands.camera import matrix_to_axis_angle
-    from wildhands.evaluation import error_breakdown
+    from wildhands.eval.protocol import error_breakdown
+    from wildhands.hand.camera import matrix_to_axis_angle
 
     _, params = _synthetic(toy_model, 6, seed=3)
     true = torch.cat([matrix_to_axis_angle(params["rotation"]), params["trans"], params["scale"][:, None],

@@ -3,14 +3,13 @@ import sys
 
 import numpy as np
 import pytest
-import torch
-
 import smplx
-from smplx.utils import Struct
-
+import torch
 from conftest import toy_mano_arrays, write_chumpy_style_pickle
-from wildhands import keypoints as kp
-from wildhands.hand_model import HandModel, HandModelFileError, load_mano_arrays
+from smplx.utils import Struct
+from wildhands.hand import keypoints as kp
+from wildhands.hand.hand_model import (HandModel, HandModelFileError,
+                                       load_mano_arrays)
 
 
 def test_chumpy_style_file_loads_without_chumpy(tmp_path):

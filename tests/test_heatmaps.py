@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 import torch
-
-from wildhands.heatmaps import FLOOR, heatmap_argmax, keypoint_heatmaps
+from wildhands.data.heatmaps import FLOOR, heatmap_argmax, keypoint_heatmaps
 
 
 def _keypoints(seed=0, size=64):
@@ -56,7 +55,7 @@ def test_torch_batch_matches_numpy_and_keeps_device_and_dtype():
 
 
 def test_matches_the_training_inputs():
-    from wildhands.inputs import heatmaps
+    from wildhands.net.samples import heatmaps
 
     crop_points = np.random.default_rng(2).uniform(0, 319, (2, 21, 2))
     size, sigma = 64, 2.0

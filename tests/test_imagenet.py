@@ -6,12 +6,11 @@ from urllib.error import URLError
 import pytest
 import torch
 import torchvision
-
-from wildhands.checkpoints import load_model, save_checkpoint
 from wildhands.config import load_profile
-from wildhands.encoder import HandEncoder, imagenet_weights_file
-from wildhands.hand_model import HandModel
-from wildhands.model import build_model
+from wildhands.hand.hand_model import HandModel
+from wildhands.net.checkpoints import load_model, save_checkpoint
+from wildhands.net.encoder import HandEncoder, imagenet_weights_file
+from wildhands.net.model import build_model
 
 
 @pytest.fixture

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 from PIL import Image
-
+from wildhands.data.images import (ImageError, check_image, list_images,
+                                   read_image)
 from wildhands.fileio import write_json, write_obj
-from wildhands.images import ImageError, check_image, list_images, read_image
 
 
 def test_reads_rgb_grayscale_rgba_and_16bit(tmp_path):

@@ -1,16 +1,16 @@
 import numpy as np
 import pytest
 import torch
-
 from train_fixtures import make_samples
-from wildhands.camera import axis_angle_to_matrix
 from wildhands.config import load_profile
-from wildhands.encoder import HandParameters
-from wildhands.hand_model import HandModel
-from wildhands.inputs import TrainingSamples
-from wildhands.losses import (keypoint_errors, parameter_losses, reconstruction_losses, sample_soft_mask,
-                              soft_mask)
-from wildhands.model import build_model
+from wildhands.hand.camera import axis_angle_to_matrix
+from wildhands.hand.hand_model import HandModel
+from wildhands.hand.parameters import HandParameters
+from wildhands.net.losses import (keypoint_errors, parameter_losses,
+                                  reconstruction_losses, sample_soft_mask,
+                                  soft_mask)
+from wildhands.net.model import build_model
+from wildhands.net.samples import TrainingSamples
 
 LOSS = {"w2d": 1.0, "w3d": 100.0, "wmask": 100.0, "wreg": 10.0, "alpha_beta": 2.0, "l3d_unit_m": 0.1}
 
@@ -142,7 +142,7 @@ def test_each_term_sends_gradients_to_the_encoder(toy_setup, term):
     model = build_model(config, hand)
     batch = _collate(config, samples)
     batch["soft_mask"] = batch["soft_mask"] * 0.5  # nowhere saturated, so the mask term has a gradient
-    from wildhands.inputs import batch_input
+    from wildhands.net.samples import batch_input
     output = model(batch_input(batch, "2d", config))
     reconstruction_losses(output, batch, config["loss"])[term].backward()
     grad = model.encoder.backbone.conv1.weight.grad

@@ -1,10 +1,10 @@
 import cv2
 import numpy as np
 import pytest
-
-from wildhands import keypoints as kp
-from wildhands.drawing import draw_seed_regions
-from wildhands.masks import BAND_LABELS, MaskCache, grabcut_hand_mask, mask_iou, seed_regions
+from wildhands.app.drawing import draw_seed_regions
+from wildhands.data.masks import (BAND_LABELS, MaskCache, grabcut_hand_mask,
+                                  mask_iou, seed_regions)
+from wildhands.hand import keypoints as kp
 
 
 def drawn_hand(seed=0, size=320, zoom=1.0):

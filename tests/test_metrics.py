@@ -3,9 +3,8 @@ import json
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
-
-from wildhands import keypoints as kp
-from wildhands import metrics
+from wildhands.eval import metrics
+from wildhands.hand import keypoints as kp
 
 
 def _hands(n=4, seed=0):

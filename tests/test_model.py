@@ -2,15 +2,18 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-
 from train_fixtures import make_samples
-from wildhands import keypoints as kp
-from wildhands.camera import axis_angle_to_matrix
 from wildhands.config import load_profile
-from wildhands.encoder import PARAMETER_FIELDS, HandEncoder, HandParameters
-from wildhands.hand_model import HandModel
-from wildhands.inputs import DetectorNoise, augment_sample, detector_keypoints, heatmaps, network_input
-from wildhands.model import build_model, quarter_turns, turn_parameters, turned_average
+from wildhands.data.augment import (DetectorNoise, augment_sample,
+                                    detector_keypoints)
+from wildhands.hand import keypoints as kp
+from wildhands.hand.camera import axis_angle_to_matrix
+from wildhands.hand.hand_model import HandModel
+from wildhands.hand.parameters import PARAMETER_FIELDS, HandParameters
+from wildhands.net.encoder import HandEncoder
+from wildhands.net.model import (build_model, quarter_turns, turn_parameters,
+                                 turned_average)
+from wildhands.net.samples import heatmaps, network_input
 
 
 @pytest.fixture
@@ -61,7 +64,7 @@ def test_decoder_is_fixed_and_the_hand_model_stays_out_of_the_state_dict(hand, c
 
 
 def test_iterative_head_feeds_its_estimate_back_and_trains(hand, config):
-    from wildhands.encoder import IterativeHead
+    from wildhands.net.encoder import IterativeHead
 
     torch.manual_seed(0)
     head = IterativeHead(8, 5, iterations=3, hidden=16)
@@ -241,7 +244,7 @@ def test_heatmaps_peak_at_the_keypoints_at_the_input_resolution():
 
 
 def test_samples_without_3d_labels_or_parameters_batch_with_full_ones(hand, config):
-    from wildhands.inputs import TrainingSamples
+    from wildhands.net.samples import TrainingSamples
 
     full = make_samples(hand, 2, seed=1)
     partial = {k: v for k, v in full[1].items() if k not in ("keypoints_3d", "has_3d", "betas", "pose",
@@ -256,7 +259,7 @@ def test_samples_without_3d_labels_or_parameters_batch_with_full_ones(hand, conf
 
 
 def test_every_variant_sees_the_same_detector_like_keypoints_at_evaluation(hand, config):
-    from wildhands.inputs import TrainingSamples
+    from wildhands.net.samples import TrainingSamples
 
     samples = make_samples(hand, 3, seed=2)
     noisy = {v: TrainingSamples(samples, config, v, seed=0, stage="eval", augment=False, noise=True)

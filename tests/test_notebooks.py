@@ -1,10 +1,9 @@
 """Every notebook runs headlessly under papermill in the smoke profile, in order."""
 import json
-import os
 
 import pytest
-
-from wildhands.notebook_runner import NotebookFailed, list_notebooks, run_notebooks
+from wildhands.app.notebook_runner import (NotebookFailed, list_notebooks,
+                                           run_notebooks)
 
 
 @pytest.mark.slow
@@ -31,9 +30,8 @@ def test_all_notebooks_run_in_smoke_profile(tmp_path, monkeypatch):
 
 def test_failure_names_notebook_and_cell(tmp_path, monkeypatch):
     import nbformat
+    import wildhands.app.notebook_runner as runner
     from nbformat.v4 import new_code_cell, new_notebook
-
-    import wildhands.notebook_runner as runner
 
     books = tmp_path / "notebooks"
     books.mkdir()

@@ -16,8 +16,7 @@ import subprocess
 import sys
 
 import pytest
-
-from wildhands.datasets import PAPER_TEST
+from wildhands.data.datasets import PAPER_TEST
 
 TEST_INPUT_SIZE = 48   # the smallest at which DDP's one sample per process still gives batch norm 2x2 values
 
@@ -79,9 +78,8 @@ def test_paper_dryrun_profile_changes_only_counts_sizes_and_the_device():
 
 def test_cpu_autocast_and_ddp_backend_only_where_the_profile_asks():
     import torch
-
     from wildhands.config import load_profile
-    from wildhands.train import autocast_dtype, ddp_backend
+    from wildhands.net.train import autocast_dtype, ddp_backend
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert autocast_dtype(load_profile("quick"), cpu) is None            # the CPU profiles stay float32

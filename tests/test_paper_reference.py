@@ -3,9 +3,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from wildhands import metrics
-from wildhands import paper_reference as ref
+from wildhands.eval import metrics
+from wildhands.eval import paper_reference as ref
 from wildhands.paths import SHARED_DIR
 
 SOURCE_DIR = SHARED_DIR / "paper_reference"
@@ -77,7 +76,7 @@ def test_comparison_rows_paper_vs_ours():
 def test_pck_comparison_figure(tmp_path):
     import matplotlib
     matplotlib.use("Agg")
-    from wildhands import plots
+    from wildhands.app import plots
 
     errors = np.random.default_rng(0).uniform(0, 60, size=(20, 21))
     ours = {"Ours 2D": metrics.summarize_errors(errors, np.arange(0, 51), (20, 50), "mm"),

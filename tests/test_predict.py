@@ -6,19 +6,18 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
-from wildhands import keypoints as kp
-from wildhands.checkpoints import save_checkpoint
+from wildhands.app.predict import Predictor, main, predict_paths
 from wildhands.config import load_profile
-from wildhands.hand_model import HandModel
-from wildhands.model import build_model
-from wildhands.predict import Predictor, main, predict_paths
+from wildhands.hand.hand_model import HandModel
+from wildhands.net.checkpoints import save_checkpoint
+from wildhands.net.model import build_model
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from conftest import toy_mano_arrays
     import pickle
+
+    from conftest import toy_mano_arrays
 
     root = tmp_path_factory.mktemp("predict")
     model_path = root / "TOY_RIGHT.pkl"
@@ -72,7 +71,7 @@ def test_left_hand_is_mirrored_back(tmp_path, checkpoint):
     right = _hand_keypoints(120, 130)
     left = right.copy()
     left[:, 0] = image.shape[1] - 1 - left[:, 0]
-    from wildhands.predict import HandInput
+    from wildhands.app.predict import HandInput
 
     predictor = Predictor(checkpoint, refine=False)
     (r,) = predictor.predict(image, [HandInput(right, np.ones(21), "right")])
@@ -115,8 +114,9 @@ def test_bad_inputs_never_stop_the_batch(tmp_path, checkpoint):
 
 
 def test_checkpoint_for_another_hand_model_is_refused(tmp_path, checkpoint):
-    from conftest import toy_mano_arrays
     import pickle
+
+    from conftest import toy_mano_arrays
 
     other = tmp_path / "OTHER.pkl"
     other.write_bytes(pickle.dumps(toy_mano_arrays(seed=3), protocol=2))
@@ -125,9 +125,10 @@ def test_checkpoint_for_another_hand_model_is_refused(tmp_path, checkpoint):
 
 
 def test_fit2d_method_fits_the_given_keypoints(tmp_path):
-    from conftest import toy_mano_arrays
     import pickle
-    from wildhands.predict import HandInput
+
+    from conftest import toy_mano_arrays
+    from wildhands.app.predict import HandInput
 
     path = tmp_path / "TOY_RIGHT.pkl"
     path.write_bytes(pickle.dumps(toy_mano_arrays(), protocol=2))
@@ -140,8 +141,8 @@ def test_fit2d_method_fits_the_given_keypoints(tmp_path):
 
 
 def test_shipped_checkpoint_loads_against_the_current_hand_model():
-    from wildhands.checkpoints import load_model
-    from wildhands.predict import DEFAULT_CHECKPOINT
+    from wildhands.app.predict import DEFAULT_CHECKPOINT
+    from wildhands.net.checkpoints import load_model
 
     assert DEFAULT_CHECKPOINT.is_file(), "the default 2D checkpoint must ship in params/checkpoints/"
     assert DEFAULT_CHECKPOINT.stat().st_size <= 15 * 1024 * 1024
@@ -150,8 +151,8 @@ def test_shipped_checkpoint_loads_against_the_current_hand_model():
 
 
 def test_checkpoints_take_the_fit_settings_of_their_profile_as_it_is_now():
-    from wildhands.predict import with_current_inference_settings
-    from wildhands.train import variant_config
+    from wildhands.app.predict import with_current_inference_settings
+    from wildhands.net.train import variant_config
 
     quick = load_profile("quick")
     for variant in ("2d", "rgb"):
@@ -168,7 +169,7 @@ def test_checkpoints_take_the_fit_settings_of_their_profile_as_it_is_now():
 
 
 def _detected(keypoints_2d, side="right", world=True):
-    from wildhands.detector import Detection, tight_box
+    from wildhands.data.detector import Detection, tight_box
 
     rng = np.random.default_rng(1)
     world_m = (keypoints_2d - keypoints_2d[0]) / 600.0
@@ -178,7 +179,7 @@ def _detected(keypoints_2d, side="right", world=True):
 
 
 def test_detector_cues_reach_the_fit_and_the_json(tmp_path, checkpoint):
-    from wildhands.predict import HandInput, write_outputs
+    from wildhands.app.predict import HandInput, write_outputs
 
     predictor = Predictor(checkpoint, detector=False)
     image = np.zeros((240, 320, 3), np.uint8)

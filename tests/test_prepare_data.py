@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 import pytest
-
 from wildhands.cli import main as cli_main
 from wildhands.config import load_profile
-from wildhands.datasets.fixtures import write_mpii_nzsl, write_panoptic, write_paper_fixtures, write_stb
-from wildhands.datasets.prepare import DataPreparationError, count_table, prepare_data
+from wildhands.data.datasets.fixtures import (write_mpii_nzsl, write_panoptic,
+                                              write_paper_fixtures, write_stb)
+from wildhands.data.datasets.prepare import (DataPreparationError, count_table,
+                                             prepare_data)
 
 
 @pytest.fixture
 def outputs(tmp_path, monkeypatch):
-    monkeypatch.setattr("wildhands.datasets.joint.OUTPUTS_DIR", tmp_path / "outputs")
+    monkeypatch.setattr("wildhands.data.datasets.joint.OUTPUTS_DIR", tmp_path / "outputs")
     return tmp_path / "outputs"
 
 

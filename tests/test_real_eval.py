@@ -5,15 +5,15 @@ from __future__ import annotations
 import matplotlib
 import numpy as np
 import pytest
-
 from test_datasets import write_mpii_nzsl, write_stb
 from train_fixtures import ListDataset, make_samples
-from wildhands import keypoints as kp
-from wildhands import paper_reference, plots, real_eval
+from wildhands.app import plots
 from wildhands.config import load_profile
-from wildhands.datasets import JointHandDataset, load_mpii_nzsl, load_stb
-from wildhands.hand_model import HandModel
-from wildhands.train import finetune, pretrain
+from wildhands.data.datasets import JointHandDataset, load_mpii_nzsl, load_stb
+from wildhands.eval import paper_reference, real_sets
+from wildhands.hand import keypoints as kp
+from wildhands.hand.hand_model import HandModel
+from wildhands.net.train import finetune, pretrain
 
 matplotlib.use("Agg")
 
@@ -26,7 +26,7 @@ TINY = {"model.input_size": 32, "pretrain.steps": 2, "pretrain.batch_size": 4, "
 @pytest.fixture
 def setup(toy_mano_path, tmp_path, monkeypatch):
     monkeypatch.setenv("WILDHANDS_OUTPUTS", str(tmp_path / "outputs"))
-    monkeypatch.setattr("wildhands.train.OUTPUTS_DIR", tmp_path / "outputs")
+    monkeypatch.setattr("wildhands.net.train.OUTPUTS_DIR", tmp_path / "outputs")
     write_stb(tmp_path / "stb", frames=1, draw=True)
     write_mpii_nzsl(tmp_path / "hand_labels")
     return HandModel(toy_mano_path), load_profile("smoke", TINY), tmp_path
@@ -43,7 +43,7 @@ def test_finetune_on_the_real_mixture_then_evaluate_the_paper_sets(setup):
     tuned = finetune(config, init_checkpoint=init, datasets=(mixture, mixture), run_dir=tmp / "fine", **common)
 
     paths = {"stb": str(tmp / "stb"), "mpii_nzsl": str(tmp / "hand_labels"), "panoptic": "", "egodexter": ""}
-    result = real_eval.evaluate_sets(config, paths, {"2d": tuned.checkpoint}, hand)
+    result = real_sets.evaluate_sets(config, paths, {"2d": tuned.checkpoint}, hand)
     assert set(result) == {"stereo", "mpii+nzsl"}                       # training-only and empty sets skipped
     for set_name, per_method in result.items():
         assert set(per_method) == {"Ours 2D", "2D fit"}
@@ -68,29 +68,29 @@ def test_protocol_scores_are_zero_for_the_labels_and_see_their_offsets():
     scored[:, list(kp.FINGERTIPS)] = True
     labels = {"keypoints_3d": tips_only, "scored": scored, "visible": scored,
               "keypoints_2d": points[..., :2] * 1000}
-    protocol = real_eval.PROTOCOLS["egodexter"]
-    shifted = real_eval.Predictions(points - points[:, :1] + [0.1, 0, 0], points[..., :2] * 1000)  # any translation
-    assert real_eval.score(shifted, labels, protocol, {})["mean_mm"] == pytest.approx(0.0, abs=1e-9)
+    protocol = real_sets.PROTOCOLS["egodexter"]
+    shifted = real_sets.Predictions(points - points[:, :1] + [0.1, 0, 0], points[..., :2] * 1000)  # any translation
+    assert real_sets.score(shifted, labels, protocol, {})["mean_mm"] == pytest.approx(0.0, abs=1e-9)
     bent = shifted.keypoints_3d.copy()
     bent[:, kp.FINGERTIPS[0]] += [0.01, 0, 0]    # thumb tip 10 mm off moves the centroid 2 mm
-    summary = real_eval.score(real_eval.Predictions(bent, shifted.keypoints_2d), labels, protocol, {})
+    summary = real_sets.score(real_sets.Predictions(bent, shifted.keypoints_2d), labels, protocol, {})
     assert summary["per_keypoint"]["thumb_tip"]["mean_mm"] == pytest.approx(8.0)
     assert summary["per_keypoint"]["wrist"]["mean_mm"] is None
 
-    two_d = real_eval.score(real_eval.Predictions(bent, labels["keypoints_2d"] + [3, 4]), labels,
-                            real_eval.PROTOCOLS["mpii_nzsl"], {})
+    two_d = real_sets.score(real_sets.Predictions(bent, labels["keypoints_2d"] + [3, 4]), labels,
+                            real_sets.PROTOCOLS["mpii_nzsl"], {})
     assert two_d["mean_px"] == pytest.approx(5.0) and two_d["num_keypoints_scored"] == 15
 
 
 def test_palm_root_sets_drop_keypoint_0_from_the_2d_inputs():
     visible = np.ones((2, kp.NUM_KEYPOINTS))
-    assert real_eval.input_confidence(visible, palm_root=True)[:, 0].sum() == 0
-    assert real_eval.input_confidence(visible, palm_root=False).sum() == visible.sum()
+    assert real_sets.input_confidence(visible, palm_root=True)[:, 0].sum() == 0
+    assert real_sets.input_confidence(visible, palm_root=False).sum() == visible.sum()
     assert visible.sum() == 42                                                 # the labels stay as they are
 
 
 def test_paper_training_mixture_reads_the_configured_training_sets(setup):
-    from wildhands.datasets import paper_training_mixture
+    from wildhands.data.datasets import paper_training_mixture
 
     _, config, tmp = setup
     assert paper_training_mixture(config) is None                               # the profile names no folder
@@ -102,14 +102,14 @@ def test_paper_training_mixture_reads_the_configured_training_sets(setup):
 
 
 def test_finetuning_defaults_to_the_real_mixture_when_the_profile_names_it(setup, monkeypatch):
-    from wildhands import synthetic
-    from wildhands.train import default_datasets
+    from wildhands.data import synthetic
+    from wildhands.net import train
 
     hand, config, tmp = setup
     synthetic.generate_synthetic_set(load_profile("smoke", {"synthetic.num_val": 2, "synthetic.workers": 1}),
                                      root=tmp / "synthetic", split="val", hand_model=hand)
-    monkeypatch.setattr(synthetic, "synthetic_root", lambda cfg: tmp / "synthetic")
+    monkeypatch.setattr(train, "synthetic_root", lambda cfg: tmp / "synthetic")
     real = dict(config, data={**config["data"], "stb": str(tmp / "stb")})
-    train_set, val_set = default_datasets(real, "finetune", hand)
+    train_set, val_set = train.default_datasets(real, "finetune", hand)
     assert isinstance(train_set, JointHandDataset) and train_set.counts()["stb"]["samples"] == 10
     assert len(val_set) == 2                                     # validation stays the synthetic val split

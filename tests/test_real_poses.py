@@ -4,14 +4,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-from wildhands import keypoints as kp
-from wildhands.camera import axis_angle_to_matrix
-from wildhands.datasets import DatasetNotFound
-from wildhands.datasets.real_poses import PATH_ENV, SPLIT_SUBJECTS, default_real_poses_path, load_real_poses
-from wildhands.fit3d import Fit3D, kabsch_rotation
-from wildhands.fitting import _jacobian
-from wildhands.hand_model import HandModel
+from wildhands.data.datasets import DatasetNotFound
+from wildhands.data.datasets.real_poses import (PATH_ENV, SPLIT_SUBJECTS,
+                                                default_real_poses_path,
+                                                load_real_poses)
+from wildhands.fit.fit3d import Fit3D, kabsch_rotation
+from wildhands.fit.lm import _jacobian
+from wildhands.hand import keypoints as kp
+from wildhands.hand.camera import axis_angle_to_matrix
+from wildhands.hand.hand_model import HandModel
 
 SUBJECTS = [f"2020{n:04d}-subject-{n:02d}" for n in range(1, 11)]
 FRAMES_PER_SUBJECT = 3
@@ -146,7 +147,7 @@ def test_real_file_is_right_handed_once_mirrored_and_split():
 
 
 def test_mixed_pose_corpus_keeps_every_real_pose_and_the_share():
-    from wildhands.open_hand import mixed_pose_corpus
+    from wildhands.hand.open_hand import mixed_pose_corpus
 
     rng = np.random.default_rng(0)
     real, synthetic = rng.normal(size=(70, 45)), rng.normal(size=(50, 45)) + 10
@@ -160,7 +161,8 @@ def test_mixed_pose_corpus_keeps_every_real_pose_and_the_share():
 
 
 def test_evaluation_fits_model_made_hands_closely_and_draws(hand_model, poses_file, tmp_path):
-    from wildhands.real_pose_space import evaluate_real_poses, residual_table
+    from wildhands.app.real_pose_report import (evaluate_real_poses,
+                                                residual_table)
 
     metrics = evaluate_real_poses(hand_model, splits=("test",), spaces=("pca", "full"), path=poses_file, worst=1,
                                   figures_dir=tmp_path, log=lambda line: None)
@@ -175,8 +177,8 @@ def test_evaluation_fits_model_made_hands_closely_and_draws(hand_model, poses_fi
 
 def test_sampled_real_hands_come_only_from_training_subjects(hand_model, poses_file):
     from wildhands.config import apply_overrides, load_profile
-    from wildhands.real_pose_sampling import real_pose_labels
-    from wildhands.synthetic import SampledHands
+    from wildhands.data.real_pose_sampling import real_pose_labels
+    from wildhands.data.synthetic import SampledHands
 
     labels = real_pose_labels(hand_model, poses_file, cache=False)
     train, test = load_real_poses("train", poses_file), load_real_poses("test", poses_file)
@@ -207,7 +209,7 @@ def test_sampled_real_hands_come_only_from_training_subjects(hand_model, poses_f
 
 def test_sampled_hands_read_no_real_poses_at_zero_and_reject_bad_fractions(hand_model):
     from wildhands.config import apply_overrides, load_profile
-    from wildhands.synthetic import SampledHands
+    from wildhands.data.synthetic import SampledHands
 
     config = load_profile("quick")
     plain = SampledHands(hand_model, config, 8).__getitems__(list(range(8)))

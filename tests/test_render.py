@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
-
-from wildhands.render import (is_closed_outward, lambert, overlay_mesh, projected_face_areas, rasterize, render,
-                              vertex_normals)
+from wildhands.data.render import (is_closed_outward, lambert, overlay_mesh,
+                                   projected_face_areas, rasterize, render,
+                                   vertex_normals)
 
 
 def _quad(x0, y0, size, depth):

@@ -4,16 +4,18 @@ import pickle
 import numpy as np
 import pytest
 import torch
-
-from wildhands import keypoints as kp
-from wildhands import synthetic
-from wildhands.appearance import draw_occluders
-from wildhands.camera import axis_angle_to_matrix, weak_perspective_project
 from wildhands.config import load_profile
-from wildhands.hand_model import HandModel, rest_keypoints
-from wildhands.render import render
-from wildhands.synthetic import (HandAssets, SyntheticHandDataset, anatomical_frame, generate_synthetic_set,
-                                 hidden_keypoints, render_samples, sample_parameters)
+from wildhands.data import synthetic
+from wildhands.data.appearance import draw_occluders
+from wildhands.data.render import render
+from wildhands.data.synthetic import (HandAssets, SyntheticHandDataset,
+                                      anatomical_frame, generate_synthetic_set,
+                                      hidden_keypoints, render_samples,
+                                      sample_parameters)
+from wildhands.hand import keypoints as kp
+from wildhands.hand.camera import (axis_angle_to_matrix,
+                                   weak_perspective_project)
+from wildhands.hand.hand_model import HandModel, rest_keypoints
 
 
 @pytest.fixture(scope="module")
@@ -257,8 +259,8 @@ def test_missing_set_is_a_clear_error(tmp_path):
 
 
 def test_sampled_hands_are_the_rendered_distribution_without_pixels(model, config):
-    from wildhands.synthetic import SampledHands
-    from wildhands.train import default_datasets
+    from wildhands.data.synthetic import SampledHands
+    from wildhands.net.train import default_datasets
 
     hands = SampledHands(model, config, length=40)
     first = hands[3]

@@ -4,13 +4,14 @@ import pickle
 import pytest
 import torch
 import torch.multiprocessing as mp
-
 from conftest import toy_mano_arrays
 from train_fixtures import ListDataset, make_samples
-from wildhands.checkpoints import CheckpointError, export_checkpoint, load_model, read_checkpoint
 from wildhands.config import apply_overrides, load_profile
-from wildhands.hand_model import HandModel
-from wildhands.train import _run_difference, finetune, main, pretrain, read_log, variant_config
+from wildhands.hand.hand_model import HandModel
+from wildhands.net.checkpoints import (CheckpointError, export_checkpoint,
+                                       load_model, read_checkpoint)
+from wildhands.net.train import (_run_difference, finetune, main, pretrain,
+                                 read_log, variant_config)
 
 TINY = {"model.input_size": 32, "pretrain.steps": 4, "pretrain.batch_size": 4, "pretrain.checkpoint_every": 2,
         "pretrain.log_every": 1, "finetune.steps": 4, "finetune.batch_size": 4, "finetune.checkpoint_every": 2,
@@ -25,7 +26,7 @@ class Killed(Exception):
 @pytest.fixture
 def setup(toy_mano_path, tmp_path, monkeypatch):
     monkeypatch.setenv("WILDHANDS_OUTPUTS", str(tmp_path / "outputs"))
-    monkeypatch.setattr("wildhands.train.OUTPUTS_DIR", tmp_path / "outputs")
+    monkeypatch.setattr("wildhands.net.train.OUTPUTS_DIR", tmp_path / "outputs")
     hand = HandModel(toy_mano_path)
     data = (ListDataset(make_samples(hand, 12, seed=0)), ListDataset(make_samples(hand, 4, seed=1)))
     return hand, data, load_profile("smoke", TINY), tmp_path
@@ -110,9 +111,9 @@ def _ddp_worker(rank, world, port, toy_path, out_dir):
     os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
                        "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank), "OMP_NUM_THREADS": "1",
                        "WILDHANDS_OUTPUTS": str(out_dir)})
-    import wildhands.train
+    import wildhands.net.train
 
-    wildhands.train.OUTPUTS_DIR = out_dir  # imported before the environment was set
+    wildhands.net.train.OUTPUTS_DIR = out_dir  # imported before the environment was set
     torch.set_num_threads(1)
     hand = HandModel(toy_path)
     data = (ListDataset(make_samples(hand, 8, seed=0)), ListDataset(make_samples(hand, 2, seed=1)))
@@ -186,8 +187,9 @@ def test_finetune_started_over_still_starts_from_the_pretrained_weights(setup, c
 
 
 def test_weights_move_to_another_input_variant(toy_mano_path, tmp_path):
-    from wildhands.checkpoints import load_encoder_weights_from_variant, save_checkpoint
-    from wildhands.model import build_model
+    from wildhands.net.checkpoints import (load_encoder_weights_from_variant,
+                                           save_checkpoint)
+    from wildhands.net.model import build_model
 
     hand = HandModel(toy_mano_path)
     config = load_profile("smoke", {"model.input_size": 32})

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
-from wildhands import keypoints as kp
-from wildhands.camera import axis_angle_to_matrix
+from wildhands.hand import keypoints as kp
+from wildhands.hand.camera import axis_angle_to_matrix
 
 
 def make_samples(hand_model, count: int, seed: int = 0, crop_size: int = 320, crop_scale: float = 2.2,

@@ -9,7 +9,7 @@ import sys
 
 
 def _build_hand_model(argv: list[str]) -> int:
-    from .open_hand import save_open_hand_model
+    from wildhands.hand.open_hand import save_open_hand_model
 
     parser = argparse.ArgumentParser(prog="wildhands build-hand-model",
                                      description="Build the open hand model (MANO format) deterministically.")
@@ -23,9 +23,10 @@ def _build_hand_model(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     real_poses, out = None, args.out
     if args.real_poses is not None:
-        from .hand_model import HandModel
-        from .paths import OPEN_HAND_PATH, output_dir
-        from .real_pose_space import REAL_POSE_MODEL_NAME, real_pose_corpus
+        from wildhands.data.real_pose_space import (REAL_POSE_MODEL_NAME,
+                                                    real_pose_corpus)
+        from wildhands.hand.hand_model import HandModel
+        from wildhands.paths import OPEN_HAND_PATH, output_dir
 
         real_poses = real_pose_corpus(HandModel(OPEN_HAND_PATH), "train", path=args.real_poses or None)
         out = out or output_dir("hand_models") / REAL_POSE_MODEL_NAME
@@ -35,20 +36,20 @@ def _build_hand_model(argv: list[str]) -> int:
 
 
 def _train(argv: list[str]) -> int:
-    from .train import main as train_main
+    from wildhands.net.train import main as train_main
 
     return int(train_main(argv) or 0)
 
 
 def _predict(argv: list[str]) -> int:
-    from .predict import main as predict_main
+    from wildhands.app.predict import main as predict_main
 
     return int(predict_main(argv) or 0)
 
 
 def _export_checkpoint(argv: list[str]) -> int:
-    from .checkpoints import export_checkpoint
-    from .predict import DEFAULT_CHECKPOINT
+    from wildhands.app.predict import DEFAULT_CHECKPOINT
+    from wildhands.net.checkpoints import export_checkpoint
 
     parser = argparse.ArgumentParser(prog="wildhands export-checkpoint",
                                      description="Write a trained checkpoint as predict's shipped default "
@@ -62,19 +63,19 @@ def _export_checkpoint(argv: list[str]) -> int:
 
 
 def _prepare_data(argv: list[str]) -> int:
-    from .datasets.prepare import main as prepare_main
+    from wildhands.data.datasets.prepare import main as prepare_main
 
     return prepare_main(argv)
 
 
 def _dryrun(argv: list[str]) -> int:
-    from .dryrun import main as dryrun_main
+    from wildhands.app.dryrun import main as dryrun_main
 
     return dryrun_main(argv)
 
 
 def _run_notebooks(argv: list[str]) -> int:
-    from .notebook_runner import main as run_main
+    from wildhands.app.notebook_runner import main as run_main
 
     return run_main(argv)
 

@@ -10,7 +10,7 @@ import copy
 import tomllib
 from pathlib import Path
 
-from .paths import PROFILES_DIR
+from wildhands.paths import PROFILES_DIR
 
 PROFILES = ("smoke", "quick", "paper", "paper-dryrun")
 # Tables that steer only inference (test-time averaging, the 2D fit), never the trained weights.

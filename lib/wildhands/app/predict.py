@@ -1,0 +1,484 @@
+"""Photographs to 3D hands: detection, the paper's crops, the network, the 2D-fit refinement, outputs.
+
+``python -m wildhands predict IMAGE_OR_DIR... --out DIR`` writes, per image, ``DIR/<stem>.json``
+(every hand: handedness, score, crop box, ``keypoints_2d`` 21x2 in original-image pixels,
+``joints_3d`` 21x3 metres, root-relative, camera-aligned (x right, y down, z away from the
+camera), vertices, parameters and camera), ``DIR/<stem>_overlay.png`` (shaded mesh and
+skeleton on the photo) and ``DIR/<stem>_hand<i>.obj``. Left hands are mirrored into right
+ones for the network and the results mirrored back. A bad image never stops the batch: its
+JSON holds the error, the others are processed, and the exit code is non-zero only when no
+image could be processed.
+
+Every hand is also placed in the photo's camera (``camera_space``: ``camera_intrinsics`` per
+image, ``translation_m``, ``joints_3d_camera``, ``vertices_camera`` per hand); ``--export glb``
+adds ``DIR/<stem>.glb``, the hands rigged and the camera (``export_gltf``); ``--space camera``
+writes the OBJ files in the camera frame.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from wildhands.app.drawing import draw_hand_overlay
+from wildhands.app.export_gltf import export_photo
+from wildhands.config import INFERENCE_TABLES, apply_overrides, load_profile
+from wildhands.data.augment import DetectorNoise, resize_image
+from wildhands.data.crops import (CropTransform, crop_box, crop_image,
+                                  make_transform)
+from wildhands.data.detection import Detection
+from wildhands.data.detector import detector_from_config, match_detection
+from wildhands.data.images import ImageError, list_images, read_image
+from wildhands.fileio import atomic_path, write_json, write_obj
+from wildhands.fit.fit2d import Fit2D, fit_settings
+from wildhands.fit.refine import (refinement_model_settings,
+                                  refinement_options, refinement_weights)
+from wildhands.hand import keypoints as kp
+from wildhands.hand.camera_space import (check_camera_flags, photo_intrinsics,
+                                         place_results)
+from wildhands.hand.hand_model import hand_model_from_config
+from wildhands.hand.parameters import PARAMETER_FIELDS, HandParameters
+from wildhands.net.checkpoints import load_model
+from wildhands.net.model import HandDecoder, quarter_turns, turned_average
+from wildhands.net.samples import network_input
+from wildhands.net.train import variant_config
+from wildhands.paths import OUTPUTS_DIR, PARAMS_DIR
+
+DEFAULT_CHECKPOINT = PARAMS_DIR / "checkpoints" / "wildhands_2d_open_hand.pt"
+TRAINED_CHECKPOINT = OUTPUTS_DIR / "checkpoints" / "quick-2d-finetune" / "final.pt"
+METHODS = ("network", "fit2d")
+SPACES = ("root", "camera")    # OBJ vertices: root-relative, or placed in the photo's camera
+EXPORTS = ("glb",)
+MIN_KEYPOINTS = 6          # fewer usable keypoints cannot place a hand
+RGB_NOTE = "the RGB variants are trained on synthetic renders only; expect weaker results on photographs"
+
+
+def default_checkpoint() -> Path:
+    """The newer of the shipped checkpoint and the one ``./run_all.sh`` trained (quick profile, 2D)."""
+    candidates = [p for p in (TRAINED_CHECKPOINT, DEFAULT_CHECKPOINT) if p.is_file()]
+    if not candidates:
+        raise FileNotFoundError(f"no checkpoint at {DEFAULT_CHECKPOINT} or {TRAINED_CHECKPOINT}: run ./run_all.sh "
+                                "to train one, or pass --checkpoint PATH")
+    return max(candidates, key=lambda p: p.stat().st_mtime)
+
+
+@dataclass
+class HandInput:
+    """One hand to reconstruct: keypoints in original pixels (NaN where unknown), their confidence,
+    and what a detector said of it (``detection``: per-keypoint sigma, 3D world landmarks)."""
+    keypoints_2d: np.ndarray
+    confidence: np.ndarray
+    handedness: str = "right"
+    score: float = 1.0
+    source: str = "detector"
+    detection: Detection | None = None
+
+    @classmethod
+    def from_detection(cls, det: Detection) -> "HandInput":
+        return cls(det.keypoints_2d, np.ones(kp.NUM_KEYPOINTS), det.handedness, det.score, "mediapipe", det)
+
+    @property
+    def sigma_px(self) -> np.ndarray | None:
+        """(21,) expected error per keypoint in image pixels (None: unknown, the global model applies)."""
+        return None if self.detection is None or self.source == "keypoints" else self.detection.sigma_px
+
+    @property
+    def world_landmarks(self) -> np.ndarray | None:
+        return None if self.detection is None else self.detection.world_landmarks
+
+
+@dataclass
+class HandResult:
+    handedness: str
+    score: float
+    crop: CropTransform
+    keypoints_2d: np.ndarray      # (21, 2) original-image pixels
+    joints_3d: np.ndarray         # (21, 3) metres, root-relative, camera-aligned
+    vertices: np.ndarray          # (V, 3) same frame
+    vertices_2d: np.ndarray       # (V, 2) original-image pixels
+    params: dict
+    camera: dict
+    method: str
+    fit_error_px: float | None = None
+    extras: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"handedness": self.handedness, "score": self.score, "method": self.method,
+                "crop_box": {"center_x": self.crop.center_x, "center_y": self.crop.center_y,
+                             "size": self.crop.size, "mirrored": self.crop.mirrored},
+                "crop_transform": self.crop.to_dict(),
+                "keypoints_2d": self.keypoints_2d, "joints_3d": self.joints_3d, "vertices": self.vertices,
+                "params": self.params, "camera": self.camera, "fit_error_px": self.fit_error_px,
+                "keypoint_names": list(kp.KEYPOINT_NAMES), **self.extras}
+
+
+def parse_keypoints_json(path) -> list[HandInput] | dict:
+    """Hands from ``--keypoints``: one hand (21 [x, y(, c)]), a list of hands, or {image name: hands}."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"--keypoints {path}: not a readable JSON file ({err})") from None
+    if isinstance(data, dict):
+        return {name: _hands_from_json(value, f"--keypoints {path} [{name}]") for name, value in data.items()}
+    return _hands_from_json(data, f"--keypoints {path}")
+
+
+def _hands_from_json(value, name: str) -> list[HandInput]:
+    arr = np.asarray(value, dtype=object)
+    hands = [value] if arr.ndim == 2 and len(value) == kp.NUM_KEYPOINTS else list(value)
+    out = []
+    for i, hand in enumerate(hands):
+        side = "right"
+        if isinstance(hand, dict):
+            side = str(hand.get("handedness", "right")).lower()
+            hand = hand.get("keypoints_2d", hand.get("keypoints"))
+        try:
+            pts = np.asarray(hand, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}: hand {i} is not a list of numbers") from None
+        if pts.shape not in ((kp.NUM_KEYPOINTS, 2), (kp.NUM_KEYPOINTS, 3)):
+            raise ValueError(f"{name}: hand {i} needs 21 [x, y] or [x, y, confidence], got shape {pts.shape}")
+        conf = pts[:, 2] if pts.shape[1] == 3 else np.ones(kp.NUM_KEYPOINTS)
+        out.append(HandInput(pts[:, :2], conf, side, 1.0, "keypoints"))
+    return out
+
+
+def with_current_inference_settings(trained_config: dict) -> dict:
+    """A checkpoint's configuration with ``[inference]``, ``[fit2d]`` and ``[refine]`` from its
+    profile as it is now.
+
+    Those tables only steer inference (test-time averaging, the 2D fit), so improving them
+    needs no retraining; a checkpoint whose profile is not among params/profiles/ keeps its own.
+    """
+    try:
+        current = variant_config(load_profile(str(trained_config.get("profile", ""))),
+                                 trained_config["model"]["variant"])
+    except (FileNotFoundError, KeyError, ValueError):
+        return trained_config
+    return {**trained_config, **{table: current[table] for table in INFERENCE_TABLES if table in current}}
+
+
+class Predictor:
+    """The whole pipeline on in-memory images. Build once, call ``predict`` per image."""
+
+    def __init__(self, checkpoint=None, method: str = "network", refine: bool = True, device: str = "cpu",
+                 hand_model=None, detector=None, config_overrides: dict | None = None):
+        if method not in METHODS:
+            raise ValueError(f"method: expected one of {', '.join(METHODS)}, got {method!r}")
+        self.method, self.refine, self.device = method, refine, torch.device(device)
+        self.model = None
+        if method == "network":
+            self.checkpoint = Path(checkpoint) if checkpoint else default_checkpoint()
+            self.model, trained_config = load_model(self.checkpoint, hand_model=hand_model, device=self.device)
+            self.config = apply_overrides(with_current_inference_settings(trained_config), config_overrides)
+            self.hand_model = self.model.hand_model
+        else:
+            self.checkpoint = None
+            self.config = load_profile("quick", config_overrides)
+            self.hand_model = hand_model or hand_model_from_config(self.config)
+        self._detector = detector
+        self._fit = self._full_pose_model = None
+        self._refine_fits = {}  # with the detector's 3D keypoints or not -> Fit2D
+
+    @property
+    def variant(self) -> str:
+        return self.model.variant if self.model is not None else "none"
+
+    @property
+    def detector(self):
+        if self._detector is None:
+            self._detector = detector_from_config(self.config)
+        return self._detector
+
+    def find_hands(self, image: np.ndarray, bbox=None) -> list[HandInput]:
+        """MediaPipe on the photo, or on a region ``bbox`` = (x, y, w, h) enlarged to 2.2 of its edge."""
+        if bbox is None:
+            detections = self.detector.detect(image)
+        else:
+            x, y, w, h = (float(v) for v in bbox)
+            if not (w > 0 and h > 0):
+                raise ValueError(f"--bbox: width and height must be positive, got {bbox}")
+            region = make_transform(image.shape, (x + w / 2, y + h / 2, 2.2 * max(w, h)), 320)
+            detections = [d.mapped(region.to_image, 1.0 / region.zoom)
+                          for d in self.detector.detect(crop_image(image, region))]
+        return [HandInput.from_detection(d) for d in detections]
+
+    def with_detections(self, image: np.ndarray, hands: list[HandInput]) -> list[HandInput]:
+        """Given hands (``--keypoints``) with the detection of the same hand attached, when the
+        detector finds it: its 3D world landmarks then join the fit (the given keypoints stay)."""
+        if not self.refine or not self.use_world_landmarks or all(h.detection is not None for h in hands):
+            return hands
+        found = self.detector.detect(image)
+        out = []
+        for hand in hands:
+            pts = np.asarray(hand.keypoints_2d, np.float64)
+            known = np.isfinite(pts).all(axis=1) & (np.asarray(hand.confidence) > 0)
+            match = (match_detection(found, np.nan_to_num(pts), known.astype(float))
+                     if hand.detection is None and known.sum() >= MIN_KEYPOINTS else None)
+            out.append(hand if match is None else
+                       HandInput(hand.keypoints_2d, hand.confidence, hand.handedness, hand.score, hand.source, match))
+        return out
+
+    @property
+    def use_world_landmarks(self) -> bool:
+        return self.method == "network" and float(self.config.get("refine", {}).get("world_sigma_mm", 0.0)) > 0
+
+    def predict(self, image: np.ndarray, hands: list[HandInput] | None = None, bbox=None) -> list[HandResult]:
+        """Reconstruct every hand of ``image`` (found by the detector unless ``hands`` are given)."""
+        hands = self.find_hands(image, bbox) if hands is None else self.with_detections(image, hands)
+        prepared = [self._prepare(image, hand, i) for i, hand in enumerate(hands)]
+        if not prepared:
+            return []
+        crops = np.stack([p[1] for p in prepared])
+        keypoints_crop = torch.as_tensor(np.stack([p[2] for p in prepared]))
+        confidence = torch.as_tensor(np.stack([p[3] for p in prepared]))
+        params, fit_error = self._parameters(crops, keypoints_crop, confidence, hands, [p[0] for p in prepared])
+        return [self._result(hand, transform, params[i], None if fit_error is None else float(fit_error[i]))
+                for i, (hand, (transform, *_)) in enumerate(zip(hands, prepared))]
+
+    def _prepare(self, image, hand: HandInput, index: int):
+        pts = np.asarray(hand.keypoints_2d, np.float64)
+        conf = np.where(np.isfinite(pts).all(axis=1), np.nan_to_num(np.asarray(hand.confidence, np.float64)), 0.0)
+        height, width = image.shape[:2]
+        inside = (pts[:, 0] > -0.5) & (pts[:, 0] < width - 0.5) & (pts[:, 1] > -0.5) & (pts[:, 1] < height - 0.5)
+        usable = (conf > 0) & inside
+        if usable.sum() < MIN_KEYPOINTS:
+            raise ValueError(f"hand {index}: only {int(usable.sum())} keypoints are finite, confident and inside the "
+                             f"{width}x{height} image (at least {MIN_KEYPOINTS} needed)")
+        conf = np.where(usable, conf, 0.0)
+        transform = make_transform(image.shape, crop_box(np.nan_to_num(pts), usable, 2.2), 320,
+                                   mirror=hand.handedness == "left")
+        crop = crop_image(image, transform)
+        keypoints_crop = np.where(usable[:, None], transform.to_crop(np.nan_to_num(pts)), 0.0)
+        return transform, crop, keypoints_crop.astype(np.float32), conf.astype(np.float32)
+
+    @torch.no_grad()
+    def _parameters(self, crops, keypoints_crop, confidence, hands: list[HandInput], transforms):
+        """Per hand, its parameters (a batch of one each) and, when fitted, its 2D fit error (px)."""
+        settings = fit_settings(self.config)
+        if self.method == "fit2d":
+            if self._fit is None:
+                self._fit = Fit2D(self.hand_model, **settings["model"])
+            result = self._fit.fit(keypoints_crop, confidence, **settings["fit"])
+            return _split_hands(_params_from_fit(result)), result.error_px.numpy()
+        size = int(self.config["model"]["input_size"])
+        images = torch.as_tensor(np.stack([resize_image(c, size) for c in crops])) if "rgb" in self.variant else None
+        x = network_input(self.variant, size, float(self.config["preprocess"]["heatmap_sigma"]), images=images,
+                          keypoints_2d=keypoints_crop, confidence=confidence,
+                          crop_size=int(self.config["preprocess"]["crop_size"]))
+        params = turned_average(self.model.encoder, x.to(self.device), quarter_turns(self.config)).detach()
+        if not self.refine:
+            return _split_hands(params), None
+        return self._refined(params, keypoints_crop, confidence, hands, transforms)
+
+    def _refined(self, params, keypoints_crop, confidence, hands: list[HandInput], transforms):
+        """The 2D-fit refinement of the network's prediction, in two groups: hands with the
+        detector's 3D keypoints are fitted with them and ``[refine.with_3d]``'s pose space, the
+        others with ``[refine]``'s (``inputs.refinement_model_settings``)."""
+        sources = ["labels" if h.source == "keypoints" else "detector" for h in hands]
+        per_photo = self.config.get("refine", {}).get("keypoint_sigma", "photo") == "photo"
+        measured = DetectorNoise.from_config(self.config).keypoint_sigma_px
+        weights = torch.as_tensor(np.stack([
+            refinement_weights(self.config, source, c,
+                               h.sigma_px * t.zoom if per_photo and h.sigma_px is not None else measured)
+            for source, c, h, t in zip(sources, confidence.numpy(), hands, transforms)]))
+        with_3d = np.array([self.use_world_landmarks and h.world_landmarks is not None for h in hands])
+        out, errors = [None] * len(hands), np.zeros(len(hands))
+        for group in (True, False):
+            index = np.flatnonzero(with_3d == group)
+            if not len(index):
+                continue
+            if group not in self._refine_fits:
+                self._refine_fits[group] = Fit2D(self.hand_model, **refinement_model_settings(self.config, group))
+            pick = torch.as_tensor(index)
+            init = HandParameters(*(getattr(params, name)[pick.to(params.trans.device)] for name in PARAMETER_FIELDS))
+            result = self._refine_fits[group].fit(
+                keypoints_crop[pick], weights[pick], init=init,
+                **{**fit_settings(self.config)["fit"], "num_inits": 1,
+                   **refinement_options(self.config, [sources[i] for i in index]),
+                   **(self._world_term([hands[i] for i in index], [transforms[i] for i in index]) if group else {})})
+            for row, i in enumerate(_split_hands(_params_from_fit(result))):
+                out[index[row]] = i
+            errors[index] = result.error_px.numpy()
+        return out, errors
+
+    def _world_term(self, hands: list[HandInput], transforms) -> dict:
+        """``Fit2D.fit``'s 3D term from the detector's world landmarks (mirrored with a left hand's
+        crop), each keypoint weighted 1 / ``[refine] world_sigma_mm``^2; {} when no hand has them."""
+        if not self.use_world_landmarks or all(h.world_landmarks is None for h in hands):
+            return {}
+        sigma_m = float(self.config["refine"]["world_sigma_mm"]) / 1000.0
+        points = np.zeros((len(hands), kp.NUM_KEYPOINTS, 3))
+        weights = np.zeros((len(hands), kp.NUM_KEYPOINTS))
+        for i, (hand, transform) in enumerate(zip(hands, transforms)):
+            if hand.world_landmarks is not None:
+                world = np.asarray(hand.world_landmarks, np.float64)
+                points[i] = world * ([-1.0, 1.0, 1.0] if transform.mirrored else 1.0)
+                weights[i] = 1.0 / sigma_m ** 2
+        return {"keypoints_3d": points, "weights_3d": weights}
+
+    @torch.no_grad()
+    def _result(self, hand: HandInput, transform: CropTransform, one, fit_error: float | None) -> HandResult:
+        one = HandParameters(*(getattr(one, name).float().cpu() for name in PARAMETER_FIELDS))
+        full_pose = one.pose.shape[1] == 45 != self.hand_model.num_pca_comps
+        recon = HandDecoder(self._full_pose_hand_model() if full_pose else self.hand_model.cpu())(one)
+        joints = recon.keypoints_3d[0].double().numpy()
+        vertices = recon.vertices[0].double().numpy()
+        keypoints_2d = transform.to_image(recon.keypoints_2d[0].double().numpy())
+        vertices_2d = transform.to_image(recon.vertices_2d[0].double().numpy())
+        if transform.mirrored:  # the network saw a right hand: mirror 3D results back to the left hand
+            joints[:, 0] *= -1
+            vertices[:, 0] *= -1
+        vec = one.vector()[0].numpy()
+        nb = self.hand_model.num_betas
+        return HandResult(
+            handedness=hand.handedness, score=float(hand.score), crop=transform, keypoints_2d=keypoints_2d,
+            joints_3d=joints, vertices=vertices, vertices_2d=vertices_2d,
+            params={"global_orient": vec[:3], "betas": vec[6:6 + nb], "pose": vec[6 + nb:],
+                    "pose_space": "full" if full_pose else "pca",
+                    "note": "parameters of the (mirrored, for left hands) right hand the network saw; pose: "
+                            + ("45 finger axis-angles relative to the model's mean pose" if full_pose
+                               else f"{self.hand_model.num_pca_comps} PCA coefficients of the hand model")},
+            camera={"trans_crop_px": vec[3:5], "scale_px_per_m": float(vec[5]), "crop_size": transform.out_size,
+                    "projection": "x = s * Pi(R (J - J_root)) + t in crop pixels; crop_transform maps to the image"},
+            method=self.method if not (self.method == "network" and self.refine) else "network+fit2d",
+            fit_error_px=fit_error,
+            extras={"keypoints_source": hand.source, "variant": self.variant,
+                    "detector": None if hand.detection is None else hand.detection.to_dict()})
+
+
+    def _full_pose_hand_model(self):
+        """The hand model decoding 45 finger axis-angles (a refinement in the "full" pose space)."""
+        if self._full_pose_model is None:
+            self._full_pose_model = hand_model_from_config(self.config, path=str(self.hand_model.path), num_pca_comps=45,
+                                                           num_betas=self.hand_model.num_betas)
+        return self._full_pose_model
+
+
+def _params_from_fit(result):
+    return HandParameters(result.rotation, result.trans, result.scale, result.betas, result.pose)
+
+
+def _split_hands(params) -> list:
+    """A batch of ``HandParameters`` -> one per hand (float32, their pose widths may then differ)."""
+    return [HandParameters(*(getattr(params, name)[i:i + 1].to(torch.float32) for name in PARAMETER_FIELDS))
+            for i in range(params.trans.shape[0])]
+
+
+def write_outputs(out_dir: Path, stem: str, image, results: list[HandResult], faces, record: dict,
+                  space: str = "root", extra_files=()) -> dict:
+    """JSON, overlay PNG and OBJ files of one image, each written atomically; OBJ vertices in
+    ``space`` "root" (root-relative) or "camera" (the camera frame, ``camera_space.place_results``)."""
+    if space not in SPACES:
+        raise ValueError(f"space: expected one of {', '.join(SPACES)}, got {space!r}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = []
+    for i, res in enumerate(results):
+        hand_faces = faces[:, ::-1] if res.crop.mirrored else faces  # a mirrored mesh reverses its winding
+        where = "root-relative" if space == "root" else "in the camera frame (x right, z forward)"
+        obj = write_obj(out_dir / f"{stem}_hand{i}.obj",
+                        res.vertices if space == "root" else res.extras["vertices_camera"], hand_faces,
+                        comment=f"wildhands: {res.handedness} hand, metres, {where}, camera-aligned (y down)")
+        files.append(obj.name)
+    files += list(extra_files)
+    if image is not None:
+        overlay = draw_hand_overlay(image, [(r.vertices_2d, r.vertices, faces, r.keypoints_2d) for r in results])
+        import cv2
+
+        ok, payload = cv2.imencode(".png", overlay[..., ::-1])
+        with atomic_path(out_dir / f"{stem}_overlay.png") as tmp:
+            tmp.write_bytes(payload.tobytes())
+        files.append(f"{stem}_overlay.png")
+    record = {**record, "hands": [r.to_dict() for r in results], "files": files}
+    write_json(out_dir / f"{stem}.json", record)
+    return record
+
+
+def predict_paths(inputs, out_dir, checkpoint=None, method: str = "network", refine: bool = True,
+                  keypoints=None, bbox=None, device: str = "cpu", progress: bool = True, log=print,
+                  focal=None, fov=None, export=None, space: str = "root", principal=None) -> dict:
+    """Run the pipeline over files and folders; returns {"processed": n, "failed": [...], "hands": n}.
+
+    Hands are placed in each photo's camera (``focal`` px or horizontal ``fov`` degrees, else
+    EXIF, else a default: ``camera_space``); ``export="glb"`` adds ``DIR/<stem>.glb``."""
+    from tqdm.auto import tqdm
+
+    if export is not None and export not in EXPORTS:
+        raise ValueError(f"--export: expected one of {', '.join(EXPORTS)}, got {export!r}")
+    if space not in SPACES:
+        raise ValueError(f"--space: expected one of {', '.join(SPACES)}, got {space!r}")
+    check_camera_flags(focal, fov, principal)
+    out_dir = Path(out_dir)
+    predictor = Predictor(checkpoint, method=method, refine=refine, device=device)
+    if predictor.model is not None and "rgb" in predictor.variant:
+        log(f"note: {RGB_NOTE}")
+    given = parse_keypoints_json(keypoints) if keypoints else None
+    paths = list_images(inputs)
+    summary = {"processed": 0, "failed": [], "hands": 0, "images": len(paths)}
+    for path in tqdm(paths, desc="predict", unit="image", disable=not progress or len(paths) < 2):
+        record = {"image": str(path), "method": method, "checkpoint": str(predictor.checkpoint or "")}
+        try:
+            image = read_image(path)
+            record.update(width=int(image.shape[1]), height=int(image.shape[0]))
+            hands = given.get(path.name, []) if isinstance(given, dict) else given
+            results = predictor.predict(image, hands=hands, bbox=bbox)
+            if not results:
+                record["message"] = "no hand found"
+            intrinsics = photo_intrinsics(path, image.shape[1], image.shape[0], focal, fov, principal)
+            place_results(results, intrinsics)
+            record["camera_intrinsics"] = intrinsics.to_dict()
+            extra_files = []
+            if export == "glb" and results:
+                extra_files.append(export_photo(out_dir / f"{path.stem}.glb", results, predictor.hand_model,
+                                                intrinsics, path.name).name)
+            write_outputs(out_dir, path.stem, image, results, predictor.hand_model.faces, record, space, extra_files)
+            summary["processed"] += 1
+            summary["hands"] += len(results)
+            if not results:
+                log(f"{path}: no hand found")
+        except (ImageError, ValueError) as err:
+            summary["failed"].append({"image": str(path), "error": str(err)})
+            write_json(out_dir / f"{path.stem}.json", {**record, "error": str(err), "hands": []})
+            log(f"{path}: skipped: {err}")
+    return summary
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="wildhands predict", description=__doc__.split("\n\n")[0])
+    parser.add_argument("inputs", nargs="+", help="images and folders of images")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--checkpoint", default=None, help=f"network checkpoint (default: newest of "
+                                                           f"{DEFAULT_CHECKPOINT.name} and run_all.sh's)")
+    parser.add_argument("--method", choices=METHODS, default="network",
+                        help="network (default) or fit2d: the 2D-fit baseline alone")
+    parser.add_argument("--no-refine", action="store_true", help="network prediction without the 2D-fit refinement")
+    parser.add_argument("--keypoints", default=None, help="JSON of known 2D keypoints instead of the detector")
+    parser.add_argument("--bbox", nargs=4, type=float, metavar=("X", "Y", "W", "H"), default=None,
+                        help="look for the hand in this box only")
+    parser.add_argument("--device", default="cpu")
+    camera = parser.add_mutually_exclusive_group()
+    camera.add_argument("--focal", type=float, default=None, metavar="PX",
+                        help="focal length in pixels (default: from EXIF, else a phone's 26 mm-equivalent lens)")
+    camera.add_argument("--fov", type=float, default=None, metavar="DEG", help="horizontal field of view in degrees")
+    parser.add_argument("--principal", nargs=2, type=float, default=None, metavar=("X", "Y"),
+                        help="principal point in pixels (default: the image centre)")
+    parser.add_argument("--export", choices=EXPORTS, default=None,
+                        help="glb: also write DIR/<stem>.glb, rigged hands and the camera")
+    parser.add_argument("--space", choices=SPACES, default="root",
+                        help="OBJ vertices root-relative (default) or in the camera frame")
+    args = parser.parse_args(argv)
+    try:
+        summary = predict_paths(args.inputs, args.out, args.checkpoint, args.method, not args.no_refine,
+                                args.keypoints, args.bbox, args.device,
+                                log=lambda msg: print(msg, file=sys.stderr), focal=args.focal, fov=args.fov,
+                                export=args.export, space=args.space, principal=args.principal)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"wildhands predict: {err}", file=sys.stderr)
+        return 2
+    print(f"{summary['processed']}/{summary['images']} images processed, {summary['hands']} hands, "
+          f"{len(summary['failed'])} failed; outputs in {args.out}")
+    return 0 if summary["processed"] > 0 else 1

@@ -1,0 +1,2 @@
+"""Fitting the hand model to observations: batched Levenberg-Marquardt, the 2D fit (eq. 10), the 3D fit,
+and the refinement of a network prediction."""

@@ -1,0 +1,1 @@
+"""The network: encoder, hand reconstructor, losses, training samples, training and checkpoints."""

@@ -1,0 +1,170 @@
+"""Network inputs from samples: training draws, resizing and heat-maps.
+
+Owns everything between a training sample (the common sample format: a 320 crop, its labels
+and, for synthetic samples, its parameters) and the tensor the encoder reads:
+
+- ``TrainingSamples``: a dataset wrapper that augments and detector-noises each draw
+  (``data.augment``), seeded by (run seed, stage, draw number), so worker count, sharding and
+  resuming change nothing;
+- ``network_input``: the batched tensor for a variant (ImageNet-normalised RGB, and/or one
+  Gaussian heat-map per keypoint rendered in torch on the batch).
+
+Pixel coordinates: x right, y down, pixel centres at integers; the crop is 320 pixels.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from wildhands.data.augment import (DetectorNoise, augment_sample,
+                                    detector_keypoints, resize_image)
+from wildhands.data.heatmaps import keypoint_heatmaps
+from wildhands.hand import keypoints as kp
+from wildhands.net.encoder import VARIANTS, check_variant
+from wildhands.net.losses import soft_mask
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+STAGES = ("pretrain", "finetune", "eval")
+
+
+# ----------------------------------------------------------------------------- augmentation
+
+
+# ----------------------------------------------------------------------------- detector noise
+
+
+# ----------------------------------------------------------------------------- datasets
+
+def draw_rng(seed: int, stage: str, draw: int) -> np.random.Generator:
+    """The random generator of one draw of a sample: a function of (run seed, stage, draw number) only."""
+    return np.random.default_rng([int(seed), STAGES.index(stage), int(draw)])
+
+
+class TrainingSamples(torch.utils.data.Dataset):
+    """Samples of ``base`` made ready for a variant: augmented, detector-noised, resized, soft-masked.
+
+    Indexed by ``(index, draw)``: ``index`` picks the base sample and ``draw`` (the sample's
+    position in the run's stream) seeds its randomness. Returns a dict of arrays: the labels,
+    ``input_keypoints_2d`` (what the heat-maps are drawn from; with ``noise`` also for RGB, as the
+    keypoints a detector would give the 2D-fit refinement), ``image`` (uint8, at the input
+    size, for RGB variants) and ``soft_mask`` (float32 at 320, when ``with_masks``).
+    """
+
+    def __init__(self, base, config: dict, variant: str, seed: int, stage: str = "pretrain",
+                 augment: bool = True, noise: bool = True, with_masks: bool = False):
+        self.base = base
+        self.variant = check_variant(variant)
+        self.seed, self.stage = int(seed), stage
+        self.crop_size = int(config["preprocess"]["crop_size"])
+        self.input_size = int(config["model"]["input_size"])
+        self.augment = dict(config.get("augment", {})) if augment else None
+        self.noise = DetectorNoise.from_config(config) if noise else None
+        if self.noise is not None and stage == "eval":
+            self.noise.clean_probability = 0.0  # evaluating with noise: every hand gets detector-like keypoints
+        self.with_masks = with_masks
+        loss = config.get("loss", {})
+        self.mask_margin, self.mask_decay = loss.get("mask_margin_px", 2.0), loss.get("mask_decay_px", 20.0)
+        hand = config.get("hand_model", {})
+        # Labels a sample may lack (a 2D-only set has no 3D keypoints or parameters): zeros, flagged absent.
+        self.missing = {"keypoints_3d": np.zeros((kp.NUM_KEYPOINTS, 3), np.float32), "has_3d": np.float32(0),
+                        "has_params": np.float32(0), "betas": np.zeros(int(hand.get("num_betas", 10)), np.float32),
+                        "pose": np.zeros(int(hand.get("num_pca_comps", 10)), np.float32),
+                        "global_orient": np.zeros(3, np.float32), "scale": np.ones(1, np.float32),
+                        "trans": np.zeros(2, np.float32)}
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, item) -> dict:
+        index, draw = item if isinstance(item, tuple) else (item, item)
+        return self._prepare(self.base[int(index)], index, draw)
+
+    def __getitems__(self, items) -> list[dict]:
+        """A batch at once, the base set's samples fetched together when it can (``SampledHands``)."""
+        pairs = [item if isinstance(item, tuple) else (item, item) for item in items]
+        fetch = getattr(self.base, "__getitems__", None)
+        bases = fetch([int(i) for i, _ in pairs]) if fetch else [self.base[int(i)] for i, _ in pairs]
+        return [self._prepare(base, index, draw) for base, (index, draw) in zip(bases, pairs)]
+
+    def _prepare(self, base: dict, index, draw) -> dict:
+        sample = {**self.missing, **base}
+        rng = draw_rng(self.seed, self.stage, draw)
+        if "rgb" not in self.variant:
+            sample = {k: v for k, v in sample.items() if k != "image"}
+        if not self.with_masks:
+            sample = {k: v for k, v in sample.items() if k != "mask"}
+        if self.augment:
+            sample = augment_sample(sample, rng, self.augment, self.crop_size, self.input_size)
+        out = {key: _as_array(sample[key]) for key in LABEL_KEYS}
+        if "2d" in self.variant or self.noise:  # RGB: what a detector would give, for the 2D-fit refinement
+            clean = np.asarray(sample["keypoints_2d"], np.float32)
+            out["input_keypoints_2d"] = detector_keypoints(clean, rng, self.noise) if self.noise else clean
+        if "rgb" in self.variant:
+            out["image"] = resize_image(sample["image"], self.input_size)
+        if self.with_masks:
+            mask = sample.get("mask")
+            has = mask is not None and float(sample.get("has_mask", 1.0)) > 0
+            out["soft_mask"] = (soft_mask(mask, self.mask_margin, self.mask_decay) if has
+                                else np.zeros((self.crop_size, self.crop_size), np.float32))
+            out["has_mask"] = np.float32(has)
+        out["index"] = np.int64(index)
+        return out
+
+
+# Labels that travel with a training sample (flags say which are real).
+LABEL_KEYS = ("keypoints_2d", "visible", "keypoints_3d", "has_3d", "has_params", "betas", "pose",
+              "global_orient", "scale", "trans")
+
+
+def _as_array(value) -> np.ndarray:
+    return np.asarray(value, np.float32)
+
+
+# ----------------------------------------------------------------------------- network input
+
+def heatmaps(keypoints_2d: torch.Tensor, confidence: torch.Tensor | None, input_size: int, sigma: float,
+             crop_size: int = 320) -> torch.Tensor:
+    """(B, 21, S, S) Gaussian heat-maps at the input size from keypoints in pixels of the crop."""
+    points = (keypoints_2d + 0.5) * (input_size / crop_size) - 0.5  # pixel centres stay at integers
+    return keypoint_heatmaps(points, input_size, sigma, confidence)
+
+
+def network_input(variant: str, input_size: int, heatmap_sigma: float, images: torch.Tensor | None = None,
+                  keypoints_2d: torch.Tensor | None = None, confidence: torch.Tensor | None = None,
+                  crop_size: int = 320) -> torch.Tensor:
+    """The encoder's input for ``variant``: (B, C, S, S) float.
+
+    ``images`` (B, S, S, 3) uint8 RGB at the input size (``resize_image``); ``keypoints_2d``
+    (B, 21, 2) pixels of the 320 crop (detector output or labels); ``confidence`` (B, 21)
+    scales each heat-map (None: 1).
+    """
+    check_variant(variant)
+    channels = []
+    if "rgb" in variant:
+        if images is None or images.ndim != 4 or images.shape[1:] != (input_size, input_size, 3):
+            raise ValueError(f"images: variant {variant!r} needs (B, {input_size}, {input_size}, 3) uint8 RGB, "
+                             f"got {None if images is None else tuple(images.shape)}")
+        x = images.permute(0, 3, 1, 2).float() / 255.0
+        mean = x.new_tensor(IMAGENET_MEAN)[:, None, None]
+        std = x.new_tensor(IMAGENET_STD)[:, None, None]
+        channels.append((x - mean) / std)
+    if "2d" in variant:
+        if keypoints_2d is None or keypoints_2d.ndim != 3 or keypoints_2d.shape[1:] != (kp.NUM_KEYPOINTS, 2):
+            raise ValueError(f"keypoints_2d: variant {variant!r} needs (B, 21, 2) pixels, "
+                             f"got {None if keypoints_2d is None else tuple(keypoints_2d.shape)}")
+        channels.append(heatmaps(keypoints_2d.float(), confidence, input_size, heatmap_sigma, crop_size))
+    x = torch.cat(channels, dim=1)
+    assert x.shape[1] == VARIANTS[variant]
+    return x
+
+
+def batch_input(batch: dict, variant: str, config: dict) -> torch.Tensor:
+    """``network_input`` for a collated batch of ``TrainingSamples``."""
+    return network_input(variant, int(config["model"]["input_size"]), heatmap_sigma(config),
+                         images=batch.get("image"), keypoints_2d=batch.get("input_keypoints_2d"),
+                         crop_size=int(config["preprocess"]["crop_size"]))
+
+
+def heatmap_sigma(config: dict) -> float:
+    """Heat-map sigma in pixels at the network input (``[preprocess] heatmap_sigma``)."""
+    return float(config["preprocess"]["heatmap_sigma"])
