@@ -3,10 +3,15 @@
 A profile may name another in ``inherit``; its tables are merged over the parent's,
 so every setting is written once. Overrides come as dotted keys
 (``{"pretrain.steps": 50}``), as papermill parameters or ``--set`` flags do.
+
+Code reads a profile at its boundary: ``settings_from_table`` turns one table into a typed
+settings object (a dataclass whose fields are the table's keys), and a key the profile lacks
+is a ``MissingSetting`` error naming the table and key, never a silent default.
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
 import tomllib
 from pathlib import Path
 
@@ -15,6 +20,49 @@ from wildhands.paths import PROFILES_DIR
 PROFILES = ("smoke", "quick", "paper", "paper-dryrun")
 # Tables that steer only inference (test-time averaging, the 2D fit), never the trained weights.
 INFERENCE_TABLES = ("inference", "fit2d", "refine")
+
+
+class MissingSetting(KeyError):
+    """A setting the code needs is absent from the profile; the message names the table and key."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def table(config: dict, name: str) -> dict:
+    """The profile's table ``name`` ("refine.with_3d" for a nested one); a missing one is an error naming it."""
+    node = config
+    for part in name.split("."):
+        if not isinstance(node.get(part), dict):
+            raise MissingSetting(f"[{name}]: no such table in profile {config.get('profile', '(unnamed)')!r}")
+        node = node[part]
+    return node
+
+
+def setting(config: dict, table_name: str, key: str):
+    """One value of a profile's table; a missing key is an error naming ``[table] key``."""
+    values = table(config, table_name)
+    if key not in values:
+        raise MissingSetting(f"[{table_name}] {key}: missing from profile {config.get('profile', '(unnamed)')!r}")
+    return values[key]
+
+
+# Field annotations (strings under postponed evaluation) whose values are converted on reading.
+_CONVERSIONS = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def settings_from_table(cls, config: dict, table_name: str, **given):
+    """An instance of the dataclass ``cls`` from the profile's ``[table_name]``: each field not in
+    ``given`` is the key of the same name, converted to the field's type when that is int, float,
+    str or bool. A missing key is a ``MissingSetting`` naming it; other keys of the table are ignored."""
+    values = dict(given)
+    for field in dataclasses.fields(cls):
+        if field.name not in values and field.init:
+            value = setting(config, table_name, field.name)
+            kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", "")
+            convert = _CONVERSIONS.get(kind)
+            values[field.name] = convert(value) if convert else value
+    return cls(**values)
 
 
 def _merge(base: dict, over: dict) -> dict:
