@@ -34,11 +34,13 @@ the pose space, assuming unit-variance coefficients; pass ``pose_limits`` otherw
 """
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
+from wildhands.config import settings_from_table, table
 from wildhands.fit.lm import levenberg_marquardt
 from wildhands.hand import keypoints as kp
 from wildhands.hand.camera import axis_angle_to_matrix, matrix_to_axis_angle
@@ -585,9 +587,71 @@ class Fit2D:
         return torch.cat(parts)[None]
 
 
+@dataclass(frozen=True)
+class FitOptions:
+    """How ``Fit2D.fit`` searches: its starts, the Levenberg-Marquardt budget, the robust rounds.
+
+    ``num_inits``: standard starts per hand (without ``init``); ``extra_starts``: standard starts
+    besides a given ``init``; ``iterations`` per start at most; ``tolerance``: the relative energy
+    decrease at which a start stops; ``chunk_size``: (hand, start) problems solved together;
+    ``robust``: Geman-McClure scale in expected keypoint errors (0: squared residuals, eq. 10), one
+    or one per hand (B,); ``robust_rounds``: reweighted fits after the first; ``progress``: a bar.
+    """
+    num_inits: int = 8
+    iterations: int = 15
+    tolerance: float = 1e-4
+    chunk_size: int = 1024
+    robust: float | np.ndarray = 0.0
+    robust_rounds: int = 3
+    extra_starts: int = 0
+    progress: bool = False
+
+
+@dataclass(frozen=True)
+class EnergySettings:
+    """Eq. 10's energy as a profile sets it: the ``Fit2D`` arguments of the same names."""
+    pose_space: str
+    alpha_beta: float
+    w_theta: float
+    w_range: float
+    pose_std_floor: float
+
+
+ENERGY_KEYS = tuple(f.name for f in fields(EnergySettings))
+OPTION_KEYS = tuple(f.name for f in fields(FitOptions) if f.name != "progress")   # progress: the caller's
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """A profile's ``[fit2d]`` table: the 2D fit's energy (``Fit2D``) and search (``Fit2D.fit``)."""
+    energy: EnergySettings
+    options: FitOptions
+
+    @classmethod
+    def from_config(cls, config: dict) -> "FitSettings":
+        """From ``[fit2d]``, which must set every key of ``ENERGY_KEYS`` and ``OPTION_KEYS`` and no other."""
+        unknown = sorted(set(table(config, "fit2d")) - set(ENERGY_KEYS) - set(OPTION_KEYS))
+        if unknown:
+            raise ValueError(f"[fit2d]: unknown settings {', '.join(unknown)} "
+                             f"(known: {', '.join(ENERGY_KEYS + OPTION_KEYS)})")
+        return cls(settings_from_table(EnergySettings, config, "fit2d"),
+                   settings_from_table(FitOptions, config, "fit2d", progress=False))
+
+    def replace(self, **changes) -> "FitSettings":
+        """These settings with some energy or option fields changed (e.g. ``num_inits=1``)."""
+        unknown = sorted(set(changes) - set(ENERGY_KEYS) - {f.name for f in fields(FitOptions)})
+        if unknown:
+            raise ValueError(f"2D fit settings: unknown {', '.join(unknown)}")
+        return FitSettings(
+            dataclasses.replace(self.energy, **{k: v for k, v in changes.items() if k in ENERGY_KEYS}),
+            dataclasses.replace(self.options, **{k: v for k, v in changes.items() if k not in ENERGY_KEYS}))
+
+
+ANCHOR_KEYS = ("rotation", "betas", "pose")
+
+
 MODEL_KEYS = ("alpha_beta", "w_theta", "pose_space", "w_range", "pose_limits", "pose_std_floor", "analytic_jacobian",
               "dtype", "device")
-ANCHOR_KEYS = ("rotation", "betas", "pose")
 FIT_KEYS = ("num_inits", "iterations", "tolerance", "chunk_size", "progress", "robust", "robust_rounds",
             "extra_starts")
 

@@ -6,11 +6,126 @@ robust (Geman-McClure) scale for detector keypoints, and the pose space and prio
 """
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 import numpy as np
-from wildhands.fit.fit2d import fit_settings
+from wildhands.config import setting, table
+from wildhands.fit.fit2d import ENERGY_KEYS, EnergySettings, FitOptions, FitSettings, fit_settings
 from wildhands.hand import keypoints as kp
 
 KEYPOINT_SOURCES = ("detector", "labels")
+KEYPOINT_SIGMAS = ("photo", "global")
+REFINE_MODEL_KEYS = ("pose_space", "w_theta", "alpha_beta", "pose_std_floor")
+ANCHOR_SETTINGS = {"rotation": "anchor_rotation_rad", "betas": "anchor_betas", "pose": "anchor_pose"}
+
+
+def _energy_over(energy: EnergySettings, overrides: dict, table_name: str) -> EnergySettings:
+    """``energy`` with the ``REFINE_MODEL_KEYS`` that ``overrides`` sets (only those, when ``table_name``
+    is a table of pose space and priors alone)."""
+    if table_name == "refine.with_3d":
+        unknown = sorted(set(overrides) - set(REFINE_MODEL_KEYS))
+        if unknown:
+            raise ValueError(f"[refine.with_3d]: unknown settings {', '.join(unknown)} (known: "
+                             f"{', '.join(REFINE_MODEL_KEYS)})")
+    return dataclasses.replace(energy, **{key: overrides[key] for key in REFINE_MODEL_KEYS if key in overrides})
+
+
+def _anchor_sigma(config: dict) -> dict | None:
+    """``Fit2D.fit``'s ``anchor_sigma`` from ``[refine]`` (None unless ``anchor = true``)."""
+    if not setting(config, "refine", "anchor"):
+        return None
+    refine = table(config, "refine")
+    missing = [key for key in ANCHOR_SETTINGS.values() if key not in refine]
+    if missing:
+        raise ValueError(f"[refine]: anchor = true needs {', '.join(missing)}")
+    return {name: float(refine[key]) for name, key in ANCHOR_SETTINGS.items()}
+
+
+@dataclass(frozen=True)
+class RefineSettings:
+    """A profile's ``[refine]`` table (over ``[fit2d]``): how the 2D fit refines a network prediction.
+
+    ``energy``: ``[fit2d]``'s pose space and priors with the ``REFINE_MODEL_KEYS`` that ``[refine]``
+    sets (the refinement of a prediction need not share the 2D-fit baseline's); ``energy_with_3d``:
+    those, then ``[refine.with_3d]``'s, for hands whose detector's 3D keypoints join the fit (depth
+    then observed, the pose can leave the 10-D space). ``options``: ``[fit2d]``'s search, one start
+    (the prediction), ``[refine]``'s ``iterations`` when set, ``robust_rounds`` and ``extra_starts``;
+    ``robust`` (Geman-McClure scale in expected keypoint errors) applies to detector keypoints
+    (``options_for``). ``anchor_sigma``: the prediction as a Gaussian prior (None: ``anchor = false``).
+    ``label_sigma_px``: the expected error of annotated keypoints; ``keypoint_sigma``: detector
+    keypoints weighted by this photo's spread ("photo") or the global noise model ("global");
+    ``world_sigma_mm``: the sigma per axis of the detector's 3D keypoints (0: not used).
+    """
+    energy: EnergySettings
+    energy_with_3d: EnergySettings
+    options: FitOptions
+    robust: float
+    anchor_sigma: dict | None
+    label_sigma_px: float
+    keypoint_sigma: str
+    world_sigma_mm: float
+
+    @classmethod
+    def from_config(cls, config: dict) -> "RefineSettings":
+        fit2d, refine = FitSettings.from_config(config), table(config, "refine")
+        energy = _energy_over(fit2d.energy, refine, "refine")
+        robust, rounds = float(setting(config, "refine", "robust")), int(setting(config, "refine", "robust_rounds"))
+        if robust < 0 or rounds < 0:
+            raise ValueError(f"[refine]: robust and robust_rounds must be >= 0, got {robust}, {rounds}")
+        keypoint_sigma = str(setting(config, "refine", "keypoint_sigma"))
+        if keypoint_sigma not in KEYPOINT_SIGMAS:
+            raise ValueError(f"[refine] keypoint_sigma: expected one of {', '.join(KEYPOINT_SIGMAS)}, "
+                             f"got {keypoint_sigma!r}")
+        # A prediction starts near its optimum: [refine] iterations, when set, fewer than the 2D fit's.
+        iterations = int(refine["iterations"]) if "iterations" in refine else fit2d.options.iterations
+        options = dataclasses.replace(fit2d.options, num_inits=1, iterations=iterations, robust_rounds=rounds,
+                                      extra_starts=int(setting(config, "refine", "extra_starts")))
+        return cls(energy=energy, energy_with_3d=_energy_over(energy, table(config, "refine.with_3d"), "refine.with_3d"),
+                   options=options, robust=robust, anchor_sigma=_anchor_sigma(config),
+                   label_sigma_px=float(setting(config, "refine", "label_sigma_px")), keypoint_sigma=keypoint_sigma,
+                   world_sigma_mm=float(setting(config, "refine", "world_sigma_mm")))
+
+    def energy_for(self, with_3d: bool) -> EnergySettings:
+        """The pose space and priors of hands fitted with (True) or without the detector's 3D keypoints."""
+        return self.energy_with_3d if with_3d else self.energy
+
+    def options_for(self, sources="detector") -> FitOptions:
+        """``options`` with ``robust`` for the hands' keypoint ``sources``: one source (a float) or one per
+        hand (an array). Annotated keypoints ("labels") are fitted with squared residuals, so that a
+        far-off start is not read as all-outliers; detector keypoints with ``robust``."""
+        for source in [sources] if isinstance(sources, str) else sources:
+            if source not in KEYPOINT_SOURCES:
+                raise ValueError(f"keypoint source: expected one of {', '.join(KEYPOINT_SOURCES)}, got {source!r}")
+        scale = (self.robust if sources == "detector" else 0.0) if isinstance(sources, str) else \
+            np.array([self.robust if s == "detector" else 0.0 for s in sources])
+        return dataclasses.replace(self.options, robust=scale)
+
+    def keypoint_weights(self, source: str, confidence=None, sigma_px=None) -> np.ndarray:
+        """Per-keypoint weights p_i of eq. 10 when refining a prediction from keypoints of ``source``.
+
+        The fit's residuals are taken in units of each keypoint's expected error sigma_i (the MAP
+        estimate under Gaussian keypoint noise with eq. 10's priors): p_i = confidence_i / sigma_i^2.
+        "detector": sigma_i given as ``sigma_px`` (px at 320): this photo's (the detector's passes'
+        spread, ``detector.KeypointSigmaRule``) or the measured MediaPipe errors
+        (``DetectorNoise.keypoint_sigma_px``, 4-16 px at 320), so noisy keypoints no longer drag the
+        hand into implausible shapes; "labels": annotated keypoints, ``label_sigma_px`` (1 px in the
+        profiles: eq. 10 as the paper weights it).
+        """
+        if source not in KEYPOINT_SOURCES:
+            raise ValueError(f"keypoint source: expected one of {', '.join(KEYPOINT_SOURCES)}, got {source!r}")
+        if source == "detector" and sigma_px is not None:
+            sigma = np.asarray(sigma_px, np.float64)
+            if sigma.shape != (kp.NUM_KEYPOINTS,) or not (np.isfinite(sigma) & (sigma > 0)).all():
+                raise ValueError(f"sigma_px: expected {kp.NUM_KEYPOINTS} finite values > 0, got {sigma}")
+        elif source == "detector":
+            raise ValueError("sigma_px: detector keypoints need their expected error (this photo's, or "
+                             "data.augment.DetectorNoise's measured one)")
+        else:
+            sigma = np.full(kp.NUM_KEYPOINTS, self.label_sigma_px)
+        weights = 1.0 / np.square(np.asarray(sigma, np.float64))
+        return weights if confidence is None else np.asarray(confidence, np.float64) * weights
+
 
 
 def refinement_weights(config: dict, source: str, confidence=None, sigma_px=None) -> np.ndarray:
@@ -54,8 +169,6 @@ def refinement_anchor(config: dict) -> dict | None:
         raise ValueError(f"[refine]: anchor = true needs {', '.join(missing)}")
     return {name: float(refine[key]) for name, key in keys.items()}
 
-
-REFINE_MODEL_KEYS = ("pose_space", "w_theta", "alpha_beta", "pose_std_floor")
 
 
 def refinement_model_settings(config: dict, with_3d: bool = False) -> dict:
