@@ -1,0 +1,488 @@
+"""Videos to smooth hand tracks: ``python -m wildhands predict VIDEO --out DIR``.
+
+Owns the video pipeline and its outputs. Frames come from an MP4/AVI/MOV file (OpenCV) or, with
+``--sequence``, a folder of numbered images. MediaPipe runs in tracking mode (``static_image_mode``
+off: it follows the hands found in the previous frame); ``data.tracking`` matches hands across
+frames into tracks (``track_id``, one side per track); each hand goes through the photo pipeline
+(``app.predict.Predictor``: the paper's crop, the network) and then through time
+(``fit.temporal``): offline, one batched fit per window of every track (one shape per track,
+smooth pose, rotation and camera); online (``--online`` or ``[video] mode``), each frame's
+refined estimate one-euro filtered as it comes.
+
+Writes ``DIR/<stem>.jsonl`` (one line per input frame: its index, time, and every hand's fields
+as ``predict`` writes them for photos, plus ``track_id``; a frame that cannot be read has its
+``error``, a frame without hands an empty list), ``DIR/<stem>_overlay.mp4`` (the meshes drawn,
+one frame per input frame) and ``DIR/<stem>_track<k>.npz`` per track (frame indices, parameters,
+joints, vertices and 2D keypoints per frame). Every file is written whole or not at all.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from wildhands.app.drawing import draw_hand_overlay
+from wildhands.app.predict import HandInput, HandResult, Predictor, default_checkpoint
+from wildhands.config import load_profile
+from wildhands.data.augment import DetectorNoise
+from wildhands.data.crops import crop_box, make_transform
+from wildhands.data.detector import detections_from_result
+from wildhands.data.images import IMAGE_SUFFIXES, ImageError, read_image
+from wildhands.data.tracking import HandTracker
+from wildhands.fileio import _to_builtin, atomic_path
+from wildhands.fit.fit2d import CAMERA_DIMS, Fit2D
+from wildhands.fit.refine import refinement_anchor, refinement_model_settings
+from wildhands.fit.temporal import OnlineSmoother, TemporalFit, TemporalSettings, TrackObservations
+from wildhands.hand.camera import axis_angle_to_matrix
+from wildhands.hand.parameters import HandParameters
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov")
+DEFAULT_SEQUENCE_FPS = 30.0
+MAX_READ_FAILURES = 10      # consecutive unreadable frames before a video is taken to have ended
+
+
+def is_video(path) -> bool:
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+# ----------------------------------------------------------------------------- frames in
+
+class FrameSource:
+    """The frames of a video file or a folder of numbered images, readable more than once.
+
+    ``frames()`` yields (index, RGB image or None, error or None), one per input frame.
+    """
+
+    def __init__(self, path, sequence: bool = False, fps: float | None = None):
+        self.path = Path(path)
+        self.sequence = sequence
+        if sequence:
+            if not self.path.is_dir():
+                raise ValueError(f"--sequence {self.path}: not a folder of numbered frames")
+            self.files = numbered_frames(self.path)
+            self.fps, self.count = float(fps or DEFAULT_SEQUENCE_FPS), len(self.files)
+        else:
+            if not self.path.is_file() or not is_video(self.path):
+                raise ValueError(f"{self.path}: not a video file ({', '.join(VIDEO_SUFFIXES)})")
+            import cv2
+
+            capture = cv2.VideoCapture(str(self.path))
+            if not capture.isOpened():
+                raise ValueError(f"{self.path}: OpenCV cannot open this video")
+            native = capture.get(cv2.CAP_PROP_FPS)
+            self.fps = float(fps or (native if native and np.isfinite(native) and native > 0 else 30.0))
+            self.count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+            capture.release()
+        self.stem = self.path.stem if not sequence else self.path.name
+
+    def frames(self):
+        if self.sequence:
+            for index, path in enumerate(self.files):
+                try:
+                    yield index, read_image(path), None
+                except (ImageError, ValueError) as err:
+                    yield index, None, f"{path.name}: {err}"
+            return
+        yield from _video_frames(self.path, self.count)
+
+
+def numbered_frames(folder: Path) -> list[Path]:
+    """The images of ``folder`` ordered by the last number in their names."""
+    files = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
+    numbered = [(int(m[-1]), p) for p in files if (m := re.findall(r"\d+", p.stem))]
+    if not numbered:
+        raise ValueError(f"--sequence {folder}: no numbered images ({', '.join(IMAGE_SUFFIXES)}) in it")
+    return [p for _, p in sorted(numbered, key=lambda item: (item[0], item[1].name))]
+
+
+def _video_frames(path: Path, count: int):
+    """Frames of a video; an undecodable frame gives an error entry, and decoding goes on."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    index, failures = 0, 0
+    try:
+        while failures < MAX_READ_FAILURES:
+            ok, frame = capture.read()
+            if ok and frame is not None:
+                failures = 0
+                yield index, np.ascontiguousarray(frame[..., ::-1]), None
+            elif index < count:
+                failures += 1
+                yield index, None, f"frame {index}: OpenCV could not decode it"
+            else:
+                break
+            index += 1
+    finally:
+        capture.release()
+
+
+# ----------------------------------------------------------------------------- detection in tracking mode
+
+class TrackingDetector:
+    """MediaPipe Hands in tracking mode (``static_image_mode=False``): ``detect(rgb)`` ->
+    ``data.detector.Detection`` list. One per video: it remembers the previous frame's hands."""
+
+    def __init__(self, max_num_hands: int = 2, min_detection_confidence: float = 0.5,
+                 min_tracking_confidence: float = 0.5):
+        import mediapipe as mp
+
+        self._hands = mp.solutions.hands.Hands(static_image_mode=False, max_num_hands=int(max_num_hands),
+                                               min_detection_confidence=float(min_detection_confidence),
+                                               min_tracking_confidence=float(min_tracking_confidence),
+                                               model_complexity=1)
+
+    def detect(self, image_rgb: np.ndarray) -> list:
+        result = self._hands.process(np.ascontiguousarray(image_rgb))
+        return detections_from_result(result, image_rgb.shape[1], image_rgb.shape[0])
+
+    def close(self) -> None:
+        self._hands.close()
+
+
+# ----------------------------------------------------------------------------- per-frame records
+
+@dataclass
+class HandEntry:
+    """One hand of one frame: its track, what the detector gave, and its estimate (None: none)."""
+    track_id: int
+    hand: HandInput
+    width: int                            # of the frame, pixels
+    result: HandResult | None = None
+
+
+@dataclass
+class FrameRecord:
+    index: int
+    shape: tuple | None = None            # (H, W) of the frame; None when it could not be read
+    error: str | None = None
+    hands: list = field(default_factory=list)
+
+
+def to_track_frame(result: HandResult, left: bool) -> np.ndarray:
+    """Packed ``Fit2D`` parameters (P,) of a per-frame estimate, in its track's frame (image pixels,
+    mirrored for a left track; the crop's side must be the track's)."""
+    crop = result.crop
+    trans = crop.to_image(np.asarray(result.camera["trans_crop_px"], np.float64)[None])[0]
+    if left:
+        trans[0] = crop.image_width - 1 - trans[0]
+    log_scale = np.log(float(result.camera["scale_px_per_m"]) / crop.zoom)
+    p = result.params
+    return np.concatenate([p["global_orient"], trans, [log_scale], p["betas"], p["pose"]]).astype(np.float64)
+
+
+def to_crop_parameters(packed: np.ndarray, crop, left: bool, num_betas: int) -> HandParameters:
+    """The inverse of ``to_track_frame`` for the crop ``crop``: a batch of one, float32."""
+    trans = np.array(packed[3:5], np.float64)
+    if left:
+        trans[0] = crop.image_width - 1 - trans[0]
+    as_tensor = lambda a: torch.as_tensor(np.asarray(a, np.float32))[None]  # noqa: E731
+    return HandParameters(axis_angle_to_matrix(as_tensor(packed[:3]).double()).float(),
+                          as_tensor(crop.to_crop(trans[None])[0]), as_tensor(np.exp(packed[5]) * crop.zoom),
+                          as_tensor(packed[CAMERA_DIMS:CAMERA_DIMS + num_betas]),
+                          as_tensor(packed[CAMERA_DIMS + num_betas:]))
+
+
+def crop_for(hand: HandInput, shape: tuple, left: bool):
+    """The paper's 2.2 l crop of a detected hand, mirrored for a left track."""
+    points = np.asarray(hand.keypoints_2d, np.float64)
+    return make_transform(shape, crop_box(np.nan_to_num(points), np.isfinite(points).all(1), 2.2), 320, mirror=left)
+
+
+def track_observations(entries: list, first: int, last: int, left: bool, sigma_320: np.ndarray,
+                       world_sigma_m: float, num_params: int) -> TrackObservations:
+    """A track's ``TrackObservations`` from its (frame index, ``HandEntry``) pairs, frames first..last."""
+    frames = last - first + 1
+    points, weights = np.zeros((frames, 21, 2)), np.zeros((frames, 21))
+    init = np.full((frames, num_params), np.nan)
+    world, world_weights = np.full((frames, 21, 3), np.nan), np.zeros((frames, 21))
+    for index, entry in entries:
+        t = index - first
+        image_points = np.array(entry.hand.keypoints_2d, np.float64)
+        if left:
+            image_points[:, 0] = entry.width - 1 - image_points[:, 0]
+        zoom = 320.0 / crop_box(np.nan_to_num(image_points), None, 2.2)[2]
+        points[t], weights[t] = image_points, np.asarray(entry.hand.confidence) * (zoom / sigma_320) ** 2
+        if entry.result is not None and entry.result.crop.mirrored == left:
+            init[t] = to_track_frame(entry.result, left)
+        if entry.hand.world_landmarks is not None and world_sigma_m > 0:
+            world[t] = np.asarray(entry.hand.world_landmarks) * ([-1.0, 1.0, 1.0] if left else 1.0)
+            world_weights[t] = 1.0 / world_sigma_m ** 2
+    return TrackObservations(points, weights, init, np.isfinite(init).all(1), world, world_weights)
+
+
+# ----------------------------------------------------------------------------- the pipeline
+
+class VideoPredictor:
+    """Per-frame detection, tracking and estimates, then the temporal fit (offline) or filter
+    (online). ``detector``: anything with ``detect(rgb) -> [Detection]`` (default MediaPipe in
+    tracking mode); ``mode``: "offline" or "online" (default: ``[video] mode``)."""
+
+    def __init__(self, checkpoint=None, mode: str | None = None, device: str = "cpu", detector=None,
+                 config_overrides: dict | None = None):
+        self.predictor = Predictor(checkpoint or default_checkpoint(), device=device,
+                                   config_overrides=config_overrides)
+        try:
+            current = load_profile(str(self.predictor.config.get("profile", "quick")), config_overrides)
+        except (FileNotFoundError, ValueError):
+            current = load_profile("quick", config_overrides)
+        self.video_config = dict(current.get("video", {}))
+        self.settings = TemporalSettings.from_config(current, **({"mode": mode} if mode else {}))
+        self.predictor.refine = self.settings.mode == "online"
+        self.hand_model = self.predictor.hand_model
+        self.num_betas = self.hand_model.num_betas
+        self._detector = detector
+        self._smoothers: dict = {}
+
+    @property
+    def detector(self):
+        if self._detector is None:
+            self._detector = TrackingDetector(int(self.video_config.get("max_num_hands", 2)))
+        return self._detector
+
+    def new_tracker(self) -> HandTracker:
+        return HandTracker(int(self.video_config.get("max_missing", 10)), float(self.video_config.get("gate", 1.0)))
+
+    def frame(self, index: int, image: np.ndarray, tracker: HandTracker) -> FrameRecord:
+        """Detect, track and estimate every hand of one frame (online: smoothed too)."""
+        record = FrameRecord(index, image.shape[:2])
+        found = self.detector.detect(image)
+        ids = tracker.update(index, [d.keypoints_2d for d in found], [d.handedness for d in found],
+                             [d.score for d in found])
+        sides = {t.track_id: t.side for t in tracker.active}
+        for det, track_id in zip(found, ids):
+            hand = HandInput.from_detection(det)
+            hand.handedness = sides[track_id]
+            entry = HandEntry(track_id, hand, image.shape[1])
+            try:
+                entry.result = self.predictor.predict(image, [hand])[0]
+            except ValueError as err:  # e.g. too few keypoints inside the frame
+                record.error = f"track {track_id}: {err}"
+            if self.settings.mode == "online" and entry.result is not None:
+                entry.result = self._online(entry, image.shape[:2])
+            record.hands.append(entry)
+        return record
+
+    def _online(self, entry: HandEntry, shape: tuple) -> HandResult:
+        left = entry.hand.handedness == "left"
+        packed = to_track_frame(entry.result, left)
+        smoother = self._smoothers.get(entry.track_id)
+        if smoother is None or smoother.nb + smoother.num_pose + CAMERA_DIMS != len(packed):
+            smoother = OnlineSmoother(self.settings, self.fps, self.num_betas, len(packed) - CAMERA_DIMS - self.num_betas)
+            self._smoothers[entry.track_id] = smoother
+        return self.result(entry, smoother(packed), shape, "online")
+
+    def result(self, entry: HandEntry, packed: np.ndarray, shape: tuple, method: str) -> HandResult:
+        """The ``HandResult`` of a hand from its smoothed track-frame parameters."""
+        left = entry.hand.handedness == "left"
+        crop = entry.result.crop if entry.result is not None and entry.result.crop.mirrored == left \
+            else crop_for(entry.hand, shape, left)
+        params = to_crop_parameters(packed, crop, left, self.num_betas)
+        out = self.predictor._result(entry.hand, crop, params, None)
+        seen = np.isfinite(entry.hand.keypoints_2d).all(1)
+        out.fit_error_px = float(np.linalg.norm(out.keypoints_2d - entry.hand.keypoints_2d, axis=1)[seen].mean()
+                                 * crop.zoom)
+        out.method = f"network+temporal ({method})"
+        out.extras["track_id"] = entry.track_id
+        return out
+
+    def run(self, source: FrameSource, progress: bool = True) -> tuple[list, list]:
+        """(one ``FrameRecord`` per input frame, the tracks) with every estimate smoothed."""
+        from tqdm.auto import tqdm
+
+        self.fps, self._smoothers = source.fps, {}
+        tracker = self.new_tracker()
+        records = []
+        with tqdm(total=source.count or None, desc=f"{source.stem} ({self.settings.mode})", unit="frame",
+                  disable=not progress) as bar:
+            for index, image, error in source.frames():
+                try:
+                    records.append(FrameRecord(index, None, error) if image is None
+                                   else self.frame(index, image, tracker))
+                except ValueError as err:
+                    records.append(FrameRecord(index, image.shape[:2], f"frame {index}: {err}"))
+                bar.update(1)
+        tracks = tracker.finish()
+        if self.settings.mode == "offline":
+            self.smooth_offline(records, tracks)
+        return records, tracks
+
+    def temporal_fit(self) -> TemporalFit:
+        """The offline fit with the refinement's priors, anchor and robust scale, PCA pose space."""
+        config = self.predictor.config
+        model = {**refinement_model_settings(config, False), "pose_space": "pca"}
+        return TemporalFit(Fit2D(self.hand_model, **model), self.settings, refinement_anchor(config),
+                           float(config.get("refine", {}).get("robust", 0.0)))
+
+    def smooth_offline(self, records: list, tracks: list) -> None:
+        """Every hand's estimate replaced by its track's temporal fit (frames without an estimate
+        of their own get one from the fit)."""
+        by_track, shapes = {}, {r.index: r.shape for r in records}
+        for record in records:
+            for entry in record.hands:
+                by_track.setdefault(entry.track_id, []).append((record.index, entry))
+        sides = {t.track_id: t.side for t in tracks}
+        config = self.predictor.config
+        sigma = DetectorNoise.from_config(config).keypoint_sigma_px
+        world_sigma = float(config.get("refine", {}).get("world_sigma_mm", 0.0)) / 1000.0
+        num_params = CAMERA_DIMS + self.num_betas + self.hand_model.num_pca_comps
+        jobs = []
+        for track_id, entries in by_track.items():
+            for _, entry in entries:
+                entry.hand.handedness = sides[track_id]
+            first, last = entries[0][0], entries[-1][0]
+            obs = track_observations(entries, first, last, sides[track_id] == "left", sigma,
+                                     world_sigma if self.predictor.use_world_landmarks else 0.0, num_params)
+            if obs.anchored.any():
+                jobs.append((entries, first, obs))
+        fits = self.temporal_fit().fit_tracks([job[2] for job in jobs], self.fps) if jobs else []
+        for (entries, first, _), fitted in zip(jobs, fits):
+            for index, entry in entries:
+                entry.result = self.result(entry, fitted.params[index - first], shapes[index], "offline")
+
+
+# ----------------------------------------------------------------------------- outputs
+
+def frame_line(record: FrameRecord, fps: float) -> dict:
+    """The JSON line of one frame."""
+    line = {"frame": record.index, "time_s": round(record.index / fps, 6),
+            "hands": [e.result.to_dict() for e in record.hands if e.result is not None]}
+    if record.error:
+        line["error"] = record.error
+    if record.shape is not None and not line["hands"] and not record.error:
+        line["message"] = "no hand found"
+    return line
+
+
+def _overlay_frame(image, record: FrameRecord, size: tuple, faces) -> np.ndarray:
+    """The frame with its meshes drawn (BGR, ``size`` (W, H)); black where the frame is unreadable."""
+    import cv2
+
+    if image is None:
+        return np.zeros((size[1], size[0], 3), np.uint8)
+    hands = [(e.result.vertices_2d, e.result.vertices, faces, e.result.keypoints_2d)
+             for e in record.hands if e.result is not None]
+    out = draw_hand_overlay(image, hands) if hands else image
+    for entry in record.hands:
+        if entry.result is not None:
+            x, y = entry.result.keypoints_2d[0]
+            cv2.putText(out, f"{entry.track_id}", (int(x) + 4, int(y) + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                        (255, 255, 0), 1, cv2.LINE_AA)
+    out = np.ascontiguousarray(out[..., ::-1])
+    return out if out.shape[1::-1] == size else cv2.resize(out, size)
+
+
+def write_overlay(path: Path, source: FrameSource, records: list, faces) -> int:
+    """``path`` (MP4, the source's frame rate): one frame per record; returns the frames written."""
+    import cv2
+
+    first = next((r.shape for r in records if r.shape is not None), (240, 320))
+    size = (int(first[1]), int(first[0]))
+    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
+    writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"mp4v"), source.fps, size)
+    if not writer.isOpened():
+        raise ValueError(f"{path}: OpenCV cannot write MP4 here")
+    written = 0
+    try:
+        frames = source.frames()
+        for record in records:
+            index, image, _ = next(frames, (record.index, None, None))
+            writer.write(_overlay_frame(image if index == record.index else None, record, size, faces))
+            written += 1
+        writer.release()
+        os.replace(partial, path)
+    except BaseException:
+        writer.release()
+        partial.unlink(missing_ok=True)
+        raise
+    return written
+
+
+def write_track(path: Path, track, records: list) -> None:
+    """``DIR/<stem>_track<k>.npz``: per frame of the track with an estimate, its parameters
+    (image pixels for the camera), joints and vertices (metres, root-relative, camera-aligned)."""
+    rows = [(r.index, e.result) for r in records for e in r.hands
+            if e.track_id == track.track_id and e.result is not None]
+    if not rows:
+        return
+    res = [row[1] for row in rows]
+    stack = lambda values: np.stack([np.asarray(v, np.float32) for v in values])  # noqa: E731
+    arrays = {"frames": np.array([row[0] for row in rows]), "track_id": np.array(track.track_id),
+              "side": np.array(track.side), "betas": stack(r.params["betas"] for r in res),
+              "global_orient": stack(r.params["global_orient"] for r in res),
+              "pose": stack(r.params["pose"] for r in res),
+              "trans_crop_px": stack(r.camera["trans_crop_px"] for r in res),
+              "scale_crop_px_per_m": stack([r.camera["scale_px_per_m"]] for r in res)[:, 0],
+              "crop_transform": np.array(json.dumps([r.crop.to_dict() for r in res])),
+              "keypoints_2d": stack(r.keypoints_2d for r in res), "joints_3d": stack(r.joints_3d for r in res),
+              "vertices": stack(r.vertices for r in res)}
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, **arrays)
+
+
+def write_video_outputs(out_dir, source: FrameSource, records: list, tracks: list, faces) -> dict:
+    """The JSONL, the overlay video and the track files; returns a summary."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out_dir / f"{source.stem}.jsonl") as tmp:
+        with open(tmp, "w") as handle:
+            for record in records:
+                handle.write(json.dumps(frame_line(record, source.fps), default=_to_builtin) + "\n")
+    written = write_overlay(out_dir / f"{source.stem}_overlay.mp4", source, records, faces)
+    kept = [t for t in tracks if any(e.track_id == t.track_id and e.result is not None
+                                     for r in records for e in r.hands)]
+    for track in kept:
+        write_track(out_dir / f"{source.stem}_track{track.track_id}.npz", track, records)
+    return {"frames": len(records), "overlay_frames": written, "tracks": len(kept),
+            "failed_frames": sum(r.error is not None for r in records),
+            "hands": sum(e.result is not None for r in records for e in r.hands)}
+
+
+def predict_video(path, out_dir, checkpoint=None, sequence: bool = False, fps: float | None = None,
+                  mode: str | None = None, device: str = "cpu", detector=None, progress: bool = True) -> dict:
+    """The whole pipeline on one video (or ``sequence`` folder): outputs in ``out_dir``; a summary."""
+    source = FrameSource(path, sequence, fps)
+    video = VideoPredictor(checkpoint, mode, device, detector)
+    start = time.perf_counter()
+    records, tracks = video.run(source, progress)
+    seconds = time.perf_counter() - start
+    summary = write_video_outputs(out_dir, source, records, tracks, video.hand_model.faces)
+    return {**summary, "mode": video.settings.mode, "fps_processed": len(records) / max(seconds, 1e-9)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="wildhands predict", description=__doc__.split("\n\n")[0])
+    parser.add_argument("inputs", nargs="+", help="videos (.mp4, .avi, .mov), or folders of numbered frames "
+                                                  "with --sequence")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--sequence", action="store_true", help="each input is a folder of numbered frames")
+    parser.add_argument("--fps", type=float, default=None, help="frame rate (default: the video's; 30 for "
+                                                                "--sequence)")
+    parser.add_argument("--online", action="store_true", help="causal one-euro smoothing instead of the "
+                                                               "offline temporal fit")
+    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--device", default="cpu")
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        print(f"wildhands predict: options {' '.join(unknown)} apply to photos, not videos", file=sys.stderr)
+        return 2
+    done = 0
+    for path in args.inputs:
+        try:
+            summary = predict_video(path, args.out, args.checkpoint, args.sequence, args.fps,
+                                    "online" if args.online else None, args.device)
+        except (FileNotFoundError, ValueError) as err:
+            print(f"wildhands predict: {err}", file=sys.stderr)
+            continue
+        done += 1
+        print(f"{path}: {summary['frames']} frames ({summary['failed_frames']} failed), {summary['hands']} hands "
+              f"in {summary['tracks']} tracks, {summary['fps_processed']:.1f} frames/s ({summary['mode']}); "
+              f"outputs in {args.out}")
+    return 0 if done else 1

@@ -1,0 +1,207 @@
+"""Video: tracking, the temporal fit, the acceleration metric and the video pipeline's outputs."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from wildhands.data.detector import Detection, tight_box
+from wildhands.data.tracking import HandTracker, track_frames
+from wildhands.eval.video_metrics import acceleration_error, mean_acceleration
+from wildhands.fit.temporal import (OneEuroFilter, TemporalFit, TemporalSettings, TrackObservations,
+                                    blend_windows, continuous_rotations, window_starts)
+
+ANCHOR = {"rotation": 0.4, "betas": 2.0, "pose": 4.0}
+
+
+def _hand(centre, size=60.0, seed=0):
+    """A (21, 2) keypoint set of roughly a hand's spread around ``centre``."""
+    rng = np.random.default_rng(seed)
+    return np.asarray(centre, float) + rng.uniform(-size / 2, size / 2, (21, 2))
+
+
+def test_two_crossing_hands_keep_their_tracks():
+    # Two hands of the same side cross paths; at the crossing they nearly coincide.
+    frames = []
+    for t in range(30):
+        a = _hand((100 + 10 * t, 200 + 1.0 * t), seed=1)
+        b = _hand((390 - 10 * t, 210 - 1.0 * t), seed=2)
+        frames.append([(a, "right", 0.9), (b, "right", 0.8)] if t % 2 else [(b, "right", 0.8), (a, "right", 0.9)])
+    ids, tracks = track_frames(frames)
+    first = [f[0] if t % 2 else f[1] for t, f in enumerate(ids)]
+    second = [f[1] if t % 2 else f[0] for t, f in enumerate(ids)]
+    assert len(set(first)) == 1 and len(set(second)) == 1 and first[0] != second[0]
+    assert len(tracks) == 2 and all(len(t.frames) == 30 for t in tracks)
+
+
+def test_track_ends_after_missing_frames_and_side_is_majority():
+    tracker = HandTracker(max_missing=2)
+    hand = _hand((200, 200))
+    ids = [tracker.update(t, [hand], ["left" if t == 1 else "right"]) for t in range(3)]
+    assert ids == [[0], [0], [0]] and tracker.tracks[0].side == "right"
+    assert tracker.update(5, [hand], ["right"]) == [0]      # 2 frames missing: same track
+    assert tracker.update(9, [hand], ["right"]) == [1]      # 3 frames missing: a new track
+    with pytest.raises(ValueError, match="increasing"):
+        tracker.update(9, [hand], ["right"])
+
+
+def test_acceleration_error_definition():
+    t = np.arange(10, dtype=float)
+    gt = np.stack([t, 0 * t, 0 * t], -1)[:, None].repeat(21, 1)   # constant velocity: zero acceleration
+    pred = gt.copy()
+    pred[5, :, 0] += 1.0                                           # one frame off by 1: accelerations 1, 2, 1
+    assert acceleration_error(pred, gt) == pytest.approx(4.0 / 8)
+    assert mean_acceleration(gt) == pytest.approx(0.0)
+    valid = np.ones(10, bool)
+    valid[5] = False
+    assert acceleration_error(pred, gt, valid) == pytest.approx(0.0)
+
+
+def test_window_helpers():
+    assert window_starts(10, 48, 12) == [0]
+    starts = window_starts(100, 48, 12)
+    assert starts[0] == 0 and starts[-1] == 52 and all(b - a <= 36 for a, b in zip(starts, starts[1:]))
+    values = [np.full((48, 1), float(s)) for s in starts]
+    blended = blend_windows(values, starts, 100, 12)
+    assert blended[0, 0] == 0 and blended[-1, 0] == 52 and np.all(np.diff(blended[:, 0]) >= 0)
+    turns = np.array([[0, 0, 3.1], [0, 0, -3.1]])                 # nearly the same rotation
+    assert np.linalg.norm(np.diff(continuous_rotations(turns), axis=0)) < 0.1
+
+
+def test_one_euro_filter_keeps_constant_and_smooths_noise():
+    f = OneEuroFilter(30.0, 1.0, 0.0)
+    assert np.allclose([f(np.array([2.0, -1.0])) for _ in range(5)], [2.0, -1.0])
+    rng = np.random.default_rng(0)
+    g = OneEuroFilter(30.0, 1.0, 0.0)
+    out = np.array([g(v) for v in rng.normal(size=200)])
+    assert out[20:].std() < 0.5
+
+
+@pytest.fixture(scope="module")
+def fit2d():
+    from wildhands.config import load_profile
+    from wildhands.fit.fit2d import Fit2D
+    from wildhands.hand.hand_model import hand_model_from_config
+
+    return Fit2D(hand_model_from_config(load_profile("smoke")))
+
+
+def _track(fit2d, frames: int, moving: bool, noise_px: float, seed: int = 0):
+    """Packed true parameters (T, P), their 2D keypoints with noise, and init = truth + noise."""
+    rng = np.random.default_rng(seed)
+    nb, n = fit2d.num_betas, fit2d.num_pose
+    t = np.arange(frames)[:, None] / 30.0 * moving
+    truth = np.zeros((frames, 6 + nb + n))
+    truth[:, :3] = [0.3, 0.5, 0.1] + 0.3 * np.sin(2 * t + [0, 1, 2])
+    truth[:, 3:5] = [160, 120] + 30 * np.sin(t + [0, 1])
+    truth[:, 5] = np.log(900.0)
+    truth[:, 6:6 + nb] = rng.normal(size=nb) * 0.5
+    truth[:, 6 + nb:] = 0.8 * np.sin(2 * t + np.arange(n))
+    keys = fit2d.project(torch.as_tensor(truth)).numpy() + rng.normal(size=(frames, 21, 2)) * noise_px
+    init = truth + np.concatenate([rng.normal(size=(frames, 3)) * 0.05 * (noise_px > 0), np.zeros((frames, 3 + nb)),
+                                   rng.normal(size=(frames, n)) * 0.3 * (noise_px > 0)], 1)
+    return truth, keys, init
+
+
+def test_shape_is_one_per_track_across_windows(fit2d):
+    truth, keys, init = _track(fit2d, 40, True, 2.0)
+    init[:, 6:6 + fit2d.num_betas] += np.random.default_rng(1).normal(size=(40, fit2d.num_betas))  # noisy shapes
+    obs = TrackObservations(keys, np.full((40, 21), 0.25), init, np.ones(40, bool))
+    settings = TemporalSettings(window=16, overlap=4, iterations=4, robust_rounds=0)
+    fitted = TemporalFit(fit2d, settings, ANCHOR, robust=0.0).fit_tracks([obs], 30.0)[0]
+    betas = fitted.params[:, 6:6 + fit2d.num_betas]
+    assert np.ptp(betas, axis=0).max() == 0.0 and np.allclose(betas[0], fitted.betas)
+
+
+def test_smoothing_leaves_a_static_hand_where_it_is(fit2d):
+    # A still hand: the smoothness priors cost nothing there, so the fit is the one without them.
+    truth, keys, init = _track(fit2d, 20, False, 0.0)
+    obs = TrackObservations(keys, np.full((20, 21), 0.25), init, np.ones(20, bool))
+    loose = {block: 1e9 for block in ("rotation", "translation", "log_scale", "pose")}
+    results = []
+    for sigmas in ({}, {"velocity_sigma": loose, "acceleration_sigma": loose}):
+        settings = TemporalSettings(window=20, overlap=4, iterations=6, robust_rounds=1, **sigmas)
+        fitted = TemporalFit(fit2d, settings, ANCHOR, robust=3.0).fit_tracks([obs], 30.0)[0]
+        results.append(fit2d._keypoints_3d(torch.as_tensor(fitted.params)).numpy())
+        projected = fit2d.project(torch.as_tensor(fitted.params)).numpy()
+        assert np.linalg.norm(projected - keys, axis=-1).mean() < 1.0               # on its keypoints (px)
+    smoothed, unsmoothed = results
+    assert np.abs(np.diff(smoothed, axis=0)).max() < 1e-5                           # still
+    assert np.abs(smoothed - unsmoothed).max() < 1e-4                               # where it was (0.1 mm)
+
+
+# ----------------------------------------------------------------------------- the video pipeline
+
+class _Detector:
+    """Stands in for MediaPipe: given keypoints per frame (None: no hand)."""
+
+    def __init__(self, per_frame):
+        self.per_frame, self.calls = per_frame, 0
+
+    def detect(self, image):
+        keys = self.per_frame[self.calls]
+        self.calls += 1
+        return [] if keys is None else [Detection(keys, "left", 0.9, tight_box(keys))]
+
+
+@pytest.fixture(scope="module")
+def clip():
+    from wildhands.config import load_profile
+    from wildhands.data.synthetic_video import render_video
+    from wildhands.hand.hand_model import hand_model_from_config
+
+    config = load_profile("smoke")
+    return render_video(hand_model_from_config(config), config, frames=12, width=160, height=120, side="left")
+
+
+def _frame_count(path) -> int:
+    capture = cv2.VideoCapture(str(path))
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    capture.release()
+    return count
+
+
+@pytest.mark.parametrize("mode", ["offline", "online"])
+def test_video_outputs_and_overlay_frame_count(tmp_path, clip, mode):
+    from wildhands.app.video import predict_video
+
+    path = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (160, 120))
+    for frame in clip.frames:
+        writer.write(np.ascontiguousarray(frame[..., ::-1]))
+    writer.release()
+    per_frame = [k if t != 4 else None for t, k in enumerate(clip.keypoints_2d)]
+    summary = predict_video(path, tmp_path / "out", mode=mode, detector=_Detector(per_frame), progress=False)
+    lines = [json.loads(line) for line in (tmp_path / "out" / "clip.jsonl").read_text().splitlines()]
+    assert len(lines) == _frame_count(path) == _frame_count(tmp_path / "out" / "clip_overlay.mp4") == 12
+    assert lines[4]["hands"] == [] and lines[4]["message"] == "no hand found"
+    hands = [line["hands"][0] for line in lines if line["hands"]]
+    assert len(hands) == 11 and {h["track_id"] for h in hands} == {0} and hands[0]["handedness"] == "left"
+    track = np.load(tmp_path / "out" / "clip_track0.npz")
+    assert track["joints_3d"].shape == (11, 21, 3) and track["vertices"].shape[0] == 11
+    if mode == "offline":
+        assert np.ptp(track["betas"], axis=0).max() < 1e-6
+    assert summary["frames"] == 12 and summary["tracks"] == 1
+
+
+def test_sequence_with_a_corrupt_frame_and_no_hands(tmp_path, clip):
+    from wildhands.app.video import predict_video
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for t, frame in enumerate(clip.frames[:6]):
+        cv2.imwrite(str(folder / f"frame_{t + 1:04d}.png"), np.ascontiguousarray(frame[..., ::-1]))
+    (folder / "frame_0003.png").write_bytes(b"not a png at all")
+    keys = [clip.keypoints_2d[t] for t in range(6) if t != 2]      # the detector never sees the corrupt frame
+    keys[3] = None                                                  # frame 5: no hand
+    summary = predict_video(folder, tmp_path / "out", sequence=True, detector=_Detector(keys), progress=False)
+    lines = [json.loads(line) for line in (tmp_path / "out" / "frames.jsonl").read_text().splitlines()]
+    assert [line["frame"] for line in lines] == list(range(6))
+    assert "frame_0003.png" in lines[2]["error"] and lines[2]["hands"] == []
+    assert lines[4]["hands"] == [] and all(len(lines[t]["hands"]) == 1 for t in (0, 1, 3, 5))
+    assert _frame_count(tmp_path / "out" / "frames_overlay.mp4") == 6
+    assert summary["failed_frames"] == 1
