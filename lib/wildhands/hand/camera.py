@@ -8,6 +8,12 @@ R acts on root-relative points (root = keypoint 0, the wrist), Pi keeps the firs
 two camera coordinates (x right, y down, z away from the camera), s is pixels per
 metre and t is the root keypoint's pixel. Left hands are mirrored to right ones:
 x' = W - 1 - x in pixels, x -> -x in 3D, and a mirrored mesh reverses its winding.
+
+Also owns the crop those pixels belong to (``CROP_SIZE`` pixels showing ``CROP_SCALE`` l, l the
+edge of the tightest square box around the hand's keypoints; a profile's ``[preprocess]``
+crop_size and crop_scale), the camera that frames a hand in it (``frame_in_crop``), and the
+NumPy rotations the hand-model builder and the data code use (float64; each keeps the exact
+arithmetic its callers' stored results were made with).
 """
 from __future__ import annotations
 
@@ -15,6 +21,8 @@ import numpy as np
 import torch
 
 _EPS = 1e-8
+CROP_SIZE = 320     # the paper's crop edge in pixels: the unit of the camera's s and t
+CROP_SCALE = 2.2    # the crop's edge in l (STB's experiment: 1.5)
 
 
 def axis_angle_to_matrix(axis_angle: torch.Tensor) -> torch.Tensor:
@@ -112,3 +120,70 @@ def mirror_axis_angle(axis_angle):
 def mirror_camera(scale, trans, width: int):
     """Weak-perspective camera of the mirrored image: same scale, t_x -> W - 1 - t_x."""
     return scale, mirror_points_2d(trans, width)
+
+
+def tight_square(points) -> tuple[np.ndarray, float]:
+    """Centre (2,) and edge of the tightest square box around (N, 2+) points (their first two
+    coordinates): the box's edge is the larger side of their bounding box, l."""
+    low, high = points[:, :2].min(0), points[:, :2].max(0)
+    return (low + high) / 2, float((high - low).max())
+
+
+def frame_in_crop(points_cam: np.ndarray, crop_size: int = CROP_SIZE, crop_scale: float = CROP_SCALE,
+                  zoom: float = 1.0, centre_offset=0.0) -> tuple[float, np.ndarray]:
+    """Camera (scale px/m, trans (2,) px, the root's pixel) that shows camera-frame points
+    (N, 3), root at the origin, as a ``crop_scale`` l crop of ``crop_size`` pixels does: their
+    tightest square box ``crop_size / crop_scale`` pixels wide (times ``zoom``) and centred
+    (plus ``centre_offset`` pixels)."""
+    box_centre, edge = tight_square(points_cam)
+    scale = crop_size / crop_scale / max(edge, 1e-6) * zoom
+    return scale, (crop_size - 1) / 2 + centre_offset - scale * box_centre
+
+
+# ----------------------------------------------------------------------------- NumPy rotations
+
+def rotate_vector(v, axis, degrees: float) -> np.ndarray:
+    """Rodrigues rotation of the vector ``v`` by ``degrees`` about ``axis`` (normalised here)."""
+    axis = np.asarray(axis, np.float64)
+    a, t = axis / np.linalg.norm(axis, axis=-1, keepdims=True), np.radians(degrees)
+    return v * np.cos(t) + np.cross(a, v) * np.sin(t) + a * (a @ v) * (1 - np.cos(t))
+
+
+def rotation_matrices(axis_angle: np.ndarray) -> np.ndarray:
+    """(..., 3) axis-angle to (..., 3, 3) rotation matrices: Rodrigues' formula in closed form
+    (the open hand model's file is built with it)."""
+    angle = np.linalg.norm(axis_angle, axis=-1, keepdims=True)
+    axis = axis_angle / np.maximum(angle, 1e-12)
+    x, y, z = np.moveaxis(axis, -1, 0)
+    zero = np.zeros_like(x)
+    k = np.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(axis.shape[:-1] + (3, 3))
+    s, c = np.sin(angle)[..., None], np.cos(angle)[..., None]
+    return np.eye(3) + s * k + (1 - c) * (k @ k)
+
+
+def rotation_vectors(matrix: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) rotation matrices to (..., 3) axis-angles (SciPy's, angles in [0, pi])."""
+    from scipy.spatial.transform import Rotation
+
+    shape = matrix.shape[:-2]
+    return Rotation.from_matrix(matrix.reshape(-1, 3, 3)).as_rotvec().reshape(shape + (3,))
+
+
+def rotvec_matrices(axis_angles) -> np.ndarray:
+    """(N, 3) axis-angles -> (N, 3, 3) rotation matrices, by SciPy (through quaternions; the
+    inverse of ``rotation_vectors``)."""
+    from scipy.spatial.transform import Rotation
+
+    return Rotation.from_rotvec(np.asarray(axis_angles, np.float64).reshape(-1, 3)).as_matrix()
+
+
+def rotation_about(axis, angle: float) -> np.ndarray:
+    """(3, 3) rotation by ``angle`` radians about the unit ``axis``: ``axis_angle_to_matrix`` in
+    float64 (the synthetic views are drawn with it)."""
+    return axis_angle_to_matrix(torch.as_tensor(np.asarray(axis) * angle, dtype=torch.float64)).numpy()
+
+
+def rotation_z(angle_rad: float) -> np.ndarray:
+    """(3, 3) rotation by ``angle_rad`` about z, the camera axis (in the image: x towards y)."""
+    cos, sin = np.cos(angle_rad), np.sin(angle_rad)
+    return np.array([[cos, -sin, 0.0], [sin, cos, 0.0], [0.0, 0.0, 1.0]])
