@@ -40,10 +40,12 @@ def table(config: dict, name: str) -> dict:
 
 
 def setting(config: dict, table_name: str, key: str):
-    """One value of a profile's table; a missing key is an error naming ``[table] key``."""
-    values = table(config, table_name)
+    """One value of a profile's table (``table_name`` "": a top-level key such as ``seed``); a missing
+    key is an error naming ``[table] key``."""
+    values = table(config, table_name) if table_name else config
     if key not in values:
-        raise MissingSetting(f"[{table_name}] {key}: missing from profile {config.get('profile', '(unnamed)')!r}")
+        where = f"[{table_name}] {key}" if table_name else key
+        raise MissingSetting(f"{where}: missing from profile {config.get('profile', '(unnamed)')!r}")
     return values[key]
 
 

@@ -7,14 +7,19 @@ and, for synthetic samples, its parameters) and the tensor the encoder reads:
   (``data.augment``), seeded by (run seed, stage, draw number), so worker count, sharding and
   resuming change nothing;
 - ``network_input``: the batched tensor for a variant (ImageNet-normalised RGB, and/or one
-  Gaussian heat-map per keypoint rendered in torch on the batch).
+  Gaussian heat-map per keypoint rendered in torch on the batch);
+- the typed settings of the tables it reads (``InputSettings``: ``[model]`` and
+  ``[preprocess]``; ``AugmentSettings``: ``[augment]``; ``MaskSettings``: ``[loss]``'s soft mask).
 
 Pixel coordinates: x right, y down, pixel centres at integers; the crop is 320 pixels.
 """
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import numpy as np
 import torch
+from wildhands.config import setting, settings_from_table
 from wildhands.data.augment import (DetectorNoise, augment_sample,
                                     detector_keypoints, resize_image)
 from wildhands.data.heatmaps import keypoint_heatmaps
@@ -27,10 +32,49 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 STAGES = ("pretrain", "finetune", "eval")
 
 
-# ----------------------------------------------------------------------------- augmentation
+# ----------------------------------------------------------------------------- settings
+
+@dataclass(frozen=True)
+class InputSettings:
+    """How a crop becomes the encoder's input: ``[model] input_size`` (pixels), ``[preprocess]
+    crop_size`` (the crop's pixels, the unit of keypoints) and ``heatmap_sigma`` (pixels at the input)."""
+    input_size: int
+    crop_size: int
+    heatmap_sigma: float
+
+    @classmethod
+    def from_config(cls, config: dict) -> "InputSettings":
+        return cls(int(setting(config, "model", "input_size")), int(setting(config, "preprocess", "crop_size")),
+                   heatmap_sigma(config))
+
+    def batch_input(self, batch: dict, variant: str) -> torch.Tensor:
+        """``network_input`` for a collated batch of ``TrainingSamples``."""
+        return network_input(variant, self.input_size, self.heatmap_sigma, images=batch.get("image"),
+                             keypoints_2d=batch.get("input_keypoints_2d"), crop_size=self.crop_size)
 
 
-# ----------------------------------------------------------------------------- detector noise
+@dataclass(frozen=True)
+class AugmentSettings:
+    """The ``[augment]`` table: per-sample jitter (``data.augment.augment_sample``)."""
+    color: float
+    scale: float
+    rotation_deg: float
+    translation: float
+
+    @classmethod
+    def from_config(cls, config: dict) -> "AugmentSettings":
+        return settings_from_table(cls, config, "augment")
+
+
+@dataclass(frozen=True)
+class MaskSettings:
+    """The soft mask of fine-tuning's Lmask (``losses.soft_mask``): ``[loss] mask_margin_px``, ``mask_decay_px``."""
+    mask_margin_px: float
+    mask_decay_px: float
+
+    @classmethod
+    def from_config(cls, config: dict) -> "MaskSettings":
+        return settings_from_table(cls, config, "loss")
 
 
 # ----------------------------------------------------------------------------- datasets
@@ -55,20 +99,19 @@ class TrainingSamples(torch.utils.data.Dataset):
         self.base = base
         self.variant = check_variant(variant)
         self.seed, self.stage = int(seed), stage
-        self.crop_size = int(config["preprocess"]["crop_size"])
-        self.input_size = int(config["model"]["input_size"])
-        self.augment = dict(config.get("augment", {})) if augment else None
+        inputs = InputSettings.from_config(config)
+        self.crop_size, self.input_size = inputs.crop_size, inputs.input_size
+        self.augment = asdict(AugmentSettings.from_config(config)) if augment else None
         self.noise = DetectorNoise.from_config(config) if noise else None
         if self.noise is not None and stage == "eval":
             self.noise.clean_probability = 0.0  # evaluating with noise: every hand gets detector-like keypoints
         self.with_masks = with_masks
-        loss = config.get("loss", {})
-        self.mask_margin, self.mask_decay = loss.get("mask_margin_px", 2.0), loss.get("mask_decay_px", 20.0)
-        hand = config.get("hand_model", {})
+        self.masks = MaskSettings.from_config(config) if with_masks else None
         # Labels a sample may lack (a 2D-only set has no 3D keypoints or parameters): zeros, flagged absent.
+        num_betas, num_pose = (int(setting(config, "hand_model", key)) for key in ("num_betas", "num_pca_comps"))
         self.missing = {"keypoints_3d": np.zeros((kp.NUM_KEYPOINTS, 3), np.float32), "has_3d": np.float32(0),
-                        "has_params": np.float32(0), "betas": np.zeros(int(hand.get("num_betas", 10)), np.float32),
-                        "pose": np.zeros(int(hand.get("num_pca_comps", 10)), np.float32),
+                        "has_params": np.float32(0), "betas": np.zeros(num_betas, np.float32),
+                        "pose": np.zeros(num_pose, np.float32),
                         "global_orient": np.zeros(3, np.float32), "scale": np.ones(1, np.float32),
                         "trans": np.zeros(2, np.float32)}
 
@@ -104,7 +147,7 @@ class TrainingSamples(torch.utils.data.Dataset):
         if self.with_masks:
             mask = sample.get("mask")
             has = mask is not None and float(sample.get("has_mask", 1.0)) > 0
-            out["soft_mask"] = (soft_mask(mask, self.mask_margin, self.mask_decay) if has
+            out["soft_mask"] = (soft_mask(mask, self.masks.mask_margin_px, self.masks.mask_decay_px) if has
                                 else np.zeros((self.crop_size, self.crop_size), np.float32))
             out["has_mask"] = np.float32(has)
         out["index"] = np.int64(index)
@@ -159,12 +202,10 @@ def network_input(variant: str, input_size: int, heatmap_sigma: float, images: t
 
 
 def batch_input(batch: dict, variant: str, config: dict) -> torch.Tensor:
-    """``network_input`` for a collated batch of ``TrainingSamples``."""
-    return network_input(variant, int(config["model"]["input_size"]), heatmap_sigma(config),
-                         images=batch.get("image"), keypoints_2d=batch.get("input_keypoints_2d"),
-                         crop_size=int(config["preprocess"]["crop_size"]))
+    """``network_input`` for a collated batch of ``TrainingSamples``, with a profile's ``InputSettings``."""
+    return InputSettings.from_config(config).batch_input(batch, variant)
 
 
 def heatmap_sigma(config: dict) -> float:
     """Heat-map sigma in pixels at the network input (``[preprocess] heatmap_sigma``)."""
-    return float(config["preprocess"]["heatmap_sigma"])
+    return float(setting(config, "preprocess", "heatmap_sigma"))

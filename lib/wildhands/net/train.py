@@ -24,6 +24,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,8 +33,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, default_collate
-from wildhands.config import (INFERENCE_TABLES, apply_overrides, load_profile,
-                              parse_set_arguments)
+from wildhands.config import (INFERENCE_TABLES, load_profile,
+                              parse_set_arguments, setting,
+                              settings_from_table, table)
 from wildhands.data.datasets import paper_training_mixture
 from wildhands.data.synthetic import (SampledHands, SyntheticHandDataset,
                                       synthetic_root)
@@ -46,11 +48,11 @@ from wildhands.net.checkpoints import (load_encoder_weights,
 from wildhands.net.encoder import check_variant
 from wildhands.net.losses import (keypoint_errors, parameter_losses,
                                   reconstruction_losses)
-from wildhands.net.model import HandReconstructor, build_model, quarter_turns
-from wildhands.net.samples import STAGES, TrainingSamples, batch_input
+from wildhands.net.inference import InferenceSettings
+from wildhands.net.model import HandReconstructor, build_model
+from wildhands.net.samples import STAGES, InputSettings, TrainingSamples
+from wildhands.net.variants import TRAIN_STAGES, variant_config
 from wildhands.paths import OUTPUTS_DIR
-
-TRAIN_STAGES = ("pretrain", "finetune")
 
 
 @dataclass
@@ -66,23 +68,84 @@ class TrainResult:
 
 # ----------------------------------------------------------------------------- configuration
 
-def variant_config(config: dict, variant: str | None = None) -> dict:
-    """The profile for one input variant: its ``[variants.<name>]`` entry applied, ``model.variant`` set.
+@dataclass(frozen=True)
+class OptimSettings:
+    """The ``[optim]`` table: Adam, its learning-rate schedule, gradient clipping and autocast."""
+    lr: float
+    weight_decay: float
+    schedule: str              # constant | cosine
+    warmup_steps: int
+    grad_clip: float           # max gradient norm; 0: off
+    amp: str                   # bf16 | fp16 | off
+    amp_cpu: bool
 
-    The entry holds dotted overrides and ``budget``, the fraction of the ``[pretrain]`` and
-    ``[finetune]`` steps this variant trains for (at least one step).
+    @classmethod
+    def from_config(cls, config: dict) -> "OptimSettings":
+        return settings_from_table(cls, config, "optim")
+
+
+@dataclass(frozen=True)
+class StageSettings:
+    """A training stage's table (``[pretrain]`` or ``[finetune]``).
+
+    ``lr`` and ``warmup_steps`` are the stage's where it sets them, else ``[optim]``'s.
+    ``init_variant`` (pretraining only, None at fine-tuning): the variant whose pretrained network
+    this one starts from ("" for none); ``withheld_3d_fraction`` (fine-tuning only, None at
+    pretraining): the synthetic samples whose 3D labels are hidden.
     """
-    variant = check_variant(variant or config["model"]["variant"])
-    overrides = dict(config.get("variants", {}).get(variant, {}))
-    budget = float(overrides.pop("budget", 1.0))
-    if not budget > 0:
-        raise ValueError(f"variants.{variant}.budget: expected a fraction > 0 of the steps, got {budget}")
-    overrides["model.variant"] = variant
-    config = apply_overrides(config, overrides)
-    for stage in TRAIN_STAGES:
-        config[stage]["steps"] = max(1, round(int(config[stage]["steps"]) * budget))
-    config["variants"] = {variant: {"budget": 1.0}}  # applied: a second call changes nothing
-    return config
+    name: str
+    steps: int
+    batch_size: int
+    checkpoint_every: int      # last.pt every this many steps; 0: only at the end
+    log_every: int
+    workers: int               # DataLoader worker processes
+    data: str                  # rendered | sampled
+    lr: float
+    warmup_steps: int
+    init_variant: str | None
+    withheld_3d_fraction: float | None
+
+    @classmethod
+    def from_config(cls, config: dict, stage: str) -> "StageSettings":
+        if stage not in TRAIN_STAGES:
+            raise ValueError(f"stage: expected one of {', '.join(TRAIN_STAGES)}, got {stage!r}")
+        section = table(config, stage)
+
+        def own_or_optim(key: str):
+            return section[key] if key in section else setting(config, "optim", key)
+
+        settings = settings_from_table(
+            cls, config, stage, name=stage, lr=float(own_or_optim("lr")),
+            warmup_steps=int(own_or_optim("warmup_steps")),
+            init_variant=str(setting(config, stage, "init_variant")) if stage == "pretrain" else None,
+            withheld_3d_fraction=float(setting(config, stage, "withheld_3d_fraction")) if stage == "finetune" else None)
+        if settings.data not in ("rendered", "sampled"):
+            raise ValueError(f"{stage}.data: expected 'rendered' or 'sampled', got {settings.data!r}")
+        return settings
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """What a training stage reads of a variant's profile (``variant_config``), read once at its start."""
+    variant: str
+    seed: int
+    stage: StageSettings
+    optim: OptimSettings
+    inputs: InputSettings
+    noise: bool                # [noise] enabled: detector-like keypoints feed the heat-maps
+    loss: dict                 # [loss], as losses.reconstruction_losses reads it
+    pretrain_weights: dict     # [pretrain], whose w_* losses.parameter_losses reads
+    w_keypoints: float         # [pretrain]: > 0 trains on the decoded keypoints too
+    l3d_unit_m: float          # [loss]
+
+    @classmethod
+    def from_config(cls, config: dict, stage: str) -> "TrainSettings":
+        return cls(variant=check_variant(setting(config, "model", "variant")), seed=int(setting(config, "", "seed")),
+                   stage=StageSettings.from_config(config, stage), optim=OptimSettings.from_config(config),
+                   inputs=InputSettings.from_config(config), noise=bool(setting(config, "noise", "enabled")),
+                   loss=dict(table(config, "loss")), pretrain_weights=dict(table(config, "pretrain")),
+                   w_keypoints=float(setting(config, "pretrain", "w_keypoints")),
+                   l3d_unit_m=float(setting(config, "loss", "l3d_unit_m")))
 
 
 def run_name(config: dict, stage: str) -> str:
@@ -106,7 +169,7 @@ def pretrained_variant_path(config: dict) -> Path:
 
 
 def resolve_device(config: dict) -> torch.device:
-    wanted = str(config.get("device", "auto"))
+    wanted = str(setting(config, "", "device"))
     if wanted == "auto":
         wanted = "cuda" if torch.cuda.is_available() else "cpu"
     if wanted.startswith("cuda") and not torch.cuda.is_available():
@@ -180,31 +243,28 @@ def default_datasets(config: dict, stage: str, hand_model: HandModel | None = No
     Fine-tuning trains on the paper's real training mixture (``datasets.paper_training_mixture``:
     STB, PANOPTIC, MPII+NZSL train, with GrabCut masks where 3D labels are missing) as soon as
     the profile's ``[data]`` table gives a folder for one of them. Otherwise the stage's ``data``
-    setting picks the training set: "rendered" (default) the generated synthetic set, part of it
+    setting picks the training set: "rendered" the generated synthetic set, part of it
     with its 3D labels withheld at fine-tuning (``withheld_3d_fraction``) to stand for 2D-only
     sets; "sampled" label-only hands drawn on the fly (``SampledHands``: one fresh hand per
     draw, for the 2D variant, which never sees pixels). Validation is the rendered val split.
     """
-    section = config[stage]
-    source = section.get("data", "rendered")
-    if source not in ("rendered", "sampled"):
-        raise ValueError(f"{stage}.data: expected 'rendered' or 'sampled', got {source!r}")
-    if source == "sampled" and "rgb" in config["model"]["variant"]:
-        raise ValueError(f"{stage}.data = 'sampled' has no images; variant {config['model']['variant']!r} needs them")
+    section = StageSettings.from_config(config, stage)
+    variant = setting(config, "model", "variant")
+    if section.data == "sampled" and "rgb" in variant:
+        raise ValueError(f"{stage}.data = 'sampled' has no images; variant {variant!r} needs them")
     real = paper_training_mixture(config) if stage == "finetune" else None
     root = synthetic_root(config)
     try:
         val_set = SyntheticHandDataset(root, "val")
         if real is not None:
             return real, val_set
-        train_set = SyntheticHandDataset(root, "train") if source == "rendered" else SampledHands(
-            hand_model or hand_model_from_config(config), config, int(section["steps"]) * int(section["batch_size"]))
+        train_set = SyntheticHandDataset(root, "train") if section.data == "rendered" else SampledHands(
+            hand_model or hand_model_from_config(config), config, section.steps * section.batch_size)
     except FileNotFoundError as err:
         raise FileNotFoundError(f"{err}. Generate the synthetic set first (notebook 01_data_prep, or "
                                 "wildhands.data.synthetic.generate_synthetic_set)") from err
     if stage == "finetune":
-        train_set = WithheldLabels(train_set, float(section.get("withheld_3d_fraction", 0.0)),
-                                   int(config.get("seed", 0)))
+        train_set = WithheldLabels(train_set, section.withheld_3d_fraction, int(setting(config, "", "seed")))
     return train_set, val_set
 
 
@@ -215,7 +275,7 @@ DDP_BACKENDS = ("auto", "nccl", "gloo")
 
 def ddp_backend(config: dict, device_kind: str) -> str:
     """The process-group backend: ``[distributed] backend``, "auto" meaning NCCL on GPUs, gloo on the CPU."""
-    backend = str(config.get("distributed", {}).get("backend", "auto"))
+    backend = str(setting(config, "distributed", "backend"))
     if backend not in DDP_BACKENDS:
         raise ValueError(f"distributed.backend: expected one of {', '.join(DDP_BACKENDS)}, got {backend!r}")
     if backend == "auto":
@@ -242,15 +302,14 @@ def autocast_dtype(config: dict, device: torch.device) -> torch.dtype | None:
     is true (the paper-dryrun profile: the GPU run's bf16 code path, proven on the CPU), and
     then only bf16, the one autocast dtype whose CPU kernels are complete.
     """
-    optim = config["optim"]
-    amp = str(optim.get("amp", "bf16"))
-    if amp not in ("bf16", "fp16", "off"):
-        raise ValueError(f"optim.amp: expected 'bf16', 'fp16' or 'off', got {amp!r}")
-    if device.type != "cuda" and not bool(optim.get("amp_cpu", False)):
+    optim = OptimSettings.from_config(config)
+    if optim.amp not in ("bf16", "fp16", "off"):
+        raise ValueError(f"optim.amp: expected 'bf16', 'fp16' or 'off', got {optim.amp!r}")
+    if device.type != "cuda" and not optim.amp_cpu:
         return None
-    if device.type != "cuda" and amp == "fp16":
+    if device.type != "cuda" and optim.amp == "fp16":
         raise ValueError("optim.amp = 'fp16' with amp_cpu: CPU autocast runs bf16 only (set optim.amp = 'bf16')")
-    return {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}[amp]
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}[optim.amp]
 
 
 # ----------------------------------------------------------------------------- training
@@ -275,6 +334,36 @@ def _loader(samples: Dataset, sampler, workers: int, device: torch.device) -> Da
                       pin_memory=device.type == "cuda", persistent_workers=False)
 
 
+@dataclass
+class _Run:
+    """A stage set up to train: its settings, this process's place, the network and optimiser state."""
+    config: dict               # the variant's profile (saved in every checkpoint)
+    settings: TrainSettings
+    device: torch.device
+    rank: int
+    world: int
+    run_dir: Path
+    hand_model: HandModel
+    model: HandReconstructor
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    amp_dtype: torch.dtype | None
+    num_samples: int = 0       # the training set's size, once known (recorded in checkpoints)
+
+    @property
+    def main_process(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def last_path(self) -> Path:
+        return self.run_dir / "last.pt"
+
+    @property
+    def log_path(self) -> Path:
+        return OUTPUTS_DIR / "logs" / f"{self.run_dir.name}.jsonl"
+
+
 def train(config: dict, stage: str = "pretrain", variant: str | None = None, init_checkpoint=None,
           resume: bool = False, datasets=None, hand_model: HandModel | None = None, run_dir=None,
           progress: bool = True, callback=None) -> TrainResult:
@@ -290,141 +379,188 @@ def train(config: dict, stage: str = "pretrain", variant: str | None = None, ini
     """
     if stage not in TRAIN_STAGES:
         raise ValueError(f"stage: expected one of {', '.join(TRAIN_STAGES)}, got {stage!r}")
-    config = variant_config(config, variant)
-    variant = config["model"]["variant"]
-    section = config[stage]
-    seed, steps, batch_size = int(config.get("seed", 0)), int(section["steps"]), int(section["batch_size"])
+    run = _set_up(variant_config(config, variant), stage, hand_model, run_dir)
+    start = _starting_step(run, resume, init_checkpoint)
+    history = _start_log(run.log_path, start) if run.main_process else []
+    train_set, val_set = datasets if datasets is not None else default_datasets(run.config, stage, run.hand_model)
+    loader = _training_loader(run, train_set, start)
+    _train_steps(run, loader, start, history, progress, callback)
+    metrics = _finish(run, val_set)
+    return TrainResult(run_dir=run.run_dir, checkpoint=run.run_dir / "final.pt", log_path=run.log_path,
+                       history=history, metrics=metrics, model=run.model.eval())
+
+
+def _set_up(config: dict, stage: str, hand_model: HandModel | None, run_dir) -> _Run:
+    """Settings, device and process group, the seeded network, its optimiser and schedule."""
+    settings = TrainSettings.from_config(config, stage)
     device = resolve_device(config)
     rank, world, local_rank = _distributed(ddp_backend(config, device.type))
     if device.type == "cuda" and world > 1:
         # More processes than GPUs share them round-robin (gpu_check.sh runs 2 processes on 1 GPU).
         device = torch.device("cuda", local_rank % torch.cuda.device_count())
         torch.cuda.set_device(device)
-    main_process = rank == 0
     run_dir = Path(run_dir) if run_dir else default_run_dir(config, stage)
-    log_path = OUTPUTS_DIR / "logs" / f"{run_dir.name}.jsonl"
-
     hand_model = hand_model or hand_model_from_config(config)
-    torch.manual_seed(seed)
+    torch.manual_seed(settings.seed)
     # ImageNet weights start fresh pretraining only; otherwise a checkpoint's weights replace them.
-    from_checkpoint = stage == "finetune" or bool(section.get("init_variant"))
+    from_checkpoint = stage == "finetune" or bool(settings.stage.init_variant)
     model = build_model({**config, "model": {**config["model"], "pretrained": ""}} if from_checkpoint else config,
                         hand_model).to(device)
-    optim = config["optim"]
-    optimizer = torch.optim.Adam(model.encoder.parameters(), lr=float(section.get("lr", optim["lr"])),
-                                 weight_decay=float(optim["weight_decay"]))
-    warmup = int(section.get("warmup_steps", optim.get("warmup_steps", 0)))
+    optimizer = torch.optim.Adam(model.encoder.parameters(), lr=settings.stage.lr,
+                                 weight_decay=settings.optim.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, _lr_lambda(optim.get("schedule", "constant"), warmup, steps))
+        optimizer, _lr_lambda(settings.optim.schedule, settings.stage.warmup_steps, settings.stage.steps))
     amp_dtype = autocast_dtype(config, device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    return _Run(config, settings, device, rank, world, run_dir, hand_model, model, optimizer, scheduler, scaler,
+                amp_dtype)
 
+
+def _starting_step(run: _Run, resume: bool, init_checkpoint) -> int:
+    """Resume from ``last.pt`` when asked and it belongs to this run, else load the starting weights:
+    fine-tuning from a pretrained network, pretraining from ``init_variant``'s. The step to start at."""
     start = 0
-    last_path = run_dir / "last.pt"
-    if resume and last_path.is_file():
-        start = _resume(last_path, model, optimizer, scheduler, scaler, config, stage)
-    if start == 0 and stage == "finetune":  # a fresh run, or a stale last.pt set aside
-        init_checkpoint = Path(init_checkpoint) if init_checkpoint else default_run_dir(config, "pretrain") / "final.pt"
-        load_encoder_weights(model, read_checkpoint(init_checkpoint), init_checkpoint)
-    elif start == 0 and section.get("init_variant"):
-        init_checkpoint = Path(init_checkpoint) if init_checkpoint else pretrained_variant_path(config)
-        load_encoder_weights_from_variant(model, read_checkpoint(init_checkpoint), init_checkpoint)
-    history = _start_log(log_path, start) if main_process else []
+    if resume and run.last_path.is_file():
+        start = _resume(run.last_path, run.model, run.optimizer, run.scheduler, run.scaler, run.config,
+                        run.settings.stage.name)
+    if start == 0 and run.settings.stage.name == "finetune":  # a fresh run, or a stale last.pt set aside
+        init_checkpoint = Path(init_checkpoint) if init_checkpoint else \
+            default_run_dir(run.config, "pretrain") / "final.pt"
+        load_encoder_weights(run.model, read_checkpoint(init_checkpoint), init_checkpoint)
+    elif start == 0 and run.settings.stage.init_variant:
+        init_checkpoint = Path(init_checkpoint) if init_checkpoint else pretrained_variant_path(run.config)
+        load_encoder_weights_from_variant(run.model, read_checkpoint(init_checkpoint), init_checkpoint)
+    return start
 
-    train_set, val_set = datasets if datasets is not None else default_datasets(config, stage, hand_model)
-    samples = TrainingSamples(train_set, config, variant, seed, stage=stage, augment=True,
-                              noise=bool(config.get("noise", {}).get("enabled", True)),
-                              with_masks=stage == "finetune")
-    sampler = DrawBatches(len(samples), batch_size, seed, stage, start, steps, rank, world)
-    loader = _loader(samples, sampler, int(section.get("workers", 0)), device)
 
-    encoder = model.encoder
+def _training_loader(run: _Run, train_set, start: int) -> DataLoader:
+    """The process's batches from step ``start`` on: augmented, detector-noised draws of ``train_set``."""
+    settings, stage = run.settings, run.settings.stage
+    samples = TrainingSamples(train_set, run.config, settings.variant, settings.seed, stage=stage.name, augment=True,
+                              noise=settings.noise, with_masks=stage.name == "finetune")
+    run.num_samples = len(samples)
+    sampler = DrawBatches(len(samples), stage.batch_size, settings.seed, stage.name, start, stage.steps,
+                          run.rank, run.world)
+    return _loader(samples, sampler, stage.workers, run.device)
+
+
+def _trained_encoder(run: _Run) -> torch.nn.Module:
+    """The encoder in channels-last memory format, wrapped for DistributedDataParallel under torchrun."""
+    encoder = run.model.encoder
     # Channels-last convolutions: faster on GPU and on the CPU too (measured on 2 cores,
     # resnet10 at 64 px, batch 32: 384 ms per step against 490 ms).
     encoder.to(memory_format=torch.channels_last)
-    if device.type == "cuda":
+    if run.device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    trained = torch.nn.parallel.DistributedDataParallel(encoder, device_ids=[device] if device.type == "cuda"
-                                                        else None) if world > 1 else encoder
-    loss_config = dict(config["loss"])
-    weights = config["pretrain"]
-    keypoint_term = float(weights.get("w_keypoints", 0.0)) > 0
-    checkpoint_every = int(section.get("checkpoint_every", 0))
-    log_every = max(1, int(section.get("log_every", 10)))
+    if run.world == 1:
+        return encoder
+    return torch.nn.parallel.DistributedDataParallel(encoder, device_ids=[run.device] if run.device.type == "cuda"
+                                                     else None)
 
-    def checkpoint(path: Path, step: int, metrics=None):
-        save_checkpoint(path, model=model, config=config, stage=stage, step=step, optimizer=optimizer,
-                        scheduler=scheduler, scaler=scaler, metrics=metrics,
-                        data_state={"seed": seed, "stage": stage, "next_draw": step * batch_size,
-                                    "batch_size": batch_size, "num_samples": len(samples)})
 
-    model.train()
-    bar = _progress(range(start, steps), f"{run_dir.name}", progress and main_process)
+def _train_steps(run: _Run, loader: DataLoader, start: int, history: list, progress: bool, callback) -> None:
+    """The optimisation steps from ``start``: a log record every ``log_every`` steps, ``last.pt`` every
+    ``checkpoint_every``."""
+    trained, stage = _trained_encoder(run), run.settings.stage
+    log_every = max(1, stage.log_every)
+    run.model.train()
+    bar = _progress(range(start, stage.steps), f"{run.run_dir.name}", progress and run.main_process)
     running, tick, seen = {}, time.perf_counter(), 0
     for step, batch in zip(bar, loader):
-        batch = _to_device(batch, device)
-        x = batch_input(batch, variant, config).contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
-            params = trained(x)
-        if stage == "pretrain":
-            # Keypoints (no mesh) for the logged errors; with gradient only when the keypoint term trains on them.
-            with torch.set_grad_enabled(keypoint_term):
-                output = model.decoder.keypoints_only(params if keypoint_term else params.detach())
-            terms = parameter_losses(params, batch, weights, output, float(loss_config.get("l3d_unit_m", 0.1)))
-        else:
-            output = model.decoder(params)
-            terms = reconstruction_losses(output, batch, loss_config)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(terms["loss"]).backward()
-        if float(optim.get("grad_clip", 0.0)) > 0:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(encoder.parameters(), float(optim["grad_clip"]))
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
-
-        with torch.no_grad():  # summed on the device; read (one sync) at log steps
-            errors = keypoint_errors(output, batch)
-            values = {name: value.detach() for name, value in terms.items()}
-            values["mpjpe_3d_mm"] = errors["mpjpe_3d_mm"].nanmean()
-            values["error_2d_px"] = errors["error_2d_px"].mean()
-            for name, value in values.items():
-                finite = torch.isfinite(value)
-                total, count = running.get(name, (0.0, 0))
-                running[name] = (total + torch.where(finite, value, 0.0), count + finite.int())
-        seen += x.shape[0] * world
+        batch = _to_device(batch, run.device)
+        x, output, terms = _train_step(run, trained, batch)
+        _accumulate(running, terms, output, batch)
+        seen += x.shape[0] * run.world
         done = step + 1
-        if done % log_every == 0 or done == steps:
+        if done % log_every == 0 or done == stage.steps:
             elapsed = time.perf_counter() - tick
-            record = {"step": done, "stage": stage, "variant": variant, "lr": scheduler.get_last_lr()[0],
-                      "images_per_s": seen / max(elapsed, 1e-9), "world_size": world,
-                      "autocast": str(amp_dtype or torch.float32).removeprefix("torch."),
-                      **{k: float(total / count) for k, (total, count) in running.items() if count > 0}}
+            record = _log_record(run, done, running, seen / max(elapsed, 1e-9))
             running, tick, seen = {}, time.perf_counter(), 0
-            if main_process:
+            if run.main_process:
                 history.append(record)
-                _append_log(log_path, record)
+                _append_log(run.log_path, record)
                 if hasattr(bar, "set_postfix"):
                     bar.set_postfix(loss=f"{record['loss']:.3g}", mm=f"{record['mpjpe_3d_mm']:.1f}")
             if callback is not None:
                 callback(done, record)
-        if main_process and checkpoint_every and done % checkpoint_every == 0 and done < steps:
-            checkpoint(last_path, done)
+        if run.main_process and stage.checkpoint_every and done % stage.checkpoint_every == 0 and done < stage.steps:
+            _save(run, run.last_path, done)
 
+
+def _train_step(run: _Run, trained: torch.nn.Module, batch: dict):
+    """One optimisation step on ``batch``: (network input, decoded output, loss terms)."""
+    settings = run.settings
+    x = settings.inputs.batch_input(batch, settings.variant).contiguous(memory_format=torch.channels_last)
+    with torch.autocast(run.device.type, dtype=run.amp_dtype or torch.bfloat16, enabled=run.amp_dtype is not None):
+        params = trained(x)
+    if settings.stage.name == "pretrain":
+        # Keypoints (no mesh) for the logged errors; with gradient only when the keypoint term trains on them.
+        keypoint_term = settings.w_keypoints > 0
+        with torch.set_grad_enabled(keypoint_term):
+            output = run.model.decoder.keypoints_only(params if keypoint_term else params.detach())
+        terms = parameter_losses(params, batch, settings.pretrain_weights, output, settings.l3d_unit_m)
+    else:
+        output = run.model.decoder(params)
+        terms = reconstruction_losses(output, batch, settings.loss)
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scaler.scale(terms["loss"]).backward()
+    if settings.optim.grad_clip > 0:
+        run.scaler.unscale_(run.optimizer)
+        torch.nn.utils.clip_grad_norm_(run.model.encoder.parameters(), settings.optim.grad_clip)
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    run.scheduler.step()
+    return x, output, terms
+
+
+@torch.no_grad()
+def _accumulate(running: dict, terms: dict, output, batch: dict) -> None:
+    """Add a step's loss terms and errors to ``running`` (name -> (sum, count of finite values)),
+    summed on the device: read, with one sync, at log steps only."""
+    errors = keypoint_errors(output, batch)
+    values = {name: value.detach() for name, value in terms.items()}
+    values["mpjpe_3d_mm"] = errors["mpjpe_3d_mm"].nanmean()
+    values["error_2d_px"] = errors["error_2d_px"].mean()
+    for name, value in values.items():
+        finite = torch.isfinite(value)
+        total, count = running.get(name, (0.0, 0))
+        running[name] = (total + torch.where(finite, value, 0.0), count + finite.int())
+
+
+def _log_record(run: _Run, done: int, running: dict, images_per_s: float) -> dict:
+    """The loss log's record of the steps since the last one: every term's mean, speed and settings."""
+    return {"step": done, "stage": run.settings.stage.name, "variant": run.settings.variant,
+            "lr": run.scheduler.get_last_lr()[0], "images_per_s": images_per_s, "world_size": run.world,
+            "autocast": str(run.amp_dtype or torch.float32).removeprefix("torch."),
+            **{k: float(total / count) for k, (total, count) in running.items() if count > 0}}
+
+
+def _save(run: _Run, path: Path, step: int, metrics=None) -> None:
+    """A checkpoint of the run at ``step``, with where the data stream stands."""
+    batch_size = run.settings.stage.batch_size
+    save_checkpoint(path, model=run.model, config=run.config, stage=run.settings.stage.name, step=step,
+                    optimizer=run.optimizer, scheduler=run.scheduler, scaler=run.scaler, metrics=metrics,
+                    data_state={"seed": run.settings.seed, "stage": run.settings.stage.name,
+                                "next_draw": step * batch_size, "batch_size": batch_size,
+                                "num_samples": run.num_samples})
+
+
+def _finish(run: _Run, val_set) -> dict:
+    """Validation metrics (also with detector-like keypoints for the 2D variants) and ``final.pt``
+    (``last.pt`` the same file), on the main process; the others wait for it."""
     metrics = {}
-    if main_process:
-        model.eval()
-        metrics = evaluate(model, val_set, config, noise=False) if val_set is not None and len(val_set) else {}
-        if metrics and "2d" in variant:
-            noisy = evaluate(model, val_set, config, noise=True)
+    if run.main_process:
+        run.model.eval()
+        metrics = evaluate(run.model, val_set, run.config, noise=False) if val_set is not None and len(val_set) else {}
+        if metrics and "2d" in run.settings.variant:
+            noisy = evaluate(run.model, val_set, run.config, noise=True)
             metrics.update({f"{k}_detector_noise": v for k, v in noisy.items() if k != "count"})
-        final = run_dir / "final.pt"
-        checkpoint(final, steps, metrics)
-        _same_file(last_path, final)
-    if world > 1:
+        final = run.run_dir / "final.pt"
+        _save(run, final, run.settings.stage.steps, metrics)
+        _same_file(run.last_path, final)
+    if run.world > 1:
         dist.barrier()
-    return TrainResult(run_dir=run_dir, checkpoint=run_dir / "final.pt", log_path=log_path, history=history,
-                       metrics=metrics, model=model.eval())
+    return metrics
 
 
 def pretrain(config: dict, variant: str | None = None, **kwargs) -> TrainResult:
@@ -469,8 +605,6 @@ def _run_difference(payload: dict, hand_model_hash: str, config: dict, stage: st
 def _same_file(path: Path, source: Path) -> None:
     """Make ``path`` hold ``source``'s contents: a hard link where the file system allows (a ResNet-50
     checkpoint with its Adam state is 280 MB), else a copy; atomically either way."""
-    import shutil
-
     with atomic_path(path) as tmp:
         tmp.unlink()
         try:
@@ -524,7 +658,8 @@ def predict_dataset(model: HandReconstructor, dataset, config: dict, noise: bool
     ``pred_*``, the labels, per-sample errors and the network's input keypoints.
     """
     device = next(model.parameters()).device
-    seed = int(config.get("seed", 0)) if seed is None else seed
+    seed = int(setting(config, "", "seed")) if seed is None else seed
+    inputs, turns = InputSettings.from_config(config), InferenceSettings.from_config(config).quarter_turns
     samples = TrainingSamples(dataset, config, model.variant, seed, stage="eval", augment=False, noise=noise)
     sampler = [[(i, i) for i in range(s, min(s + batch_size, len(samples)))]
                for s in range(0, len(samples), batch_size)]
@@ -533,7 +668,7 @@ def predict_dataset(model: HandReconstructor, dataset, config: dict, noise: bool
     out = {}
     for batch in DataLoader(samples, batch_sampler=sampler, collate_fn=default_collate):
         batch = _to_device(batch, device)
-        pred = model.predict(batch_input(batch, model.variant, config), quarter_turns(config))
+        pred = model.predict(inputs.batch_input(batch, model.variant), turns)
         errors = keypoint_errors(pred, batch)
         rows = {"pred_keypoints_3d": pred.keypoints_3d, "pred_keypoints_2d": pred.keypoints_2d,
                 "pred_vertices_2d": pred.vertices_2d, "pred_params": pred.params.vector(), "keypoints_3d": batch["keypoints_3d"],
