@@ -135,6 +135,16 @@ class _Killed(Exception):
 
 # ----------------------------------------------------------------------------- the run
 
+@contextlib.contextmanager
+def _timed(report: dict, name: str, log):
+    """Log a step of the dry run and record its wall time in ``report["steps_s"]``."""
+    log(f"[dryrun] {name} ...")
+    start = time.perf_counter()
+    yield
+    report["steps_s"][name] = round(time.perf_counter() - start, 2)
+    log(f"[dryrun] {name}: done in {report['steps_s'][name]:.1f} s")
+
+
 def run_dryrun(work_dir=None, input_size: int | None = None, variant: str = DEFAULT_VARIANT, ddp: bool = True,
                notebooks: bool = False, log=print) -> dict:
     """Run the dry run (see the module docstring); returns the report also written to ``report.json``."""
@@ -142,62 +152,92 @@ def run_dryrun(work_dir=None, input_size: int | None = None, variant: str = DEFA
     work_dir.mkdir(parents=True, exist_ok=True)
     report = {"profile": PROFILE, "variant": variant, "input_size": input_size or PAPER_SIZE,
               "torch": torch.__version__, "threads": torch.get_num_threads(), "steps_s": {}, "checks": []}
-
-    @contextlib.contextmanager
-    def step(name: str):
-        log(f"[dryrun] {name} ...")
-        start = time.perf_counter()
-        yield
-        report["steps_s"][name] = round(time.perf_counter() - start, 2)
-        log(f"[dryrun] {name}: done in {report['steps_s'][name]:.1f} s")
-
-    with step("fixtures"):
-        data_paths = write_paper_fixtures(work_dir / "data")
-        profile_path = write_profile(work_dir, data_paths, input_size)
-        config = load_profile(str(profile_path))
-        stand_in_imagenet_weights(work_dir / "torch")
-        needed = {name for name, _ in PAPER_TRAIN + PAPER_TEST}
-        _check(needed <= set(data_paths), f"fixtures: sets {sorted(needed - set(data_paths))} missing")
-        vconfig = variant_config(config, variant)
-        _check((vconfig["model"]["backbone"], vconfig["model"]["pretrained"]) == ("resnet50", "imagenet"),
-               f"profile: {vconfig['model']['backbone']} from {vconfig['model']['pretrained']!r}, not the paper's")
-        report["network_input"] = int(vconfig["model"]["input_size"])
-    with step("prepare-data"):
+    with _timed(report, "fixtures", log):
+        config, profile_path = _fixtures(work_dir, input_size, variant, report)
+    with _timed(report, "prepare-data", log):
         prepared = prepare_data(config, log=log)
         _check(prepared.masks_wanted > 0, "prepare-data: no GrabCut mask wanted for the 2D-only training hands")
         report["data"] = prepared.counts
-
     if notebooks:
-        with step("notebooks"):
+        with _timed(report, "notebooks", log):
             run_notebooks(str(profile_path), log=log)
         resume_dir = work_dir / "resume-check"
     else:
-        with step("synthetic set"):
-            for split in ("train", "val", "test"):
-                generate_synthetic_set(config, split=split, progress=False)
-        with step("pretrain"), conv_probe() as seen:
-            pretrained = pretrain(config, variant=variant, progress=False)
-        _check_training_path(seen, pretrained.history, "pretrain", int(config["pretrain"]["steps"]))
-        report["checks"].append(f"pretrain: {sum(seen.values())} convolutions bf16 from channels-last inputs")
-        resume_dir = default_run_dir(vconfig, "finetune")
+        _pretrain(config, variant, report, log)
+        resume_dir = default_run_dir(variant_config(config, variant), "finetune")
+    _check_mixture(config, report)
+    resumed = _killed_and_resumed_finetune(config, variant, resume_dir, report, log)
+    ddp_dir = work_dir / "ddp-finetune"
+    # torchrun starts now and runs beside the evaluation: its processes spend their first seconds importing.
+    launched = time.perf_counter()
+    torchrun = _start_torchrun(profile_path, variant, resumed.checkpoint, ddp_dir) if ddp else None
+    try:
+        if not notebooks:
+            _evaluate_real_sets(config, variant, resumed.checkpoint, report, log)
+    finally:
+        output = torchrun.communicate()[0] if torchrun is not None else ""
+    if torchrun is not None:
+        report["steps_s"]["torchrun, 2 processes, gloo (beside the evaluation)"] = round(
+            time.perf_counter() - launched, 2)
+        _check_torchrun(torchrun.returncode, output, ddp_dir, report)
+    write_report = json.dumps(report, indent=1, default=str)
+    with atomic_path(work_dir / "report.json") as tmp:
+        tmp.write_text(write_report)
+    log(f"[dryrun] passed: {'; '.join(report['checks'])}; report {work_dir / 'report.json'}")
+    return report
 
+
+def _fixtures(work_dir: Path, input_size: int | None, variant: str, report: dict) -> tuple[dict, Path]:
+    """The real-format fixtures, the profile pointing at them and the stand-in ImageNet weights;
+    (the profile, its path). Checks the variant is the paper's network from ImageNet weights."""
+    data_paths = write_paper_fixtures(work_dir / "data")
+    profile_path = write_profile(work_dir, data_paths, input_size)
+    config = load_profile(str(profile_path))
+    stand_in_imagenet_weights(work_dir / "torch")
+    needed = {name for name, _ in PAPER_TRAIN + PAPER_TEST}
+    _check(needed <= set(data_paths), f"fixtures: sets {sorted(needed - set(data_paths))} missing")
+    model = variant_config(config, variant)["model"]
+    _check((model["backbone"], model["pretrained"]) == ("resnet50", "imagenet"),
+           f"profile: {model['backbone']} from {model['pretrained']!r}, not the paper's")
+    report["network_input"] = int(model["input_size"])
+    return config, profile_path
+
+
+def _pretrain(config: dict, variant: str, report: dict, log) -> None:
+    """The synthetic set and the pretraining run, its convolutions checked bf16 and channels-last."""
+    with _timed(report, "synthetic set", log):
+        for split in ("train", "val", "test"):
+            generate_synthetic_set(config, split=split, progress=False)
+    with _timed(report, "pretrain", log), conv_probe() as seen:
+        pretrained = pretrain(config, variant=variant, progress=False)
+    _check_training_path(seen, pretrained.history, "pretrain", int(config["pretrain"]["steps"]))
+    report["checks"].append(f"pretrain: {sum(seen.values())} convolutions bf16 from channels-last inputs")
+
+
+def _check_mixture(config: dict, report: dict) -> None:
+    """Fine-tuning's training set is the paper's real-data mixture (read by the real loaders)."""
     mixture = default_datasets(config, "finetune")[0]
     _check(isinstance(mixture, JointHandDataset) and set(mixture.counts()) == {n for n, _ in PAPER_TRAIN},
            "fine-tuning does not train on the paper's real-data mixture")
     report["mixture"] = mixture.counts()
+
+
+def _killed_and_resumed_finetune(config: dict, variant: str, resume_dir: Path, report: dict, log):
+    """Fine-tuning killed at its last step (after the checkpoint of the step before), then resumed
+    to the end: the resumed run's ``TrainResult``, its log continuing the killed one's."""
     steps = int(config["finetune"]["steps"])
 
     def kill(done: int, record: dict) -> None:
-        if done == steps:             # after the checkpoint of the step before
+        if done == steps:
             raise _Killed
 
-    with step("finetune, killed"), conv_probe() as seen:
+    with _timed(report, "finetune, killed", log), conv_probe() as seen:
         with contextlib.suppress(_Killed):
             finetune(config, variant=variant, run_dir=resume_dir, callback=kill, progress=False)
             raise DryRunFailed("finetune: the run was to be killed at its last step and was not")
     killed_at = read_checkpoint(resume_dir / "last.pt")["step"]
     _check(killed_at == steps - 1, f"finetune: last.pt holds step {killed_at}, expected {steps - 1}")
-    with step("finetune, resumed"), conv_probe() as resumed_seen:
+    with _timed(report, "finetune, resumed", log), conv_probe() as resumed_seen:
         resumed = finetune(config, variant=variant, run_dir=resume_dir, resume=True, progress=False)
     seen.update(resumed_seen)
     _check(read_checkpoint(resumed.checkpoint)["step"] == steps, "finetune: final.pt is not at the last step")
@@ -205,46 +245,44 @@ def run_dryrun(work_dir=None, input_size: int | None = None, variant: str = DEFA
     _check([r["step"] for r in resumed.history] == list(range(1, steps + 1)),
            "finetune: the resumed run did not continue the killed one's log")
     report["checks"].append(f"finetune: killed after step {killed_at}, resumed to step {steps}")
+    return resumed
 
-    # torchrun starts now and runs beside the evaluation: its processes spend their first seconds importing.
-    ddp_steps, ddp_dir = 1, work_dir / "ddp-finetune"
-    launched = time.perf_counter()
-    torchrun = subprocess.Popen(
+
+DDP_STEPS = 1                       # fine-tuning steps of the torchrun check
+
+
+def _start_torchrun(profile_path: Path, variant: str, checkpoint: Path, ddp_dir: Path) -> subprocess.Popen:
+    """2-process gloo fine-tuning from ``checkpoint`` through ``torchrun``, started in the background."""
+    return subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
          "-m", "wildhands", "train", "--config", str(profile_path), "--stage", "finetune", "--variant", variant,
-         "--init", str(resumed.checkpoint), "--run-dir", str(ddp_dir), "--no-progress",
-         "--set", f"finetune.steps={ddp_steps}"],
+         "--init", str(checkpoint), "--run-dir", str(ddp_dir), "--no-progress",
+         "--set", f"finetune.steps={DDP_STEPS}"],
         env={**os.environ, "OMP_NUM_THREADS": "1", "WILDHANDS_OUTPUTS": str(OUTPUTS_DIR)},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) if ddp else None
-    try:
-        if not notebooks:
-            with step("real-set evaluation (notebook 04)"):
-                hand_model = hand_model_from_config(config)
-                real = protocol.evaluate_real_sets(config, {variant: resumed.checkpoint}, hand_model)
-                tables = {name: paper.format_rows(paper.comparison_rows(name, methods), title=name)
-                          for name, methods in real.items()}
-            _check(set(real) == {paper.set_key(name) for name, _ in PAPER_TEST},
-                   f"real-set evaluation scored {sorted(real)}, not the paper's four test sets")
-            report["real_sets"] = {name: list(methods) for name, methods in real.items()}
-            report["tables"] = tables
-    finally:
-        output = torchrun.communicate()[0] if torchrun is not None else ""
-    if torchrun is not None:
-        report["steps_s"]["torchrun, 2 processes, gloo (beside the evaluation)"] = round(
-            time.perf_counter() - launched, 2)
-        _check(torchrun.returncode == 0, f"torchrun DDP fine-tuning failed (exit {torchrun.returncode}): "
-                                         f"{output[-3000:]}")
-        records = read_log(OUTPUTS_DIR / "logs" / f"{ddp_dir.name}.jsonl")
-        _check([r["world_size"] for r in records] == [2] * ddp_steps,
-               f"torchrun: logged world sizes {[r['world_size'] for r in records]}, expected 2 per step")
-        _check(read_checkpoint(ddp_dir / "final.pt")["step"] == ddp_steps, "torchrun: no final checkpoint")
-        report["checks"].append(f"torchrun: {ddp_steps} step on 2 gloo processes")
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
-    write_report = json.dumps(report, indent=1, default=str)
-    with atomic_path(work_dir / "report.json") as tmp:
-        tmp.write_text(write_report)
-    log(f"[dryrun] passed: {'; '.join(report['checks'])}; report {work_dir / 'report.json'}")
-    return report
+
+def _check_torchrun(returncode: int, output: str, ddp_dir: Path, report: dict) -> None:
+    """The torchrun run ended well, logged world size 2 at every step and wrote its final checkpoint."""
+    _check(returncode == 0, f"torchrun DDP fine-tuning failed (exit {returncode}): {output[-3000:]}")
+    records = read_log(OUTPUTS_DIR / "logs" / f"{ddp_dir.name}.jsonl")
+    _check([r["world_size"] for r in records] == [2] * DDP_STEPS,
+           f"torchrun: logged world sizes {[r['world_size'] for r in records]}, expected 2 per step")
+    _check(read_checkpoint(ddp_dir / "final.pt")["step"] == DDP_STEPS, "torchrun: no final checkpoint")
+    report["checks"].append(f"torchrun: {DDP_STEPS} step on 2 gloo processes")
+
+
+def _evaluate_real_sets(config: dict, variant: str, checkpoint: Path, report: dict, log) -> None:
+    """Notebook 04's real-set evaluation (tables 1-4) of the fine-tuned network on the paper's four test sets."""
+    with _timed(report, "real-set evaluation (notebook 04)", log):
+        hand_model = hand_model_from_config(config)
+        real = protocol.evaluate_real_sets(config, {variant: checkpoint}, hand_model)
+        tables = {name: paper.format_rows(paper.comparison_rows(name, methods), title=name)
+                  for name, methods in real.items()}
+    _check(set(real) == {paper.set_key(name) for name, _ in PAPER_TEST},
+           f"real-set evaluation scored {sorted(real)}, not the paper's four test sets")
+    report["real_sets"] = {name: list(methods) for name, methods in real.items()}
+    report["tables"] = tables
 
 
 def main(argv=None) -> int:
