@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 from wildhands.data.crops import crop_box, crop_image, make_transform
 from wildhands.data.detection import Detection, tight_box
+from wildhands.hand.camera import CROP_SCALE, CROP_SIZE
 
 # MediaPipe Pose landmark indices per side of the person: elbow, wrist, pinky, index points.
 POSE_ARMS = {"left": (13, 15, 17, 19), "right": (14, 16, 18, 20)}
@@ -60,8 +61,8 @@ class BodySettings:
     min_wrist_visibility: float = 0.5
     hand_per_forearm: float = 0.7
     hand_per_knuckles: float = 2.2
-    crop_scales: tuple = (2.2, 3.0, 4.0)
-    crop_size: int = 320
+    crop_scales: tuple = (CROP_SCALE, 3.0, 4.0)
+    crop_size: int = CROP_SIZE
     min_hand_score: float = 0.5
     max_wrist_offset: float = 1.0
     max_people: int = 3

@@ -1,8 +1,9 @@
 """The paper's hand crops: a square of 2.2 l around the hand, resized to 320, left hands mirrored.
 
 l is the edge of the tightest square box around the visible 2D keypoints (the larger side of
-their bounding box); the crop is a square of ``scale * l`` (2.2, or 1.5 for the STB
-experiment) with the same centre, resized to ``out_size`` (320). Where it leaves the image it
+their bounding box); the crop is a square of ``scale * l`` (``camera.CROP_SCALE``, 2.2, or 1.5
+for the STB experiment) with the same centre, resized to ``out_size`` (``camera.CROP_SIZE``,
+320); ``hand_transform`` places a hand's crop so. Where it leaves the image it
 is padded with ``PAD_VALUE`` (black, 0: for images and masks alike). Left hands are mirrored
 first (x' = W - 1 - x in original pixels), folded into the same transform, so the network only
 sees right hands. ``CropTransform`` maps points both ways, exactly; pixel centres are at
@@ -21,6 +22,7 @@ import cv2
 import numpy as np
 from wildhands.data.images import check_image
 from wildhands.hand import keypoints as kp
+from wildhands.hand.camera import CROP_SCALE, CROP_SIZE, tight_square
 
 PAD_VALUE = 0       # black padding outside the image, for images and masks alike
 MIN_BOX_PX = 8.0    # l never falls below this (one keypoint visible, or all at one pixel)
@@ -119,7 +121,7 @@ def visible_mask(visible, count: int = kp.NUM_KEYPOINTS, name: str = "visible") 
     return np.nan_to_num(vis) > 0
 
 
-def crop_box(keypoints_2d, visible=None, scale: float = 2.2) -> tuple[float, float, float]:
+def crop_box(keypoints_2d, visible=None, scale: float = CROP_SCALE) -> tuple[float, float, float]:
     """(cx, cy, size): ``scale`` times the tightest square box around the visible keypoints.
 
     ``keypoints_2d`` (21, 2) or (21, 3) image pixels (a third column is ignored); ``visible``
@@ -138,13 +140,12 @@ def crop_box(keypoints_2d, visible=None, scale: float = 2.2) -> tuple[float, flo
                          "mark them invisible")
     if not vis.any():
         raise ValueError("keypoints_2d: no visible keypoint to place the crop around")
-    low, high = points[vis].min(axis=0), points[vis].max(axis=0)
-    edge = max(float((high - low).max()), MIN_BOX_PX)
-    centre = (low + high) / 2
+    centre, edge = tight_square(points[vis])
+    edge = max(edge, MIN_BOX_PX)
     return float(centre[0]), float(centre[1]), edge * float(scale)
 
 
-def make_transform(image_shape, box, out_size: int = 320, mirror: bool = False) -> CropTransform:
+def make_transform(image_shape, box, out_size: int = CROP_SIZE, mirror: bool = False) -> CropTransform:
     """The ``CropTransform`` for ``box`` = (cx, cy, size) in an image of ``image_shape`` (H, W, ...)."""
     if len(image_shape) < 2:
         raise ValueError(f"image_shape: expected (H, W, ...), got {tuple(image_shape)}")
@@ -153,6 +154,13 @@ def make_transform(image_shape, box, out_size: int = 320, mirror: bool = False) 
     except (TypeError, ValueError):
         raise ValueError(f"box: expected (cx, cy, size), got {box!r}") from None
     return CropTransform(cx, cy, size, int(out_size), bool(mirror), int(image_shape[1]), int(image_shape[0]))
+
+
+def hand_transform(image_shape, keypoints_2d, visible=None, scale: float = CROP_SCALE, out_size: int = CROP_SIZE,
+                   mirror: bool = False) -> CropTransform:
+    """The crop of ``scale`` l around a hand's visible keypoints (``crop_box``) at ``out_size``
+    pixels, in an image of ``image_shape``, mirrored for a left hand (``mirror``)."""
+    return make_transform(image_shape, crop_box(keypoints_2d, visible, scale), out_size, mirror)
 
 
 def crop_image(image: np.ndarray, transform: CropTransform, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
@@ -212,7 +220,7 @@ def crop_mask(mask: np.ndarray, transform: CropTransform) -> np.ndarray:
     return crop_image(mask, transform, interpolation=cv2.INTER_NEAREST)
 
 
-def crop_hand(image: np.ndarray, keypoints_2d, visible=None, scale: float = 2.2, out_size: int = 320,
+def crop_hand(image: np.ndarray, keypoints_2d, visible=None, scale: float = CROP_SCALE, out_size: int = CROP_SIZE,
               mirror: bool = False) -> tuple[np.ndarray, CropTransform]:
     """Crop around a hand's keypoints as the paper does; returns (RGB crop, transform).
 
@@ -220,5 +228,5 @@ def crop_hand(image: np.ndarray, keypoints_2d, visible=None, scale: float = 2.2,
     loses its alpha, floats in [0, 1] become uint8; sides under 16 pixels are an error.
     """
     image = check_image(image)
-    transform = make_transform(image.shape, crop_box(keypoints_2d, visible, scale), out_size, mirror)
+    transform = hand_transform(image.shape, keypoints_2d, visible, scale, out_size, mirror)
     return crop_image(image, transform), transform

@@ -50,10 +50,11 @@ from wildhands.data.crops import crop_box, crop_image, make_transform
 from wildhands.data.detection import Detection, swap_handedness, tight_box
 from wildhands.data.images import check_image
 from wildhands.hand import keypoints as kp
+from wildhands.hand.camera import CROP_SCALE, CROP_SIZE
 from wildhands.paths import PROJECT_ROOT
 
-SECOND_PASS_SIZE = 320      # the refinement pass sees the paper's 2.2 l crop at 320 px
-SECOND_PASS_SCALE = 2.2
+SECOND_PASS_SIZE = CROP_SIZE      # the refinement pass sees the paper's 2.2 l crop at 320 px
+SECOND_PASS_SCALE = CROP_SCALE
 MAX_DETECTION_SIDE = 1920   # larger photos are downscaled for pass 1 (coordinates mapped back)
 MIN_TILE_SIDE = 64          # photos whose tiles would be smaller are not tiled
 SMALL_HAND = 1 / 8          # hands with l under this fraction of the longer side send the photo to tiles
@@ -326,8 +327,8 @@ def sigma_rule_from_file(path) -> KeypointSigmaRule:
 
 # ----------------------------------------------------------------------------- measuring it
 
-def keypoint_errors_at_crop(predicted, labels, visible=None, crop_scale: float = 2.2,
-                            crop_size: int = 320) -> np.ndarray:
+def keypoint_errors_at_crop(predicted, labels, visible=None, crop_scale: float = CROP_SCALE,
+                            crop_size: int = CROP_SIZE) -> np.ndarray:
     """Per-keypoint distances (21,) between two sets of image keypoints, in pixels of the 320 crop
     of 2.2 l around the labelled hand (the unit the network sees); NaN where not visible."""
     labels = kp.check_keypoints(labels, "labels")[..., :2]

@@ -29,14 +29,15 @@ from wildhands.data.crops import crop_box, visible_mask
 from wildhands.data.images import check_image
 from wildhands.fileio import write_bytes
 from wildhands.hand import keypoints as kp
+from wildhands.hand.camera import CROP_SCALE, CROP_SIZE
 
 # Triangles of joints on the palm's surface (wrist, thumb base, MCPs), filled as foreground:
 # the palm fan from the wrist, the thenar web (thumb CMC, thumb MCP, index MCP) and the
 # knuckle row.
 PALM_TRIANGLES = ((0, 1, 5), (0, 5, 9), (0, 9, 13), (0, 13, 17), (1, 2, 5), (5, 9, 13), (5, 13, 17))
 BAND_LABELS = ("probable_background", "split", "probable_foreground")
-REFERENCE_CROP_SIZE = 320      # band widths are pixels of this crop ...
-REFERENCE_CROP_SCALE = 2.2     # ... of this many times l around the hand
+REFERENCE_CROP_SIZE = CROP_SIZE      # band widths are pixels of this crop ...
+REFERENCE_CROP_SCALE = CROP_SCALE    # ... of this many times l around the hand
 FINGER_HALF_WIDTH = 9          # pixels at the 320 crop (a finger is about 18 px wide at 2.2 l)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from wildhands.hand import mesh_ops
 
 MAX_CANDIDATES = 6_000_000  # pixel candidates per chunk of triangles (memory bound)
 
@@ -26,13 +27,9 @@ class Rendering:
 
 
 def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted unit vertex normals (outward for consistently oriented, outward faces)."""
-    tri = vertices[faces]
-    face_normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    normals = np.zeros_like(vertices)
-    for k in range(3):
-        np.add.at(normals, faces[:, k], face_normals)
-    return normals / (np.linalg.norm(normals, axis=1, keepdims=True) + 1e-12)
+    """Area-weighted unit vertex normals (outward for consistently oriented, outward faces), as
+    the renderer shades them (``mesh_ops.vertex_normals`` with a 1e-12 guard)."""
+    return mesh_ops.vertex_normals(vertices, faces, eps=1e-12)
 
 
 def is_closed_outward(vertices: np.ndarray, faces: np.ndarray) -> bool:

@@ -40,7 +40,8 @@ from wildhands.data.render import (is_closed_outward, projected_face_areas,
                                    render, vertex_normals)
 from wildhands.fileio import atomic_path, write_json
 from wildhands.hand import keypoints as kp
-from wildhands.hand.camera import axis_angle_to_matrix, matrix_to_axis_angle
+from wildhands.hand.camera import (CROP_SIZE, frame_in_crop, matrix_to_axis_angle,
+                                   rotation_about)
 from wildhands.hand.hand_model import (HandModel, hand_model_from_config,
                                        rest_keypoints)
 from wildhands.hand.keypoint_model import KeypointModel
@@ -104,10 +105,6 @@ def random_rotation(rng) -> np.ndarray:
                      [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
 
 
-def _rotation_about(axis, angle) -> np.ndarray:
-    return axis_angle_to_matrix(torch.as_tensor(np.asarray(axis) * angle, dtype=torch.float64)).numpy()
-
-
 def sample_view(rng, frame: np.ndarray, uniform_fraction: float = 0.5, max_tilt_deg: float = 60.0) -> np.ndarray:
     """Camera rotation R (model frame -> camera frame: x right, y down, z away from the camera).
 
@@ -125,8 +122,8 @@ def sample_view(rng, frame: np.ndarray, uniform_fraction: float = 0.5, max_tilt_
     canonical = np.stack([np.cross(r_y, r_z), r_y, r_z])
     tilt_axis = rng.normal(size=3)
     tilt_axis[2] = 0.0
-    tilt = _rotation_about(tilt_axis / np.linalg.norm(tilt_axis), np.deg2rad(rng.uniform(0, max_tilt_deg)))
-    spin = _rotation_about([0.0, 0.0, 1.0], rng.uniform(-np.pi, np.pi))
+    tilt = rotation_about(tilt_axis / np.linalg.norm(tilt_axis), np.deg2rad(rng.uniform(0, max_tilt_deg)))
+    spin = rotation_about([0.0, 0.0, 1.0], rng.uniform(-np.pi, np.pi))
     rotation = spin @ tilt @ canonical
     u, _, vt = np.linalg.svd(rotation)
     return u @ vt
@@ -159,13 +156,9 @@ def place_in_crop(points_cam: np.ndarray, rng, size: int, crop_scale: float, jit
                   centre_jitter_px: float = 8.0):
     """Scale (px/m) and translation (px, the root's pixel) so the keypoints' tightest square box is
     ``size / crop_scale`` wide (times 1 +- ``jitter``, uniform) and centred (+- ``centre_jitter_px``,
-    standard deviation per axis), as a ``crop_scale`` l crop around a real hand."""
-    low, high = points_cam[:, :2].min(0), points_cam[:, :2].max(0)
-    edge = max(float((high - low).max()), 1e-6)
-    scale = size / crop_scale / edge * rng.uniform(1 - jitter, 1 + jitter)
-    centre = (size - 1) / 2 + rng.normal(0, centre_jitter_px, 2)
-    trans = centre - scale * (low + high) / 2
-    return scale, trans
+    standard deviation per axis), as a ``crop_scale`` l crop around a real hand (``camera.frame_in_crop``)."""
+    zoom = rng.uniform(1 - jitter, 1 + jitter)
+    return frame_in_crop(points_cam, size, crop_scale, zoom, rng.normal(0, centre_jitter_px, 2))
 
 
 def _in_image(points_2d: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -564,7 +557,7 @@ def render_scene(hand_model: HandModel, config: dict, index: int, height: int = 
 
     rng = np.random.default_rng([int(config.get("seed", 0)), 7, int(index)])
     side = max(height, width)
-    image = cv2.resize(background_image(rng, 320), (side, side))[:height, :width].astype(np.uint8)
+    image = cv2.resize(background_image(rng, CROP_SIZE), (side, side))[:height, :width].astype(np.uint8)
     hands = []
     for n in range(int(rng.integers(1, 3))):
         sample = render_samples(hand_model, config, "test", [10_000 + 2 * index + n], assets)[0]

@@ -17,8 +17,9 @@ import numpy as np
 import torch
 from wildhands.data.appearance import background_image, hand_colors
 from wildhands.data.render import render, vertex_normals
-from wildhands.data.synthetic import HandAssets, _rotation_about, sample_parameters
+from wildhands.data.synthetic import HandAssets, sample_parameters
 from wildhands.hand import keypoints as kp
+from wildhands.hand.camera import rotation_about
 from wildhands.hand.hand_model import HandModel
 
 
@@ -57,7 +58,7 @@ def hand_trajectory(hand_model: HandModel, config: dict, rng, frames: int, fps: 
     hold = 0.0 if static else 1.0
     pose = 0.5 * base.pose + hold * _waves(rng, frames, fps, hand_model.num_pca_comps, 0.6)
     turns = hold * _waves(rng, frames, fps, 3, 0.25, 0.1, 0.5)
-    rotation = np.stack([_rotation_about(w / max(np.linalg.norm(w), 1e-12), np.linalg.norm(w)) @ base.rotation
+    rotation = np.stack([rotation_about(w / max(np.linalg.norm(w), 1e-12), np.linalg.norm(w)) @ base.rotation
                          for w in turns])
     edge_px = 0.45 * min(width, height)
     zoom = np.exp(hold * _waves(rng, frames, fps, 1, 0.08, 0.1, 0.3)[:, 0])

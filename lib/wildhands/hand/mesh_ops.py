@@ -61,14 +61,15 @@ def min_angles_deg(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return np.min(angles, axis=0)
 
 
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted unit normals."""
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray, eps: float = 1e-30) -> np.ndarray:
+    """Area-weighted unit vertex normals (outward for consistently oriented, outward faces);
+    ``eps`` is added to each length before dividing."""
     tri = vertices[faces]
     face_normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     normals = np.zeros_like(vertices)
     for k in range(3):
         np.add.at(normals, faces[:, k], face_normals)
-    return normals / (np.linalg.norm(normals, axis=1, keepdims=True) + 1e-30)
+    return normals / (np.linalg.norm(normals, axis=1, keepdims=True) + eps)
 
 
 def vertex_neighbours(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -197,95 +198,123 @@ def decimate(verts: np.ndarray, faces: np.ndarray, target_vertices: int, length_
     Refused edges are retried when their neighbourhood changes. Plain Python on small vectors: a
     collapse touches about a dozen faces, too few for numpy to pay off.
     """
-    faces_np = np.asarray(faces, np.int64)
-    quadrics = _plane_quadrics(np.asarray(verts, np.float64), faces_np).tolist()
-    weight = length_weight * float(face_areas(np.asarray(verts, np.float64), faces_np).mean())
-    size = (np.ones(len(verts)) if sizing is None else np.asarray(sizing, np.float64) / np.mean(sizing)).tolist()
-    pos = np.asarray(verts, np.float64).tolist()
-    tris = faces_np.tolist()
-    vertex_faces: list[set] = [set() for _ in range(len(pos))]
-    for f, tri in enumerate(tris):
-        for v in tri:
-            vertex_faces[v].add(f)
-    alive_face = [True] * len(tris)
-    alive = [True] * len(pos)
-    version = [0] * len(pos)
-    count = len(pos)
-    refused: dict = {}
+    state = _Decimation(verts, faces, length_weight, sizing)
+    while state.count > target_vertices and state.heap:
+        _, a, b, va, vb = heapq.heappop(state.heap)
+        if not (state.alive[a] and state.alive[b]) or state.version[a] != va or state.version[b] != vb:
+            continue
+        shared = state.vertex_faces[a] & state.vertex_faces[b]
+        if not state.link_condition(a, b, shared):
+            state.refuse(a, b)
+            continue
+        q = [state.quadrics[a][i] + state.quadrics[b][i] for i in range(10)]
+        _, x = _collapse(q, state.pos[a], state.pos[b], state.weight)
+        if not state.faces_stay_sound(a, b, shared, x):
+            state.refuse(a, b)
+            continue
+        state.collapse(a, b, shared, x, q)
+        state.requeue_around(a, b)
+    return state.result()
 
-    def neighbours(v: int) -> set:
-        out = {w for f in vertex_faces[v] for w in tris[f]}
+
+class _Decimation:
+    """The mutable mesh of ``decimate``: positions, quadrics, faces per vertex, the queue of edge
+    collapses (cost, lo, hi, their versions when queued) and the edges refused so far."""
+
+    def __init__(self, verts: np.ndarray, faces: np.ndarray, length_weight: float, sizing: np.ndarray | None):
+        faces_np = np.asarray(faces, np.int64)
+        self.quadrics = _plane_quadrics(np.asarray(verts, np.float64), faces_np).tolist()
+        self.weight = length_weight * float(face_areas(np.asarray(verts, np.float64), faces_np).mean())
+        size = np.ones(len(verts)) if sizing is None else np.asarray(sizing, np.float64) / np.mean(sizing)
+        self.size = size.tolist()
+        self.pos = np.asarray(verts, np.float64).tolist()
+        self.tris = faces_np.tolist()
+        self.vertex_faces: list[set] = [set() for _ in range(len(self.pos))]
+        for f, tri in enumerate(self.tris):
+            for v in tri:
+                self.vertex_faces[v].add(f)
+        self.alive_face = [True] * len(self.tris)
+        self.alive = [True] * len(self.pos)
+        self.version = [0] * len(self.pos)
+        self.count = len(self.pos)
+        self.refused: dict = {}
+        self.heap = [(self._cost(a, b), a, b, 0, 0) for a, b in edges_of(faces_np).tolist()]
+        heapq.heapify(self.heap)
+
+    def _cost(self, a: int, b: int) -> float:
+        qa, qb = self.quadrics[a], self.quadrics[b]
+        return _collapse([qa[i] + qb[i] for i in range(10)], self.pos[a], self.pos[b],
+                         self.weight / min(self.size[a], self.size[b]) ** 2)[0]
+
+    def neighbours(self, v: int) -> set:
+        out = {w for f in self.vertex_faces[v] for w in self.tris[f]}
         out.discard(v)
         return out
 
-    def push(a: int, others) -> None:
+    def push(self, a: int, others) -> None:
         for b in sorted(others):
-            qa, qb = quadrics[a], quadrics[b]
-            cost, _ = _collapse([qa[i] + qb[i] for i in range(10)], pos[a], pos[b],
-                                weight / min(size[a], size[b]) ** 2)
+            cost = self._cost(a, b)
             lo, hi = (a, b) if a < b else (b, a)
-            heapq.heappush(heap, (cost, lo, hi, version[lo], version[hi]))
+            heapq.heappush(self.heap, (cost, lo, hi, self.version[lo], self.version[hi]))
 
-    def refuse(a: int, b: int) -> None:
-        refused.setdefault(a, set()).add(b)
-        refused.setdefault(b, set()).add(a)
+    def refuse(self, a: int, b: int) -> None:
+        self.refused.setdefault(a, set()).add(b)
+        self.refused.setdefault(b, set()).add(a)
 
-    heap: list = []
-    for a, b in edges_of(faces_np).tolist():
-        qa, qb = quadrics[a], quadrics[b]
-        cost, _ = _collapse([qa[i] + qb[i] for i in range(10)], pos[a], pos[b], weight / min(size[a], size[b]) ** 2)
-        heap.append((cost, a, b, 0, 0))
-    heapq.heapify(heap)
+    def link_condition(self, a: int, b: int, shared: set) -> bool:
+        """Whether collapsing (a, b) keeps the mesh manifold: two shared faces, and the two
+        vertices opposite the edge are the only neighbours a and b share."""
+        opposite = {w for f in shared for w in self.tris[f] if w != a and w != b}
+        return len(shared) == 2 and len(opposite) == 2 and self.neighbours(a) & self.neighbours(b) == opposite
 
-    while count > target_vertices and heap:
-        _, a, b, va, vb = heapq.heappop(heap)
-        if not (alive[a] and alive[b]) or version[a] != va or version[b] != vb:
-            continue
-        shared = vertex_faces[a] & vertex_faces[b]
-        opposite = {w for f in shared for w in tris[f] if w != a and w != b}
-        if len(shared) != 2 or len(opposite) != 2 or neighbours(a) & neighbours(b) != opposite:
-            refuse(a, b)                                              # the link condition
-            continue
-        q = [quadrics[a][i] + quadrics[b][i] for i in range(10)]
-        _, x = _collapse(q, pos[a], pos[b], weight)
-        ok = True
-        for f in (vertex_faces[a] | vertex_faces[b]) - shared:
-            old = [pos[v] for v in tris[f]]
-            new = [x if v == a or v == b else pos[v] for v in tris[f]]
+    def faces_stay_sound(self, a: int, b: int, shared: set, x: list) -> bool:
+        """Whether every face that survives the collapse to ``x`` turns by at most 60 degrees and
+        stays about as well shaped."""
+        pos = self.pos
+        for f in (self.vertex_faces[a] | self.vertex_faces[b]) - shared:
+            old = [pos[v] for v in self.tris[f]]
+            new = [x if v == a or v == b else pos[v] for v in self.tris[f]]
             n0, n1 = _normal(*old), _normal(*new)
             dot = n0[0] * n1[0] + n0[1] * n1[1] + n0[2] * n1[2]
             if dot <= 0.5 * (sum(c * c for c in n0) * sum(c * c for c in n1)) ** 0.5 or \
                     _quality(*new) < min(0.15, 0.5 * _quality(*old)):
-                ok = False
-                break
-        if not ok:
-            refuse(a, b)
-            continue
+                return False
+        return True
+
+    def collapse(self, a: int, b: int, shared: set, x: list, q: list) -> None:
+        """Merge b into a, placed at ``x`` with the summed quadric ``q``; the shared faces go."""
+        tris, vertex_faces = self.tris, self.vertex_faces
         for f in vertex_faces[b] - shared:
             tris[f] = [a if v == b else v for v in tris[f]]
         vertex_faces[a] = (vertex_faces[a] | vertex_faces[b]) - shared
         for f in shared:
-            alive_face[f] = False
+            self.alive_face[f] = False
             for v in tris[f]:
                 if v != a and v != b:
                     vertex_faces[v].discard(f)
         vertex_faces[b] = set()
-        alive[b] = False
-        pos[a] = x
-        quadrics[a] = q
-        size[a] = min(size[a], size[b])
-        version[a] += 1
-        count -= 1
-        ring = neighbours(a)
-        push(a, ring)                    # only edges at a change cost; validity is checked when popped
-        for v in sorted(ring):           # edges refused nearby may have become collapsible
-            retry = [w for w in refused.pop(v, ()) if alive[w] and w != a]
+        self.alive[b] = False
+        self.pos[a] = x
+        self.quadrics[a] = q
+        self.size[a] = min(self.size[a], self.size[b])
+        self.version[a] += 1
+        self.count -= 1
+
+    def requeue_around(self, a: int, b: int) -> None:
+        """After b merged into a: the edges at a at their new cost (validity is checked when
+        popped), and the edges refused nearby, which may have become collapsible."""
+        ring = self.neighbours(a)
+        self.push(a, ring)
+        for v in sorted(ring):
+            retry = [w for w in self.refused.pop(v, ()) if self.alive[w] and w != a]
             if retry:
-                push(v, retry)
-        refused.pop(a, None)
-        refused.pop(b, None)
-    kept = np.array([t for t, live in zip(tris, alive_face) if live], np.int64)
-    return compact(np.array(pos), kept)
+                self.push(v, retry)
+        self.refused.pop(a, None)
+        self.refused.pop(b, None)
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        kept = np.array([t for t, live in zip(self.tris, self.alive_face) if live], np.int64)
+        return compact(np.array(self.pos), kept)
 
 
 # ----------------------------------------------------------------------------- improvement

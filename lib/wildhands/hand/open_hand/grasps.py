@@ -90,64 +90,84 @@ def _thumb_to(skeleton: Skeleton, frames: JointFrames, fingers: dict, target, st
 
 
 def named_poses(skeleton: Skeleton, frames: JointFrames) -> dict:
-    """Reference grasps and gestures as (15, 3) joint angles in degrees; thumb contacts by inverse
-    kinematics (the thumb tip onto a finger's pad or side)."""
-    tips = {n: i for i, n in enumerate(kp.MANO_TIP_ORDER)}
-
-    def pad_of(name: str, depth: float = 7 * MM):
-        joint = DIGIT_JOINTS[name][-1]
-        digit = skeleton.digits[name]
-        return lambda t, j, r: t[tips[name]] - depth * (r[joint] @ digit.dorsal) - 2 * MM * (r[joint] @ digit.direction)
-
-    def over(name: str, segment: int, depth: float):
-        joint = DIGIT_JOINTS[name][segment]
-        child = DIGIT_JOINTS[name][segment + 1] if segment < 2 else None
-        digit = skeleton.digits[name]
-
-        def point(t, j, r):
-            end = j[child] if child is not None else t[tips[name]]
-            return 0.5 * (j[joint] + end) + depth * (r[joint] @ digit.dorsal)
-        return point
-
-    def radial_side_of(name: str, segment: int):
-        joint = DIGIT_JOINTS[name][segment]
-        radial = np.array([0.0, 0.0, -1.0])
-        return lambda t, j, r: 0.5 * (j[joint] + j[joint + 1]) + 10.5 * MM * (r[joint] @ radial)
-
-    relaxed = _fingers((20, 0, 30, 20), (25, 0, 35, 22), (28, 0, 38, 25), (30, 0, 40, 27))
-    poses = {"flat": _angles(_fingers(*[_STRAIGHT] * 4)),
-             "relaxed": _angles(relaxed, (10, 10, 10, 10))}
-    fist_thumb = (10, 20, 50, 70)        # across the middle phalanges of the index and middle fingers
-    poses["fist"] = _angles(_CURLED, fist_thumb)
-    point = dict(_CURLED, index=(5, 0, 5, 3))
-    poses["point"] = _angles(point, fist_thumb)
-    pinch = _fingers((40, 0, 45, 25), (40, 0, 50, 30), (45, 0, 55, 32), (50, 0, 55, 32))
-    poses["pinch"] = _angles(pinch, _thumb_to(skeleton, frames, pinch, pad_of("index"), (20, 30, 15, 15)))
-    poses["spread"] = _angles(_fingers((-5, 15, 0, 0), (-5, 6, 0, 0), (-5, 14, 0, 0), (-5, 25, 0, 0)),
-                              (-25, -5, 0, -5))
-    cylinder = _fingers((55, 0, 65, 40), (58, 0, 68, 42), (60, 0, 70, 45), (62, 0, 72, 45))
-    poses["cylinder"] = _angles(cylinder, (25, 35, 20, 25))
-    sphere = _fingers((30, 10, 40, 25), (32, 0, 42, 27), (34, 8, 44, 28), (36, 16, 45, 28))
-    poses["sphere"] = _angles(sphere, (10, 40, 15, 15))
-    ok = _fingers((45, 0, 60, 40), (10, 0, 15, 10), (12, 4, 18, 12), (15, 10, 20, 14))
-    poses["ok"] = _angles(ok, _thumb_to(skeleton, frames, ok, pad_of("index"), (25, 30, 20, 20)))
-    v_sign = dict(_CURLED, index=(0, 10, 0, 0), middle=(0, -8, 0, 0))
-    poses["v_sign"] = _angles(v_sign, _thumb_to(skeleton, frames, v_sign, over("ring", 1, 10 * MM), fist_thumb))
-    poses["thumbs_up"] = _angles(_CURLED, (-20, 0, 0, -5))
-    horns = dict(_CURLED, index=(0, 5, 0, 0), pinky=(0, 10, 0, 0))
-    poses["horns"] = _angles(horns, fist_thumb)
-    poses["call"] = _angles(dict(_CURLED, pinky=(0, 15, 0, 0)), (-20, 0, 0, 0))
-    three = dict(_CURLED, index=(0, 5, 0, 0), middle=(0, 0, 0, 0), ring=(0, 5, 0, 0))
-    poses["three"] = _angles(three, _thumb_to(skeleton, frames, three, over("pinky", 1, 9 * MM), fist_thumb))
-    opposition = _fingers((5, 5, 8, 5), (10, 0, 12, 8), (25, 2, 30, 20), (50, 0, 45, 25))
-    poses["opposition"] = _angles(opposition, _thumb_to(skeleton, frames, opposition, pad_of("pinky"),
-                                                        (40, 40, 20, 20)))
-    key = _fingers((55, 0, 75, 40), (75, 0, 95, 50), (80, 0, 95, 50), (85, 0, 95, 50))
-    poses["key_pinch"] = _angles(key, _thumb_to(skeleton, frames, key, radial_side_of("index", 1), (0, 5, 15, 15)))
-    tripod = _fingers((40, 0, 45, 25), (42, -4, 45, 25), (50, 0, 60, 35), (55, 0, 65, 35))
-    between = lambda t, j, r: 0.5 * (pad_of("index")(t, j, r) + pad_of("middle")(t, j, r))  # noqa: E731
-    poses["tripod"] = _angles(tripod, _thumb_to(skeleton, frames, tripod, between, (20, 35, 15, 15)))
-    poses["claw"] = _angles(_fingers(*[(0, 0, 90, 70)] * 4), (10, 10, 30, 40))
-    poses["table_top"] = _angles(_fingers(*[(80, 0, 0, 0)] * 4), (20, 20, 10, 0))
+    """Reference grasps and gestures as (15, 3) joint angles in degrees (``POSES``, in its order);
+    thumb contacts by inverse kinematics (the thumb tip onto a finger's pad or side)."""
+    contacts = _thumb_contacts(skeleton)
+    poses = {}
+    for name, (fingers, thumb) in POSES.items():
+        if thumb is None:
+            target, start = contacts[name]
+            thumb = _thumb_to(skeleton, frames, fingers, target, start)
+        poses[name] = _angles(fingers, thumb)
     return poses
 
+
+_FIST_THUMB = (10, 20, 50, 70)        # across the middle phalanges of the index and middle fingers
+# name -> (per-finger angles as ``_angles`` takes them, the thumb's; None: set by a contact,
+# ``_thumb_contacts``). The order is the corpus' (``pose_pca.pose_corpus`` draws them by index).
+POSES = {
+    "flat": (_fingers(*[_STRAIGHT] * 4), (0.0, 0.0, 0.0, 0.0)),
+    "relaxed": (_fingers((20, 0, 30, 20), (25, 0, 35, 22), (28, 0, 38, 25), (30, 0, 40, 27)), (10, 10, 10, 10)),
+    "fist": (_CURLED, _FIST_THUMB),
+    "point": (dict(_CURLED, index=(5, 0, 5, 3)), _FIST_THUMB),
+    "pinch": (_fingers((40, 0, 45, 25), (40, 0, 50, 30), (45, 0, 55, 32), (50, 0, 55, 32)), None),
+    "spread": (_fingers((-5, 15, 0, 0), (-5, 6, 0, 0), (-5, 14, 0, 0), (-5, 25, 0, 0)), (-25, -5, 0, -5)),
+    "cylinder": (_fingers((55, 0, 65, 40), (58, 0, 68, 42), (60, 0, 70, 45), (62, 0, 72, 45)), (25, 35, 20, 25)),
+    "sphere": (_fingers((30, 10, 40, 25), (32, 0, 42, 27), (34, 8, 44, 28), (36, 16, 45, 28)), (10, 40, 15, 15)),
+    "ok": (_fingers((45, 0, 60, 40), (10, 0, 15, 10), (12, 4, 18, 12), (15, 10, 20, 14)), None),
+    "v_sign": (dict(_CURLED, index=(0, 10, 0, 0), middle=(0, -8, 0, 0)), None),
+    "thumbs_up": (_CURLED, (-20, 0, 0, -5)),
+    "horns": (dict(_CURLED, index=(0, 5, 0, 0), pinky=(0, 10, 0, 0)), _FIST_THUMB),
+    "call": (dict(_CURLED, pinky=(0, 15, 0, 0)), (-20, 0, 0, 0)),
+    "three": (dict(_CURLED, index=(0, 5, 0, 0), middle=(0, 0, 0, 0), ring=(0, 5, 0, 0)), None),
+    "opposition": (_fingers((5, 5, 8, 5), (10, 0, 12, 8), (25, 2, 30, 20), (50, 0, 45, 25)), None),
+    "key_pinch": (_fingers((55, 0, 75, 40), (75, 0, 95, 50), (80, 0, 95, 50), (85, 0, 95, 50)), None),
+    "tripod": (_fingers((40, 0, 45, 25), (42, -4, 45, 25), (50, 0, 60, 35), (55, 0, 65, 35)), None),
+    "claw": (_fingers(*[(0, 0, 90, 70)] * 4), (10, 10, 30, 40)),
+    "table_top": (_fingers(*[(80, 0, 0, 0)] * 4), (20, 20, 10, 0)),
+}
+
+
+def _thumb_contacts(skeleton: Skeleton) -> dict:
+    """name -> (where the thumb tip goes, ``target(tips, joints, rotations)`` of the posed fingers;
+    the thumb angles the inverse kinematics starts from), for the poses whose thumb is None."""
+    index_pad, middle_pad = _pad(skeleton, "index"), _pad(skeleton, "middle")
+    return {
+        "pinch": (index_pad, (20, 30, 15, 15)),
+        "ok": (index_pad, (25, 30, 20, 20)),
+        "v_sign": (_over_segment(skeleton, "ring", 1, 10 * MM), _FIST_THUMB),
+        "three": (_over_segment(skeleton, "pinky", 1, 9 * MM), _FIST_THUMB),
+        "opposition": (_pad(skeleton, "pinky"), (40, 40, 20, 20)),
+        "key_pinch": (_radial_side("index", 1), (0, 5, 15, 15)),
+        "tripod": (lambda t, j, r: 0.5 * (index_pad(t, j, r) + middle_pad(t, j, r)), (20, 35, 15, 15)),
+    }
+
+
+_TIP_INDEX = {n: i for i, n in enumerate(kp.MANO_TIP_ORDER)}
+
+
+def _pad(skeleton: Skeleton, name: str, depth: float = 7 * MM):
+    """Target: the pad of the finger ``name``, ``depth`` palmar of its tip and 2 mm back along it."""
+    joint = DIGIT_JOINTS[name][-1]
+    digit = skeleton.digits[name]
+    tip = _TIP_INDEX[name]
+    return lambda t, j, r: t[tip] - depth * (r[joint] @ digit.dorsal) - 2 * MM * (r[joint] @ digit.direction)
+
+
+def _over_segment(skeleton: Skeleton, name: str, segment: int, depth: float):
+    """Target: ``depth`` dorsal of the middle of the finger's phalanx ``segment`` (0 proximal)."""
+    joint = DIGIT_JOINTS[name][segment]
+    child = DIGIT_JOINTS[name][segment + 1] if segment < 2 else None
+    digit = skeleton.digits[name]
+
+    def point(t, j, r):
+        end = j[child] if child is not None else t[_TIP_INDEX[name]]
+        return 0.5 * (j[joint] + end) + depth * (r[joint] @ digit.dorsal)
+    return point
+
+
+def _radial_side(name: str, segment: int):
+    """Target: the radial side of the middle of the finger's phalanx ``segment``, 10.5 mm out."""
+    joint = DIGIT_JOINTS[name][segment]
+    radial = np.array([0.0, 0.0, -1.0])
+    return lambda t, j, r: 0.5 * (j[joint] + j[joint + 1]) + 10.5 * MM * (r[joint] @ radial)
