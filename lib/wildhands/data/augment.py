@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 from wildhands.hand import keypoints as kp
+from wildhands.hand.camera import CROP_SIZE, rotation_z, tight_square
 from wildhands.paths import PROJECT_ROOT
 
 # Fallback mean Euclidean error (px at the 320 crop) of a MediaPipe keypoint by joint level,
@@ -39,12 +40,7 @@ def similarity_matrix(angle_rad: float, zoom: float, shift, crop_size: int) -> n
     return np.hstack([linear, offset[:, None]])
 
 
-def _rotation_z(angle_rad: float) -> np.ndarray:
-    cos, sin = np.cos(angle_rad), np.sin(angle_rad)
-    return np.array([[cos, -sin, 0.0], [sin, cos, 0.0], [0.0, 0.0, 1.0]])
-
-
-def augment_sample(sample: dict, rng: np.random.Generator, augment: dict, crop_size: int = 320,
+def augment_sample(sample: dict, rng: np.random.Generator, augment: dict, crop_size: int = CROP_SIZE,
                    image_size: int | None = None) -> dict:
     """A jittered copy of ``sample`` (the ``[augment]`` table: color, scale, rotation_deg, translation).
 
@@ -64,7 +60,7 @@ def augment_sample(sample: dict, rng: np.random.Generator, augment: dict, crop_s
     linear = matrix[:, :2]
 
     out["keypoints_2d"] = (sample["keypoints_2d"] @ linear.T + matrix[:, 2]).astype(np.float32)
-    rot = _rotation_z(angle)
+    rot = rotation_z(angle)
     out["keypoints_3d"] = (sample["keypoints_3d"] @ rot.T).astype(np.float32)
     if "trans" in sample:
         out["trans"] = (linear @ sample["trans"] + matrix[:, 2]).astype(np.float32)
@@ -150,8 +146,8 @@ def detector_keypoints(keypoints_2d: np.ndarray, rng: np.random.Generator, noise
     points = np.asarray(keypoints_2d, np.float64).copy()
     if rng.random() < noise.clean_probability:
         return points.astype(np.float32)
-    low, high = points.min(0), points.max(0)
-    centre, extent = (low + high) / 2, max(float((high - low).max()), 1.0)
+    centre, extent = tight_square(points)
+    extent = max(extent, 1.0)
     if rng.random() < noise.mirror_probability:
         points[:, 0] = 2 * centre[0] - points[:, 0]
     if rng.random() < noise.swap_probability:

@@ -423,48 +423,63 @@ def generate_synthetic_set(config: dict, root=None, split: str = "train", hand_m
     if not hand_model.is_right:
         raise ValueError(f"hand_model: {hand_model.path} is a left hand; the synthetic set shows right hands "
                          "(left hands are mirrored right ones)")
-    # Everything that decides a sample's content: a shard with other metadata is regenerated.
-    meta = {"format": FORMAT_VERSION, "seed": int(config.get("seed", 0)), "split": split,
+    meta = _set_meta(config, split, hand_model)
+    shards = [(s, min(shard_size, count - s)) for s in range(0, count, shard_size)]
+    todo = [(split, s, c, str(directory), meta) for s, c in shards
+            if not _shard_complete(directory / _shard_name(s, c), meta)]
+    if todo:  # the set is incomplete until the manifest is written again
+        (directory / "manifest.json").unlink(missing_ok=True)
+    bar = tqdm(total=count, initial=count - sum(job[2] for job in todo), desc=f"synthetic {split}", unit="sample",
+               disable=not progress)
+    _write_shards(todo, config, hand_model, max(1, int(section.get("workers", 1))), bar)
+    bar.close()
+    manifest = {**meta, "count": count, "shard_size": shard_size, "profile": config.get("profile"),
+                "shards": [{"file": _shard_name(s, c), "start": s, "count": c} for s, c in shards]}
+    return _write_manifest(directory, manifest)
+
+
+def _set_meta(config: dict, split: str, hand_model: HandModel) -> dict:
+    """Everything that decides a sample's content: a shard with other metadata is regenerated."""
+    section = config["synthetic"]
+    return {"format": FORMAT_VERSION, "seed": int(config.get("seed", 0)), "split": split,
             "hand_model": hand_model.hash, "image_size": int(section["image_size"]),
             "hand_model_settings": {"num_pca_comps": hand_model.num_pca_comps, "num_betas": hand_model.num_betas,
                                     "flat_hand_mean": bool(hand_model.flat_hand_mean),
                                     "fingertip_ids": [int(i) for i in hand_model.fingertip_ids]},
             "synthetic": {k: v for k, v in section.items()
                           if k not in ("workers", "shard_size", *SAMPLED_ONLY_KEYS) and not k.startswith("num_")}}
-    shards = [(s, min(shard_size, count - s)) for s in range(0, count, shard_size)]
-    todo = [(split, s, c, str(directory), meta) for s, c in shards
-            if not _shard_complete(directory / _shard_name(s, c), meta)]
-    if todo:  # the set is incomplete until the manifest is written again
-        (directory / "manifest.json").unlink(missing_ok=True)
-    workers = max(1, int(section.get("workers", 1)))
-    bar = tqdm(total=count, initial=count - sum(job[2] for job in todo), desc=f"synthetic {split}", unit="sample",
-               disable=not progress)
+
+
+def _write_shards(todo: list, config: dict, hand_model: HandModel, workers: int, bar) -> None:
+    """Render and write the shards ``todo``: here, or in ``workers`` spawned processes."""
     if workers == 1 or len(todo) <= 1:
         _init_worker(config, hand_model, single_thread=False)
         for job in todo:
             bar.update(_write_shard(job))
-    else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-        from concurrent.futures.process import BrokenProcessPool
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
 
-        # An executor, not mp.Pool: a worker that dies (out of memory, killed) raises instead of hanging.
-        try:
-            with ProcessPoolExecutor(min(workers, len(todo)), mp.get_context("spawn"), _init_worker,
-                                     (config, _model_spec(hand_model))) as pool:
-                for done in as_completed([pool.submit(_write_shard, job) for job in todo]):
-                    bar.update(done.result())
-        except BrokenProcessPool as err:
-            raise RuntimeError(
-                f"a synthetic-set worker process died ({err}). Workers are spawned: a script must guard its "
-                "entry point with `if __name__ == '__main__':`; or set synthetic.workers = 1. Complete shards "
-                "are kept; rerun to finish the set.") from err
-    bar.close()
-    manifest = {**meta, "count": count, "shard_size": shard_size, "profile": config.get("profile"),
-                "shards": [{"file": _shard_name(s, c), "start": s, "count": c} for s, c in shards]}
+    # An executor, not mp.Pool: a worker that dies (out of memory, killed) raises instead of hanging.
+    try:
+        with ProcessPoolExecutor(min(workers, len(todo)), mp.get_context("spawn"), _init_worker,
+                                 (config, _model_spec(hand_model))) as pool:
+            for done in as_completed([pool.submit(_write_shard, job) for job in todo]):
+                bar.update(done.result())
+    except BrokenProcessPool as err:
+        raise RuntimeError(
+            f"a synthetic-set worker process died ({err}). Workers are spawned: a script must guard its "
+            "entry point with `if __name__ == '__main__':`; or set synthetic.workers = 1. Complete shards "
+            "are kept; rerun to finish the set.") from err
+
+
+def _write_manifest(directory: Path, manifest: dict) -> Path:
+    """``manifest.json`` (written last: a set with one is complete); shards it does not list (of
+    other settings, another shard size) are deleted."""
     path = write_json(directory / "manifest.json", manifest)
     listed = {entry["file"] for entry in manifest["shards"]}
-    for stale in directory.glob("shard_*.npz"):  # shards of other settings (another shard size)
+    for stale in directory.glob("shard_*.npz"):
         if stale.name not in listed:
             stale.unlink()
     return path
