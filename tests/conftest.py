@@ -1,13 +1,19 @@
-"""Shared fixtures: a small synthetic MANO-format hand written the way real MANO files are."""
+"""Shared fixtures: a small synthetic MANO-format hand written the way real MANO files are, and the
+labelled photos (the real ones when present, else an in-repo stand-in in their format)."""
 from __future__ import annotations
 
+import json
 import pickle
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
 from wildhands.hand import keypoints as kp
+from wildhands.paths import REAL_PHOTOS_DIR
+
+LABELLED_HANDS_FIXTURE = Path(__file__).resolve().parent / "fixtures" / "labelled_hands"
 
 # Rest joint positions (metres) of a toy right hand in MANO's joint order, and tip offsets.
 _FINGER_BASES = {"index": (0.09, 0.0, 0.02), "middle": (0.095, 0.0, 0.0), "pinky": (0.08, 0.0, -0.04),
@@ -95,3 +101,12 @@ def toy_mano_path(tmp_path):
     with open(path, "wb") as f:
         pickle.dump(toy_mano_arrays(), f, protocol=2)
     return path
+
+
+@pytest.fixture(scope="session")
+def labelled_photos() -> tuple[Path, list]:
+    """(folder, labels) of labelled hand photos: ../shared/real_photos (or WILDHANDS_REAL_PHOTOS)
+    when present, else tests/fixtures/labelled_hands, rendered hands in the same format (see its
+    make_labelled_hands.py), so that the tests reading them run in a fresh clone too."""
+    folder = REAL_PHOTOS_DIR if (REAL_PHOTOS_DIR / "labels.json").is_file() else LABELLED_HANDS_FIXTURE
+    return folder, json.loads((folder / "labels.json").read_text())

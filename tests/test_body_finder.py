@@ -16,9 +16,6 @@ from wildhands.data.detector import (FOUND_BY, HandDetector,
                                      detector_from_config, match_detection,
                                      merge_detections)
 from wildhands.data.images import read_image
-from wildhands.paths import REAL_PHOTOS_DIR
-
-LABELS = REAL_PHOTOS_DIR / "labels.json"
 
 
 def _arm(elbow, wrist, index, pinky, side="right", visibility=0.9):
@@ -181,10 +178,10 @@ def test_the_cameraman_is_a_person_with_two_arms():
     assert sorted(a.side for a in arms) == ["left", "right"]
 
 
-@pytest.mark.skipif(not LABELS.is_file(), reason="no labelled photos in ../shared/real_photos")
-def test_a_small_hand_of_a_person_seen_whole_is_found_by_the_body_pass(detector):
-    entry = json.loads(LABELS.read_text())[0]
-    photo, label = read_image(REAL_PHOTOS_DIR / entry["image"]), np.array(entry["keypoints_2d"])
+def test_a_small_hand_of_a_person_seen_whole_is_found_by_the_body_pass(detector, labelled_photos):
+    folder, entries = labelled_photos
+    entry = entries[0]
+    photo, label = read_image(folder / entry["image"]), np.array(entry["keypoints_2d"])
     finder = BodyFinder()
     try:
         arms = finder.arms(person_photos()["camera"])

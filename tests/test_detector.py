@@ -12,9 +12,6 @@ from wildhands.data.detector import (HandDetector, KeypointSigmaRule,
                                      merge_detections, pass_spread, same_hand,
                                      sigma_rule_from_file)
 from wildhands.data.images import ImageError, read_image
-from wildhands.paths import REAL_PHOTOS_DIR
-
-LABELS = REAL_PHOTOS_DIR / "labels.json"
 
 
 def _fake_result(label="Left", score=0.9, offset=0.0):
@@ -106,10 +103,10 @@ def test_closed_detector_refuses():
         closed.detect(np.zeros((64, 64, 3), np.uint8))
 
 
-@pytest.mark.skipif(not LABELS.is_file(), reason="no calibration photos here")
-def test_finds_a_real_hand_with_its_side(detector):
-    entry = next(e for e in json.loads(LABELS.read_text()) if e["side"])
-    image = read_image(REAL_PHOTOS_DIR / entry["image"])
+def test_finds_a_real_hand_with_its_side(detector, labelled_photos):
+    folder, entries = labelled_photos
+    entry = next(e for e in entries if e["side"])
+    image = read_image(folder / entry["image"])
     labels = np.asarray(entry["keypoints_2d"])
     found = detector.detect(image)
     assert found and all(d.keypoints_2d.shape == (21, 2) and d.handedness in ("left", "right") for d in found)
