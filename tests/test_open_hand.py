@@ -175,6 +175,7 @@ def test_smplx_matches_the_builders_skinning(model, arrays):
         assert np.abs(joints[0] - out.joints[i].numpy()).max() < 1e-5
 
 
+@pytest.mark.slow
 def test_builder_is_deterministic_and_matches_the_shipped_file(arrays, tmp_path):
     built = oh.build_open_hand_model()
     assert np.array_equal(built["f"], arrays["f"])

@@ -32,6 +32,7 @@ def setup(toy_mano_path, tmp_path, monkeypatch):
     return HandModel(toy_mano_path), load_profile("smoke", TINY), tmp_path
 
 
+@pytest.mark.slow
 def test_finetune_on_the_real_mixture_then_evaluate_the_paper_sets(setup):
     hand, config, tmp = setup
     mixture = JointHandDataset.from_config(config, load_stb(tmp / "stb", "train"),

@@ -36,6 +36,7 @@ def _weights(path):
     return read_checkpoint(path)["encoder"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", ["pretrain", "finetune"])
 def test_killed_and_resumed_run_ends_with_the_same_weights(setup, stage):
     hand, data, config, tmp = setup
