@@ -63,3 +63,10 @@ def test_no_licensed_or_calibration_files_tracked():
     assert not [f for f in files if re.search(r"MANO_(RIGHT|LEFT)\.(pkl|npz)$", f)]
     assert not [f for f in files if "real_photos" in f]
     assert not [f for f in files if re.search(r"dexycb.*\.npz$", f, re.IGNORECASE)]  # DexYCB's poses stay in ../shared
+
+
+def test_the_default_test_run_leaves_the_slow_tests_to_ci():
+    script = (ROOT / "run_tests.sh").read_text()
+    assert '-m "not slow"' in script and "--all" in script and "source scripts/venv.sh" in script
+    assert "./run_tests.sh --all" in (ROOT / ".ci" / "run").read_text()
+    assert "slow:" in (ROOT / "pyproject.toml").read_text()   # the marker is registered
