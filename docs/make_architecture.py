@@ -8,8 +8,8 @@ parsed with ``ast``; its package is its first directory (``data/datasets/stb.py`
 ``data``), and the top-level paths, fileio and config form the base. The figure draws the
 packages in data-flow order with their modules, and one arrow per pair of packages that import
 one another, labelled with the number of modules doing so. The table between the markers in
-architecture.md lists each module with the first sentence of its docstring and the packages it
-imports from; tests/test_docs.py fails when it no longer matches the code.
+architecture.md lists each module with the first sentence of its docstring; tests/test_docs.py
+fails when it no longer matches the code.
 """
 from __future__ import annotations
 
@@ -103,11 +103,11 @@ def import_graph() -> dict:
 
 def module_table(graph: dict) -> str:
     """The markdown table written between the markers of architecture.md."""
-    lines = ["| package | module | owns (its docstring) | imports from |", "|---|---|---|---|"]
+    lines = ["| package | module | owns (its docstring) |", "|---|---|---|"]
     ordered = sorted(graph["modules"].items(), key=lambda item: (PACKAGES.index(item[1][0]), item[0]))
-    for name, (package, text, uses) in ordered:
+    for name, (package, text, _) in ordered:
         shown = name.partition(".")[2] or "(package)" if "." in name or package not in ("base", "cli") else name
-        lines.append(f"| {package} | `{shown}` | {text} | {', '.join(uses) or '-'} |")
+        lines.append(f"| {package} | `{shown}` | {text} |")
     return "\n".join(lines)
 
 
