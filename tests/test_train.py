@@ -233,3 +233,26 @@ def test_pretraining_can_start_from_the_profiles_network_of_another_variant(setu
         expected = two_d[name]
         value = p.detach()[:, 3:] if name == "backbone.conv1.weight" else p.detach()
         assert (value - expected.float()).abs().max() < 1e-6, name
+
+
+def test_training_settings_are_read_once_and_a_missing_key_is_named():
+    from wildhands.config import MissingSetting
+    from wildhands.net.samples import AugmentSettings, InputSettings
+    from wildhands.net.train import StageSettings, TrainSettings
+
+    quick = load_profile("quick")
+    pretraining, finetuning = StageSettings.from_config(quick, "pretrain"), StageSettings.from_config(quick, "finetune")
+    assert pretraining.lr == quick["optim"]["lr"] and finetuning.lr == quick["finetune"]["lr"]   # [optim]'s unless set
+    assert pretraining.warmup_steps == quick["optim"]["warmup_steps"] and finetuning.warmup_steps == 20
+    assert pretraining.withheld_3d_fraction is None and finetuning.init_variant is None
+    two_d = TrainSettings.from_config(variant_config(quick, "2d"), "pretrain")
+    assert two_d.stage.data == "sampled" and two_d.inputs == InputSettings(64, 320, 3.0)
+    for table, key, read in (("augment", "rotation_deg", AugmentSettings.from_config),
+                             ("pretrain", "data", lambda c: StageSettings.from_config(c, "pretrain")),
+                             ("optim", "amp_cpu", lambda c: TrainSettings.from_config(c, "finetune"))):
+        broken = load_profile("quick")
+        del broken[table][key]
+        with pytest.raises(MissingSetting, match=rf"\[{table}\] {key}: missing from profile 'quick'"):
+            read(broken)
+    with pytest.raises(ValueError, match="pretrain.data"):
+        StageSettings.from_config(load_profile("quick", {"pretrain.data": "drawn"}), "pretrain")
