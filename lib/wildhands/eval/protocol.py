@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from wildhands.data.augment import DetectorNoise
-from wildhands.data.crops import crop_box, make_transform
+from wildhands.data.crops import hand_transform
 from wildhands.eval import metrics
 from wildhands.eval.real_sets import evaluate_sets
 from wildhands.fit.fit2d import fit_keypoints_2d
@@ -126,7 +126,7 @@ def real_photo_residuals(hand_model: HandModel, labels_path, config: dict, num_i
         for mirror in ((entry["side"] == "left",) if entry.get("side") else (False, True)):
             # The crop box only needs the image width for mirroring; the labels bound the hand.
             width = int(np.ceil(labels[:, 0].max())) + 1
-            transform = make_transform((1, width), crop_box(labels[:, :2], visible, 2.2), 320, mirror)
+            transform = hand_transform((1, width), labels[:, :2], visible, mirror=mirror)
             targets.append(transform.to_crop(labels[:, :2]))
             weights.append(visible.astype(np.float64))
             names.append(entry["image"])

@@ -34,7 +34,7 @@ import torch
 import torchvision
 from torch import nn
 from wildhands.hand import keypoints as kp
-from wildhands.hand.camera import matrix_to_rot6d, rot6d_to_matrix
+from wildhands.hand.camera import CROP_SIZE, matrix_to_rot6d, rot6d_to_matrix
 from wildhands.hand.parameters import HandParameters
 
 VARIANTS = {"rgb": 3, "2d": kp.NUM_KEYPOINTS, "rgb+2d": 3 + kp.NUM_KEYPOINTS}
@@ -73,7 +73,7 @@ class HandEncoder(nn.Module):
 
     def __init__(self, variant: str = "2d", backbone: str = "resnet18", num_betas: int = 10,
                  num_pca_comps: int = 10, init_trans=(159.5, 159.5), init_scale: float = 800.0,
-                 crop_size: int = 320, pretrained: str | Path | None = None, head: str = "linear",
+                 crop_size: int = CROP_SIZE, pretrained: str | Path | None = None, head: str = "linear",
                  head_iterations: int = 3, head_hidden: int = 512):
         super().__init__()
         self.variant = check_variant(variant)

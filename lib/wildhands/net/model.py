@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from wildhands.hand import keypoints as kp
-from wildhands.hand.camera import (rotate_root_relative,
+from wildhands.hand.camera import (CROP_SCALE, CROP_SIZE, frame_in_crop,
+                                   rotate_root_relative,
                                    weak_perspective_project)
 from wildhands.hand.hand_model import HandModel
 from wildhands.hand.keypoint_model import KeypointModel
@@ -116,7 +117,7 @@ def quarter_turns(config: dict) -> int:
     return int(config.get("inference", {}).get("quarter_turns", 1))
 
 
-def turn_parameters(params: HandParameters, turns: int, crop_size: int = 320) -> HandParameters:
+def turn_parameters(params: HandParameters, turns: int, crop_size: int = CROP_SIZE) -> HandParameters:
     """The parameters of the scene turned as ``torch.rot90(x, turns, dims=(2, 3))`` turns a crop.
 
     rot90 moves the pixel (u, v) to (v, W - 1 - u): about the crop centre c, (x, y) -> (y, -x).
@@ -178,27 +179,25 @@ def _keep_hand_model_state(module, state_dict, prefix, *args):
         state_dict.setdefault(prefix + "decoder." + HAND_MODEL_PREFIX + name, tensor)
 
 
-def initial_camera(hand_model: HandModel, crop_size: int = 320, crop_scale: float = 2.2) -> tuple[tuple, float]:
+def initial_camera(hand_model: HandModel, crop_size: int = CROP_SIZE,
+                   crop_scale: float = CROP_SCALE) -> tuple[tuple, float]:
     """Camera (t0, s0) that shows the mean hand (identity rotation) as a 2.2 l crop does.
 
     s0 makes the tightest square box around the mean hand's keypoints ``crop_size / crop_scale``
-    pixels wide; t0 puts that box's centre at the crop centre. Returns ((tx, ty), s0).
+    pixels wide; t0 puts that box's centre at the crop centre (``camera.frame_in_crop``).
+    Returns ((tx, ty), s0).
     """
     with torch.no_grad():
-        keypoints = hand_model().keypoints[0].double()
-    rel = (keypoints - keypoints[kp.ROOT])[:, :2]
-    low, high = rel.min(0).values, rel.max(0).values
-    scale = crop_size / crop_scale / float((high - low).max())
-    centre = (crop_size - 1) / 2
-    trans = centre - scale * (low + high) / 2
+        keypoints = hand_model().keypoints[0].double().numpy()
+    scale, trans = frame_in_crop(keypoints - keypoints[kp.ROOT], crop_size, crop_scale)
     return (float(trans[0]), float(trans[1])), scale
 
 
 def build_model(config: dict, hand_model: HandModel, variant: str | None = None) -> HandReconstructor:
     """The ``HandReconstructor`` a profile's ``[model]`` table describes, for ``hand_model``."""
     section = config["model"]
-    crop_size = int(config.get("preprocess", {}).get("crop_size", 320))
-    crop_scale = float(config.get("preprocess", {}).get("crop_scale", 2.2))
+    crop_size = int(config.get("preprocess", {}).get("crop_size", CROP_SIZE))
+    crop_scale = float(config.get("preprocess", {}).get("crop_scale", CROP_SCALE))
     trans, scale = initial_camera(hand_model, crop_size, crop_scale)
     encoder = HandEncoder(variant or section["variant"], section["backbone"], num_betas=hand_model.num_betas,
                           num_pca_comps=hand_model.num_pca_comps, init_trans=trans, init_scale=scale,

@@ -32,7 +32,7 @@ from wildhands.data.datasets.common import HandRecord
 from wildhands.data.images import read_image
 from wildhands.data.masks import MaskCache
 from wildhands.hand import keypoints as kp
-from wildhands.hand.camera import mirror_points_3d
+from wildhands.hand.camera import CROP_SCALE, CROP_SIZE, mirror_points_3d
 from wildhands.paths import OUTPUTS_DIR
 
 GRABCUT_CHOICES = ("2d_only", "all", "none")
@@ -50,9 +50,9 @@ def _has_visible_bone(visible: np.ndarray) -> bool:
 class JointHandDataset(torch.utils.data.Dataset):
     """Training samples from several record lists (see the module docstring for the format)."""
 
-    def __init__(self, *record_lists, crop_scale: float = 2.2, crop_size: int = 320, grabcut: str = "2d_only",
-                 mask_dir=None, band: float = 70, iterations: int = 5, band_label: str = "probable_background",
-                 num_betas: int = 10, num_pose: int = 10):
+    def __init__(self, *record_lists, crop_scale: float = CROP_SCALE, crop_size: int = CROP_SIZE,
+                 grabcut: str = "2d_only", mask_dir=None, band: float = 70, iterations: int = 5,
+                 band_label: str = "probable_background", num_betas: int = 10, num_pose: int = 10):
         self.records: list[HandRecord] = [r for records in record_lists for r in records]
         if not self.records:
             raise ValueError("JointHandDataset: no records (every record list given is empty)")
