@@ -67,6 +67,16 @@ def settings_from_table(cls, config: dict, table_name: str, **given):
     return cls(**values)
 
 
+class TableSettings:
+    """Base of a dataclass read from one profile table, named by the subclass's ``TABLE``."""
+    TABLE = ""
+
+    @classmethod
+    def from_config(cls, config: dict):
+        """From the profile's ``[TABLE]`` (``settings_from_table``)."""
+        return settings_from_table(cls, config, cls.TABLE)
+
+
 def _merge(base: dict, over: dict) -> dict:
     out = copy.deepcopy(base)
     for key, value in over.items():

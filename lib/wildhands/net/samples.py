@@ -19,11 +19,12 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-from wildhands.config import setting, settings_from_table
+from wildhands.config import TableSettings, setting
 from wildhands.data.augment import (DetectorNoise, augment_sample,
                                     detector_keypoints, resize_image)
 from wildhands.data.heatmaps import keypoint_heatmaps
 from wildhands.hand import keypoints as kp
+from wildhands.hand.camera import CROP_SIZE
 from wildhands.net.encoder import VARIANTS, check_variant
 from wildhands.net.losses import soft_mask
 
@@ -54,27 +55,21 @@ class InputSettings:
 
 
 @dataclass(frozen=True)
-class AugmentSettings:
+class AugmentSettings(TableSettings):
     """The ``[augment]`` table: per-sample jitter (``data.augment.augment_sample``)."""
+    TABLE = "augment"
     color: float
     scale: float
     rotation_deg: float
     translation: float
 
-    @classmethod
-    def from_config(cls, config: dict) -> "AugmentSettings":
-        return settings_from_table(cls, config, "augment")
-
 
 @dataclass(frozen=True)
-class MaskSettings:
+class MaskSettings(TableSettings):
     """The soft mask of fine-tuning's Lmask (``losses.soft_mask``): ``[loss] mask_margin_px``, ``mask_decay_px``."""
+    TABLE = "loss"
     mask_margin_px: float
     mask_decay_px: float
-
-    @classmethod
-    def from_config(cls, config: dict) -> "MaskSettings":
-        return settings_from_table(cls, config, "loss")
 
 
 # ----------------------------------------------------------------------------- datasets
@@ -166,7 +161,7 @@ def _as_array(value) -> np.ndarray:
 # ----------------------------------------------------------------------------- network input
 
 def heatmaps(keypoints_2d: torch.Tensor, confidence: torch.Tensor | None, input_size: int, sigma: float,
-             crop_size: int = 320) -> torch.Tensor:
+             crop_size: int = CROP_SIZE) -> torch.Tensor:
     """(B, 21, S, S) Gaussian heat-maps at the input size from keypoints in pixels of the crop."""
     points = (keypoints_2d + 0.5) * (input_size / crop_size) - 0.5  # pixel centres stay at integers
     return keypoint_heatmaps(points, input_size, sigma, confidence)
@@ -174,7 +169,7 @@ def heatmaps(keypoints_2d: torch.Tensor, confidence: torch.Tensor | None, input_
 
 def network_input(variant: str, input_size: int, heatmap_sigma: float, images: torch.Tensor | None = None,
                   keypoints_2d: torch.Tensor | None = None, confidence: torch.Tensor | None = None,
-                  crop_size: int = 320) -> torch.Tensor:
+                  crop_size: int = CROP_SIZE) -> torch.Tensor:
     """The encoder's input for ``variant``: (B, C, S, S) float.
 
     ``images`` (B, S, S, 3) uint8 RGB at the input size (``resize_image``); ``keypoints_2d``
