@@ -40,6 +40,7 @@ from wildhands.data.synthetic import generate_synthetic_set
 from wildhands.eval import paper_reference as paper
 from wildhands.eval import protocol
 from wildhands.fileio import atomic_path
+from wildhands.hand.camera import CROP_SIZE
 from wildhands.hand.hand_model import hand_model_from_config
 from wildhands.net.checkpoints import read_checkpoint
 from wildhands.net.encoder import imagenet_weights_file
@@ -48,7 +49,7 @@ from wildhands.net.train import (default_datasets, default_run_dir, finetune,
 from wildhands.paths import OUTPUTS_DIR
 
 PROFILE = "paper-dryrun"
-PAPER_SIZE = 320                    # the paper's network input, pixels
+PAPER_SIZE = CROP_SIZE              # the paper's network input, pixels: its crop
 DEFAULT_VARIANT = "rgb+2d"          # both input kinds: image channels and heat-maps
 
 

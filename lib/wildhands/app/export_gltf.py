@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from wildhands.fileio import write_bytes
 from wildhands.hand import keypoints as kp
+from wildhands.hand.camera import rotvec_matrices
 from wildhands.hand.camera_space import Intrinsics
 
 GLB_MAGIC = 0x46546C67       # "glTF"
@@ -76,13 +77,6 @@ class RiggedHand:
         return np.einsum("vab,vb->va", blend[:, :3, :3], self.rest_vertices) + blend[:, :3, 3]
 
 
-def rodrigues(axis_angles) -> np.ndarray:
-    """(N, 3) axis-angles -> (N, 3, 3) rotation matrices."""
-    from scipy.spatial.transform import Rotation
-
-    return Rotation.from_rotvec(np.asarray(axis_angles, np.float64).reshape(-1, 3)).as_matrix()
-
-
 def finger_axis_angles(hand_model, pose, pose_space: str = "pca") -> np.ndarray:
     """(45,) absolute finger axis-angles (mean pose added) from a prediction's ``pose``."""
     mano = hand_model.mano
@@ -114,8 +108,8 @@ def rig_hand(hand_model, params: dict, translation, mirrored: bool = False, name
     rest_joints = as_numpy(mano.J_regressor) @ rest_vertices
     parents = [int(p) for p in mano.parents.cpu()]
     parents[0] = -1
-    rotations = np.concatenate([rodrigues(params["global_orient"]),
-                                rodrigues(finger_axis_angles(hand_model, params["pose"],
+    rotations = np.concatenate([rotvec_matrices(params["global_orient"]),
+                                rotvec_matrices(finger_axis_angles(hand_model, params["pose"],
                                                              params.get("pose_space", "pca")))])
     faces = np.asarray(hand_model.faces, np.int64)
     if mirrored:

@@ -28,7 +28,7 @@ from wildhands.app.drawing import draw_hand_overlay
 from wildhands.app.export_gltf import export_photo
 from wildhands.config import INFERENCE_TABLES, apply_overrides, load_profile
 from wildhands.data.augment import DetectorNoise, resize_image
-from wildhands.data.crops import (CropTransform, crop_box, crop_image,
+from wildhands.data.crops import (CropTransform, crop_image, hand_transform,
                                   make_transform)
 from wildhands.data.detection import Detection
 from wildhands.data.detector import detector_from_config, match_detection
@@ -38,6 +38,7 @@ from wildhands.fit.fit2d import Fit2D, fit_settings
 from wildhands.fit.refine import (refinement_model_settings,
                                   refinement_options, refinement_weights)
 from wildhands.hand import keypoints as kp
+from wildhands.hand.camera import CROP_SCALE
 from wildhands.hand.camera_space import (check_camera_flags, photo_intrinsics,
                                          place_results)
 from wildhands.hand.hand_model import hand_model_from_config
@@ -202,7 +203,7 @@ class Predictor:
             x, y, w, h = (float(v) for v in bbox)
             if not (w > 0 and h > 0):
                 raise ValueError(f"--bbox: width and height must be positive, got {bbox}")
-            region = make_transform(image.shape, (x + w / 2, y + h / 2, 2.2 * max(w, h)), 320)
+            region = make_transform(image.shape, (x + w / 2, y + h / 2, CROP_SCALE * max(w, h)))
             detections = [d.mapped(region.to_image, 1.0 / region.zoom)
                           for d in self.detector.detect(crop_image(image, region))]
         return [HandInput.from_detection(d) for d in detections]
@@ -250,8 +251,7 @@ class Predictor:
             raise ValueError(f"hand {index}: only {int(usable.sum())} keypoints are finite, confident and inside the "
                              f"{width}x{height} image (at least {MIN_KEYPOINTS} needed)")
         conf = np.where(usable, conf, 0.0)
-        transform = make_transform(image.shape, crop_box(np.nan_to_num(pts), usable, 2.2), 320,
-                                   mirror=hand.handedness == "left")
+        transform = hand_transform(image.shape, np.nan_to_num(pts), usable, mirror=hand.handedness == "left")
         crop = crop_image(image, transform)
         keypoints_crop = np.where(usable[:, None], transform.to_crop(np.nan_to_num(pts)), 0.0)
         return transform, crop, keypoints_crop.astype(np.float32), conf.astype(np.float32)

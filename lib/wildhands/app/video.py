@@ -32,7 +32,7 @@ from wildhands.app.drawing import draw_hand_overlay
 from wildhands.app.predict import HandInput, HandResult, Predictor, default_checkpoint
 from wildhands.config import load_profile
 from wildhands.data.augment import DetectorNoise
-from wildhands.data.crops import crop_box, make_transform
+from wildhands.data.crops import crop_box, hand_transform
 from wildhands.data.detector import detections_from_result
 from wildhands.data.images import IMAGE_SUFFIXES, ImageError, read_image
 from wildhands.data.tracking import HandTracker
@@ -40,7 +40,7 @@ from wildhands.fileio import _to_builtin, atomic_path
 from wildhands.fit.fit2d import CAMERA_DIMS, Fit2D
 from wildhands.fit.refine import refinement_anchor, refinement_model_settings
 from wildhands.fit.temporal import OnlineSmoother, TemporalFit, TemporalSettings, TrackObservations
-from wildhands.hand.camera import axis_angle_to_matrix
+from wildhands.hand.camera import CROP_SCALE, CROP_SIZE, axis_angle_to_matrix
 from wildhands.hand.parameters import HandParameters
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov")
@@ -193,7 +193,7 @@ def to_crop_parameters(packed: np.ndarray, crop, left: bool, num_betas: int) -> 
 def crop_for(hand: HandInput, shape: tuple, left: bool):
     """The paper's 2.2 l crop of a detected hand, mirrored for a left track."""
     points = np.asarray(hand.keypoints_2d, np.float64)
-    return make_transform(shape, crop_box(np.nan_to_num(points), np.isfinite(points).all(1), 2.2), 320, mirror=left)
+    return hand_transform(shape, np.nan_to_num(points), np.isfinite(points).all(1), mirror=left)
 
 
 def track_observations(entries: list, first: int, last: int, left: bool, sigma_320: np.ndarray,
@@ -208,7 +208,7 @@ def track_observations(entries: list, first: int, last: int, left: bool, sigma_3
         image_points = np.array(entry.hand.keypoints_2d, np.float64)
         if left:
             image_points[:, 0] = entry.width - 1 - image_points[:, 0]
-        zoom = 320.0 / crop_box(np.nan_to_num(image_points), None, 2.2)[2]
+        zoom = CROP_SIZE / crop_box(np.nan_to_num(image_points), None, CROP_SCALE)[2]
         points[t], weights[t] = image_points, np.asarray(entry.hand.confidence) * (zoom / sigma_320) ** 2
         if entry.result is not None and entry.result.crop.mirrored == left:
             init[t] = to_track_frame(entry.result, left)
