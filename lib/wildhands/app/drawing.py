@@ -7,6 +7,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 from wildhands.hand import keypoints as kp
+from wildhands.hand.camera import rotation_y
 
 SKIN_RGB = np.array([224.0, 176.0, 150.0])
 LIGHT = np.array([0.0, -0.3, -1.0]) / np.linalg.norm([0.0, -0.3, -1.0])  # towards the camera, from above
@@ -113,8 +114,7 @@ def render_view(vertices_3d, faces, keypoints_3d=None, angle_deg: float = 0.0, s
                 background=(255, 255, 255)) -> np.ndarray:
     """The mesh (camera frame, metres) turned by ``angle_deg`` about the image's vertical axis,
     fitted into a ``size`` square canvas, shaded, with its skeleton."""
-    a = np.deg2rad(angle_deg)
-    turn = np.array([[np.cos(a), 0.0, np.sin(a)], [0.0, 1.0, 0.0], [-np.sin(a), 0.0, np.cos(a)]])
+    turn = rotation_y(np.deg2rad(angle_deg))
     v = np.asarray(vertices_3d, np.float64) @ turn.T
     centre = (v.max(axis=0) + v.min(axis=0)) / 2
     scale = 0.85 * size / max(np.ptp(v[:, :2], axis=0).max(), 1e-9)

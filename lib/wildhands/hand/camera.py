@@ -183,6 +183,12 @@ def rotation_about(axis, angle: float) -> np.ndarray:
     return axis_angle_to_matrix(torch.as_tensor(np.asarray(axis) * angle, dtype=torch.float64)).numpy()
 
 
+def rotation_y(angle_rad: float) -> np.ndarray:
+    """(3, 3) rotation by ``angle_rad`` about y, the image's vertical axis (z towards x)."""
+    cos, sin = np.cos(angle_rad), np.sin(angle_rad)
+    return np.array([[cos, 0.0, sin], [0.0, 1.0, 0.0], [-sin, 0.0, cos]])
+
+
 def rotation_z(angle_rad: float) -> np.ndarray:
     """(3, 3) rotation by ``angle_rad`` about z, the camera axis (in the image: x towards y)."""
     cos, sin = np.cos(angle_rad), np.sin(angle_rad)
