@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 from wildhands.hand import camera
 
@@ -52,3 +53,34 @@ def test_mirroring_is_an_involution_and_consistent():
     lhs = camera.mirror_points_3d(p @ camera.axis_angle_to_matrix(aa)[0].T)
     rhs = camera.mirror_points_3d(p) @ camera.axis_angle_to_matrix(camera.mirror_axis_angle(aa))[0].T
     assert torch.allclose(lhs, rhs, atol=1e-12)
+
+
+def test_numpy_rotations_agree_with_each_other_and_the_torch_one():
+    rng = np.random.default_rng(0)
+    aa = rng.normal(size=(32, 3))
+    aa *= rng.uniform(0.01, 3.0, (32, 1)) / np.linalg.norm(aa, axis=1, keepdims=True)
+    matrices = camera.rotation_matrices(aa)
+    assert np.allclose(matrices, camera.axis_angle_to_matrix(torch.as_tensor(aa)).numpy(), atol=1e-12)
+    assert np.allclose(camera.rotvec_matrices(aa), matrices, atol=1e-12)
+    assert np.allclose(camera.rotation_vectors(matrices), aa, atol=1e-9)
+    assert camera.rotation_matrices(aa.reshape(4, 8, 3)).shape == (4, 8, 3, 3)
+    axis, v = aa[0] / np.linalg.norm(aa[0]), np.array([0.3, -0.2, 0.7])
+    assert np.allclose(camera.rotate_vector(v, 5 * axis, 40.0), camera.rotation_matrices(np.radians(40.0) * axis) @ v)
+    assert np.allclose(camera.rotation_about(axis, 0.7), camera.rotation_matrices(0.7 * axis), atol=1e-12)
+    assert np.allclose(camera.rotation_z(0.7), camera.rotation_matrices(np.array([0.0, 0.0, 0.7])), atol=1e-12)
+    assert np.allclose(camera.rotation_y(0.7), camera.rotation_matrices(np.array([0.0, 0.7, 0.0])), atol=1e-12)
+
+
+def test_frame_in_crop_shows_the_points_as_the_paper_crop_does():
+    rng = np.random.default_rng(1)
+    points = np.c_[rng.uniform(-0.05, 0.05, (21, 2)), rng.uniform(-0.02, 0.02, 21)]
+    points[0] = 0.0
+    centre, edge = camera.tight_square(points)
+    assert edge == pytest.approx(np.ptp(points[:, :2], axis=0).max())
+    scale, trans = camera.frame_in_crop(points)
+    pixels = scale * points[:, :2] + trans
+    assert np.ptp(pixels, axis=0).max() == pytest.approx(camera.CROP_SIZE / camera.CROP_SCALE)
+    assert (pixels.min(0) + pixels.max(0)) / 2 == pytest.approx([(camera.CROP_SIZE - 1) / 2] * 2)
+    zoomed, shifted = camera.frame_in_crop(points, 64, 1.5, zoom=2.0, centre_offset=np.array([3.0, -1.0]))
+    assert zoomed == pytest.approx(2.0 * 64 / 1.5 / edge)
+    assert shifted == pytest.approx(31.5 + np.array([3.0, -1.0]) - zoomed * centre)

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 from wildhands.data.crops import (MIN_BOX_PX, PAD_VALUE, CropTransform,
                                   crop_box, crop_hand, crop_image, crop_mask,
-                                  make_transform)
+                                  hand_transform, make_transform)
 from wildhands.data.images import ImageError
+from wildhands.hand.camera import CROP_SCALE, CROP_SIZE
 
 
 def _hand(cx=100.0, cy=80.0, spread=40.0, seed=0):
@@ -31,6 +32,16 @@ def test_box_is_scaled_tightest_square_around_visible_keypoints():
     pts[1] = [np.nan, np.inf]  # an invisible keypoint may be anything
     assert crop_box(pts, visible, 1.5)[2] < 1.5 * 80.0
     assert crop_box(np.full((21, 3), 5.0))[2] == pytest.approx(2.2 * MIN_BOX_PX)  # one pixel: l floored
+
+
+def test_hand_transform_is_the_paper_crop_of_the_box():
+    pts, visible = _hand(), np.ones(21)
+    visible[3] = 0
+    for mirror in (False, True):
+        placed = hand_transform((480, 640), pts, visible, mirror=mirror)
+        assert placed == make_transform((480, 640), crop_box(pts, visible, CROP_SCALE), CROP_SIZE, mirror)
+        assert (placed.out_size, placed.size) == (320, pytest.approx(2.2 * crop_box(pts, visible, 1.0)[2]))
+    assert hand_transform((480, 640), pts, scale=1.5, out_size=64).box == pytest.approx(crop_box(pts, None, 1.5))
 
 
 def test_round_trip_with_and_without_mirroring_and_padding():
