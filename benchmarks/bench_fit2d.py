@@ -21,7 +21,7 @@ import time
 import numpy as np
 import torch
 from wildhands.config import load_profile
-from wildhands.fit.fit2d import Fit2D
+from wildhands.fit.fit2d import Fit2D, FitOptions, FitSettings
 from wildhands.hand import keypoints as kp
 from wildhands.hand.camera import (axis_angle_to_matrix,
                                    weak_perspective_project)
@@ -77,11 +77,11 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="MANO-format pickle (default: the project's default)")
     parser.add_argument("--hands", type=int, default=256)
     parser.add_argument("--subset", type=int, default=16, help="hands fitted by the per-hand scipy baseline")
-    defaults = load_profile("quick")["fit2d"]
-    parser.add_argument("--inits", type=int, default=defaults["num_inits"])
-    parser.add_argument("--iterations", type=int, default=defaults["iterations"])
-    parser.add_argument("--tolerance", type=float, default=defaults["tolerance"])
-    parser.add_argument("--alpha-beta", type=float, default=defaults["alpha_beta"])
+    defaults = FitSettings.from_config(load_profile("quick"))
+    parser.add_argument("--inits", type=int, default=defaults.options.num_inits)
+    parser.add_argument("--iterations", type=int, default=defaults.options.iterations)
+    parser.add_argument("--tolerance", type=float, default=defaults.options.tolerance)
+    parser.add_argument("--alpha-beta", type=float, default=defaults.energy.alpha_beta)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--autodiff", action="store_true", help="also time the batched fit with autodiff Jacobians")
@@ -97,7 +97,7 @@ def main() -> None:
           f"<= {args.iterations} iterations, tolerance {args.tolerance:g}, alpha_beta {args.alpha_beta:g}, "
           f"threads {args.threads}")
     fit = Fit2D(model, alpha_beta=args.alpha_beta)
-    fit.fit(keypoints_2d[:8], num_inits=args.inits, iterations=3)  # warm-up
+    fit.fit(keypoints_2d[:8], options=FitOptions(num_inits=args.inits, iterations=3))  # warm-up
 
     variants = [("batched LM, analytic Jacobian", fit)]
     if args.autodiff:
@@ -106,7 +106,8 @@ def main() -> None:
     ours_rate = None
     for name, fitter in variants:
         start = time.perf_counter()
-        result = fitter.fit(keypoints_2d, num_inits=args.inits, iterations=args.iterations, tolerance=args.tolerance)
+        options = FitOptions(num_inits=args.inits, iterations=args.iterations, tolerance=args.tolerance)
+        result = fitter.fit(keypoints_2d, options=options)
         seconds = time.perf_counter() - start
         rate = args.hands / seconds
         ours_rate = ours_rate or rate

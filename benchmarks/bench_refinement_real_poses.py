@@ -36,8 +36,7 @@ from wildhands.data.synthetic import place_in_crop, random_rotation
 from wildhands.eval.protocol import _split_vector
 from wildhands.fit.fit2d import Fit2D
 from wildhands.fit.fit3d import kabsch_rotation
-from wildhands.fit.refine import (refinement_model_settings,
-                                  refinement_options, refinement_weights)
+from wildhands.fit.refine import RefineSettings
 from wildhands.hand.camera import axis_angle_to_matrix
 from wildhands.net.checkpoints import load_model
 from wildhands.net.train import predict_dataset
@@ -110,14 +109,14 @@ def evaluate(checkpoint, samples, worlds, keypoints: str, extra: dict, refinemen
     for name, (overrides, use_3d) in (REFINEMENTS.items() if refinements else ()):
         cfg = apply_overrides(config, {**extra, **overrides})
         start = time.perf_counter()
-        fit = Fit2D(model.hand_model, **refinement_model_settings(cfg, use_3d))
-        sigma = float(cfg["refine"]["world_sigma_mm"]) / 1000
+        settings = RefineSettings.from_config(cfg)
+        fit = Fit2D.from_settings(model.hand_model, settings.energy_for(use_3d))
+        sigma = settings.world_sigma_mm / 1000
         term = {"keypoints_3d": worlds, "weights_3d": np.full((len(samples), 21), 1 / sigma ** 2)} if use_3d else {}
-        result = fit.fit(pred["input_keypoints_2d"], np.tile(refinement_weights(cfg, source, sigma_px=DetectorNoise.from_config(cfg).keypoint_sigma_px),
-                                                                       (len(samples), 1)),
-                         init=_split_vector(pred["pred_params"], model.hand_model.num_betas), num_inits=1,
-                         **{"iterations": int(cfg["fit2d"]["iterations"]), **refinement_options(cfg, source)},
-                         **term)
+        weights = settings.keypoint_weights(source, sigma_px=DetectorNoise.from_config(cfg).keypoint_sigma_px)
+        result = fit.fit(pred["input_keypoints_2d"], np.tile(weights, (len(samples), 1)),
+                         init=_split_vector(pred["pred_params"], model.hand_model.num_betas),
+                         options=settings.options_for(source), anchor_sigma=settings.anchor_sigma, **term)
         rows[name] = score(result.keypoints_3d.numpy(), result.keypoints_2d.numpy(), samples)
         rows[name]["ms_per_hand"] = 1000 * (time.perf_counter() - start) / len(samples)
     return rows

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 from conftest import toy_mano_arrays
-from wildhands.fit.fit2d import Fit2D, fit_keypoints_2d
+from wildhands.config import MissingSetting, load_profile
+from wildhands.fit.fit2d import Fit2D, FitOptions, FitSettings, fit_keypoints_2d
 from wildhands.fit.lm import _jacobian
 from wildhands.hand import keypoints as kp
 from wildhands.hand.camera import (axis_angle_to_matrix,
@@ -91,10 +92,10 @@ def test_analytic_jacobian_matches_autodiff(tmp_path, pose_space):
 
 def test_fit_recovers_noise_free_keypoints(toy_model):
     keypoints_2d, truth = _synthetic(toy_model, 16)
-    result = Fit2D(toy_model).fit(keypoints_2d, num_inits=4, iterations=30)
+    result = Fit2D(toy_model).fit(keypoints_2d, options=FitOptions(num_inits=4, iterations=30))
     assert (result.error_px < 1.0).sum() >= 14
     assert result.keypoints_2d.shape == (16, 21, 2) and result.keypoints_3d.shape == (16, 21, 3)
-    assert result.vector().shape == (16, 26) and result.iterations.max() <= 30
+    assert result.to_vector().shape == (16, 26) and result.iterations.max() <= 30
     # The parameters reproduce the keypoints through the project's own model and camera.
     hand = toy_model(betas=result.betas, pose=result.pose).keypoints
     reprojected = weak_perspective_project(hand, result.rotation, result.scale, result.trans, hand[:, kp.ROOT])
@@ -108,8 +109,8 @@ def test_robust_fit_ignores_a_hallucinated_keypoint(toy_model):
     corrupted = keypoints_2d.clone()
     corrupted[:, 8] += torch.tensor([90.0, -70.0], dtype=corrupted.dtype)   # index fingertip far off
     fit = Fit2D(toy_model)
-    squared = fit.fit(corrupted, num_inits=4, iterations=30)
-    robust = fit.fit(corrupted, num_inits=4, iterations=30, robust=3.0, robust_rounds=3)
+    squared = fit.fit(corrupted, options=FitOptions(num_inits=4, iterations=30))
+    robust = fit.fit(corrupted, options=FitOptions(num_inits=4, iterations=30, robust=3.0, robust_rounds=3))
     others = [i for i in range(21) if i != 8]
 
     def error_on_others(result):   # px, to the true keypoints the corruption left alone
@@ -117,12 +118,13 @@ def test_robust_fit_ignores_a_hallucinated_keypoint(toy_model):
     assert error_on_others(robust).median() < 1.0 < error_on_others(squared).median()
     assert (robust.keypoints_2d[:, 8] - corrupted[:, 8]).norm(dim=-1).min() > 50    # the outlier is left out
     assert robust.settings["robust"] == 3.0 and "robust" not in squared.settings
-    mixed = fit.fit(corrupted, num_inits=4, iterations=30, robust=np.array([3.0] * 4 + [0.0] * 4))   # per hand
+    per_hand = np.array([3.0] * 4 + [0.0] * 4)
+    mixed = fit.fit(corrupted, options=FitOptions(num_inits=4, iterations=30, robust=per_hand))
     assert error_on_others(mixed)[:4].median() < 1.0 < error_on_others(mixed)[4:].median()
     with pytest.raises(ValueError, match="one per hand"):
-        fit.fit(corrupted, robust=np.ones(3))
+        fit.fit(corrupted, options=FitOptions(robust=np.ones(3)))
     with pytest.raises(ValueError, match="robust"):
-        fit.fit(corrupted, robust=-1.0)
+        fit.fit(corrupted, options=FitOptions(robust=-1.0))
 
 
 def test_zero_confidence_ignores_a_keypoint(toy_model):
@@ -136,17 +138,16 @@ def test_zero_confidence_ignores_a_keypoint(toy_model):
     clean = keypoints_2d.clone()
     clean[0, 12] = 0.0
     fit = Fit2D(toy_model)
-    a = fit.fit(wild, confidences, num_inits=2, iterations=15)
-    b = fit.fit(clean, confidences, num_inits=2, iterations=15)
-    torch.testing.assert_close(a.vector(), b.vector())
+    a = fit.fit(wild, confidences, options=FitOptions(num_inits=2, iterations=15))
+    b = fit.fit(clean, confidences, options=FitOptions(num_inits=2, iterations=15))
+    torch.testing.assert_close(a.to_vector(), b.to_vector())
     assert torch.isfinite(a.error_px).all() and (a.error_px < 5).all()
 
 
 def test_batch_of_one_and_profile_settings(toy_model):
-    from wildhands.config import load_profile
-
     keypoints_2d, _ = _synthetic(toy_model, 1, seed=2)
-    result = fit_keypoints_2d(toy_model, keypoints_2d.numpy(), config=load_profile("smoke"), iterations=20)
+    settings = FitSettings.from_config(load_profile("smoke")).replace(iterations=20)
+    result = fit_keypoints_2d(toy_model, keypoints_2d.numpy(), settings)
     assert result.error_px.shape == (1,) and result.settings["num_inits"] == 2
     assert result.settings["iterations"] == 20
 
@@ -161,7 +162,7 @@ def test_refinement_from_a_given_start(toy_model, pose_space):
     start["rotation"] = axis_angle_to_matrix(torch.tensor([[0.1, -0.1, 0.05]], dtype=torch.float64)) @ start["rotation"]
     fit = Fit2D(toy_model, pose_space=pose_space)
     before = (fit.project(fit.pack(start)) - keypoints_2d).norm(dim=-1).mean(1)
-    result = fit.fit(keypoints_2d, init=start, iterations=30)
+    result = fit.fit(keypoints_2d, init=start, options=FitOptions(iterations=30))
     assert (result.start == -1).all()
     assert (result.error_px < 1.0).all() and (result.error_px < before).all()
     assert result.pose.shape == (4, 10 if pose_space == "pca" else 45)
@@ -172,16 +173,16 @@ def test_extra_starts_rescue_a_far_off_prediction(toy_model):
     flip = axis_angle_to_matrix(torch.tensor([[0.0, np.pi * 0.9, 0.0]], dtype=torch.float64))
     far_off = {**truth, "rotation": truth["rotation"] @ flip, "pose": torch.zeros_like(truth["pose"])}
     fit = Fit2D(toy_model)
-    alone = fit.fit(keypoints_2d, init=far_off, iterations=30)
-    rescued = fit.fit(keypoints_2d, init=far_off, iterations=30, extra_starts=8)
+    alone = fit.fit(keypoints_2d, init=far_off, options=FitOptions(iterations=30))
+    rescued = fit.fit(keypoints_2d, init=far_off, options=FitOptions(iterations=30, extra_starts=8))
     assert (rescued.error_px <= alone.error_px + 1e-6).all()       # the prediction is one of the starts
     assert rescued.error_px.median() < 1.0 < alone.error_px.median()
     # An anchor stays on the prediction for every start: a tight one keeps the flipped hand.
-    held = fit.fit(keypoints_2d, init=far_off, iterations=30, extra_starts=8,
+    held = fit.fit(keypoints_2d, init=far_off, options=FitOptions(iterations=30, extra_starts=8),
                    anchor_sigma={"rotation": 1e-4, "betas": 1e-4, "pose": 1e-4})
     torch.testing.assert_close(held.rotation, far_off["rotation"], atol=1e-3, rtol=0)
     with pytest.raises(ValueError, match="extra_starts"):
-        fit.fit(keypoints_2d, init=far_off, extra_starts=99)
+        fit.fit(keypoints_2d, init=far_off, options=FitOptions(extra_starts=99))
 
 
 def test_anchor_holds_a_prediction_against_noisy_keypoints(toy_model):
@@ -194,9 +195,10 @@ def test_anchor_holds_a_prediction_against_noisy_keypoints(toy_model):
     def pose_error(result):
         return (result.pose - truth["pose"]).norm(dim=1).mean()
 
-    free = fit.fit(noisy, weights, init=truth, iterations=30)
-    held = fit.fit(noisy, weights, init=truth, iterations=30, anchor_sigma={"rotation": 0.1, "betas": 0.5, "pose": 0.5})
-    tight = fit.fit(noisy, weights, init=truth, iterations=30,
+    thirty = FitOptions(iterations=30)
+    free = fit.fit(noisy, weights, init=truth, options=thirty)
+    held = fit.fit(noisy, weights, init=truth, options=thirty, anchor_sigma={"rotation": 0.1, "betas": 0.5, "pose": 0.5})
+    tight = fit.fit(noisy, weights, init=truth, options=thirty,
                     anchor_sigma={"rotation": 1e-4, "betas": 1e-4, "pose": 1e-4})
     # A tight prior keeps the start; a moderate one lets the noise move the pose less than none.
     torch.testing.assert_close(tight.pose, truth["pose"], atol=1e-3, rtol=0)
@@ -232,14 +234,15 @@ def test_3d_term_pulls_a_wrong_start_towards_the_detector_3d_keypoints(toy_model
         return float((joints - true_3d).norm(dim=-1).mean() * 1000), float(torch.linalg.matrix_norm(
             result.rotation - truth["rotation"]).mean())
 
-    alone = fit.fit(noisy, weights, init=wrong, anchor_sigma=anchor, iterations=30)
-    with_3d = fit.fit(noisy, weights, init=wrong, anchor_sigma=anchor, iterations=30, keypoints_3d=world,
+    thirty = FitOptions(iterations=30)
+    alone = fit.fit(noisy, weights, init=wrong, options=thirty, anchor_sigma=anchor)
+    with_3d = fit.fit(noisy, weights, init=wrong, options=thirty, anchor_sigma=anchor, keypoints_3d=world,
                       weights_3d=torch.full((6, 21), 1 / 0.01 ** 2, dtype=torch.float64))
     (mm_alone, rot_alone), (mm_3d, rot_3d) = errors(alone), errors(with_3d)
     assert mm_3d < 0.5 * mm_alone and rot_3d < 0.5 * rot_alone
     assert with_3d.settings["keypoints_3d"] is True
     # Zero 3D weights change nothing: the 2D term alone.
-    none = fit.fit(noisy, weights, init=wrong, anchor_sigma=anchor, iterations=30, keypoints_3d=world,
+    none = fit.fit(noisy, weights, init=wrong, options=thirty, anchor_sigma=anchor, keypoints_3d=world,
                    weights_3d=torch.zeros(6, 21, dtype=torch.float64))
     torch.testing.assert_close(none.keypoints_3d, alone.keypoints_3d)
     with pytest.raises(ValueError, match="weights_3d: needed"):
@@ -264,63 +267,77 @@ def test_bad_input_is_a_clear_error(toy_model, keypoints, confidences, match):
 def test_bad_settings_are_clear_errors(toy_model):
     keypoints_2d, _ = _synthetic(toy_model, 1)
     with pytest.raises(ValueError, match="num_inits"):
-        Fit2D(toy_model).fit(keypoints_2d, num_inits=0)
+        Fit2D(toy_model).fit(keypoints_2d, options=FitOptions(num_inits=0))
     with pytest.raises(ValueError, match="pose_space"):
         Fit2D(toy_model, pose_space="euler")
     with pytest.raises(ValueError, match="unknown settings"):
-        fit_keypoints_2d(toy_model, keypoints_2d, config={"fit2d": {"iters": 3}})
+        FitSettings.from_config({"fit2d": {"iters": 3}})
+    with pytest.raises(MissingSetting, match=r"\[fit2d\] pose_space"):
+        FitSettings.from_config({"fit2d": {"iterations": 3}})
+    with pytest.raises(MissingSetting, match=r"\[fit2d\]"):
+        FitSettings.from_config({})
+    with pytest.raises(ValueError, match="unknown iters"):
+        FitSettings.from_config(load_profile("quick")).replace(iters=3)
     with pytest.raises(ValueError, match="init: missing trans"):
         Fit2D(toy_model).fit(keypoints_2d, init={"rotation": torch.eye(3)[None]})
 
 
 def test_refinement_weights_follow_the_expected_keypoint_error():
-    from wildhands.config import load_profile
     from wildhands.data.augment import DetectorNoise
-    from wildhands.fit.refine import refinement_weights
+    from wildhands.fit.refine import RefineSettings
 
     config = load_profile("quick")
+    settings = RefineSettings.from_config(config)
     sigma = DetectorNoise.from_config(config).keypoint_sigma_px
-    detector = refinement_weights(config, "detector", sigma_px=sigma)
+    detector = settings.keypoint_weights("detector", sigma_px=sigma)
     assert np.allclose(detector, 1.0 / sigma ** 2) and (detector < 1.0).all()   # MediaPipe: 4-16 px
-    assert np.allclose(refinement_weights(config, "labels"), 1.0)               # eq. 10 as the paper weights it
-    loose = load_profile("quick", {"refine.label_sigma_px": 2.0})
+    assert np.allclose(settings.keypoint_weights("labels"), 1.0)               # eq. 10 as the paper weights it
+    loose = RefineSettings.from_config(load_profile("quick", {"refine.label_sigma_px": 2.0}))
     confidence = np.linspace(0, 1, 21)
-    assert np.allclose(refinement_weights(loose, "labels", confidence), confidence / 4.0)
+    assert np.allclose(loose.keypoint_weights("labels", confidence), confidence / 4.0)
     with pytest.raises(ValueError, match="keypoint source"):
-        refinement_weights(config, "openpose")
+        settings.keypoint_weights("openpose")
     with pytest.raises(ValueError, match="sigma_px"):
-        refinement_weights(config, "detector")
+        settings.keypoint_weights("detector")
 
 
-def test_refinement_anchor_comes_from_the_profile():
-    from wildhands.config import load_profile
-    from wildhands.fit.refine import refinement_anchor
-    from wildhands.net.train import variant_config
+def test_refinement_settings_come_from_the_profile():
+    from wildhands.fit.refine import RefineSettings
+    from wildhands.net.variants import variant_config
 
     config = load_profile("quick")
-    assert refinement_anchor(config) == {"rotation": config["refine"]["anchor_rotation_rad"],
-                                         "betas": config["refine"]["anchor_betas"],
-                                         "pose": config["refine"]["anchor_pose"]}
-    assert refinement_anchor(variant_config(config, "rgb")) is None     # the quick RGB network: no prior
-    assert refinement_anchor({"refine": {}}) is None
-    from wildhands.fit.refine import refinement_options
-    options = refinement_options(config)
-    assert options == {"anchor_sigma": refinement_anchor(config), "robust": config["refine"]["robust"],
-                       "robust_rounds": config["refine"]["robust_rounds"],
-                       "extra_starts": config["refine"]["extra_starts"],
-                       "iterations": config["refine"]["iterations"]} and options["robust"] > 0
-    assert refinement_options({"refine": {}}) == {"anchor_sigma": None, "robust": 0.0, "robust_rounds": 3,
-                                                  "extra_starts": 0}
-    assert refinement_options(variant_config(config, "rgb"))["extra_starts"] > 0   # a prediction that may be far off
-    assert refinement_options(config, "labels")["robust"] == 0.0       # annotated keypoints: squared residuals
-    per_hand = refinement_options(config, ["detector", "labels", "detector"])["robust"]
-    assert per_hand.tolist() == [config["refine"]["robust"], 0.0, config["refine"]["robust"]]
+    refine = config["refine"]
+    settings = RefineSettings.from_config(config)
+    assert settings.anchor_sigma == {"rotation": refine["anchor_rotation_rad"], "betas": refine["anchor_betas"],
+                                     "pose": refine["anchor_pose"]}
+    assert RefineSettings.from_config(variant_config(config, "rgb")).anchor_sigma is None   # the quick RGB network
+    options = settings.options_for("detector")
+    assert (options.num_inits, options.robust, options.robust_rounds, options.extra_starts, options.iterations) == (
+        1, refine["robust"], refine["robust_rounds"], refine["extra_starts"], refine["iterations"])
+    assert options.robust > 0 and options.tolerance == config["fit2d"]["tolerance"]
+    # A prediction that may be far off: more starts for the RGB network.
+    assert RefineSettings.from_config(variant_config(config, "rgb")).options.extra_starts > 0
+    assert settings.options_for("labels").robust == 0.0                # annotated keypoints: squared residuals
+    per_hand = settings.options_for(["detector", "labels", "detector"]).robust
+    assert per_hand.tolist() == [refine["robust"], 0.0, refine["robust"]]
+    # [refine] and [refine.with_3d] replace [fit2d]'s pose space and priors where they set them.
+    assert settings.energy_for(False).pose_space == config["fit2d"]["pose_space"]
+    assert settings.energy_for(True).pose_space == refine["with_3d"]["pose_space"]
+    assert settings.energy_for(True).pose_std_floor == refine["with_3d"]["pose_std_floor"]
+    fit_settings = settings.fit_settings(["detector"], with_3d=True)
+    assert fit_settings.energy == settings.energy_with_3d and fit_settings.options.robust.tolist() == [refine["robust"]]
     with pytest.raises(ValueError, match="keypoint source"):
-        refinement_options(config, ["openpose"])
+        settings.options_for(["openpose"])
     with pytest.raises(ValueError, match="robust"):
-        refinement_options({"refine": {"robust": -2}})
+        RefineSettings.from_config(load_profile("quick", {"refine.robust": -2}))
     with pytest.raises(ValueError, match="anchor_pose"):
-        refinement_anchor({"refine": {"anchor": True, "anchor_rotation_rad": 0.1, "anchor_betas": 1.0}})
+        RefineSettings.from_config({**config, "refine": {k: v for k, v in refine.items() if k != "anchor_pose"}})
+    with pytest.raises(ValueError, match=r"\[refine.with_3d\]: unknown settings iterations"):
+        RefineSettings.from_config(load_profile("quick", {"refine.with_3d.iterations": 3}))
+    with pytest.raises(MissingSetting, match=r"\[refine\] world_sigma_mm"):
+        RefineSettings.from_config({**config, "refine": {k: v for k, v in refine.items() if k != "world_sigma_mm"}})
+    with pytest.raises(MissingSetting, match=r"\[refine.with_3d\]"):
+        RefineSettings.from_config({**config, "refine": {k: v for k, v in refine.items() if k != "with_3d"}})
 
 
 def test_real_photo_residuals_of_hands_the_model_made(tmp_path):
@@ -328,7 +345,6 @@ def test_real_photo_residuals_of_hands_the_model_made(tmp_path):
     are fitted through their mirror image."""
     import json
 
-    from wildhands.config import load_profile
     from wildhands.eval.protocol import real_photo_residuals
 
     model = HandModel()
@@ -357,10 +373,9 @@ def test_real_photo_residuals_of_hands_the_model_made(tmp_path):
 
 
 def test_fit2d_baseline_weighs_keypoints_by_their_expected_error(toy_model):
-    from wildhands.config import load_profile
     from wildhands.data.augment import DetectorNoise
     from wildhands.eval.protocol import evaluate_fit2d
-    from wildhands.fit.refine import refinement_weights
+    from wildhands.fit.refine import RefineSettings
 
     config = load_profile("smoke")
     keypoints_2d, truth = _synthetic(toy_model, 4, seed=8)
@@ -369,13 +384,13 @@ def test_fit2d_baseline_weighs_keypoints_by_their_expected_error(toy_model):
     labels = {"keypoints_3d": torch.einsum("bij,bkj->bki", truth["rotation"], relative).numpy(),
               "keypoints_2d": keypoints_2d.numpy(), "visible": np.ones((4, 21)), "has_3d": np.ones(4)}
     weighted = evaluate_fit2d(toy_model, keypoints_2d.numpy(), labels, config)
-    direct = fit_keypoints_2d(toy_model, keypoints_2d, np.tile(refinement_weights(config, "detector", sigma_px=DetectorNoise.from_config(config).keypoint_sigma_px),
-                                                                  (4, 1)),
-                              config=config)
+    weights = RefineSettings.from_config(config).keypoint_weights(
+        "detector", sigma_px=DetectorNoise.from_config(config).keypoint_sigma_px)
+    direct = fit_keypoints_2d(toy_model, keypoints_2d, FitSettings.from_config(config), np.tile(weights, (4, 1)))
     np.testing.assert_allclose(weighted["raw"]["pred_keypoints_3d"], direct.keypoints_3d.numpy())
     uniform = evaluate_fit2d(toy_model, keypoints_2d.numpy(), labels, config, source=None)
     np.testing.assert_allclose(uniform["raw"]["pred_keypoints_3d"],
-                               fit_keypoints_2d(toy_model, keypoints_2d, None, config=config).keypoints_3d.numpy())
+                               fit_keypoints_2d(toy_model, keypoints_2d, FitSettings.from_config(config)).keypoints_3d.numpy())
     assert uniform["summary"]["2d"]["mean_px"] < 2.0 and uniform["summary"]["3d"]["root"]["mean_mm"] >= 0
 
 

@@ -30,7 +30,7 @@ def config():
 def test_variants_take_their_channels_and_give_the_26_vector(hand, config, variant, channels):
     model = build_model(config, hand, variant=variant)
     out = model(torch.rand(2, channels, 32, 32))
-    assert out.params.vector().shape == (2, 26)
+    assert out.params.to_vector().shape == (2, 26)
     assert out.keypoints_3d.shape == (2, 21, 3) and out.keypoints_2d.shape == (2, 21, 2)
     assert out.vertices.shape == (2, hand.num_vertices, 3) and out.vertices_2d.shape == (2, hand.num_vertices, 2)
     with pytest.raises(ValueError, match="encoder input"):

@@ -34,9 +34,8 @@ from wildhands.data.detection import Detection
 from wildhands.data.detector import detector_from_config, match_detection
 from wildhands.data.images import ImageError, list_images, read_image
 from wildhands.fileio import atomic_path, write_json, write_obj
-from wildhands.fit.fit2d import Fit2D, fit_settings
-from wildhands.fit.refine import (refinement_model_settings,
-                                  refinement_options, refinement_weights)
+from wildhands.fit.fit2d import Fit2D, FitSettings
+from wildhands.fit.refine import RefineSettings
 from wildhands.hand import keypoints as kp
 from wildhands.hand.camera import CROP_SCALE
 from wildhands.hand.camera_space import (check_camera_flags, photo_intrinsics,
@@ -181,6 +180,8 @@ class Predictor:
             self.checkpoint = None
             self.config = load_profile("quick", config_overrides)
             self.hand_model = hand_model or hand_model_from_config(self.config)
+        self.fit_settings = FitSettings.from_config(self.config)
+        self.refine_settings = RefineSettings.from_config(self.config)
         self._detector = detector
         self._fit = self._full_pose_model = None
         self._refine_fits = {}  # with the detector's 3D keypoints or not -> Fit2D
@@ -226,7 +227,7 @@ class Predictor:
 
     @property
     def use_world_landmarks(self) -> bool:
-        return self.method == "network" and float(self.config.get("refine", {}).get("world_sigma_mm", 0.0)) > 0
+        return self.method == "network" and self.refine_settings.world_sigma_mm > 0
 
     def predict(self, image: np.ndarray, hands: list[HandInput] | None = None, bbox=None) -> list[HandResult]:
         """Reconstruct every hand of ``image`` (found by the detector unless ``hands`` are given)."""
@@ -259,12 +260,11 @@ class Predictor:
     @torch.no_grad()
     def _parameters(self, crops, keypoints_crop, confidence, hands: list[HandInput], transforms):
         """Per hand, its parameters (a batch of one each) and, when fitted, its 2D fit error (px)."""
-        settings = fit_settings(self.config)
         if self.method == "fit2d":
             if self._fit is None:
-                self._fit = Fit2D(self.hand_model, **settings["model"])
-            result = self._fit.fit(keypoints_crop, confidence, **settings["fit"])
-            return _split_hands(_params_from_fit(result)), result.error_px.numpy()
+                self._fit = Fit2D.from_settings(self.hand_model, self.fit_settings.energy)
+            result = self._fit.fit(keypoints_crop, confidence, options=self.fit_settings.options)
+            return _split_hands(result.parameters()), result.error_px.numpy()
         size = int(self.config["model"]["input_size"])
         images = torch.as_tensor(np.stack([resize_image(c, size) for c in crops])) if "rgb" in self.variant else None
         x = network_input(self.variant, size, float(self.config["preprocess"]["heatmap_sigma"]), images=images,
@@ -278,13 +278,14 @@ class Predictor:
     def _refined(self, params, keypoints_crop, confidence, hands: list[HandInput], transforms):
         """The 2D-fit refinement of the network's prediction, in two groups: hands with the
         detector's 3D keypoints are fitted with them and ``[refine.with_3d]``'s pose space, the
-        others with ``[refine]``'s (``inputs.refinement_model_settings``)."""
+        others with ``[refine]``'s (``RefineSettings.energy_for``)."""
+        refine = self.refine_settings
         sources = ["labels" if h.source == "keypoints" else "detector" for h in hands]
-        per_photo = self.config.get("refine", {}).get("keypoint_sigma", "photo") == "photo"
+        per_photo = refine.keypoint_sigma == "photo"
         measured = DetectorNoise.from_config(self.config).keypoint_sigma_px
         weights = torch.as_tensor(np.stack([
-            refinement_weights(self.config, source, c,
-                               h.sigma_px * t.zoom if per_photo and h.sigma_px is not None else measured)
+            refine.keypoint_weights(source, c,
+                                    h.sigma_px * t.zoom if per_photo and h.sigma_px is not None else measured)
             for source, c, h, t in zip(sources, confidence.numpy(), hands, transforms)]))
         with_3d = np.array([self.use_world_landmarks and h.world_landmarks is not None for h in hands])
         out, errors = [None] * len(hands), np.zeros(len(hands))
@@ -293,15 +294,14 @@ class Predictor:
             if not len(index):
                 continue
             if group not in self._refine_fits:
-                self._refine_fits[group] = Fit2D(self.hand_model, **refinement_model_settings(self.config, group))
+                self._refine_fits[group] = Fit2D.from_settings(self.hand_model, refine.energy_for(group))
             pick = torch.as_tensor(index)
             init = HandParameters(*(getattr(params, name)[pick.to(params.trans.device)] for name in PARAMETER_FIELDS))
             result = self._refine_fits[group].fit(
-                keypoints_crop[pick], weights[pick], init=init,
-                **{**fit_settings(self.config)["fit"], "num_inits": 1,
-                   **refinement_options(self.config, [sources[i] for i in index]),
-                   **(self._world_term([hands[i] for i in index], [transforms[i] for i in index]) if group else {})})
-            for row, i in enumerate(_split_hands(_params_from_fit(result))):
+                keypoints_crop[pick], weights[pick], init=init, options=refine.options_for([sources[i] for i in index]),
+                anchor_sigma=refine.anchor_sigma,
+                **(self._world_term([hands[i] for i in index], [transforms[i] for i in index]) if group else {}))
+            for row, i in enumerate(_split_hands(result.parameters())):
                 out[index[row]] = i
             errors[index] = result.error_px.numpy()
         return out, errors
@@ -311,7 +311,7 @@ class Predictor:
         crop), each keypoint weighted 1 / ``[refine] world_sigma_mm``^2; {} when no hand has them."""
         if not self.use_world_landmarks or all(h.world_landmarks is None for h in hands):
             return {}
-        sigma_m = float(self.config["refine"]["world_sigma_mm"]) / 1000.0
+        sigma_m = self.refine_settings.world_sigma_mm / 1000.0
         points = np.zeros((len(hands), kp.NUM_KEYPOINTS, 3))
         weights = np.zeros((len(hands), kp.NUM_KEYPOINTS))
         for i, (hand, transform) in enumerate(zip(hands, transforms)):
@@ -333,17 +333,17 @@ class Predictor:
         if transform.mirrored:  # the network saw a right hand: mirror 3D results back to the left hand
             joints[:, 0] *= -1
             vertices[:, 0] *= -1
-        vec = one.vector()[0].numpy()
-        nb = self.hand_model.num_betas
         return HandResult(
             handedness=hand.handedness, score=float(hand.score), crop=transform, keypoints_2d=keypoints_2d,
             joints_3d=joints, vertices=vertices, vertices_2d=vertices_2d,
-            params={"global_orient": vec[:3], "betas": vec[6:6 + nb], "pose": vec[6 + nb:],
+            params={"global_orient": one.global_orient[0].numpy(), "betas": one.betas[0].numpy(),
+                    "pose": one.pose[0].numpy(),
                     "pose_space": "full" if full_pose else "pca",
                     "note": "parameters of the (mirrored, for left hands) right hand the network saw; pose: "
                             + ("45 finger axis-angles relative to the model's mean pose" if full_pose
                                else f"{self.hand_model.num_pca_comps} PCA coefficients of the hand model")},
-            camera={"trans_crop_px": vec[3:5], "scale_px_per_m": float(vec[5]), "crop_size": transform.out_size,
+            camera={"trans_crop_px": one.trans[0].numpy(), "scale_px_per_m": float(one.scale[0]),
+                    "crop_size": transform.out_size,
                     "projection": "x = s * Pi(R (J - J_root)) + t in crop pixels; crop_transform maps to the image"},
             method=self.method if not (self.method == "network" and self.refine) else "network+fit2d",
             fit_error_px=fit_error,
@@ -357,10 +357,6 @@ class Predictor:
             self._full_pose_model = hand_model_from_config(self.config, path=str(self.hand_model.path), num_pca_comps=45,
                                                            num_betas=self.hand_model.num_betas)
         return self._full_pose_model
-
-
-def _params_from_fit(result):
-    return HandParameters(result.rotation, result.trans, result.scale, result.betas, result.pose)
 
 
 def _split_hands(params) -> list:

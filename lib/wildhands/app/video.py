@@ -23,7 +23,7 @@ import os
 import re
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +38,7 @@ from wildhands.data.images import IMAGE_SUFFIXES, ImageError, read_image
 from wildhands.data.tracking import HandTracker
 from wildhands.fileio import _to_builtin, atomic_path
 from wildhands.fit.fit2d import CAMERA_DIMS, Fit2D
-from wildhands.fit.refine import refinement_anchor, refinement_model_settings
+from wildhands.fit.refine import RefineSettings
 from wildhands.fit.temporal import OnlineSmoother, TemporalFit, TemporalSettings, TrackObservations
 from wildhands.hand.camera import CROP_SCALE, CROP_SIZE, axis_angle_to_matrix
 from wildhands.hand.parameters import HandParameters
@@ -316,10 +316,9 @@ class VideoPredictor:
 
     def temporal_fit(self) -> TemporalFit:
         """The offline fit with the refinement's priors, anchor and robust scale, PCA pose space."""
-        config = self.predictor.config
-        model = {**refinement_model_settings(config, False), "pose_space": "pca"}
-        return TemporalFit(Fit2D(self.hand_model, **model), self.settings, refinement_anchor(config),
-                           float(config.get("refine", {}).get("robust", 0.0)))
+        refine = RefineSettings.from_config(self.predictor.config)
+        fit = Fit2D.from_settings(self.hand_model, replace(refine.energy_for(False), pose_space="pca"))
+        return TemporalFit(fit, self.settings, refine.anchor_sigma, refine.robust)
 
     def smooth_offline(self, records: list, tracks: list) -> None:
         """Every hand's estimate replaced by its track's temporal fit (frames without an estimate

@@ -14,24 +14,20 @@ from wildhands.data.augment import DetectorNoise
 from wildhands.data.crops import hand_transform
 from wildhands.eval import metrics
 from wildhands.eval.real_sets import evaluate_sets
-from wildhands.fit.fit2d import fit_keypoints_2d
-from wildhands.fit.refine import (refinement_model_settings,
-                                  refinement_options, refinement_weights)
+from wildhands.fit.fit2d import FitSettings, fit_keypoints_2d
+from wildhands.fit.refine import RefineSettings
 from wildhands.hand.camera import axis_angle_to_matrix, matrix_to_axis_angle
 from wildhands.hand.hand_model import HandModel
 from wildhands.hand.keypoints import KEYPOINT_NAMES
-from wildhands.hand.parameters import HandParameters
+from wildhands.hand.parameters import PARAMETER_FIELDS, HandParameters, VectorLayout
 from wildhands.net.model import HandDecoder
 from wildhands.net.train import predict_dataset
 
-NUM_BETAS_OFFSET = 6  # v = (R 3, t 2, s 1, beta, theta)
-
 
 def _split_vector(vector: np.ndarray, num_betas: int) -> dict:
-    v = torch.as_tensor(vector, dtype=torch.float64)
-    return {"global_orient": v[:, :3], "trans": v[:, 3:5], "scale": v[:, 5],
-            "betas": v[:, NUM_BETAS_OFFSET:NUM_BETAS_OFFSET + num_betas],
-            "pose": v[:, NUM_BETAS_OFFSET + num_betas:]}
+    """``Fit2D.fit``'s ``init`` from parameter vectors v (N, 26), the rotation as v has it (axis-angle)."""
+    parts = VectorLayout(num_betas).split(torch.as_tensor(vector, dtype=torch.float64))
+    return dict(zip(("global_orient", "trans", "scale", "betas", "pose"), parts))
 
 
 def summarize(pred_3d, gt_3d, pred_2d, gt_2d, visible, has_3d, config: dict) -> dict:
@@ -50,8 +46,8 @@ def evaluate_network(model, dataset, config: dict, refine: bool = True, batch_si
 
     "refined": the 2D fit from the network's prediction on the detector-like keypoints it saw,
     "refined_labels": the same from the clean keypoints, each weighted by its expected keypoint
-    error (``inputs.refinement_weights``), the prediction itself a prior and outlying keypoints
-    down-weighted as ``[refine]`` says (``inputs.refinement_options``).
+    error (``RefineSettings.keypoint_weights``), the prediction itself a prior and outlying keypoints
+    down-weighted as ``[refine]`` says (``RefineSettings.options_for``).
 
     The RGB variant reads no keypoints, so its "detector" numbers equal its "clean" ones and
     its refinement fits the detector-like keypoints (what a user would have).
@@ -63,14 +59,15 @@ def evaluate_network(model, dataset, config: dict, refine: bool = True, batch_si
         out[mode] = summarize(pred["pred_keypoints_3d"], pred["keypoints_3d"], pred["pred_keypoints_2d"],
                               pred["keypoints_2d"], pred["visible"], pred["has_3d"], config)
     if refine:
+        settings = RefineSettings.from_config(config)
         for mode, inputs, source in (("refined", "detector", "detector"), ("refined_labels", "clean", "labels")):
             pred = raw[inputs]
             targets = pred.get("input_keypoints_2d", pred["keypoints_2d"])
-            weights = np.tile(refinement_weights(config, source, sigma_px=DetectorNoise.from_config(config).keypoint_sigma_px),
-                              (len(targets), 1))
+            sigma_px = DetectorNoise.from_config(config).keypoint_sigma_px
+            weights = np.tile(settings.keypoint_weights(source, sigma_px=sigma_px), (len(targets), 1))
             init = _split_vector(pred["pred_params"], model.hand_model.num_betas)
-            fit = fit_keypoints_2d(model.hand_model, targets, weights, init=init, config=config, num_inits=1,
-                                   **refinement_model_settings(config), **refinement_options(config, source))
+            fit = fit_keypoints_2d(model.hand_model, targets, settings.fit_settings(source), weights, init=init,
+                                   anchor_sigma=settings.anchor_sigma)
             raw[mode] = {"pred_keypoints_3d": fit.keypoints_3d.numpy(), "pred_keypoints_2d": fit.keypoints_2d.numpy()}
             out[mode] = summarize(fit.keypoints_3d.numpy(), pred["keypoints_3d"], fit.keypoints_2d.numpy(),
                                   pred["keypoints_2d"], pred["visible"], pred["has_3d"], config)
@@ -81,14 +78,14 @@ def evaluate_fit2d(hand_model: HandModel, keypoints_in, labels: dict, config: di
                    source: str | None = "detector", **overrides) -> dict:
     """The 2D-fit baseline on given input keypoints (N, 21, 2); ``labels`` as from ``predict_dataset``.
 
-    Eq. 10's p_i are the keypoints' expected errors from ``source`` (``inputs.refinement_weights``:
+    Eq. 10's p_i are the keypoints' expected errors from ``source`` (``RefineSettings.keypoint_weights``:
     what a detector's confidences stand for; the same weights the refinement uses); None: p_i = 1.
-    ``overrides``: ``[fit2d]`` settings for this call (e.g. ``robust=3.0``).
+    ``overrides``: ``[fit2d]`` settings for this call (e.g. ``robust=3.0``; ``FitSettings.replace``).
     """
     measured = DetectorNoise.from_config(config).keypoint_sigma_px
-    weights = None if source is None else np.tile(refinement_weights(config, source, sigma_px=measured),
-                                                  (len(keypoints_in), 1))
-    fit = fit_keypoints_2d(hand_model, keypoints_in, weights, config=config, **overrides)
+    weights = None if source is None else np.tile(
+        RefineSettings.from_config(config).keypoint_weights(source, sigma_px=measured), (len(keypoints_in), 1))
+    fit = fit_keypoints_2d(hand_model, keypoints_in, FitSettings.from_config(config).replace(**overrides), weights)
     summary = summarize(fit.keypoints_3d.numpy(), labels["keypoints_3d"], fit.keypoints_2d.numpy(),
                         labels["keypoints_2d"], labels["visible"], labels["has_3d"], config)
     summary["fit"] = fit.summary()
@@ -132,9 +129,10 @@ def real_photo_residuals(hand_model: HandModel, labels_path, config: dict, num_i
             names.append(entry["image"])
             sides.append("left" if mirror else "right")
     # Run to convergence: this measures where the model puts joints, not the fit's speed.
-    space = pose_space or config.get("fit2d", {}).get("pose_space", "pca")
-    fit = fit_keypoints_2d(hand_model, np.stack(targets), np.stack(weights), config=config, num_inits=num_inits,
-                           iterations=iterations, pose_space=space)
+    settings = FitSettings.from_config(config)
+    space = pose_space or settings.energy.pose_space
+    settings = settings.replace(num_inits=num_inits, iterations=iterations, pose_space=space)
+    fit = fit_keypoints_2d(hand_model, np.stack(targets), settings, np.stack(weights))
     distance = (fit.keypoints_2d.numpy() - np.stack(targets))
     distance = np.linalg.norm(distance, axis=-1)
     distance[np.stack(weights) == 0] = np.nan
@@ -166,9 +164,8 @@ def evaluate_real_sets(config: dict, checkpoints: dict, hand_model: HandModel) -
 def reconstruct(hand_model: HandModel, vectors) -> dict:
     """Meshes from parameter vectors v = (R, t, s, beta, theta) (N, 26): camera-frame, root-relative
     vertices and keypoints (metres) and their projections (pixels of the 320 crop)."""
-    p = _split_vector(np.asarray(vectors), hand_model.num_betas)
-    params = HandParameters(*(t.to(hand_model.dtype) for t in (axis_angle_to_matrix(p["global_orient"]), p["trans"],
-                                                                 p["scale"], p["betas"], p["pose"])))
+    params = HandParameters.from_vector(torch.as_tensor(np.asarray(vectors), dtype=torch.float64), hand_model.num_betas)
+    params = HandParameters(*(getattr(params, name).to(hand_model.dtype) for name in PARAMETER_FIELDS))
     out = HandDecoder(hand_model)(params)
     return {"vertices": out.vertices.numpy(), "keypoints_3d": out.keypoints_3d.numpy(),
             "vertices_2d": out.vertices_2d.numpy(), "keypoints_2d": out.keypoints_2d.numpy()}
@@ -197,9 +194,8 @@ def error_breakdown(hand_model: HandModel, pred_vectors, true_vectors) -> dict:
     pred, true = np.asarray(pred_vectors, np.float64), np.asarray(true_vectors, np.float64)
     if pred.shape != true.shape or pred.ndim != 2:
         raise ValueError(f"pred_vectors, true_vectors: expected two (N, D) arrays, got {pred.shape}, {true.shape}")
-    nb = hand_model.num_betas
-    columns = {"rotation": slice(0, 3), "betas": slice(NUM_BETAS_OFFSET, NUM_BETAS_OFFSET + nb),
-               "pose": slice(NUM_BETAS_OFFSET + nb, None)}
+    layout = VectorLayout(hand_model.num_betas)
+    columns = {"rotation": layout.rotation, "betas": layout.betas, "pose": layout.pose}
     truth = reconstruct(hand_model, true)["keypoints_3d"]
     out = {}
     for parts in TRUTH_SUBSTITUTIONS:
@@ -209,8 +205,8 @@ def error_breakdown(hand_model: HandModel, pred_vectors, true_vectors) -> dict:
         keypoints = reconstruct(hand_model, mixed)["keypoints_3d"]
         error = np.linalg.norm(metrics.align_root(keypoints, truth) - truth, axis=-1)
         out["+".join(parts) or "none"] = float(error.mean() * 1000)
-    relative = (axis_angle_to_matrix(torch.as_tensor(pred[:, :3])) @
-                axis_angle_to_matrix(torch.as_tensor(true[:, :3])).transpose(1, 2))
+    relative = (axis_angle_to_matrix(torch.as_tensor(pred[:, layout.rotation])) @
+                axis_angle_to_matrix(torch.as_tensor(true[:, layout.rotation])).transpose(1, 2))
     angle = np.degrees(matrix_to_axis_angle(relative).numpy())
     out["rotation_deg"] = float(np.linalg.norm(angle, axis=1).mean())
     out["rotation_in_plane_deg"] = float(np.abs(angle[:, 2]).mean())

@@ -30,7 +30,7 @@ from wildhands.data.augment import resize_image
 from wildhands.data.datasets import JointHandDataset, load_dataset
 from wildhands.eval import metrics
 from wildhands.eval.paper_reference import label, set_key
-from wildhands.fit.fit2d import fit_keypoints_2d
+from wildhands.fit.fit2d import FitSettings, fit_keypoints_2d
 from wildhands.hand import keypoints as kp
 from wildhands.hand.camera import mirror_points_3d, rotate_root_relative
 from wildhands.hand.hand_model import HandModel
@@ -198,9 +198,10 @@ def predict_fit2d(hand_model: HandModel, labels: dict, palm_root: bool, config: 
     points_3d, points_2d = [], []
     targets = torch.as_tensor(labels["keypoints_2d"])
     confidence = torch.as_tensor(input_confidence(labels["visible"], palm_root), dtype=targets.dtype)
+    settings = FitSettings.from_config(config)
     for start in range(0, len(targets), FIT_CHUNK):
         chunk = slice(start, start + FIT_CHUNK)
-        fit = fit_keypoints_2d(hand_model, targets[chunk], confidence[chunk], config=config)
+        fit = fit_keypoints_2d(hand_model, targets[chunk], settings, confidence[chunk])
         joints = fit.keypoints_3d
         if palm_root:
             if fit.pose_space != "pca":

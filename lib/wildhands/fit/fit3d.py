@@ -9,8 +9,8 @@ data term are both in units of standard deviations. It measures how well a hand 
 expresses real hands (``benchmarks/bench_real_poses.py``) and fits captured poses for learning
 a pose space from them.
 
-The minimiser is ``fitting.levenberg_marquardt`` with the analytic Jacobians of
-``fitting.KeypointModel``; pose spaces as ``fitting.Fit2D``'s: "pca" (the model's PCA
+The minimiser is ``fit.lm.levenberg_marquardt`` with the analytic Jacobians of
+``hand.keypoint_model.KeypointModel``; pose spaces as ``fit.fit2d.Fit2D``'s: "pca" (the model's PCA
 coefficients, what the network predicts; prior |theta|^2) or "full" (45 finger axis-angles
 relative to the model's mean pose; the whitened prior |q C^+|^2 and the joint-range penalty).
 
@@ -31,6 +31,7 @@ from wildhands.hand import keypoints as kp
 from wildhands.hand.camera import axis_angle_to_matrix, matrix_to_axis_angle
 from wildhands.hand.hand_model import HandModel, load_mano_arrays
 from wildhands.hand.keypoint_model import KeypointModel, so3_left_jacobian
+from wildhands.hand.parameters import VectorLayout
 
 PALM_KEYPOINTS = (0, 1, 5, 9, 13, 17)   # wrist, thumb CMC and the four MCPs: the rigid part of the hand
 # Keypoint sets the starting rotations are aligned on, in the order starts are taken.
@@ -100,6 +101,7 @@ class Fit3D:
         self.w_theta, self.w_range = float(w_theta), float(w_range)
         self.num_betas = self.model.num_betas
         self.num_pose = self.model.num_pca_comps if pose_space == "pca" else 45
+        self.layout = VectorLayout(self.num_betas, camera=False)   # (w 3, beta, pose): no camera
         with torch.no_grad():
             zeros = torch.zeros(1, self.num_betas, dtype=dtype, device=self.device)
             rest = self.model(zeros, zeros.new_zeros(1, self.model.num_pca_comps))[0]
@@ -117,14 +119,15 @@ class Fit3D:
 
     @property
     def num_params(self) -> int:
-        return 3 + self.num_betas + self.num_pose
+        return self.layout.size(self.num_pose)
 
     def settings(self) -> dict:
         return {"pose_space": self.pose_space, "joint_sigma_m": self.joint_sigma, "alpha_beta": self.alpha_beta,
                 "w_theta": self.w_theta, **({"w_range": self.w_range} if self.pose_space == "full" else {})}
 
     def _unpack(self, x: torch.Tensor):
-        return x[:, :3], x[:, 3:3 + self.num_betas], x[:, 3 + self.num_betas:]
+        """(rotation increment w, betas, pose) of packed parameters (B, P)."""
+        return self.layout.split(x)
 
     def finger_pose(self, pose: torch.Tensor) -> torch.Tensor:
         """(B, 45) absolute finger axis-angles from the fitted pose parameters."""
@@ -174,14 +177,14 @@ class Fit3D:
         num_prior = sum(p.shape[1] for p in priors)
         jac = x.new_zeros(batch, num_data + num_prior, self.num_params)
         jac_data = jac[:, :num_data].view(batch, num_keypoints, 3, self.num_params)
-        jac_data[..., :3] = inv_sigma * d_turn
-        jac_data[..., 3:3 + nb] = inv_sigma * torch.einsum("bij,bkjs->bkis", rotation, dbeta)
-        jac_data[..., 3 + nb:] = inv_sigma * torch.einsum("bij,bkjs->bkis", rotation, dpose)
+        beta_cols, pose_cols = self.layout.betas, self.layout.pose
+        jac_data[..., self.layout.rotation] = inv_sigma * d_turn
+        jac_data[..., beta_cols] = inv_sigma * torch.einsum("bij,bkjs->bkis", rotation, dbeta)
+        jac_data[..., pose_cols] = inv_sigma * torch.einsum("bij,bkjs->bkis", rotation, dpose)
         eye = lambda n: torch.eye(n, dtype=x.dtype, device=x.device)  # noqa: E731
         row = num_data
-        jac[:, row:row + nb, 3:3 + nb] = math.sqrt(self.alpha_beta) * eye(nb)
+        jac[:, row:row + nb, beta_cols] = math.sqrt(self.alpha_beta) * eye(nb)
         row += nb
-        pose_cols = slice(3 + nb, None)
         if self.pose_space == "pca":
             jac[:, row:row + self.num_pose, pose_cols] = math.sqrt(self.w_theta) * eye(self.num_pose)
         else:

@@ -31,6 +31,35 @@ class LMState:
     converged: torch.Tensor    # (B,) bool
 
 
+def _refresh_normal_equations(residual_fn, jacobian_fn, x, data, todo, stale, jtj, grad):
+    """J^T J (B, P, P) and J^T r (B, P) at the current x, recomputed for the problems of ``todo``
+    whose x changed (``stale``, then cleared); allocated on the first call (``jtj`` None)."""
+    update = todo[stale[todo]]
+    if update.numel():
+        sub = tuple(d.index_select(0, update) for d in data)
+        xu = x.index_select(0, update)
+        r, jac = (_jacobian(lambda v: residual_fn(v, *sub), xu) if jacobian_fn is None  # noqa: B023
+                  else jacobian_fn(xu, *sub))
+        if jtj is None:
+            jtj = x.new_zeros(x.shape[0], x.shape[1], x.shape[1])
+            grad = x.new_zeros(x.shape[0], x.shape[1])
+        jtj[update] = jac.transpose(1, 2) @ jac
+        grad[update] = (jac.transpose(1, 2) @ r[..., None])[..., 0]
+        stale[update] = False
+    return jtj, grad
+
+
+def _damped_step(a: torch.Tensor, g: torch.Tensor, lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Marquardt's step per problem, (A + lam diag(A)) step = -g by Cholesky: (step, solvable);
+    an unsolvable problem's step is -g (it is rejected)."""
+    diag = a.diagonal(dim1=1, dim2=2)
+    diag = diag.clamp_min(1e-12 * diag.amax(1, keepdim=True).clamp_min(1e-30))
+    chol, info = torch.linalg.cholesky_ex(a + torch.diag_embed(lam[:, None] * diag))
+    solvable = info == 0
+    chol = torch.where(solvable[:, None, None], chol, torch.eye(chol.shape[-1], dtype=a.dtype, device=a.device))
+    return -torch.cholesky_solve(g[..., None], chol)[..., 0], solvable
+
+
 def levenberg_marquardt(residual_fn, x0: torch.Tensor, data: tuple = (), jacobian_fn=None, iterations: int = 50,
                         damping: float = 1e-3, ftol: float = 1e-6, xtol: float = 1e-10, gtol: float = 1e-10,
                         progress=None) -> LMState:
@@ -57,25 +86,9 @@ def levenberg_marquardt(residual_fn, x0: torch.Tensor, data: tuple = (), jacobia
         idx = (~done).nonzero().squeeze(1)
         if idx.numel() == 0:
             break
-        update = idx[stale[idx]]
-        if update.numel():
-            sub = tuple(d.index_select(0, update) for d in data)
-            xu = x.index_select(0, update)
-            r, jac = (_jacobian(lambda v: residual_fn(v, *sub), xu) if jacobian_fn is None  # noqa: B023
-                      else jacobian_fn(xu, *sub))
-            if jtj is None:
-                jtj = x.new_zeros(batch, x.shape[1], x.shape[1])
-                grad = x.new_zeros(batch, x.shape[1])
-            jtj[update] = jac.transpose(1, 2) @ jac
-            grad[update] = (jac.transpose(1, 2) @ r[..., None])[..., 0]
-            stale[update] = False
+        jtj, grad = _refresh_normal_equations(residual_fn, jacobian_fn, x, data, idx, stale, jtj, grad)
         xa, a, g = x.index_select(0, idx), jtj.index_select(0, idx), grad.index_select(0, idx)
-        diag = a.diagonal(dim1=1, dim2=2)
-        diag = diag.clamp_min(1e-12 * diag.amax(1, keepdim=True).clamp_min(1e-30))
-        chol, info = torch.linalg.cholesky_ex(a + torch.diag_embed(lam[idx, None] * diag))
-        solvable = info == 0
-        chol = torch.where(solvable[:, None, None], chol, torch.eye(chol.shape[-1], dtype=x.dtype, device=x.device))
-        step = -torch.cholesky_solve(g[..., None], chol)[..., 0]
+        step, solvable = _damped_step(a, g, lam[idx])
         x_new = xa + step
         cost_new = residual_fn(x_new, *(d.index_select(0, idx) for d in data)).square().sum(1)
         predicted = -(2 * (step * g).sum(1) + (step[:, None, :] @ a @ step[..., None])[:, 0, 0])

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from wildhands.config import setting, table
-from wildhands.fit.fit2d import ENERGY_KEYS, EnergySettings, FitOptions, FitSettings, fit_settings
+from wildhands.fit.fit2d import EnergySettings, FitOptions, FitSettings
 from wildhands.hand import keypoints as kp
 
 KEYPOINT_SOURCES = ("detector", "labels")
@@ -81,7 +81,8 @@ class RefineSettings:
         iterations = int(refine["iterations"]) if "iterations" in refine else fit2d.options.iterations
         options = dataclasses.replace(fit2d.options, num_inits=1, iterations=iterations, robust_rounds=rounds,
                                       extra_starts=int(setting(config, "refine", "extra_starts")))
-        return cls(energy=energy, energy_with_3d=_energy_over(energy, table(config, "refine.with_3d"), "refine.with_3d"),
+        with_3d = _energy_over(energy, table(config, "refine.with_3d"), "refine.with_3d")
+        return cls(energy=energy, energy_with_3d=with_3d,
                    options=options, robust=robust, anchor_sigma=_anchor_sigma(config),
                    label_sigma_px=float(setting(config, "refine", "label_sigma_px")), keypoint_sigma=keypoint_sigma,
                    world_sigma_mm=float(setting(config, "refine", "world_sigma_mm")))
@@ -100,6 +101,11 @@ class RefineSettings:
         scale = (self.robust if sources == "detector" else 0.0) if isinstance(sources, str) else \
             np.array([self.robust if s == "detector" else 0.0 for s in sources])
         return dataclasses.replace(self.options, robust=scale)
+
+    def fit_settings(self, sources="detector", with_3d: bool = False) -> FitSettings:
+        """The refinement of hands with keypoints from ``sources`` (``options_for``), fitted with (True) or
+        without the detector's 3D keypoints (``energy_for``); the anchor is ``anchor_sigma``."""
+        return FitSettings(self.energy_for(with_3d), self.options_for(sources))
 
     def keypoint_weights(self, source: str, confidence=None, sigma_px=None) -> np.ndarray:
         """Per-keypoint weights p_i of eq. 10 when refining a prediction from keypoints of ``source``.
@@ -127,88 +133,3 @@ class RefineSettings:
         return weights if confidence is None else np.asarray(confidence, np.float64) * weights
 
 
-
-def refinement_weights(config: dict, source: str, confidence=None, sigma_px=None) -> np.ndarray:
-    """Per-keypoint weights p_i of eq. 10 when refining a prediction from keypoints of ``source``.
-
-    The fit's residuals are taken in units of each keypoint's expected error sigma_i (the MAP
-    estimate under Gaussian keypoint noise with eq. 10's priors): p_i = confidence_i / sigma_i^2.
-    "detector": sigma_i given as ``sigma_px`` (px at 320): this photo's (the detector's passes'
-    spread, ``detector.KeypointSigmaRule``) or the measured MediaPipe errors
-    (``DetectorNoise.keypoint_sigma_px``, 4-16 px at 320), so noisy keypoints no longer drag the
-    hand into implausible shapes; "labels": annotated keypoints, ``[refine] label_sigma_px`` (default
-    1 px, eq. 10 as the paper weights it).
-    """
-    if source not in KEYPOINT_SOURCES:
-        raise ValueError(f"keypoint source: expected one of {', '.join(KEYPOINT_SOURCES)}, got {source!r}")
-    if source == "detector" and sigma_px is not None:
-        sigma = np.asarray(sigma_px, np.float64)
-        if sigma.shape != (kp.NUM_KEYPOINTS,) or not (np.isfinite(sigma) & (sigma > 0)).all():
-            raise ValueError(f"sigma_px: expected {kp.NUM_KEYPOINTS} finite values > 0, got {sigma}")
-    elif source == "detector":
-        raise ValueError("sigma_px: detector keypoints need their expected error (this photo's, or "
-                         "data.augment.DetectorNoise's measured one)")
-    else:
-        sigma = np.full(kp.NUM_KEYPOINTS, float(config.get("refine", {}).get("label_sigma_px", 1.0)))
-    weights = 1.0 / np.square(np.asarray(sigma, np.float64))
-    return weights if confidence is None else np.asarray(confidence, np.float64) * weights
-
-
-def refinement_anchor(config: dict) -> dict | None:
-    """``Fit2D.fit``'s ``anchor_sigma`` from ``[refine]`` (None unless ``anchor = true``).
-
-    The refinement's energy is in units of each keypoint's expected error (``refinement_weights``),
-    so these sigmas weigh the network's prediction against the keypoints on the same scale.
-    """
-    refine = config.get("refine", {})
-    if not refine.get("anchor", False):
-        return None
-    keys = {"rotation": "anchor_rotation_rad", "betas": "anchor_betas", "pose": "anchor_pose"}
-    missing = [key for key in keys.values() if key not in refine]
-    if missing:
-        raise ValueError(f"[refine]: anchor = true needs {', '.join(missing)}")
-    return {name: float(refine[key]) for name, key in keys.items()}
-
-
-
-def refinement_model_settings(config: dict, with_3d: bool = False) -> dict:
-    """``Fit2D`` keywords of the refinement: ``[fit2d]``'s, with ``REFINE_MODEL_KEYS`` taken from
-    ``[refine]`` where it sets them (the refinement of a prediction need not share the 2D-fit
-    baseline's pose space and priors), and from ``[refine.with_3d]`` for hands whose detector's 3D
-    keypoints join the fit (depth then observed, the pose can leave the 10-D space)."""
-    refine = config.get("refine", {})
-    tables = [refine] + ([refine.get("with_3d", {})] if with_3d else [])
-    settings = fit_settings(config)["model"]
-    for table in tables:
-        unknown = sorted(set(table) - set(REFINE_MODEL_KEYS)) if table is not refine else []
-        if unknown:
-            raise ValueError(f"[refine.with_3d]: unknown settings {', '.join(unknown)} (known: "
-                             f"{', '.join(REFINE_MODEL_KEYS)})")
-        settings.update({key: table[key] for key in REFINE_MODEL_KEYS if key in table})
-    return settings
-
-
-def refinement_options(config: dict, sources="detector") -> dict:
-    """``Fit2D.fit`` keywords of a refinement from ``[refine]``: ``anchor_sigma``
-    (``refinement_anchor``), ``robust``, ``robust_rounds``, ``extra_starts`` and, when set,
-    ``iterations`` (else ``[fit2d]``'s).
-
-    ``robust`` (Geman-McClure scale in expected keypoint errors) applies to detector keypoints,
-    whose errors have outliers (hallucinations, swapped fingers); annotated keypoints ("labels")
-    are fitted with squared residuals, so that a far-off start is not read as all-outliers.
-    ``sources``: one source (``robust`` a float) or one per hand (an array).
-    """
-    refine = config.get("refine", {})
-    robust, rounds = float(refine.get("robust", 0.0)), int(refine.get("robust_rounds", 3))
-    if robust < 0 or rounds < 0:
-        raise ValueError(f"[refine]: robust and robust_rounds must be >= 0, got {robust}, {rounds}")
-    for source in [sources] if isinstance(sources, str) else sources:
-        if source not in KEYPOINT_SOURCES:
-            raise ValueError(f"keypoint source: expected one of {', '.join(KEYPOINT_SOURCES)}, got {source!r}")
-    scale = (robust if sources == "detector" else 0.0) if isinstance(sources, str) else \
-        np.array([robust if s == "detector" else 0.0 for s in sources])
-    options = {"anchor_sigma": refinement_anchor(config), "robust": scale, "robust_rounds": rounds,
-               "extra_starts": int(refine.get("extra_starts", 0))}
-    if "iterations" in refine:  # a prediction starts near its optimum: fewer than the 2D fit's
-        options["iterations"] = int(refine["iterations"])
-    return options

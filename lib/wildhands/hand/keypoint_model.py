@@ -84,30 +84,14 @@ class KeypointModel(nn.Module):
         return self._pose(betas, finger_pose, directions)
 
     def _pose(self, betas: torch.Tensor, finger_pose: torch.Tensor, directions: torch.Tensor | None = None):
+        """Keypoints (B, 21, 3) and, along ``directions`` (else None, None), their derivatives d/d betas
+        (B, 21, 3, S) and d/d pose (B, 21, 3, n)."""
         batch = betas.shape[0]
         rest = self.joint_template + torch.einsum("jcs,bs->bjc", self.joint_dirs, betas)     # (B, 16, 3)
         axis_angles = finger_pose.reshape(batch, -1, 3)
         local = axis_angle_to_matrix(axis_angles)                                          # (B, 15, 3, 3)
         eye = torch.eye(3, dtype=betas.dtype, device=betas.device)
-        num_joints = len(self.parents)
-        rot = [eye.expand(batch, 3, 3)] + [None] * (num_joints - 1)   # global rotations G_j
-        pos = [rest[:, 0]] + [None] * (num_joints - 1)               # posed joint positions p_j
-        pos_dbeta = [self.joint_dirs[0].expand(batch, -1, -1)] + [None] * (num_joints - 1)
-        for level in self.levels:
-            par = [self.parents[j] for j in level]
-            parent_rot = torch.stack([rot[p] for p in par], 1)
-            bones = rest[:, level] - rest[:, par]
-            new_pos = torch.stack([pos[p] for p in par], 1) + torch.einsum("bjik,bjk->bji", parent_rot, bones)
-            new_rot = parent_rot @ local[:, [j - 1 for j in level]]
-            if directions is not None:  # p_j is linear in the rest joints, hence in beta, for a fixed pose
-                bone_dirs = self.joint_dirs[level] - self.joint_dirs[par]
-                new_dbeta = torch.stack([pos_dbeta[p] for p in par], 1) + torch.einsum(
-                    "bjik,jks->bjis", parent_rot, bone_dirs)
-            for i, j in enumerate(level):
-                rot[j], pos[j] = new_rot[:, i], new_pos[:, i]
-                if directions is not None:
-                    pos_dbeta[j] = new_dbeta[:, i]
-        rot, pos = torch.stack(rot, 1), torch.stack(pos, 1)          # (B, 16, 3, 3), (B, 16, 3)
+        rot, pos, pos_dbeta = self._forward_kinematics(rest, local, eye, directions is not None)
         # Fingertip vertices: shape and pose blend shapes, then linear blend skinning.
         pose_feature = (local - eye).reshape(batch, -1)
         tip_rest = (self.tip_template + torch.einsum("tcs,bs->btc", self.tip_dirs, betas)
@@ -117,13 +101,47 @@ class KeypointModel(nn.Module):
         keypoints = torch.cat([pos, tips], 1).index_select(1, self.openpose_index)
         if directions is None:
             return keypoints, None, None
+        pos_dbeta, tips_dbeta, blend_rot = self._shape_derivatives(rot, pos_dbeta)
+        pos_dpose, tips_dpose = self._pose_derivatives(directions, axis_angles, local, rot, pos, per_joint, blend_rot)
+        dbeta = torch.cat([pos_dbeta, tips_dbeta], 1).index_select(1, self.openpose_index)
+        dpose = torch.cat([pos_dpose, tips_dpose], 1).index_select(1, self.openpose_index)
+        return keypoints, dbeta, dpose
 
-        # d/d beta: joints through the linear forward kinematics above; tips likewise.
+    def _forward_kinematics(self, rest: torch.Tensor, local: torch.Tensor, eye: torch.Tensor, with_dbeta: bool):
+        """Global rotations G_j (B, 16, 3, 3) and posed joints p_j (B, 16, 3) from the rest joints and the
+        local rotations, one tree level at a time; with ``with_dbeta``, the list of d p_j / d beta (B, 3, S)."""
+        batch, num_joints = rest.shape[0], len(self.parents)
+        rot = [eye.expand(batch, 3, 3)] + [None] * (num_joints - 1)   # global rotations G_j
+        pos = [rest[:, 0]] + [None] * (num_joints - 1)               # posed joint positions p_j
+        pos_dbeta = [self.joint_dirs[0].expand(batch, -1, -1)] + [None] * (num_joints - 1)
+        for level in self.levels:
+            par = [self.parents[j] for j in level]
+            parent_rot = torch.stack([rot[p] for p in par], 1)
+            bones = rest[:, level] - rest[:, par]
+            new_pos = torch.stack([pos[p] for p in par], 1) + torch.einsum("bjik,bjk->bji", parent_rot, bones)
+            new_rot = parent_rot @ local[:, [j - 1 for j in level]]
+            if with_dbeta:  # p_j is linear in the rest joints, hence in beta, for a fixed pose
+                bone_dirs = self.joint_dirs[level] - self.joint_dirs[par]
+                new_dbeta = torch.stack([pos_dbeta[p] for p in par], 1) + torch.einsum(
+                    "bjik,jks->bjis", parent_rot, bone_dirs)
+            for i, j in enumerate(level):
+                rot[j], pos[j] = new_rot[:, i], new_pos[:, i]
+                if with_dbeta:
+                    pos_dbeta[j] = new_dbeta[:, i]
+        return torch.stack(rot, 1), torch.stack(pos, 1), pos_dbeta   # (B, 16, 3, 3), (B, 16, 3)
+
+    def _shape_derivatives(self, rot: torch.Tensor, pos_dbeta: list):
+        """d/d beta of the joints (B, 16, 3, S) and tips (B, 5, 3, S), and the tips' blended rotations."""
+        # Joints through the linear forward kinematics; tips likewise.
         pos_dbeta = torch.stack(pos_dbeta, 1)                                              # (B, 16, 3, S)
         blend_rot = torch.einsum("tk,bkij->btij", self.tip_weights, rot)                   # (B, 5, 3, 3)
         tips_dbeta = (torch.einsum("btij,tjs->btis", blend_rot, self.tip_dirs)
                       + torch.einsum("tk,bkis->btis", self.tip_weights,
                                      pos_dbeta - torch.einsum("bkij,kjs->bkis", rot, self.joint_dirs)))
+        return pos_dbeta, tips_dbeta, blend_rot
+
+    def _pose_derivatives(self, directions, axis_angles, local, rot, pos, per_joint, blend_rot):
+        """d/d pose along ``directions`` of the joints (B, 16, 3, n) and tips (B, 5, 3, n)."""
         # Along pose direction c (a row of ``directions``), joint j's frame G_j turns by
         # omega_cj = G_parent(j) Jl(aa_j) directions[c, j], and so does joint j's subtree,
         # about p_j: d x = omega_cj x (x - p_j). Joints: sum over the ancestors j of k.
@@ -151,11 +169,7 @@ class KeypointModel(nn.Module):
             per_turn = torch.einsum("jfte,bjif->bjite", blend_dirs, basis_turns)            # (B, 15, 3, 5, 3)
             d_rest = torch.einsum("bcji,bjite->bcte", local_turn, per_turn)
             tips_dpose = tips_dpose + torch.einsum("btie,bcte->bcti", blend_rot, d_rest)
-        pos_dpose, tips_dpose = pos_dpose.permute(0, 2, 3, 1), tips_dpose.permute(0, 2, 3, 1)
-        dbeta = torch.cat([pos_dbeta, tips_dbeta], 1).index_select(1, self.openpose_index)
-        dpose = torch.cat([pos_dpose, tips_dpose], 1).index_select(1, self.openpose_index)
-        return keypoints, dbeta, dpose
-
+        return pos_dpose.permute(0, 2, 3, 1), tips_dpose.permute(0, 2, 3, 1)
 
 def _cross_sum(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """sum_j a[:, c, j] x b[:, t, j] for a (B, n, J, 3), b (B, T, J, 3) -> (B, n, T, 3), as one matmul."""

@@ -5,7 +5,7 @@ A torchvision ResNet (10, 18, 34 or 50) whose last layer regresses, per crop,
     v = (R axis-angle 3, t 2, s 1, beta B, theta P)     (paper section 6; 26 numbers for B = P = 10)
 
 Internally the rotation is regressed as 6 numbers (two columns of R, Zhou et al. 2019:
-continuous, unlike axis-angle) and the scale as s = s0 * exp(d); ``HandParameters.vector()``
+continuous, unlike axis-angle) and the scale as s = s0 * exp(d); ``HandParameters.to_vector()``
 gives the paper's 26-vector. The last layer starts near zero and its outputs are offsets from
 an initial camera (R0, t0, s0), so the first forward pass gives the mean hand (beta = 0,
 theta = 0) at the right size in the centre of the crop whatever the input.

@@ -671,7 +671,7 @@ def predict_dataset(model: HandReconstructor, dataset, config: dict, noise: bool
         pred = model.predict(inputs.batch_input(batch, model.variant), turns)
         errors = keypoint_errors(pred, batch)
         rows = {"pred_keypoints_3d": pred.keypoints_3d, "pred_keypoints_2d": pred.keypoints_2d,
-                "pred_vertices_2d": pred.vertices_2d, "pred_params": pred.params.vector(), "keypoints_3d": batch["keypoints_3d"],
+                "pred_vertices_2d": pred.vertices_2d, "pred_params": pred.params.to_vector(), "keypoints_3d": batch["keypoints_3d"],
                 "keypoints_2d": batch["keypoints_2d"], "visible": batch["visible"], "has_3d": batch["has_3d"],
                 "index": batch["index"], **errors}
         if "input_keypoints_2d" in batch:
