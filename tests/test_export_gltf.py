@@ -53,24 +53,32 @@ def _read(glb_path):
     return gltf, accessor
 
 
-def _local_matrix(node):
+def _local_matrix(node, animated=None):
+    """The node's local matrix; ``animated``: {path: value} sampled from an animation, in place of
+    the node's own rotation, translation or scale."""
     from scipy.spatial.transform import Rotation
 
+    animated = animated or {}
     if node.matrix:
         return np.asarray(node.matrix, np.float64).reshape(4, 4).T
     m = np.eye(4)
-    if node.rotation:
-        m[:3, :3] = Rotation.from_quat(node.rotation).as_matrix()
-    m[:3, :3] *= np.asarray(node.scale or [1, 1, 1])
-    m[:3, 3] = node.translation or [0, 0, 0]
+    rotation = animated.get("rotation", node.rotation)
+    if rotation is not None:
+        m[:3, :3] = Rotation.from_quat(rotation).as_matrix()
+    scale = animated.get("scale", node.scale)
+    m[:3, :3] *= np.asarray([1, 1, 1] if scale is None else scale)
+    translation = animated.get("translation", node.translation)
+    m[:3, 3] = [0, 0, 0] if translation is None else translation
     return m
 
 
-def _world_matrices(gltf):
+def _world_matrices(gltf, animated=None):
+    """World matrix of every node; ``animated``: {node: {path: value}} (``_sample_animation``)."""
     world = {}
+    animated = animated or {}
 
     def visit(index, parent):
-        world[index] = parent @ _local_matrix(gltf.nodes[index])
+        world[index] = parent @ _local_matrix(gltf.nodes[index], animated.get(index))
         for child in gltf.nodes[index].children or []:
             visit(child, world[index])
 
@@ -88,7 +96,11 @@ def _camera_frame(gltf, world):
 def _skinned_hands(glb_path):
     """Per skinned mesh: (vertices, joint positions), both in the camera frame, from the file alone."""
     gltf, accessor = _read(glb_path)
-    world = _world_matrices(gltf)
+    return gltf, _skin_meshes(gltf, accessor, _world_matrices(gltf))
+
+
+def _skin_meshes(gltf, accessor, world):
+    """Per skinned mesh: (vertices, joint positions) in the camera frame, the nodes at ``world``."""
     to_camera = _camera_frame(gltf, world)
     hands = []
     for node in gltf.nodes:
@@ -110,7 +122,7 @@ def _skinned_hands(glb_path):
         camera_vertices = posed @ to_camera[:3, :3].T + to_camera[:3, 3]
         camera_joints = joint_world[:, :3, 3] @ to_camera[:3, :3].T + to_camera[:3, 3]
         hands.append((camera_vertices, camera_joints))
-    return gltf, hands
+    return hands
 
 
 def _project_with_file_camera(gltf, points_camera, width, height):
@@ -313,3 +325,205 @@ def test_rig_skins_to_the_hand_model(pose_space, mirrored):
     rig = rig_hand(model, {"betas": betas, "pose": pose, "pose_space": pose_space,
                            "global_orient": rotation.as_rotvec()}, translation, mirrored)
     assert np.abs(rig.skinned_vertices() - expected).max() < 1e-6
+
+
+# ----------------------------------------------------------------------------- videos: tracks as glTF animations
+
+VIDEO_FPS = 30.0
+HIDDEN_FRAME = 4                      # the detector loses the hand there
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    """A 12-frame synthetic video of a left hand (lost in frame 4) through the offline pipeline;
+    its track file exported as an animated .glb, as ``--export glb`` does."""
+    import cv2
+    from wildhands.app.export_gltf import export_video
+    from wildhands.app.video import FrameSource, KnownKeypoints, VideoPredictor, write_video_outputs
+    from wildhands.config import load_profile
+    from wildhands.data.synthetic_video import render_video
+    from wildhands.hand.hand_model import hand_model_from_config
+
+    root = tmp_path_factory.mktemp("video")
+    config = load_profile("smoke")
+    clip = render_video(hand_model_from_config(config), config, frames=12, width=160, height=120, side="left")
+    (root / "clip").mkdir()
+    for t, frame in enumerate(clip.frames):
+        cv2.imwrite(str(root / "clip" / f"frame_{t:04d}.png"), np.ascontiguousarray(frame[..., ::-1]))
+    source = FrameSource(root / "clip", sequence=True, fps=VIDEO_FPS)
+    keys = [k if t != HIDDEN_FRAME else None for t, k in enumerate(clip.keypoints_2d)]
+    predictor = VideoPredictor(mode="offline", detector=KnownKeypoints(keys, "left"))
+    records, tracks = predictor.run(source, progress=False)
+    write_video_outputs(root / "out", source, records, tracks, predictor.hand_model.faces)
+    track_files = sorted((root / "out").glob("clip_track*.npz"))
+    glb = export_video(root / "out" / "clip.glb", track_files, predictor.hand_model, source.fps, len(records),
+                       video_name="clip")
+    return {"glb": glb, "tracks": [dict(np.load(f)) for f in track_files], "frames": len(records)}
+
+
+def _interpolate(times, values, time, interpolation, path):
+    """A glTF sampler at ``time``: clamped outside its keys, STEP, LINEAR (slerp for rotations)."""
+    if time <= times[0]:
+        return values[0]
+    if time >= times[-1]:
+        return values[-1]
+    i = int(np.searchsorted(times, time, side="right")) - 1
+    if interpolation == "STEP":
+        return values[i]
+    u = (time - times[i]) / (times[i + 1] - times[i])
+    if path != "rotation":
+        return (1 - u) * values[i] + u * values[i + 1]
+    q0, q1 = values[i] / np.linalg.norm(values[i]), values[i + 1] / np.linalg.norm(values[i + 1])
+    angle = math.acos(min(1.0, float(np.dot(q0, q1))))
+    if angle < 1e-12:
+        return q0
+    return (math.sin((1 - u) * angle) * q0 + math.sin(u * angle) * q1) / math.sin(angle)
+
+
+def _sample_animation(gltf, accessor, time):
+    """{node: {path: value}} of the file's first animation at ``time`` seconds, by its own channels."""
+    animation = gltf.animations[0]
+    sampled = {}
+    for channel in animation.channels:
+        sampler = animation.samplers[channel.sampler]
+        times = accessor(sampler.input).astype(np.float64)
+        values = accessor(sampler.output).astype(np.float64)
+        value = _interpolate(times, values, time, sampler.interpolation, channel.target.path)
+        sampled.setdefault(channel.target.node, {})[channel.target.path] = value
+    return sampled
+
+
+def _hands_at(glb_path, time):
+    """Per skinned mesh: (vertices, joints) in the camera frame, the animation sampled at ``time``."""
+    gltf, accessor = _read(glb_path)
+    return _skin_meshes(gltf, accessor, _world_matrices(gltf, _sample_animation(gltf, accessor, time)))
+
+
+def _frame_time(frame, fps=VIDEO_FPS):
+    return float(np.float32(frame / fps))     # the file's key times are float32
+
+
+def _placed_vertices(track, k):
+    """The track's vertices of its k-th frame placed in the video's (default) camera, computed here."""
+    from wildhands.data.crops import CropTransform
+    from wildhands.hand.camera_space import default_intrinsics, image_pixels_per_metre, place_hand
+
+    crop = CropTransform.from_dict(json.loads(str(track["crop_transform"]))[k])
+    placed = place_hand(track["joints_3d"][k], track["vertices"][k], track["keypoints_2d"][k],
+                        image_pixels_per_metre({"scale_px_per_m": track["scale_crop_px_per_m"][k]}, crop),
+                        default_intrinsics(crop.image_width, crop.image_height))
+    return placed["vertices_camera"]
+
+
+def test_video_animation_skins_to_the_track_vertices(video):
+    """Sampled by the file's own channels and skinned by its joints and weights, every frame checked
+    equals the track file's vertices (placed in the camera) within 1e-5 m; the file unanimated
+    shows the first frame."""
+    (track,) = video["tracks"]
+    assert str(track["side"]) == "left" and HIDDEN_FRAME not in track["frames"]
+    checked = []
+    for frame in (0, 3, 5, 8, 11):
+        (k,) = np.flatnonzero(track["frames"] == frame)
+        ((vertices, _),) = _hands_at(video["glb"], _frame_time(frame))
+        assert np.abs(vertices - _placed_vertices(track, k)).max() < 1e-5, frame
+        checked.append(vertices)
+    assert np.abs(checked[0] - checked[-1]).max() > 1e-3          # the hand moves
+    _, ((still, _),) = _skinned_hands(video["glb"])
+    assert np.abs(still - _placed_vertices(track, 0)).max() < 1e-5
+
+
+def test_video_animation_channels_and_camera(video):
+    from wildhands.hand.camera_space import default_intrinsics
+
+    gltf, accessor = _read(video["glb"])
+    (animation,) = gltf.animations
+    skin = gltf.skins[0]
+    by_target = {(c.target.node, c.target.path): animation.samplers[c.sampler] for c in animation.channels}
+    assert {n for n, p in by_target if p == "rotation"} == set(skin.joints)
+    assert {(n, p) for n, p in by_target if p != "rotation"} == {(skin.joints[0], "translation"),
+                                                                 (skin.joints[0], "scale")}
+    rotation = by_target[(skin.joints[5], "rotation")]
+    assert rotation.interpolation == "LINEAR" and by_target[(skin.joints[0], "scale")].interpolation == "STEP"
+    frames = video["tracks"][0]["frames"]
+    assert np.allclose(accessor(rotation.input), frames / VIDEO_FPS, atol=1e-6)
+    scale = by_target[(skin.joints[0], "scale")]
+    assert accessor(scale.input).tolist() == pytest.approx([0.0, HIDDEN_FRAME / VIDEO_FPS, 5 / VIDEO_FPS])
+    camera = gltf.cameras[0].perspective
+    intrinsics = default_intrinsics(160, 120)
+    assert camera.yfov == pytest.approx(2 * math.atan(60 / intrinsics.fy))
+    assert camera.aspectRatio == pytest.approx(160 / 120)
+    assert gltf.scenes[0].extras["frames"] == video["frames"] == 12
+
+
+def test_video_hand_missing_in_a_frame_is_hidden_there(video):
+    """Scale 0 on the root joint collapses the skinned hand to a point: nothing to draw."""
+    for frame, shown in ((3, True), (HIDDEN_FRAME, False), (5, True)):
+        ((vertices, _),) = _hands_at(video["glb"], _frame_time(frame))
+        assert (np.ptp(vertices, axis=0).max() > 0.05) == shown, frame
+    ((vertices, _),) = _hands_at(video["glb"], _frame_time(HIDDEN_FRAME + 0.5))   # still hidden between frames
+    assert np.ptp(vertices, axis=0).max() < 1e-6        # a point (float32 weights sum to 1 +- 1e-7)
+
+
+def test_two_tracks_animate_and_hide_independently(tmp_path):
+    """Tracks built from known parameters (one right, one left, seen in different frames, the
+    root turning so that SciPy's quaternions of it change sign): the file skins to the hand
+    model's own meshes, hides each hand where it is not seen, and interpolates between frames
+    along the short way."""
+    import torch
+    from scipy.spatial.transform import Rotation
+    from wildhands.app.export_gltf import track_animation, write_track_animation
+    from wildhands.hand.hand_model import HandModel
+
+    axis = np.array([0.0, -0.6, -0.8])
+    model = HandModel()
+    rng = np.random.default_rng(5)
+    camera = Intrinsics.centred(500.0, 320, 240, "flag")
+    seen = {"right": np.array([0, 1, 2, 3, 4, 5, 6, 7]), "left": np.array([2, 3, 4, 7, 8])}
+    truth, tracks = {}, []
+    for side, frames in seen.items():
+        betas = rng.normal(size=10)
+        pose = rng.normal(scale=0.3, size=(len(frames), model.num_pca_comps))
+        angles = 0.5 * frames + (0.0 if side == "right" else 2.5)
+        rotations = Rotation.from_rotvec(angles[:, None] * axis)
+        translations = np.stack([0.1 * np.sin(frames), -0.05 + 0.01 * frames, 0.5 + 0.02 * frames], 1)
+        out = model(betas=torch.tensor(np.repeat(betas[None], len(frames), 0), dtype=torch.float32),
+                    pose=torch.tensor(pose, dtype=torch.float32))
+        vertices = out.vertices.double().numpy() - out.keypoints[:, kp.ROOT, None].double().numpy()
+        posed = np.einsum("kab,kvb->kva", rotations.as_matrix(), vertices) * ([-1, 1, 1] if side == "left" else 1)
+        truth[side] = {int(f): posed[k] + translations[k] for k, f in enumerate(frames)}
+        tracks.append(track_animation(model, frames, betas, rotations.as_rotvec(), pose, translations,
+                                      side == "left", name=f"track_{side}"))
+    glb = write_track_animation(tmp_path / "two.glb", tracks, camera, fps=24.0, frame_count=10)
+    for frame in range(10):
+        hands = _hands_at(glb, _frame_time(frame, 24.0))
+        for (vertices, _), side in zip(hands, seen):
+            if frame in truth[side]:
+                assert np.abs(vertices - truth[side][frame]).max() < 1e-5, (side, frame)
+            else:
+                assert np.ptp(vertices, axis=0).max() < 1e-6, (side, frame)
+    gltf, accessor = _read(glb)
+    root = gltf.skins[0].joints[0]
+    raw = Rotation.from_matrix(tracks[0].local_rotations[[3, 4], 0]).as_quat()
+    assert np.dot(raw[0], raw[1]) < 0                          # frames 3 and 4 as SciPy writes them: opposite signs
+    between = _sample_animation(gltf, accessor, _frame_time(3.5, 24.0))[root]["rotation"]
+    expected = Rotation.from_rotvec(1.75 * axis)
+    assert (Rotation.from_quat(between) * expected.inv()).magnitude() < 1e-4
+    assert tracks[0].rig.extras["betas_shared"] and tracks[1].rig.extras["first_frame"] == 2
+
+
+def test_video_export_refuses_bad_input(tmp_path):
+    from wildhands.app.export_gltf import export_video, read_track, track_animation
+    from wildhands.hand.hand_model import HandModel
+
+    model = HandModel()
+    with pytest.raises(ValueError, match="frames must be increasing"):
+        track_animation(model, [3, 2], np.zeros(10), np.zeros((2, 3)), np.zeros((2, 10)), np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="pose must be one row"):
+        track_animation(model, [0, 1], np.zeros(10), np.zeros((2, 3)), np.zeros((3, 10)), np.zeros((2, 3)))
+    with pytest.raises(FileNotFoundError, match="no such track file"):
+        export_video(tmp_path / "x.glb", [tmp_path / "missing.npz"], model, 30.0)
+    np.savez(tmp_path / "other.npz", frames=np.arange(3))
+    with pytest.raises(ValueError, match="not a video track file"):
+        read_track(tmp_path / "other.npz")
+    with pytest.raises(ValueError, match="track_files: no track"):
+        export_video(tmp_path / "x.glb", [], model, 30.0)
