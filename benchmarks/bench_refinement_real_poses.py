@@ -27,8 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from wildhands.app.photo_eval import ALIGNMENTS, errors_3d
-from wildhands.app.predict import (DEFAULT_CHECKPOINT,
-                                   with_current_inference_settings)
+from wildhands.app.predict import DEFAULT_CHECKPOINT
 from wildhands.config import apply_overrides
 from wildhands.data.augment import DetectorNoise
 from wildhands.data.datasets.real_poses import load_real_poses
@@ -39,6 +38,7 @@ from wildhands.fit.fit3d import kabsch_rotation
 from wildhands.fit.refine import RefineSettings
 from wildhands.hand.camera import axis_angle_to_matrix
 from wildhands.net.checkpoints import load_model
+from wildhands.net.inference import current_inference_config
 from wildhands.net.train import predict_dataset
 
 # name -> (overrides, with the 3D term)
@@ -103,7 +103,7 @@ def evaluate(checkpoint, samples, worlds, keypoints: str, extra: dict, refinemen
     from ``keypoints`` "detector" (detector-like noise) or "exact" (the true keypoints)."""
     source = {"detector": "detector", "exact": "labels"}[keypoints]
     model, config = load_model(checkpoint)
-    config = with_current_inference_settings(config)
+    config = current_inference_config(config)
     pred = predict_dataset(model, Views(samples), config, noise=keypoints == "detector")
     rows = {"network": score(pred["pred_keypoints_3d"], pred["pred_keypoints_2d"], samples)}
     for name, (overrides, use_3d) in (REFINEMENTS.items() if refinements else ()):

@@ -20,13 +20,13 @@ import time
 from pathlib import Path
 
 import torch
-from wildhands.app.predict import with_current_inference_settings
 from wildhands.config import apply_overrides, load_profile
 from wildhands.data.synthetic import SyntheticHandDataset, synthetic_root
 from wildhands.eval.protocol import (TRUTH_SUBSTITUTIONS, error_breakdown,
                                      evaluate_network, headline, label_vectors)
 from wildhands.fileio import write_json
 from wildhands.net.checkpoints import load_model
+from wildhands.net.inference import current_inference_config
 from wildhands.net.train import default_run_dir, variant_config
 from wildhands.paths import output_dir
 
@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     print(f"{'variant':8} {'inputs':9} {'3D mm':>7} {'3D mm (Procrustes)':>19} {'2D px':>7}")
     for checkpoint in checkpoints:
         model, trained_config = load_model(checkpoint)
-        trained_config = apply_overrides(with_current_inference_settings(trained_config), overrides)   # [inference], [fit2d], [refine] as the profile has them now
+        trained_config = apply_overrides(current_inference_config(trained_config), overrides)   # [inference], [fit2d], [refine] as the profile has them now
         variant = model.variant if args.checkpoint is None else str(checkpoint)
         start = time.perf_counter()
         result = evaluate_network(model, test_set, trained_config, refine=not args.no_refine)

@@ -150,22 +150,30 @@ def test_shipped_checkpoint_loads_against_the_current_hand_model():
     assert model.variant == "2d"
 
 
-def test_checkpoints_take_the_fit_settings_of_their_profile_as_it_is_now():
-    from wildhands.app.predict import with_current_inference_settings
-    from wildhands.net.train import variant_config
+def test_checkpoints_take_the_inference_settings_of_their_profile_as_it_is_now():
+    from wildhands.config import MissingSetting
+    from wildhands.net.inference import InferenceSettings, current_inference_config
+    from wildhands.net.variants import variant_config
 
     quick = load_profile("quick")
     for variant in ("2d", "rgb"):
         trained = variant_config(quick, variant)
         trained["refine"] = {"label_sigma_px": 3.0}          # as a checkpoint from an older profile holds it
         trained["fit2d"] = {"iterations": 1}
-        current = with_current_inference_settings(trained)
+        current = current_inference_config(trained)
         assert current["refine"] == variant_config(quick, variant)["refine"]
         assert current["fit2d"] == quick["fit2d"] and current["model"] == trained["model"]
-    assert with_current_inference_settings(variant_config(quick, "2d"))["refine"]["anchor"]
-    assert not with_current_inference_settings(variant_config(quick, "rgb"))["refine"]["anchor"]
+        assert InferenceSettings.for_checkpoint(trained) == InferenceSettings.from_config(variant_config(quick, variant))
+    assert InferenceSettings.for_checkpoint(variant_config(quick, "2d")).refine.anchor_sigma is not None
+    assert InferenceSettings.for_checkpoint(variant_config(quick, "rgb")).refine.anchor_sigma is None
+    settings = InferenceSettings.for_checkpoint(variant_config(quick, "2d"), {"inference.quarter_turns": 2})
+    assert settings.quarter_turns == 2 and settings.fit.options.iterations == quick["fit2d"]["iterations"]
     custom = {**variant_config(quick, "2d"), "profile": "my-lab-profile", "refine": {"label_sigma_px": 3.0}}
-    assert with_current_inference_settings(custom)["refine"] == {"label_sigma_px": 3.0}
+    assert current_inference_config(custom)["refine"] == {"label_sigma_px": 3.0}
+    with pytest.raises(MissingSetting, match=r"\[refine\] \w+: missing from profile 'my-lab-profile'"):
+        InferenceSettings.for_checkpoint(custom)
+    with pytest.raises(ValueError, match="quarter_turns"):
+        InferenceSettings.from_config(load_profile("quick", {"inference.quarter_turns": 3}))
 
 
 def _detected(keypoints_2d, side="right", world=True):
@@ -190,7 +198,7 @@ def test_detector_cues_reach_the_fit_and_the_json(tmp_path, checkpoint):
     # The network sees a left hand mirrored: so do its world landmarks (x flips, y and z stay).
     assert np.allclose(term["keypoints_3d"][0], right.world_landmarks)
     assert np.allclose(term["keypoints_3d"][1], left.world_landmarks * [-1, 1, 1])
-    sigma_mm = predictor.config["refine"]["world_sigma_mm"]
+    sigma_mm = predictor.inference.refine.world_sigma_mm
     assert np.allclose(term["weights_3d"], 1 / (sigma_mm / 1000) ** 2)
     results = predictor.predict(image, hands=[right, left])
     record = write_outputs(tmp_path, "cues", image, results, predictor.hand_model.faces, {})

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from wildhands.app.drawing import draw_hand_overlay
 from wildhands.app.export_gltf import export_photo
-from wildhands.config import INFERENCE_TABLES, apply_overrides, load_profile
+from wildhands.config import apply_overrides, load_profile
 from wildhands.data.augment import DetectorNoise, resize_image
 from wildhands.data.crops import (CropTransform, crop_image, hand_transform,
                                   make_transform)
@@ -34,8 +34,7 @@ from wildhands.data.detection import Detection
 from wildhands.data.detector import detector_from_config, match_detection
 from wildhands.data.images import ImageError, list_images, read_image
 from wildhands.fileio import atomic_path, write_json, write_obj
-from wildhands.fit.fit2d import Fit2D, FitSettings
-from wildhands.fit.refine import RefineSettings
+from wildhands.fit.fit2d import Fit2D
 from wildhands.hand import keypoints as kp
 from wildhands.hand.camera import CROP_SCALE
 from wildhands.hand.camera_space import (check_camera_flags, photo_intrinsics,
@@ -43,9 +42,10 @@ from wildhands.hand.camera_space import (check_camera_flags, photo_intrinsics,
 from wildhands.hand.hand_model import hand_model_from_config
 from wildhands.hand.parameters import PARAMETER_FIELDS, HandParameters
 from wildhands.net.checkpoints import load_model
-from wildhands.net.model import HandDecoder, quarter_turns, turned_average
-from wildhands.net.samples import network_input
-from wildhands.net.train import variant_config
+from wildhands.net.inference import (InferenceSettings,
+                                     current_inference_config)
+from wildhands.net.model import HandDecoder, turned_average
+from wildhands.net.samples import InputSettings, network_input
 from wildhands.paths import OUTPUTS_DIR, PARAMS_DIR
 
 DEFAULT_CHECKPOINT = PARAMS_DIR / "checkpoints" / "wildhands_2d_open_hand.pt"
@@ -147,23 +147,13 @@ def _hands_from_json(value, name: str) -> list[HandInput]:
     return out
 
 
-def with_current_inference_settings(trained_config: dict) -> dict:
-    """A checkpoint's configuration with ``[inference]``, ``[fit2d]`` and ``[refine]`` from its
-    profile as it is now.
-
-    Those tables only steer inference (test-time averaging, the 2D fit), so improving them
-    needs no retraining; a checkpoint whose profile is not among params/profiles/ keeps its own.
-    """
-    try:
-        current = variant_config(load_profile(str(trained_config.get("profile", ""))),
-                                 trained_config["model"]["variant"])
-    except (FileNotFoundError, KeyError, ValueError):
-        return trained_config
-    return {**trained_config, **{table: current[table] for table in INFERENCE_TABLES if table in current}}
-
-
 class Predictor:
-    """The whole pipeline on in-memory images. Build once, call ``predict`` per image."""
+    """The whole pipeline on in-memory images. Build once, call ``predict`` per image.
+
+    ``config``: the checkpoint's profile with ``[inference]``, ``[fit2d]`` and ``[refine]`` from its
+    profile as it is now (``inference.current_inference_config``: improving them needs no
+    retraining), then ``config_overrides``; ``inference``: those three tables, read once.
+    """
 
     def __init__(self, checkpoint=None, method: str = "network", refine: bool = True, device: str = "cpu",
                  hand_model=None, detector=None, config_overrides: dict | None = None):
@@ -174,14 +164,14 @@ class Predictor:
         if method == "network":
             self.checkpoint = Path(checkpoint) if checkpoint else default_checkpoint()
             self.model, trained_config = load_model(self.checkpoint, hand_model=hand_model, device=self.device)
-            self.config = apply_overrides(with_current_inference_settings(trained_config), config_overrides)
+            self.config = apply_overrides(current_inference_config(trained_config), config_overrides)
             self.hand_model = self.model.hand_model
         else:
             self.checkpoint = None
             self.config = load_profile("quick", config_overrides)
             self.hand_model = hand_model or hand_model_from_config(self.config)
-        self.fit_settings = FitSettings.from_config(self.config)
-        self.refine_settings = RefineSettings.from_config(self.config)
+        self.inference = InferenceSettings.from_config(self.config)
+        self.inputs = InputSettings.from_config(self.config)
         self._detector = detector
         self._fit = self._full_pose_model = None
         self._refine_fits = {}  # with the detector's 3D keypoints or not -> Fit2D
@@ -227,7 +217,7 @@ class Predictor:
 
     @property
     def use_world_landmarks(self) -> bool:
-        return self.method == "network" and self.refine_settings.world_sigma_mm > 0
+        return self.method == "network" and self.inference.refine.world_sigma_mm > 0
 
     def predict(self, image: np.ndarray, hands: list[HandInput] | None = None, bbox=None) -> list[HandResult]:
         """Reconstruct every hand of ``image`` (found by the detector unless ``hands`` are given)."""
@@ -262,15 +252,14 @@ class Predictor:
         """Per hand, its parameters (a batch of one each) and, when fitted, its 2D fit error (px)."""
         if self.method == "fit2d":
             if self._fit is None:
-                self._fit = Fit2D.from_settings(self.hand_model, self.fit_settings.energy)
-            result = self._fit.fit(keypoints_crop, confidence, options=self.fit_settings.options)
+                self._fit = Fit2D.from_settings(self.hand_model, self.inference.fit.energy)
+            result = self._fit.fit(keypoints_crop, confidence, options=self.inference.fit.options)
             return _split_hands(result.parameters()), result.error_px.numpy()
-        size = int(self.config["model"]["input_size"])
+        size = self.inputs.input_size
         images = torch.as_tensor(np.stack([resize_image(c, size) for c in crops])) if "rgb" in self.variant else None
-        x = network_input(self.variant, size, float(self.config["preprocess"]["heatmap_sigma"]), images=images,
-                          keypoints_2d=keypoints_crop, confidence=confidence,
-                          crop_size=int(self.config["preprocess"]["crop_size"]))
-        params = turned_average(self.model.encoder, x.to(self.device), quarter_turns(self.config)).detach()
+        x = network_input(self.variant, size, self.inputs.heatmap_sigma, images=images, keypoints_2d=keypoints_crop,
+                          confidence=confidence, crop_size=self.inputs.crop_size)
+        params = turned_average(self.model.encoder, x.to(self.device), self.inference.quarter_turns).detach()
         if not self.refine:
             return _split_hands(params), None
         return self._refined(params, keypoints_crop, confidence, hands, transforms)
@@ -279,7 +268,7 @@ class Predictor:
         """The 2D-fit refinement of the network's prediction, in two groups: hands with the
         detector's 3D keypoints are fitted with them and ``[refine.with_3d]``'s pose space, the
         others with ``[refine]``'s (``RefineSettings.energy_for``)."""
-        refine = self.refine_settings
+        refine = self.inference.refine
         sources = ["labels" if h.source == "keypoints" else "detector" for h in hands]
         per_photo = refine.keypoint_sigma == "photo"
         measured = DetectorNoise.from_config(self.config).keypoint_sigma_px
@@ -311,7 +300,7 @@ class Predictor:
         crop), each keypoint weighted 1 / ``[refine] world_sigma_mm``^2; {} when no hand has them."""
         if not self.use_world_landmarks or all(h.world_landmarks is None for h in hands):
             return {}
-        sigma_m = self.refine_settings.world_sigma_mm / 1000.0
+        sigma_m = self.inference.refine.world_sigma_mm / 1000.0
         points = np.zeros((len(hands), kp.NUM_KEYPOINTS, 3))
         weights = np.zeros((len(hands), kp.NUM_KEYPOINTS))
         for i, (hand, transform) in enumerate(zip(hands, transforms)):

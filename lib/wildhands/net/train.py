@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, default_collate
-from wildhands.config import (INFERENCE_TABLES, load_profile,
+from wildhands.config import (INFERENCE_TABLES, TableSettings, load_profile,
                               parse_set_arguments, setting,
                               settings_from_table, table)
 from wildhands.data.datasets import paper_training_mixture
@@ -48,7 +48,7 @@ from wildhands.net.checkpoints import (load_encoder_weights,
 from wildhands.net.encoder import check_variant
 from wildhands.net.losses import (keypoint_errors, parameter_losses,
                                   reconstruction_losses)
-from wildhands.net.inference import InferenceSettings
+from wildhands.net.inference import inference_quarter_turns
 from wildhands.net.model import HandReconstructor, build_model
 from wildhands.net.samples import STAGES, InputSettings, TrainingSamples
 from wildhands.net.variants import TRAIN_STAGES, variant_config
@@ -69,8 +69,9 @@ class TrainResult:
 # ----------------------------------------------------------------------------- configuration
 
 @dataclass(frozen=True)
-class OptimSettings:
+class OptimSettings(TableSettings):
     """The ``[optim]`` table: Adam, its learning-rate schedule, gradient clipping and autocast."""
+    TABLE = "optim"
     lr: float
     weight_decay: float
     schedule: str              # constant | cosine
@@ -78,10 +79,6 @@ class OptimSettings:
     grad_clip: float           # max gradient norm; 0: off
     amp: str                   # bf16 | fp16 | off
     amp_cpu: bool
-
-    @classmethod
-    def from_config(cls, config: dict) -> "OptimSettings":
-        return settings_from_table(cls, config, "optim")
 
 
 @dataclass(frozen=True)
@@ -650,16 +647,18 @@ def _progress(iterable, description: str, enabled: bool):
 
 @torch.no_grad()
 def predict_dataset(model: HandReconstructor, dataset, config: dict, noise: bool = False,
-                    batch_size: int = 64, seed: int | None = None) -> dict:
+                    batch_size: int = 64, seed: int | None = None, quarter_turns: int | None = None) -> dict:
     """Run ``model`` over ``dataset`` (no augmentation); numpy arrays of predictions and labels.
 
     ``noise``: feed heat-maps from detector-like keypoints instead of the clean labels.
+    ``quarter_turns``: test-time averaging (``InferenceSettings``; None: ``config``'s ``[inference]``).
     Returns the predicted keypoints (3D, 2D), reprojected vertices and parameters (N, 26) under
     ``pred_*``, the labels, per-sample errors and the network's input keypoints.
     """
     device = next(model.parameters()).device
     seed = int(setting(config, "", "seed")) if seed is None else seed
-    inputs, turns = InputSettings.from_config(config), InferenceSettings.from_config(config).quarter_turns
+    inputs = InputSettings.from_config(config)
+    turns = inference_quarter_turns(config) if quarter_turns is None else quarter_turns
     samples = TrainingSamples(dataset, config, model.variant, seed, stage="eval", augment=False, noise=noise)
     sampler = [[(i, i) for i in range(s, min(s + batch_size, len(samples)))]
                for s in range(0, len(samples), batch_size)]
