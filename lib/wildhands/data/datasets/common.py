@@ -15,6 +15,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from wildhands.hand import keypoints as kp
@@ -240,3 +241,52 @@ def fingertip_record(image_path: Path, tips: np.ndarray, K: np.ndarray, image_si
         image_path=image_path, keypoints_2d=uv, visible=(labelled & inside_image(uv, *image_size)).astype(float),
         keypoints_3d=points, is_left=is_left, intrinsics=K, root="wrist", scored=labelled.astype(float),
         dataset=dataset, split=split, id=id)
+
+
+@dataclass(frozen=True)
+class FingertipSequences:
+    """A fingertip-only set laid out as ``<root>/data/<sequence>/color/*.png`` with one annotation
+    line per colour frame, in frame-name order (DEXTER+OBJECT, EGODEXTER).
+
+    ``missing(tips_mm)`` marks the fingertips a line leaves unannotated, ``to_colour_mm`` maps the
+    others (millimetres, depth sensor) into the colour camera's frame; frames without any
+    annotated fingertip are skipped."""
+    name: str
+    sequences: tuple
+    splits: tuple
+    annotation_path: Callable[[str], Path]
+    missing: Callable[[np.ndarray], np.ndarray]
+    to_colour_mm: Callable[[np.ndarray], np.ndarray]
+    colour_k: np.ndarray
+    image_size: tuple
+
+    def records(self, root, split: str, is_left: bool) -> list[HandRecord]:
+        check_split(self.name, split, self.splits)
+        expected = ([self.annotation_path(s) for s in self.sequences]
+                    + [Path("data") / s / "color" for s in self.sequences])
+        root = check_root(self.name, root, expected)
+        require_files(self.name, root, expected)
+        return [record for sequence in self.sequences for record in self._sequence(root, sequence, split, is_left)]
+
+    def _sequence(self, root: Path, sequence: str, split: str, is_left: bool) -> list[HandRecord]:
+        frames = sorted((root / "data" / sequence / "color").glob("*.png"), key=natural_key)
+        tips_mm = read_fingertip_file(root / self.annotation_path(sequence), 3, self.name)
+        if not frames:
+            raise DatasetNotFound(self.name, root, [Path("data") / sequence / "color" / "*.png"])
+        if len(frames) != len(tips_mm):
+            raise ValueError(f"{self.name}: {sequence} has {len(frames)} colour frames but "
+                             f"{root / self.annotation_path(sequence)} has {len(tips_mm)} lines")
+        tips_mm[self.missing(tips_mm)] = np.nan
+        tips = self.to_colour_mm(tips_mm) * MM
+        return [fingertip_record(path, tips[frame], self.colour_k, self.image_size, self.name, split,
+                                 f"{sequence}/{path.stem}", is_left)
+                for frame, path in enumerate(frames) if np.isfinite(tips[frame]).all(axis=1).any()]
+
+
+def flagged_keypoints(points: np.ndarray, where: str, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(keypoints (21, 2) image pixels, NaN where not visible; visible (21,) 0/1) from 21 rows of
+    ``[x, y, flag]`` (flag > 0: visible), the ``key`` entry of the annotation ``where`` names."""
+    if points.shape != (kp.NUM_KEYPOINTS, 3):
+        raise ValueError(f"{where}: '{key}' must be 21 x [x, y, flag], got shape {points.shape}")
+    visible = ((points[:, 2] > 0) & np.isfinite(points[:, :2]).all(axis=1)).astype(float)
+    return np.where(visible[:, None] > 0, points[:, :2], np.nan), visible

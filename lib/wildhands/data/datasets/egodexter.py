@@ -21,11 +21,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from wildhands.data.datasets.common import (MM, DatasetNotFound, HandRecord,
-                                            check_root, check_split,
-                                            fingertip_record, intrinsics,
-                                            natural_key, read_fingertip_file,
-                                            require_files)
+from wildhands.data.datasets.common import (FingertipSequences, HandRecord,
+                                            intrinsics)
 
 NAME = "egodexter"
 SEQUENCES = ("Desk", "Fruits", "Kitchen", "Rotunda")
@@ -48,23 +45,12 @@ def depth_to_color(points_mm: np.ndarray) -> np.ndarray:
 
 def load_egodexter(root, split: str = "test", is_left: bool = True) -> list[HandRecord]:
     """EGODEXTER fingertip records of the annotated frames (the set is evaluation-only)."""
-    check_split(NAME, split, SPLITS)
-    expected = [annotation_path(s) for s in SEQUENCES] + [Path("data") / s / "color" for s in SEQUENCES]
-    root = check_root(NAME, root, expected)
-    require_files(NAME, root, expected)
-    records = []
-    for sequence in SEQUENCES:
-        frames = sorted((root / "data" / sequence / "color").glob("*.png"), key=natural_key)
-        tips_mm = read_fingertip_file(root / annotation_path(sequence), 3, NAME)
-        if not frames:
-            raise DatasetNotFound(NAME, root, [Path("data") / sequence / "color" / "*.png"])
-        if len(frames) != len(tips_mm):
-            raise ValueError(f"{NAME}: {sequence} has {len(frames)} colour frames but "
-                             f"{root / annotation_path(sequence)} has {len(tips_mm)} lines")
-        tips_mm[(np.abs(tips_mm) < 1e-6).all(axis=-1)] = np.nan
-        tips = depth_to_color(tips_mm) * MM
-        for frame, path in enumerate(frames):
-            if np.isfinite(tips[frame]).all(axis=1).any():
-                records.append(fingertip_record(path, tips[frame], COLOR_K, IMAGE_SIZE, NAME, split,
-                                                f"{sequence}/{path.stem}", is_left))
-    return records
+    return FINGERTIP_SEQUENCES.records(root, split, is_left)
+
+
+def _unannotated(tips_mm: np.ndarray) -> np.ndarray:
+    return (np.abs(tips_mm) < 1e-6).all(axis=-1)      # all zeros (blank fields are NaN already)
+
+
+FINGERTIP_SEQUENCES = FingertipSequences(NAME, SEQUENCES, SPLITS, annotation_path, _unannotated, depth_to_color,
+                                         COLOR_K, IMAGE_SIZE)

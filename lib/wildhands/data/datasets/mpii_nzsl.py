@@ -16,9 +16,9 @@ from __future__ import annotations
 import numpy as np
 from wildhands.data.datasets.common import (DatasetNotFound, HandRecord,
                                             check_root, check_split,
-                                            natural_key, progress, read_json,
+                                            flagged_keypoints, natural_key,
+                                            progress, read_json,
                                             require_files)
-from wildhands.hand import keypoints as kp
 
 NAME = "mpii_nzsl"
 SPLITS = {"train": "manual_train", "test": "manual_test"}
@@ -42,10 +42,7 @@ def load_mpii_nzsl(root, split: str = "train") -> list[HandRecord]:
             points, is_left = np.asarray(data["hand_pts"], dtype=np.float64), data["is_left"]
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"{where}: expected numeric 'hand_pts' and 'is_left' ({err})") from None
-        if points.shape != (kp.NUM_KEYPOINTS, 3):
-            raise ValueError(f"{where}: 'hand_pts' must be 21 x [x, y, flag], got shape {points.shape}")
-        visible = ((points[:, 2] > 0) & np.isfinite(points[:, :2]).all(axis=1)).astype(float)
-        keypoints = np.where(visible[:, None] > 0, points[:, :2], np.nan)
+        keypoints, visible = flagged_keypoints(points, where, "hand_pts")
         records.append(HandRecord(
             image_path=path.with_suffix(".jpg"), keypoints_2d=keypoints, visible=visible, keypoints_3d=None,
             is_left=bool(is_left), intrinsics=None, root="wrist", scored=visible, dataset=NAME, split=split,

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 from wildhands.data.datasets.common import (HandRecord, check_root,
-                                            check_split, progress, read_json,
+                                            check_split, flagged_keypoints,
+                                            progress, read_json,
                                             require_files)
-from wildhands.hand import keypoints as kp
 
 NAME = "panoptic"
 ANNOTATION_FILE = "hands_v143_14817.json"
@@ -44,10 +44,7 @@ def load_panoptic(root, split: str = "train") -> list[HandRecord]:
             relative, joints = entry["img_paths"], np.asarray(entry["joint_self"], dtype=np.float64)
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"{where}: expected 'img_paths' and numeric 'joint_self' ({err})") from None
-        if joints.shape != (kp.NUM_KEYPOINTS, 3):
-            raise ValueError(f"{where}: 'joint_self' must be 21 x [x, y, flag], got shape {joints.shape}")
-        visible = ((joints[:, 2] > 0) & np.isfinite(joints[:, :2]).all(axis=1)).astype(float)
-        keypoints = np.where(visible[:, None] > 0, joints[:, :2], np.nan)
+        keypoints, visible = flagged_keypoints(joints, where, "joint_self")
         records.append(HandRecord(
             image_path=root / relative, keypoints_2d=keypoints, visible=visible, keypoints_3d=None,
             is_left=bool(entry.get("is_left", False)), intrinsics=None, root="wrist", scored=visible,

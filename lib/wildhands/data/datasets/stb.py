@@ -39,6 +39,7 @@ from wildhands.data.datasets.common import (MM, HandRecord, check_root,
                                             intrinsics, keypoint_order,
                                             project, require_files,
                                             to_openpose)
+from wildhands.hand import keypoints as kp
 
 NAME = "stb"
 SEQUENCES = tuple(f"B{i}{kind}" for i in range(1, 7) for kind in ("Counting", "Random"))
@@ -46,16 +47,11 @@ SPLITS = {"train": SEQUENCES[2:], "test": SEQUENCES[:2]}
 FRAMES_PER_SEQUENCE = 1500
 IMAGE_SIZE = (640, 480)  # width, height
 
-# STB's keypoint order in our names; keypoint 0 is the palm centre, stored in the wrist's slot.
-# STB names its four thumb points MCP, PIP, DIP, tip; they are, base to tip, our CMC, MCP, IP, tip.
-STB_KEYPOINTS = (
-    "wrist",
-    "pinky_mcp", "pinky_pip", "pinky_dip", "pinky_tip",
-    "ring_mcp", "ring_pip", "ring_dip", "ring_tip",
-    "middle_mcp", "middle_pip", "middle_dip", "middle_tip",
-    "index_mcp", "index_pip", "index_dip", "index_tip",
-    "thumb_cmc", "thumb_mcp", "thumb_ip", "thumb_tip",
-)
+# STB's keypoint order in our names: ours with the fingers reversed (little finger first); keypoint
+# 0 is the palm centre, stored in the wrist's slot. STB names its four thumb points MCP, PIP, DIP,
+# tip; they are, base to tip, our CMC, MCP, IP, tip.
+STB_KEYPOINTS = ("wrist",) + tuple(kp.KEYPOINT_NAMES[i] for finger in reversed(kp.FINGERS)
+                                   for i in kp.FINGER_KEYPOINTS[finger])
 STB_TO_OPENPOSE = keypoint_order(STB_KEYPOINTS)
 
 # Published calibration (the set's README).
