@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 import math
 import struct
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -212,12 +212,12 @@ class _Scene:
     """A glTF document being built: the camera, the node turning our camera frame into glTF's,
     the hands under it, their meshes and skins, and the binary buffer."""
 
-    def __init__(self):
-        self.buffer = _Buffer()
+    def __init__(self, kind: str = "photo"):
+        self.kind, self.buffer = kind, _Buffer()
         self.nodes: list[dict] = [
             {"name": "camera", "camera": 0},
             {"name": "camera_frame", "rotation": HALF_TURN_ABOUT_X, "children": [],
-             "extras": {"note": "children are in the photo's camera frame: x right, y down, z forward, metres"}},
+             "extras": {"note": f"children are in the {kind}'s camera frame: x right, y down, z forward, metres"}},
         ]
         self.meshes, self.skins, self.roots = [], [], []
 
@@ -254,14 +254,15 @@ class _Scene:
         nodes.append({"name": hand.name, "mesh": mesh, "skin": mesh, "extras": hand.extras})
         return first
 
-    def document(self, intrinsics: Intrinsics, scene_name: str, extras: dict | None = None,
+    def document(self, intrinsics: Intrinsics, extras: dict | None = None,
                  animations: list | None = None) -> tuple[dict, bytes]:
         """The glTF JSON (with ``animations`` where given) and its binary buffer."""
         document = {
             "asset": {"version": "2.0", "generator": "wildhands"},
             "scene": 0,
-            "scenes": [{"name": scene_name, "nodes": [0, 1] + self.roots, "extras": extras or {}}],
-            "nodes": self.nodes, "meshes": self.meshes, "skins": self.skins, "cameras": [_camera(intrinsics)],
+            "scenes": [{"name": self.kind, "nodes": [0, 1] + self.roots, "extras": extras or {}}],
+            "nodes": self.nodes, "meshes": self.meshes, "skins": self.skins,
+            "cameras": [_camera(intrinsics, f"{self.kind}_camera")],
         }
         if animations:
             document["animations"] = animations
@@ -270,9 +271,9 @@ class _Scene:
         return document, bytes(self.buffer.data)
 
 
-def _camera(intrinsics: Intrinsics) -> dict:
+def _camera(intrinsics: Intrinsics, name: str) -> dict:
     width, height = intrinsics.width, intrinsics.height
-    return {"name": "photo_camera", "type": "perspective",
+    return {"name": name, "type": "perspective",
             "perspective": {"yfov": 2 * math.atan(height / (2 * intrinsics.fy)), "aspectRatio": width / height,
                             "znear": ZNEAR_M, "zfar": ZFAR_M},
             "extras": {**intrinsics.to_dict(), "matrix": intrinsics.matrix.tolist(),
@@ -284,7 +285,7 @@ def gltf_document(hands: list[RiggedHand], intrinsics: Intrinsics, extras: dict 
     scene = _Scene()
     for hand in hands:
         scene.add_hand(hand)
-    return scene.document(intrinsics, "photo", extras)
+    return scene.document(intrinsics, extras)
 
 
 def glb_bytes(document: dict, binary: bytes) -> bytes:
@@ -335,10 +336,6 @@ class HandTrack:
     local_rotations: np.ndarray     # (K, 16, 3, 3)
     translations: np.ndarray        # (K, 3) the root joint in the camera frame, metres
 
-    def at(self, k: int) -> RiggedHand:
-        """The rig posed as in the k-th frame seen."""
-        return replace(self.rig, local_rotations=self.local_rotations[k], translation=self.translations[k])
-
 
 def track_animation(hand_model, frames, betas, global_orient, pose, translations, mirrored: bool = False,
                     name: str = "track") -> HandTrack:
@@ -346,7 +343,8 @@ def track_animation(hand_model, frames, betas, global_orient, pose, translations
     ``betas`` (K, S) or (S,), ``global_orient`` (K, 3) axis-angles, ``pose`` (K, n) as ``predict``
     gives it, ``translations`` (K, 3) the root in the camera frame; ``mirrored`` for a left hand."""
     frames = np.asarray(frames).reshape(-1)
-    if len(frames) == 0 or not np.issubdtype(frames.dtype, np.integer) or frames[0] < 0 or np.any(np.diff(frames) <= 0):
+    if (len(frames) == 0 or not np.issubdtype(frames.dtype, np.integer) or frames[0] < 0
+            or np.any(np.diff(frames) <= 0)):
         raise ValueError(f"{name}: frames must be increasing frame indices from 0, got {frames.tolist()}")
     betas = np.asarray(betas, np.float64)
     betas = betas.reshape(-1, betas.shape[-1])
@@ -421,13 +419,13 @@ def animated_document(tracks: list[HandTrack], intrinsics: Intrinsics, fps: floa
     frame_count = last + 1 if frame_count is None else int(frame_count)
     if frame_count <= last:
         raise ValueError(f"frame_count: {frame_count} frames, but a track is seen in frame {last}")
-    scene = _Scene()
+    scene = _Scene("video")
     animation = {"name": name, "channels": [], "samplers": []}
     for track in tracks:
         _animate_track(scene.buffer, track, scene.add_hand(track.rig), fps, frame_count, animation)
     extras = {**(extras or {}), "fps": fps, "frames": frame_count,
               "hidden": "a hand not seen in a frame has scale 0 there (STEP keys on its root joint)"}
-    return scene.document(intrinsics, "video", extras, [animation])
+    return scene.document(intrinsics, extras, [animation])
 
 
 def write_track_animation(path, tracks: list[HandTrack], intrinsics: Intrinsics, fps: float,
