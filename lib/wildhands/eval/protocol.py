@@ -20,6 +20,7 @@ from wildhands.hand.camera import axis_angle_to_matrix, matrix_to_axis_angle
 from wildhands.hand.hand_model import HandModel
 from wildhands.hand.keypoints import KEYPOINT_NAMES
 from wildhands.hand.parameters import PARAMETER_FIELDS, HandParameters, VectorLayout
+from wildhands.net.inference import InferenceSettings
 from wildhands.net.model import HandDecoder
 from wildhands.net.train import predict_dataset
 
@@ -41,7 +42,8 @@ def summarize(pred_3d, gt_3d, pred_2d, gt_2d, visible, has_3d, config: dict) -> 
     return out
 
 
-def evaluate_network(model, dataset, config: dict, refine: bool = True, batch_size: int = 64) -> dict:
+def evaluate_network(model, dataset, config: dict, refine: bool = True, batch_size: int = 64,
+                     inference: InferenceSettings | None = None) -> dict:
     """``{"clean", "detector", "refined", "refined_labels"}`` summaries of a trained network on ``dataset``.
 
     "refined": the 2D fit from the network's prediction on the detector-like keypoints it saw,
@@ -50,16 +52,19 @@ def evaluate_network(model, dataset, config: dict, refine: bool = True, batch_si
     down-weighted as ``[refine]`` says (``RefineSettings.options_for``).
 
     The RGB variant reads no keypoints, so its "detector" numbers equal its "clean" ones and
-    its refinement fits the detector-like keypoints (what a user would have).
+    its refinement fits the detector-like keypoints (what a user would have). ``inference``: the
+    test-time averaging and the refinement (default: ``config``'s).
     """
+    inference = inference or InferenceSettings.from_config(config)
     out, raw = {}, {}
     for mode, noise in (("clean", False), ("detector", True)):
-        pred = predict_dataset(model, dataset, config, noise=noise, batch_size=batch_size)
+        pred = predict_dataset(model, dataset, config, noise=noise, batch_size=batch_size,
+                               quarter_turns=inference.quarter_turns)
         raw[mode] = pred
         out[mode] = summarize(pred["pred_keypoints_3d"], pred["keypoints_3d"], pred["pred_keypoints_2d"],
                               pred["keypoints_2d"], pred["visible"], pred["has_3d"], config)
     if refine:
-        settings = RefineSettings.from_config(config)
+        settings = inference.refine
         for mode, inputs, source in (("refined", "detector", "detector"), ("refined_labels", "clean", "labels")):
             pred = raw[inputs]
             targets = pred.get("input_keypoints_2d", pred["keypoints_2d"])

@@ -35,7 +35,7 @@ from wildhands.hand import keypoints as kp
 from wildhands.hand.camera import mirror_points_3d, rotate_root_relative
 from wildhands.hand.hand_model import HandModel
 from wildhands.net.checkpoints import load_model
-from wildhands.net.model import quarter_turns
+from wildhands.net.inference import inference_quarter_turns
 from wildhands.net.samples import heatmap_sigma, network_input
 
 FIT_METHOD = "2dfit"
@@ -164,7 +164,7 @@ def predict_network(model, model_config: dict, dataset: JointHandDataset, palm_r
                           images=batch["image"].to(device) if "image" in batch else None,
                           keypoints_2d=batch["keypoints_2d"].to(device), confidence=batch["visible"].to(device),
                           crop_size=dataset.crop_size)
-        pred = model.predict(x, quarter_turns(model_config))
+        pred = model.predict(x, inference_quarter_turns(model_config))
         joints = pred.keypoints_3d
         if palm_root:
             p = pred.params
