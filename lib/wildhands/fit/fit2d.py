@@ -31,6 +31,10 @@ C the model's 45 x 45 pose components (for the first PCA coefficients this is |t
 the pose space's own metric), plus a joint-range penalty w_range |max(0, lo - q_abs, q_abs - hi)|^2
 on the absolute axis-angle components (default limits: mean +- 3 standard deviations of
 the pose space, assuming unit-variance coefficients; pass ``pose_limits`` otherwise).
+
+Settings: ``FitSettings.from_config`` reads a profile's ``[fit2d]`` once, into the energy
+(``EnergySettings``: ``Fit2D.from_settings``) and the search (``FitOptions``: ``Fit2D.fit``).
+The packed parameters are ``hand.parameters.VectorLayout(num_betas, log_scale=True)``'s.
 """
 from __future__ import annotations
 
