@@ -149,11 +149,11 @@ def rest_skeleton(size: float = 1.0, palm_breadth: float = 1.0, palm_length: flo
     scale = finger_lengths.get("thumb", 1.0)
     base = np.array([CMC_RATIO * hl * palm_length, THUMB_CMC_DORSAL * size * palm_thickness,
                      -THUMB_CMC_LATERAL * hb])
-    direction = rotate_vector(np.array([1.0, 0.0, 0.0]), up, THUMB_AZIMUTH_DEG)          # towards -z
+    direction = rotate_vector(np.array([1.0, 0.0, 0.0]), up, THUMB_AZIMUTH_DEG)    # towards -z
     side = unit(np.cross(direction, up))                                             # palm-plane normal side
-    direction = rotate_vector(direction, side, -THUMB_ELEVATION_DEG)                       # tilt palmar (-y)
+    direction = rotate_vector(direction, side, -THUMB_ELEVATION_DEG)                 # tilt palmar (-y)
     dorsal = unit(up - (up @ direction) * direction)
-    dorsal = rotate_vector(dorsal, direction, -THUMB_PRONATION_DEG)                        # nail turns radially
+    dorsal = rotate_vector(dorsal, direction, -THUMB_PRONATION_DEG)                  # nail turns radially
     lengths = tuple(r * hl * scale for r in SEGMENT_RATIOS["thumb"])
     digits["thumb"] = _shift_base(Digit("thumb", base, direction, dorsal, lengths), size)
     return Skeleton(digits)

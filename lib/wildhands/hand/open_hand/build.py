@@ -46,8 +46,6 @@ def _snap_round_off(values: np.ndarray) -> np.ndarray:
     return np.where(np.abs(values) < 1e-12, 0.0, values)
 
 
-
-
 def _pose_space_entries(corpus: np.ndarray, frames: JointFrames, seed: int, real: bool = False) -> tuple[dict, dict]:
     """The model file's entries that derive from the pose corpus: top-level and ``pose_prior``'s.
     A corpus with real poses (``real``) sets the scale of its components within its own ranges."""

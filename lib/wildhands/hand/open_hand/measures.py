@@ -24,7 +24,6 @@ def knuckle_breadth(verts: np.ndarray, skeleton: Skeleton | None = None) -> floa
     return float(np.ptp(rel[near] @ along))
 
 
-
 def digit_penetration(arrays: dict, pose: np.ndarray, skeleton: Skeleton | None = None) -> np.ndarray:
     """(N, 5, 5) how deep (metres) the vertices of digit a (rows: thumb, index, middle, ring,
     pinky) reach inside digit b's phalanges in each of the (N, 45) poses, at the model's rest shape.

@@ -128,7 +128,6 @@ def axis_angle_limits(corpus_pose: np.ndarray, margin_deg: float = 5.0) -> np.nd
     return np.stack([corpus_pose.min(0) - margin, corpus_pose.max(0) + margin], 1)
 
 
-
 def mixed_pose_corpus(synthetic: np.ndarray, real: np.ndarray, synthetic_share: float, seed: int = 0) -> np.ndarray:
     """(M, 45) axis-angle poses: every pose of ``real`` plus synthetic ones drawn (deterministically)
     to make up ``synthetic_share`` (0 to < 1) of the mixture."""
