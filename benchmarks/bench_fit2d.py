@@ -4,7 +4,7 @@
 
 Fits noise-free keypoints of synthetic hands (pose coefficients uniform in [-2, 2], shape
 N(0, 1) clipped at 2, uniformly random views, framed as a 2.2 l crop at 320 px) with
-``fitting.Fit2D`` (batched Levenberg-Marquardt, analytic Jacobian), and a subset of them
+``fit.fit2d.Fit2D`` (batched Levenberg-Marquardt, analytic Jacobian), and a subset of them
 with ``scipy.optimize.least_squares`` (MINPACK's LM) hand by hand and start by start, on the
 same objective, reduced model and starts, with an autograd (forward-mode) Jacobian and
 an equal budget (2 residual evaluations per iteration: one with the Jacobian, one trial).
