@@ -7,7 +7,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from wildhands.data.detector import Detection, tight_box
 from wildhands.data.tracking import HandTracker, track_frames
 from wildhands.eval.video_metrics import acceleration_error, mean_acceleration
 from wildhands.fit.temporal import (OneEuroFilter, TemporalFit, TemporalSettings, TrackObservations,
@@ -134,18 +133,6 @@ def test_smoothing_leaves_a_static_hand_where_it_is(fit2d):
 
 # ----------------------------------------------------------------------------- the video pipeline
 
-class _Detector:
-    """Stands in for MediaPipe: given keypoints per frame (None: no hand)."""
-
-    def __init__(self, per_frame):
-        self.per_frame, self.calls = per_frame, 0
-
-    def detect(self, image):
-        keys = self.per_frame[self.calls]
-        self.calls += 1
-        return [] if keys is None else [Detection(keys, "left", 0.9, tight_box(keys))]
-
-
 @pytest.fixture(scope="module")
 def clip():
     from wildhands.config import load_profile
@@ -167,7 +154,7 @@ def _frame_count(path) -> int:
 
 @pytest.mark.parametrize("mode", ["offline", "online"])
 def test_video_outputs_and_overlay_frame_count(tmp_path, clip, mode):
-    from wildhands.app.video import predict_video
+    from wildhands.app.video import KnownKeypoints, predict_video
 
     path = tmp_path / "clip.mp4"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (160, 120))
@@ -175,7 +162,8 @@ def test_video_outputs_and_overlay_frame_count(tmp_path, clip, mode):
         writer.write(np.ascontiguousarray(frame[..., ::-1]))
     writer.release()
     per_frame = [k if t != 4 else None for t, k in enumerate(clip.keypoints_2d)]
-    summary = predict_video(path, tmp_path / "out", mode=mode, detector=_Detector(per_frame), progress=False)
+    summary = predict_video(path, tmp_path / "out", mode=mode, detector=KnownKeypoints(per_frame, "left"),
+                            progress=False)
     lines = [json.loads(line) for line in (tmp_path / "out" / "clip.jsonl").read_text().splitlines()]
     assert len(lines) == _frame_count(path) == _frame_count(tmp_path / "out" / "clip_overlay.mp4") == 12
     assert lines[4]["hands"] == [] and lines[4]["message"] == "no hand found"
@@ -189,7 +177,7 @@ def test_video_outputs_and_overlay_frame_count(tmp_path, clip, mode):
 
 
 def test_sequence_with_a_corrupt_frame_and_no_hands(tmp_path, clip):
-    from wildhands.app.video import predict_video
+    from wildhands.app.video import KnownKeypoints, predict_video
 
     folder = tmp_path / "frames"
     folder.mkdir()
@@ -198,7 +186,8 @@ def test_sequence_with_a_corrupt_frame_and_no_hands(tmp_path, clip):
     (folder / "frame_0003.png").write_bytes(b"not a png at all")
     keys = [clip.keypoints_2d[t] for t in range(6) if t != 2]      # the detector never sees the corrupt frame
     keys[3] = None                                                  # frame 5: no hand
-    summary = predict_video(folder, tmp_path / "out", sequence=True, detector=_Detector(keys), progress=False)
+    summary = predict_video(folder, tmp_path / "out", sequence=True, detector=KnownKeypoints(keys, "left"),
+                            progress=False)
     lines = [json.loads(line) for line in (tmp_path / "out" / "frames.jsonl").read_text().splitlines()]
     assert [line["frame"] for line in lines] == list(range(6))
     assert "frame_0003.png" in lines[2]["error"] and lines[2]["hands"] == []

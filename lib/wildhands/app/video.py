@@ -31,16 +31,16 @@ import torch
 from wildhands.app.drawing import draw_hand_overlay
 from wildhands.app.predict import HandInput, HandResult, Predictor, default_checkpoint
 from wildhands.config import load_profile
-from wildhands.data.augment import DetectorNoise
-from wildhands.data.crops import crop_box, hand_transform
-from wildhands.data.detector import detections_from_result
+from wildhands.data.augment import DetectorNoise, resize_image
+from wildhands.data.crops import CropTransform, crop_box, hand_transform
+from wildhands.data.detector import Detection, detections_from_result, tight_box
 from wildhands.data.images import IMAGE_SUFFIXES, ImageError, read_image
 from wildhands.data.tracking import HandTracker
 from wildhands.fileio import _to_builtin, atomic_path
 from wildhands.fit.fit2d import CAMERA_DIMS, Fit2D
 from wildhands.fit.refine import RefineSettings
-from wildhands.fit.temporal import OnlineSmoother, TemporalFit, TemporalSettings, TrackObservations
-from wildhands.hand.camera import CROP_SCALE, CROP_SIZE, axis_angle_to_matrix
+from wildhands.fit.temporal import MODES, OnlineSmoother, TemporalFit, TemporalSettings, TrackObservations
+from wildhands.hand.camera import CROP_SCALE, CROP_SIZE, axis_angle_to_matrix, matrix_to_axis_angle
 from wildhands.hand.parameters import HandParameters
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov")
@@ -147,6 +147,22 @@ class TrackingDetector:
         self._hands.close()
 
 
+class KnownKeypoints:
+    """A stand-in for the detector: given keypoints, one hand per frame ((T, 21, 2) image pixels,
+    or a list with None where there is no hand), all of one ``side``."""
+
+    def __init__(self, keypoints, side: str = "right", score: float = 0.95):
+        self.keypoints, self.side, self.score, self.calls = keypoints, side, float(score), 0
+
+    def detect(self, image_rgb: np.ndarray) -> list:
+        keys = self.keypoints[self.calls]
+        self.calls += 1
+        if keys is None:
+            return []
+        keys = np.asarray(keys, np.float64)
+        return [Detection(keys, self.side, self.score, tight_box(keys))]
+
+
 # ----------------------------------------------------------------------------- per-frame records
 
 @dataclass
@@ -155,7 +171,10 @@ class HandEntry:
     track_id: int
     hand: HandInput
     width: int                            # of the frame, pixels
-    result: HandResult | None = None
+    crop: CropTransform | None = None     # the crop its estimate was made in (mirrored: a left hand)
+    estimate: HandParameters | None = None   # per-frame parameters in that crop (offline: the network's)
+    inputs: tuple | None = None           # offline, until the network has run: (crop image or None, keypoints, confidence)
+    result: HandResult | None = None      # the output
 
 
 @dataclass
@@ -166,16 +185,16 @@ class FrameRecord:
     hands: list = field(default_factory=list)
 
 
-def to_track_frame(result: HandResult, left: bool) -> np.ndarray:
-    """Packed ``Fit2D`` parameters (P,) of a per-frame estimate, in its track's frame (image pixels,
-    mirrored for a left track; the crop's side must be the track's)."""
-    crop = result.crop
-    trans = crop.to_image(np.asarray(result.camera["trans_crop_px"], np.float64)[None])[0]
+def to_track_frame(one: HandParameters, crop: CropTransform, left: bool) -> np.ndarray:
+    """Packed ``Fit2D`` parameters (P,) of a per-frame estimate (a batch of one, in the crop
+    ``crop``) in its track's frame: image pixels, mirrored for a left track (whose crops are mirrored)."""
+    trans = crop.to_image(one.trans.double().cpu().numpy().reshape(1, 2))[0]
     if left:
         trans[0] = crop.image_width - 1 - trans[0]
-    log_scale = np.log(float(result.camera["scale_px_per_m"]) / crop.zoom)
-    p = result.params
-    return np.concatenate([p["global_orient"], trans, [log_scale], p["betas"], p["pose"]]).astype(np.float64)
+    log_scale = np.log(float(one.scale.reshape(-1)[0]) / crop.zoom)
+    orient = matrix_to_axis_angle(one.rotation.double().cpu()).numpy().reshape(-1)
+    return np.concatenate([orient, trans, [log_scale], one.betas.double().cpu().numpy().reshape(-1),
+                           one.pose.double().cpu().numpy().reshape(-1)])
 
 
 def to_crop_parameters(packed: np.ndarray, crop, left: bool, num_betas: int) -> HandParameters:
@@ -210,8 +229,8 @@ def track_observations(entries: list, first: int, last: int, left: bool, sigma_3
             image_points[:, 0] = entry.width - 1 - image_points[:, 0]
         zoom = CROP_SIZE / crop_box(np.nan_to_num(image_points), None, CROP_SCALE)[2]
         points[t], weights[t] = image_points, np.asarray(entry.hand.confidence) * (zoom / sigma_320) ** 2
-        if entry.result is not None and entry.result.crop.mirrored == left:
-            init[t] = to_track_frame(entry.result, left)
+        if entry.estimate is not None and entry.crop.mirrored == left:
+            init[t] = to_track_frame(entry.estimate, entry.crop, left)
         if entry.hand.world_landmarks is not None and world_sigma_m > 0:
             world[t] = np.asarray(entry.hand.world_landmarks) * ([-1.0, 1.0, 1.0] if left else 1.0)
             world_weights[t] = 1.0 / world_sigma_m ** 2
@@ -223,7 +242,7 @@ def track_observations(entries: list, first: int, last: int, left: bool, sigma_3
 class VideoPredictor:
     """Per-frame detection, tracking and estimates, then the temporal fit (offline) or filter
     (online). ``detector``: anything with ``detect(rgb) -> [Detection]`` (default MediaPipe in
-    tracking mode); ``mode``: "offline" or "online" (default: ``[video] mode``)."""
+    tracking mode); ``mode``: one of ``fit.temporal.MODES`` (default: ``[video] mode``)."""
 
     def __init__(self, checkpoint=None, mode: str | None = None, device: str = "cpu", detector=None,
                  config_overrides: dict | None = None):
@@ -235,7 +254,7 @@ class VideoPredictor:
             current = load_profile("quick", config_overrides)
         self.video_config = dict(current.get("video", {}))
         self.settings = TemporalSettings.from_config(current, **({"mode": mode} if mode else {}))
-        self.predictor.refine = self.settings.mode == "online"
+        self.predictor.refine = self.settings.mode != "offline"     # offline: the temporal fit refines
         self.hand_model = self.predictor.hand_model
         self.num_betas = self.hand_model.num_betas
         self._detector = detector
@@ -251,7 +270,8 @@ class VideoPredictor:
         return HandTracker(int(self.video_config.get("max_missing", 10)), float(self.video_config.get("gate", 1.0)))
 
     def frame(self, index: int, image: np.ndarray, tracker: HandTracker) -> FrameRecord:
-        """Detect, track and estimate every hand of one frame (online: smoothed too)."""
+        """Detect and track the hands of one frame; online and per frame, estimate them too
+        (offline, their network inputs are kept for ``network_estimates``)."""
         record = FrameRecord(index, image.shape[:2])
         found = self.detector.detect(image)
         ids = tracker.update(index, [d.keypoints_2d for d in found], [d.handedness for d in found],
@@ -262,7 +282,13 @@ class VideoPredictor:
             hand.handedness = sides[track_id]
             entry = HandEntry(track_id, hand, image.shape[1])
             try:
-                entry.result = self.predictor.predict(image, [hand])[0]
+                if self.settings.mode == "offline":
+                    entry.crop, crop, keys, conf = self.predictor._prepare(image, hand, track_id)
+                    size = int(self.predictor.config["model"]["input_size"])
+                    entry.inputs = (resize_image(crop, size) if "rgb" in self.predictor.variant else None, keys, conf)
+                else:
+                    entry.result = self.predictor.predict(image, [hand])[0]
+                    entry.crop, entry.result.extras["track_id"] = entry.result.crop, track_id
             except ValueError as err:  # e.g. too few keypoints inside the frame
                 record.error = f"track {track_id}: {err}"
             if self.settings.mode == "online" and entry.result is not None:
@@ -270,9 +296,27 @@ class VideoPredictor:
             record.hands.append(entry)
         return record
 
+    def network_estimates(self, records: list, chunk: int = 64) -> None:
+        """Offline: the network on every kept hand, ``chunk`` hands per batch (faster than per frame)."""
+        entries = [e for r in records for e in r.hands if e.inputs is not None]
+        for lo in range(0, len(entries), chunk):
+            part = entries[lo:lo + chunk]
+            crops = np.stack([e.inputs[0] for e in part]) if part[0].inputs[0] is not None else [None] * len(part)
+            params, _ = self.predictor._parameters(
+                crops, torch.as_tensor(np.stack([e.inputs[1] for e in part])),
+                torch.as_tensor(np.stack([e.inputs[2] for e in part])), [e.hand for e in part], [e.crop for e in part])
+            for entry, one in zip(part, params):
+                entry.estimate, entry.inputs = one, None
+
     def _online(self, entry: HandEntry, shape: tuple) -> HandResult:
         left = entry.hand.handedness == "left"
-        packed = to_track_frame(entry.result, left)
+        r = entry.result
+        one = HandParameters(axis_angle_to_matrix(torch.as_tensor(np.asarray(r.params["global_orient"]))[None]),
+                             torch.as_tensor(np.asarray(r.camera["trans_crop_px"]))[None],
+                             torch.as_tensor([float(r.camera["scale_px_per_m"])]),
+                             torch.as_tensor(np.asarray(r.params["betas"]))[None],
+                             torch.as_tensor(np.asarray(r.params["pose"]))[None])
+        packed = to_track_frame(one, r.crop, left)
         smoother = self._smoothers.get(entry.track_id)
         if smoother is None or smoother.nb + smoother.num_pose + CAMERA_DIMS != len(packed):
             smoother = OnlineSmoother(self.settings, self.fps, self.num_betas, len(packed) - CAMERA_DIMS - self.num_betas)
@@ -282,7 +326,7 @@ class VideoPredictor:
     def result(self, entry: HandEntry, packed: np.ndarray, shape: tuple, method: str) -> HandResult:
         """The ``HandResult`` of a hand from its smoothed track-frame parameters."""
         left = entry.hand.handedness == "left"
-        crop = entry.result.crop if entry.result is not None and entry.result.crop.mirrored == left \
+        crop = entry.crop if entry.crop is not None and entry.crop.mirrored == left \
             else crop_for(entry.hand, shape, left)
         params = to_crop_parameters(packed, crop, left, self.num_betas)
         out = self.predictor._result(entry.hand, crop, params, None)
@@ -311,6 +355,7 @@ class VideoPredictor:
                 bar.update(1)
         tracks = tracker.finish()
         if self.settings.mode == "offline":
+            self.network_estimates(records)
             self.smooth_offline(records, tracks)
         return records, tracks
 
@@ -339,7 +384,7 @@ class VideoPredictor:
             first, last = entries[0][0], entries[-1][0]
             obs = track_observations(entries, first, last, sides[track_id] == "left", sigma,
                                      world_sigma if self.predictor.use_world_landmarks else 0.0, num_params)
-            if obs.anchored.any():
+            if np.isfinite(obs.init).all(1).any():
                 jobs.append((entries, first, obs))
         fits = self.temporal_fit().fit_tracks([job[2] for job in jobs], self.fps) if jobs else []
         for (entries, first, _), fitted in zip(jobs, fits):
@@ -348,6 +393,16 @@ class VideoPredictor:
 
 
 # ----------------------------------------------------------------------------- outputs
+
+def first_hand_joints(records: list) -> np.ndarray:
+    """(T, 21, 3) root-relative joints of each frame's first hand (NaN where none): one hand's path."""
+    joints = np.full((len(records), 21, 3), np.nan)
+    for t, record in enumerate(records):
+        hands = [e.result for e in record.hands if e.result is not None]
+        if hands:
+            joints[t] = hands[0].joints_3d - hands[0].joints_3d[:1]
+    return joints
+
 
 def frame_line(record: FrameRecord, fps: float) -> dict:
     """The JSON line of one frame."""
@@ -464,8 +519,9 @@ def main(argv=None) -> int:
     parser.add_argument("--sequence", action="store_true", help="each input is a folder of numbered frames")
     parser.add_argument("--fps", type=float, default=None, help="frame rate (default: the video's; 30 for "
                                                                 "--sequence)")
-    parser.add_argument("--online", action="store_true", help="causal one-euro smoothing instead of the "
-                                                               "offline temporal fit")
+    parser.add_argument("--smoothing", choices=MODES, default=None,
+                        help="offline: the temporal fit (default, [video] mode); online: causal one-euro "
+                             "filter; per-frame: none, every frame as a photo")
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--device", default="cpu")
     args, unknown = parser.parse_known_args(argv)
@@ -476,7 +532,7 @@ def main(argv=None) -> int:
     for path in args.inputs:
         try:
             summary = predict_video(path, args.out, args.checkpoint, args.sequence, args.fps,
-                                    "online" if args.online else None, args.device)
+                                    args.smoothing, args.device)
         except (FileNotFoundError, ValueError) as err:
             print(f"wildhands predict: {err}", file=sys.stderr)
             continue

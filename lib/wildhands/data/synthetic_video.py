@@ -8,6 +8,7 @@ oscillating turn about the starting view), the translation (a Lissajous path acr
 and the scale (a slow zoom) are sums of sinusoids of 0.1-0.8 Hz: smooth, with accelerations
 like a hand's. ``static=True`` holds every parameter at its first value. A left hand is the
 right one rendered and mirrored with the whole frame (x' = W - 1 - x, 3D x negated).
+``detector_like_keypoints`` adds the measured detector noise to the true keypoints, per frame.
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from wildhands.data.appearance import background_image, hand_colors
+from wildhands.data.augment import DetectorNoise, detector_keypoints
+from wildhands.data.crops import hand_transform
 from wildhands.data.render import render, vertex_normals
 from wildhands.data.synthetic import HandAssets, sample_parameters
 from wildhands.hand import keypoints as kp
@@ -117,3 +120,17 @@ def _render_frame(hand_model: HandModel, assets: HandAssets, verts, verts_cam, r
     rgb = (background + 0.5).astype(np.uint8)
     rgb[hand.mask > 0] = (hand.color[hand.mask > 0] * 255 + 0.5).astype(np.uint8)
     return cv2.GaussianBlur(rgb, (3, 3), 0.6)
+
+
+def detector_like_keypoints(keypoints_2d: np.ndarray, image_shape, config: dict, seed: int = 0) -> np.ndarray:
+    """(T, 21, 2) image keypoints as a detector run on each frame alone might give them: the
+    profile's measured noise (``data.augment.detector_keypoints``, ``[noise]``, the clean draw
+    off) applied in each frame's 2.2 l crop at 320 px, independently per frame."""
+    noise = DetectorNoise.from_config(config)
+    noise.clean_probability = 0.0
+    out = np.empty_like(np.asarray(keypoints_2d, np.float64))
+    for t, keys in enumerate(np.asarray(keypoints_2d, np.float64)):
+        crop = hand_transform(image_shape, keys)
+        rng = np.random.default_rng([int(seed), 18, t])
+        out[t] = crop.to_image(detector_keypoints(crop.to_crop(keys), rng, noise).astype(np.float64))
+    return out

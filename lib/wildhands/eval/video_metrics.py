@@ -7,10 +7,12 @@ frames and joints of |a_pred - a_true|, in the points' unit per frame^2 (mm/fram
 are in mm). A frame counts only when it and both neighbours are valid. Joints are compared as
 given: pass root-relative joints (as VIBE does, pelvis-aligned) to measure the jitter of the
 hand's articulation and rotation, camera-frame joints to include the global motion.
+``video_errors`` gathers a track's accuracy (root-aligned, Procrustes) and jitter in mm.
 """
 from __future__ import annotations
 
 import numpy as np
+from wildhands.eval.metrics import align_procrustes
 
 
 def _check(points, name: str) -> np.ndarray:
@@ -61,3 +63,19 @@ def mean_acceleration(points, valid=None) -> float:
     if not keep.any():
         return float("nan")
     return float(np.linalg.norm(acceleration(np.nan_to_num(arr)), axis=-1)[keep].mean())
+
+
+def video_errors(pred, gt, valid=None) -> dict:
+    """Accuracy and jitter of a hand's (frames, 21, 3) root-relative joints (metres) against the truth,
+    in mm: mean root-aligned and Procrustes-aligned keypoint errors over the valid frames, and the
+    acceleration error (mm/frame^2)."""
+    pred, gt = _check(pred, "pred"), _check(gt, "gt")
+    ok = np.isfinite(pred).all((1, 2)) if valid is None else np.asarray(valid, bool) & np.isfinite(pred).all((1, 2))
+    if not ok.any():
+        raise ValueError("video_errors: no valid frame")
+    rel_pred, rel_gt = pred - pred[:, :1], gt - gt[:, :1]
+    aligned = align_procrustes(rel_pred[ok], rel_gt[ok])
+    return {"root_aligned_mm": 1000 * float(np.linalg.norm(rel_pred[ok] - rel_gt[ok], axis=-1).mean()),
+            "procrustes_mm": 1000 * float(np.linalg.norm(aligned - rel_gt[ok], axis=-1).mean()),
+            "acceleration_error_mm_per_frame2": 1000 * acceleration_error(rel_pred, rel_gt, ok),
+            "frames": int(ok.sum())}

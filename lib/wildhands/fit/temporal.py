@@ -48,7 +48,7 @@ import torch
 from wildhands.fit.fit2d import CAMERA_DIMS, Fit2D
 from wildhands.fit.lm import levenberg_marquardt
 
-MODES = ("offline", "online")
+MODES = ("offline", "online", "per-frame")   # per-frame: no smoothing (the photo pipeline per frame)
 BLOCKS = ("rotation", "translation", "log_scale", "pose")
 
 

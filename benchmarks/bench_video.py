@@ -1,0 +1,158 @@
+"""Video: per-frame against temporal (offline fit, online one-euro) on a synthetic video with known
+truth, and stability on a real clip.
+
+    python benchmarks/bench_video.py [--frames 150] [--seed 0] [--threads 2] [--photos DIR] [--write JSON]
+
+Synthetic: ``data.synthetic_video`` renders one hand moving smoothly (pose, rotation, translation,
+zoom) over a background; every frame's keypoints get detector-like noise (``data.augment``'s
+``detector_keypoints`` with the profile's measured ``[noise]``, in the 320 crop of each frame, the
+clean draw off), fed to the video pipeline in place of MediaPipe. Reported per mode: the root-
+aligned and Procrustes-aligned 3D keypoint error (mm), the acceleration error (HMMR / VIBE,
+root-relative joints, mm/frame^2), and frames per second of the pipeline (network, fit, decoding;
+no detector, no drawing) on ``--threads`` cores.
+
+Real clip: a slow pan and zoom over a labelled real photo (read at run time from ``--photos``,
+never copied), MediaPipe in tracking mode finding the hand in every frame. The hand does not
+move, so its root-relative 3D joints should not either: reported per mode, their mean
+acceleration (mm/frame^2, 0 for a perfectly stable output) and the 2D error against the photo's
+labels (px of the photo). Skipped with a message when the folder is absent.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from wildhands.app.video import KnownKeypoints, TrackingDetector, VideoPredictor, first_hand_joints
+from wildhands.config import load_profile
+from wildhands.data.images import read_image
+from wildhands.data.synthetic_video import detector_like_keypoints, render_video
+from wildhands.eval.video_metrics import mean_acceleration, video_errors
+from wildhands.fileio import write_json
+from wildhands.hand.hand_model import hand_model_from_config
+from wildhands.paths import REAL_PHOTOS_DIR
+
+MODES = ("per-frame", "offline", "online")
+
+
+class Frames:
+    """An in-memory ``app.video.FrameSource``."""
+
+    def __init__(self, images, fps: float, stem: str):
+        self.images, self.fps, self.stem, self.count = images, fps, stem, len(images)
+
+    def frames(self):
+        for index, image in enumerate(self.images):
+            yield index, image, None
+
+
+def run_mode(mode: str, source, detector, checkpoint=None):
+    """(records, seconds of the pipeline) of one smoothing mode."""
+    video = VideoPredictor(checkpoint, mode, detector=detector)
+    start = time.perf_counter()
+    records, _ = video.run(source, progress=False)
+    return records, time.perf_counter() - start
+
+
+def synthetic(args, config, hand_model) -> dict:
+    video = render_video(hand_model, config, frames=args.frames, seed=args.seed, width=640, height=480,
+                         side=args.side)
+    noisy = detector_like_keypoints(video.keypoints_2d, video.frames.shape[1:3], config, args.seed)
+    truth = video.keypoints_3d - video.keypoints_3d[:, :1]
+    report = {}
+    for mode in MODES:
+        records, seconds = run_mode(mode, Frames(video.frames, video.fps, "synthetic"),
+                                    KnownKeypoints(noisy, video.side), args.checkpoint)
+        report[mode] = {**video_errors(first_hand_joints(records), truth), "frames_per_s": len(records) / seconds}
+    report["truth_acceleration_mm_per_frame2"] = 1000 * mean_acceleration(truth)
+    return report
+
+
+def pan_zoom_clip(photo: np.ndarray, labels: np.ndarray, frames: int, size=(640, 480)):
+    """Frames of a slow pan and zoom over a photo, and the 2x3 map photo -> frame per frame."""
+    import cv2
+
+    low, high = labels.min(0), labels.max(0)
+    centre, edge = (low + high) / 2, float((high - low).max())
+    images, maps = [], []
+    for t in range(frames):
+        phase = t / max(frames - 1, 1)
+        zoom = size[1] / (edge * (3.0 - 1.0 * np.sin(np.pi * phase)))     # the hand fills 1/3 to 1/2 of the height
+        shift = np.array([0.15 * size[0] * np.sin(2 * np.pi * phase), 0.1 * size[1] * np.sin(np.pi * phase)])
+        offset = np.array(size) / 2 + shift - zoom * centre
+        matrix = np.array([[zoom, 0, offset[0]], [0, zoom, offset[1]]])
+        images.append(cv2.warpAffine(photo, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT))
+        maps.append(matrix)
+    return images, maps
+
+
+def real_clip(args) -> dict | None:
+    """The pan-and-zoom clip over the first labelled photo in which MediaPipe tracks the hand."""
+    folder = Path(args.photos)
+    if not (folder / "labels.json").is_file():
+        print(f"real clip skipped: no labelled photos at {folder}")
+        return None
+    entries = json.loads((folder / "labels.json").read_text())
+    for entry in entries[args.photo_index:]:
+        labels = np.asarray(entry["keypoints_2d"], np.float64)[:, :2]
+        images, maps = pan_zoom_clip(read_image(folder / entry["image"]), labels, args.real_frames)
+        report = {"photo": Path(entry["image"]).name, "frames": len(images)}
+        for mode in MODES:
+            records, seconds = run_mode(mode, Frames(images, 30.0, "real"), TrackingDetector(1), args.checkpoint)
+            joints = first_hand_joints(records)
+            valid = np.isfinite(joints).all((1, 2))
+            if valid.mean() < 0.8:
+                break
+            back = [np.c_[e.result.keypoints_2d, np.ones(21)] @ np.linalg.inv(np.r_[m, [[0, 0, 1]]]).T
+                    for r, m in zip(records, maps) for e in r.hands[:1] if e.result is not None]
+            report[mode] = {"mean_acceleration_mm_per_frame2": 1000 * mean_acceleration(joints, valid),
+                            "error_2d_photo_px": float(np.mean([np.linalg.norm(b[:, :2] - labels, axis=1).mean()
+                                                                for b in back])),
+                            "hands": int(valid.sum()), "frames_per_s_with_mediapipe": len(records) / seconds}
+        else:
+            return report
+    print("real clip skipped: MediaPipe did not track a hand in at least 80% of the frames of any photo")
+    return None
+
+
+def print_report(name: str, report: dict) -> None:
+    print(f"\n{name}")
+    for mode in MODES:
+        if mode in report:
+            print(f"  {mode:10s} " + "  ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
+                                              for k, v in report[mode].items()))
+    rest = {k: v for k, v in report.items() if k not in MODES}
+    if rest:
+        print("  " + "  ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in rest.items()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=150)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--side", choices=("left", "right"), default="right")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--photos", default=str(REAL_PHOTOS_DIR), help="folder with labels.json (read only)")
+    parser.add_argument("--photo-index", type=int, default=0, help="first labelled photo to try")
+    parser.add_argument("--real-frames", type=int, default=90)
+    parser.add_argument("--skip-real", action="store_true")
+    parser.add_argument("--write", default=None, help="write the figures as JSON here")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    config = load_profile("quick")
+    results = {"synthetic": synthetic(args, config, hand_model_from_config(config))}
+    print_report(f"synthetic video ({args.frames} frames, 30 fps, detector-like noise)", results["synthetic"])
+    if not args.skip_real:
+        results["real_clip"] = real_clip(args)
+        if results["real_clip"]:
+            print_report("real clip (pan and zoom over a still hand, MediaPipe tracking)", results["real_clip"])
+    if args.write:
+        write_json(args.write, results)
+
+
+if __name__ == "__main__":
+    main()
