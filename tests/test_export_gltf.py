@@ -527,3 +527,50 @@ def test_video_export_refuses_bad_input(tmp_path):
         read_track(tmp_path / "other.npz")
     with pytest.raises(ValueError, match="track_files: no track"):
         export_video(tmp_path / "x.glb", [], model, 30.0)
+
+
+_BLENDER_VIDEO_SCRIPT = r"""
+import json, sys
+import bpy
+bpy.ops.wm.read_factory_settings(use_empty=True)
+bpy.context.scene.render.fps = int(sys.argv[2])          # the importer keys time t at frame t * fps
+bpy.ops.import_scene.gltf(filepath=sys.argv[1])
+mesh = next(o for o in bpy.data.objects if o.type == "MESH" and o.name.startswith("track"))
+report = {"actions": len(bpy.data.actions), "frames": {}}
+for frame in json.loads(sys.argv[3]):
+    bpy.context.scene.frame_set(frame)
+    evaluated = mesh.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    data = evaluated.to_mesh()
+    report["frames"][str(frame)] = [list(evaluated.matrix_world @ v.co) for v in data.vertices]
+    evaluated.to_mesh_clear()
+print("REPORT" + json.dumps(report))
+"""
+
+
+@pytest.mark.blender
+def test_blender_plays_the_video_animation(video, tmp_path):
+    """Optional: Blender's glTF importer turns the animation into an action whose frames pose the
+    mesh as the track's vertices, and hides the hand where it was not seen."""
+    import subprocess
+
+    python = _blender_python()
+    if python is None:
+        pytest.skip("no bpy here (set WILDHANDS_BPY_PYTHON to a Python with Blender's bpy, e.g. bpy 4.5 on 3.11)")
+    (tmp_path / "blender_video.py").write_text(_BLENDER_VIDEO_SCRIPT)
+    frames = [0, 3, HIDDEN_FRAME, 5, 11]
+    done = subprocess.run([python, str(tmp_path / "blender_video.py"), str(video["glb"]), str(int(VIDEO_FPS)),
+                           json.dumps(frames)], capture_output=True, text=True, timeout=600)
+    line = next((l for l in done.stdout.splitlines() if l.startswith("REPORT")), None)
+    assert line is not None, done.stdout[-2000:] + done.stderr[-2000:]
+    report = json.loads(line[len("REPORT"):])
+    assert report["actions"] >= 1
+    (track,) = video["tracks"]
+    for frame in frames:
+        blender = np.asarray(report["frames"][str(frame)])
+        if frame == HIDDEN_FRAME:
+            assert np.ptp(blender, axis=0).max() < 1e-6
+            continue
+        (k,) = np.flatnonzero(track["frames"] == frame)
+        # Blender is z up: (x, y, z) in Blender = (x, z, -y) in our camera frame
+        ours = _placed_vertices(track, k)
+        assert np.abs(blender - ours[:, [0, 2, 1]] * [1, 1, -1]).max() < 1e-5, frame
