@@ -574,3 +574,15 @@ def test_blender_plays_the_video_animation(video, tmp_path):
         # Blender is z up: (x, y, z) in Blender = (x, z, -y) in our camera frame
         ours = _placed_vertices(track, k)
         assert np.abs(blender - ours[:, [0, 2, 1]] * [1, 1, -1]).max() < 1e-5, frame
+
+
+def test_track_with_changing_betas_takes_their_mean_and_says_so():
+    """Online or per-frame smoothing gives a shape per frame; one skin cannot follow it."""
+    from wildhands.app.export_gltf import shaped_rest, track_animation
+    from wildhands.hand.hand_model import HandModel
+
+    model = HandModel()
+    betas = np.random.default_rng(2).normal(size=(3, 10))
+    track = track_animation(model, [0, 1, 2], betas, np.zeros((3, 3)), np.zeros((3, 10)), np.zeros((3, 3)))
+    assert not track.rig.extras["betas_shared"] and "mean" in track.rig.extras["shape_note"]
+    assert np.allclose(track.rig.rest_vertices, shaped_rest(model, betas.mean(axis=0))[0])
