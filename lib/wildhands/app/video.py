@@ -259,6 +259,12 @@ class VideoPredictor:
         self.num_betas = self.hand_model.num_betas
         self._detector = detector
         self._smoothers: dict = {}
+        self.fps = None                   # of the video being run
+
+    def set_mode(self, mode: str) -> None:
+        """Switch the smoothing mode (``fit.temporal.MODES``) of later runs."""
+        self.settings = replace(self.settings, mode=mode)
+        self.predictor.refine = mode != "offline"     # offline: the temporal fit refines
 
     @property
     def detector(self):
@@ -337,10 +343,17 @@ class VideoPredictor:
         out.extras["track_id"] = entry.track_id
         return out
 
-    def run(self, source: FrameSource, progress: bool = True) -> tuple[list, list]:
-        """(one ``FrameRecord`` per input frame, the tracks) with every estimate smoothed."""
+    def run(self, source: FrameSource, progress: bool = True, detector=None) -> tuple[list, list]:
+        """(one ``FrameRecord`` per input frame, the tracks) with every estimate smoothed. ``detector``:
+        this run's (a fresh one per video: MediaPipe's tracking and ``KnownKeypoints`` keep state);
+        default the one given at construction, else a new MediaPipe one after the first run."""
         from tqdm.auto import tqdm
 
+        if isinstance(self._detector, TrackingDetector) and (detector is not None or self.fps is not None):
+            self._detector.close()      # MediaPipe remembers the last video's hands
+            self._detector = None
+        if detector is not None:
+            self._detector = detector
         self.fps, self._smoothers = source.fps, {}
         tracker = self.new_tracker()
         records = []
