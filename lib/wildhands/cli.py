@@ -42,6 +42,10 @@ def _train(argv: list[str]) -> int:
 
 
 def _predict(argv: list[str]) -> int:
+    from wildhands.app.video import main as video_main, wants_video
+
+    if wants_video(argv):  # MP4/AVI/MOV inputs or --sequence: the video pipeline
+        return int(video_main(argv) or 0)
     from wildhands.app.predict import main as predict_main
 
     return int(predict_main(argv) or 0)
@@ -83,7 +87,7 @@ def _run_notebooks(argv: list[str]) -> int:
 COMMANDS = {
     "build-hand-model": (_build_hand_model, "build the open hand model into params/"),
     "train": (_train, "pretrain or fine-tune a network (torchrun-compatible)"),
-    "predict": (_predict, "photographs to 3D hands: JSON, overlays, OBJ meshes"),
+    "predict": (_predict, "photographs (or videos) to 3D hands: JSON, overlays, OBJ meshes"),
     "export-checkpoint": (_export_checkpoint, "ship a trained checkpoint as predict's default (float16)"),
     "prepare-data": (_prepare_data, "verify the configured real data sets, count them, build the GrabCut masks"),
     "dryrun": (_dryrun, "the paper profile's code path on the CPU, counts shrunk (docs/gpu.md)"),

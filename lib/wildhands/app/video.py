@@ -52,6 +52,11 @@ def is_video(path) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
+def wants_video(argv: list[str]) -> bool:
+    """Whether ``predict``'s arguments ask for the video pipeline: ``--sequence``, or a video input."""
+    return "--sequence" in argv or any(is_video(arg) for arg in argv if not arg.startswith("-"))
+
+
 # ----------------------------------------------------------------------------- frames in
 
 class FrameSource:
