@@ -44,8 +44,9 @@ from wildhands.hand.camera import CROP_SIZE
 from wildhands.hand.hand_model import hand_model_from_config
 from wildhands.net.checkpoints import read_checkpoint
 from wildhands.net.encoder import imagenet_weights_file
-from wildhands.net.train import (default_datasets, default_run_dir, finetune,
-                                 pretrain, read_log, variant_config)
+from wildhands.net.train import (StageSettings, default_datasets,
+                                 default_run_dir, finetune, pretrain, read_log,
+                                 variant_config)
 from wildhands.paths import OUTPUTS_DIR
 
 PROFILE = "paper-dryrun"
@@ -211,7 +212,7 @@ def _pretrain(config: dict, variant: str, report: dict, log) -> None:
             generate_synthetic_set(config, split=split, progress=False)
     with _timed(report, "pretrain", log), conv_probe() as seen:
         pretrained = pretrain(config, variant=variant, progress=False)
-    _check_training_path(seen, pretrained.history, "pretrain", int(config["pretrain"]["steps"]))
+    _check_training_path(seen, pretrained.history, "pretrain", StageSettings.from_config(config, "pretrain").steps)
     report["checks"].append(f"pretrain: {sum(seen.values())} convolutions bf16 from channels-last inputs")
 
 
@@ -226,7 +227,7 @@ def _check_mixture(config: dict, report: dict) -> None:
 def _killed_and_resumed_finetune(config: dict, variant: str, resume_dir: Path, report: dict, log):
     """Fine-tuning killed at its last step (after the checkpoint of the step before), then resumed
     to the end: the resumed run's ``TrainResult``, its log continuing the killed one's."""
-    steps = int(config["finetune"]["steps"])
+    steps = StageSettings.from_config(config, "finetune").steps
 
     def kill(done: int, record: dict) -> None:
         if done == steps:

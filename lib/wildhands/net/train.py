@@ -17,6 +17,11 @@ Writes ``outputs/checkpoints/<profile>-<variant>-<stage>/{last,final}.pt`` (``la
 ``checkpoint_every`` steps, for ``--resume``; a ``last.pt`` of another run, with another stage,
 hand model or settings, is ignored and the run starts over) and a JSON-lines loss log
 ``outputs/logs/<profile>-<variant>-<stage>.jsonl`` with every weighted term.
+
+The profile's tables are read once, at the start of a stage, into ``TrainSettings`` (the stage's
+``StageSettings``, ``[optim]``'s ``OptimSettings``, the network input's ``InputSettings``); a
+missing key is an error naming it. ``train`` runs in named steps: set-up, the starting step
+(resume or initial weights), the loader, the optimisation steps and the final evaluation.
 """
 from __future__ import annotations
 
@@ -155,7 +160,7 @@ def default_run_dir(config: dict, stage: str) -> Path:
 
 def pretrained_variant_path(config: dict) -> Path:
     """The final pretraining checkpoint of the variant ``[pretrain] init_variant`` names, in this profile."""
-    other = check_variant(config["pretrain"]["init_variant"])
+    other = check_variant(setting(config, "pretrain", "init_variant"))
     if other == config["model"]["variant"]:
         raise ValueError(f"pretrain.init_variant: {other!r} is the variant being trained")
     path = default_run_dir({**config, "model": {**config["model"], "variant": other}}, "pretrain") / "final.pt"
