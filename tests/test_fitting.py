@@ -104,6 +104,7 @@ def test_fit_recovers_noise_free_keypoints(toy_model):
     assert summary["hands"] == 16 and summary["median_error_px"] < 1.0
 
 
+@pytest.mark.slow
 def test_robust_fit_ignores_a_hallucinated_keypoint(toy_model):
     keypoints_2d, truth = _synthetic(toy_model, 8, seed=5)
     corrupted = keypoints_2d.clone()
@@ -340,6 +341,7 @@ def test_refinement_settings_come_from_the_profile():
         RefineSettings.from_config({**config, "refine": {k: v for k, v in refine.items() if k != "with_3d"}})
 
 
+@pytest.mark.slow
 def test_real_photo_residuals_of_hands_the_model_made(tmp_path):
     """Labels made by the open hand model itself fit to near zero in both pose spaces; left hands
     are fitted through their mirror image."""

@@ -154,6 +154,7 @@ def test_variant_config_applies_overrides_and_budget_once():
         variant_config(config, "depth")
 
 
+@pytest.mark.slow
 def test_resume_starts_over_when_the_run_changed(setup, capsys):
     hand, data, config, tmp = setup
     common = dict(datasets=data, hand_model=hand, progress=False, run_dir=tmp / "run")
@@ -166,6 +167,7 @@ def test_resume_starts_over_when_the_run_changed(setup, capsys):
     assert [r["step"] for r in again.history] == [1, 2, 3, 4]
 
 
+@pytest.mark.slow
 def test_finetune_started_over_still_starts_from_the_pretrained_weights(setup, capsys):
     hand, data, config, tmp = setup
     common = dict(datasets=data, hand_model=hand, progress=False)
