@@ -110,3 +110,9 @@ def labelled_photos() -> tuple[Path, list]:
     make_labelled_hands.py), so that the tests reading them run in a fresh clone too."""
     folder = REAL_PHOTOS_DIR if (REAL_PHOTOS_DIR / "labels.json").is_file() else LABELLED_HANDS_FIXTURE
     return folder, json.loads((folder / "labels.json").read_text())
+
+
+def pytest_collection_modifyitems(config, items):
+    """The notebook tests first: they run longest, and when a worker started them last they made
+    the tail of the parallel run (stable sort: the rest keep their order)."""
+    items.sort(key=lambda item: item.path.name != "test_notebooks.py")
