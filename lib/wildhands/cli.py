@@ -62,7 +62,8 @@ def _export_checkpoint(argv: list[str]) -> int:
     parser.add_argument("--out", default=str(DEFAULT_CHECKPOINT))
     args = parser.parse_args(argv)
     path = export_checkpoint(args.checkpoint, args.out)
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB); the README's results table follows its recorded "
+          "metrics: run docs/make_results.py")
     return 0
 
 
