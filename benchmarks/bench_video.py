@@ -9,7 +9,11 @@ zoom) over a background; every frame's keypoints get detector-like noise (``data
 clean draw off), fed to the video pipeline in place of MediaPipe. Reported per mode: the root-
 aligned and Procrustes-aligned 3D keypoint error (mm), the acceleration error (HMMR / VIBE,
 root-relative joints, mm/frame^2), and frames per second of the pipeline (network, fit, decoding;
-no detector, no drawing) on ``--threads`` cores.
+no detector, no drawing) with ``--threads`` torch threads (on a shared machine, 1 thread is the
+honest figure: small batched solves lose more to thread contention than they gain), beside the
+machine's load. Modes: per-frame (every frame as a photo: network and 2D-fit refinement), offline
+(the temporal fit), online (the refined estimate one-euro filtered), online unrefined (the
+network's estimate one-euro filtered).
 
 Real clip: a slow pan and zoom over a labelled real photo (read at run time from ``--photos``,
 never copied), MediaPipe in tracking mode finding the hand in every frame. The hand does not
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -35,7 +40,7 @@ from wildhands.fileio import write_json
 from wildhands.hand.hand_model import hand_model_from_config
 from wildhands.paths import REAL_PHOTOS_DIR
 
-MODES = ("per-frame", "offline", "online")
+MODES = ("per-frame", "offline", "online", "online unrefined")   # the last: one-euro on the network alone
 
 
 class Frames:
@@ -50,11 +55,17 @@ class Frames:
 
 
 def run_mode(mode: str, source, detector, checkpoint=None):
-    """(records, seconds of the pipeline) of one smoothing mode."""
-    video = VideoPredictor(checkpoint, mode, detector=detector)
+    """(records, wall seconds of the pipeline) of one smoothing mode (``MODES``)."""
+    video = VideoPredictor(checkpoint, mode.split(" ")[0], detector=detector,
+                           video_settings={"online_refine": False} if "unrefined" in mode else None)
     start = time.perf_counter()
     records, _ = video.run(source, progress=False)
     return records, time.perf_counter() - start
+
+
+def machine_load() -> str:
+    """The 1-minute load average against the cores: timings on a shared machine need it beside them."""
+    return f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
 
 
 def synthetic(args, config, hand_model) -> dict:
@@ -68,6 +79,7 @@ def synthetic(args, config, hand_model) -> dict:
                                     KnownKeypoints(noisy, video.side), args.checkpoint)
         report[mode] = {**video_errors(first_hand_joints(records), truth), "frames_per_s": len(records) / seconds}
     report["truth_acceleration_mm_per_frame2"] = 1000 * mean_acceleration(truth)
+    report["machine"] = machine_load()
     return report
 
 
@@ -122,7 +134,7 @@ def print_report(name: str, report: dict) -> None:
     print(f"\n{name}")
     for mode in MODES:
         if mode in report:
-            print(f"  {mode:10s} " + "  ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
+            print(f"  {mode:17s} " + "  ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
                                               for k, v in report[mode].items()))
     rest = {k: v for k, v in report.items() if k not in MODES}
     if rest:

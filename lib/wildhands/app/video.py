@@ -247,10 +247,11 @@ def track_observations(entries: list, first: int, last: int, left: bool, sigma_3
 class VideoPredictor:
     """Per-frame detection, tracking and estimates, then the temporal fit (offline) or filter
     (online). ``detector``: anything with ``detect(rgb) -> [Detection]`` (default MediaPipe in
-    tracking mode); ``mode``: one of ``fit.temporal.MODES`` (default: ``[video] mode``)."""
+    tracking mode); ``mode``: one of ``fit.temporal.MODES`` (default: ``[video] mode``);
+    ``video_settings``: ``[video]`` keys to override (``fit.temporal.TemporalSettings``)."""
 
     def __init__(self, checkpoint=None, mode: str | None = None, device: str = "cpu", detector=None,
-                 config_overrides: dict | None = None):
+                 config_overrides: dict | None = None, video_settings: dict | None = None):
         self.predictor = Predictor(checkpoint or default_checkpoint(), device=device,
                                    config_overrides=config_overrides)
         try:
@@ -258,8 +259,9 @@ class VideoPredictor:
         except (FileNotFoundError, ValueError):
             current = load_profile("quick", config_overrides)
         self.video_config = dict(current.get("video", {}))
-        self.settings = TemporalSettings.from_config(current, **({"mode": mode} if mode else {}))
-        self.predictor.refine = self.settings.mode != "offline"     # offline: the temporal fit refines
+        self.settings = TemporalSettings.from_config(current, **{**(video_settings or {}),
+                                                                 **({"mode": mode} if mode else {})})
+        self.set_mode(self.settings.mode)
         self.hand_model = self.predictor.hand_model
         self.num_betas = self.hand_model.num_betas
         self._detector = detector
@@ -269,7 +271,8 @@ class VideoPredictor:
     def set_mode(self, mode: str) -> None:
         """Switch the smoothing mode (``fit.temporal.MODES``) of later runs."""
         self.settings = replace(self.settings, mode=mode)
-        self.predictor.refine = mode != "offline"     # offline: the temporal fit refines
+        # offline: the temporal fit refines; online: the per-photo refinement, unless online_refine is off
+        self.predictor.refine = mode == "per-frame" or (mode == "online" and self.settings.online_refine)
 
     @property
     def detector(self):

@@ -33,8 +33,8 @@ mean of its windows'), so that the shape is one per track. Frames of a track wit
 (gaps shorter than the tracker's ``max_missing``) get their parameters from the priors alone.
 
 Latency: offline, a frame is final once its window is solved (up to ``window`` frames, in
-practice the whole video). Online (``mode = "online"``), each frame's per-photo estimate passes
-through a one-euro filter (Casiez et al., CHI 2012) per parameter and the shape is the running
+practice the whole video). Online (``mode = "online"``), each frame's per-photo estimate (the
+network's, refined by the 2D fit unless ``online_refine`` is off) passes through a one-euro filter (Casiez et al., CHI 2012) per parameter and the shape is the running
 mean of the track's estimates: no frame of delay, a lag of about 1 / (2 pi min_cutoff_hz) s on
 slow motion, less on fast motion (``beta``).
 """
@@ -64,6 +64,7 @@ class TemporalSettings:
         "rotation": 6.0, "translation": 1.5, "log_scale": 3.0, "pose": 12.0})
     acceleration_sigma: dict = field(default_factory=lambda: {
         "rotation": 60.0, "translation": 8.0, "log_scale": 30.0, "pose": 120.0})
+    online_refine: bool = True       # online: each frame's network estimate refined by the 2D fit first
     min_cutoff_hz: float = 1.5       # online: one-euro cutoff at rest
     beta: float = 0.05               # online: cutoff increase per unit of speed (per s)
     d_cutoff_hz: float = 1.0         # online: cutoff of the speed estimate
