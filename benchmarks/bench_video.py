@@ -12,8 +12,8 @@ root-relative joints, mm/frame^2), and frames per second of the pipeline (networ
 no detector, no drawing) with ``--threads`` torch threads (on a shared machine, 1 thread is the
 honest figure: small batched solves lose more to thread contention than they gain), beside the
 machine's load. Modes: per-frame (every frame as a photo: network and 2D-fit refinement), offline
-(the temporal fit), online (the refined estimate one-euro filtered), online unrefined (the
-network's estimate one-euro filtered).
+(the temporal fit), online (the network's estimate one-euro filtered), online refined (the
+estimate refined by the 2D fit first, ``[video] online_refine``).
 
 Real clip: a slow pan and zoom over a labelled real photo (read at run time from ``--photos``,
 never copied), MediaPipe in tracking mode finding the hand in every frame. The hand does not
@@ -40,7 +40,7 @@ from wildhands.fileio import write_json
 from wildhands.hand.hand_model import hand_model_from_config
 from wildhands.paths import REAL_PHOTOS_DIR
 
-MODES = ("per-frame", "offline", "online", "online unrefined")   # the last: one-euro on the network alone
+MODES = ("per-frame", "offline", "online", "online refined")   # online: one-euro on the network's estimates
 
 
 class Frames:
@@ -57,7 +57,7 @@ class Frames:
 def run_mode(mode: str, source, detector, checkpoint=None):
     """(records, wall seconds of the pipeline) of one smoothing mode (``MODES``)."""
     video = VideoPredictor(checkpoint, mode.split(" ")[0], detector=detector,
-                           video_settings={"online_refine": False} if "unrefined" in mode else None)
+                           video_settings={"online_refine": "refined" in mode})
     start = time.perf_counter()
     records, _ = video.run(source, progress=False)
     return records, time.perf_counter() - start

@@ -28,13 +28,14 @@ beside them) and the constant band of the priors. Outlying keypoints lose their 
 reweighting (Geman-McClure, ``[refine] robust``), as in the per-photo refinement.
 
 Long tracks: windows of ``window`` frames overlapping by ``overlap``, blended linearly across the
-overlap; every window first fits its own beta, then all refit briefly with the track's beta (the
-mean of its windows'), so that the shape is one per track. Frames of a track without a detection
+overlap; the track's beta is fitted first on ``window`` frames spread over the whole track (each
+with its own pose and camera, no smoothness between them) and then held by every window, so that
+the shape is one per track at the cost of one window more. Frames of a track without a detection
 (gaps shorter than the tracker's ``max_missing``) get their parameters from the priors alone.
 
 Latency: offline, a frame is final once its window is solved (up to ``window`` frames, in
 practice the whole video). Online (``mode = "online"``), each frame's per-photo estimate (the
-network's, refined by the 2D fit unless ``online_refine`` is off) passes through a one-euro filter (Casiez et al., CHI 2012) per parameter and the shape is the running
+network's; refined by the 2D fit first with ``online_refine``) passes through a one-euro filter (Casiez et al., CHI 2012) per parameter and the shape is the running
 mean of the track's estimates: no frame of delay, a lag of about 1 / (2 pi min_cutoff_hz) s on
 slow motion, less on fast motion (``beta``).
 """
@@ -56,15 +57,15 @@ BLOCKS = ("rotation", "translation", "log_scale", "pose")
 class TemporalSettings:
     """``[video]`` of a profile. Sigmas per ``BLOCKS`` (units in the module docstring)."""
     mode: str = "offline"
-    window: int = 48                 # frames per fitted window
-    overlap: int = 12                # frames shared by consecutive windows
+    window: int = 32                 # frames per fitted window
+    overlap: int = 8                 # frames shared by consecutive windows
     iterations: int = 8              # LM iterations per round
     robust_rounds: int = 2           # reweighted rounds after the first (0: squared residuals)
     velocity_sigma: dict = field(default_factory=lambda: {
         "rotation": 6.0, "translation": 1.5, "log_scale": 3.0, "pose": 12.0})
     acceleration_sigma: dict = field(default_factory=lambda: {
         "rotation": 60.0, "translation": 8.0, "log_scale": 30.0, "pose": 120.0})
-    online_refine: bool = True       # online: each frame's network estimate refined by the 2D fit first
+    online_refine: bool = False      # online: each frame's network estimate refined by the 2D fit first
     min_cutoff_hz: float = 1.5       # online: one-euro cutoff at rest
     beta: float = 0.05               # online: cutoff increase per unit of speed (per s)
     d_cutoff_hz: float = 1.0         # online: cutoff of the speed estimate
@@ -204,25 +205,21 @@ class TemporalFit:
     def fit_tracks(self, tracks: list[TrackObservations], fps: float) -> list[TrackFit]:
         """Every track's smoothed parameters; windows of all tracks solved as one batch per length."""
         prepared = [self._prepare(obs, fps) for obs in tracks]
-        jobs = [(k, s, min(self.settings.window, p["init"].shape[0]))
-                for k, p in enumerate(prepared)
-                for s in window_starts(p["init"].shape[0], self.settings.window, self.settings.overlap)]
-        solved = self._solve_jobs(prepared, jobs, None)
-        shared = {}
-        for k in range(len(prepared)):
-            mine = [i for i, job in enumerate(jobs) if job[0] == k]
-            shared[k] = np.mean([solved[i][0] for i in mine], axis=0)
-        multi = [job for job in jobs if sum(j[0] == job[0] for j in jobs) > 1]
-        if multi:  # long tracks: every window again with the track's one shape
-            again = self._solve_jobs(prepared, multi, shared, {j: solved[jobs.index(j)][1] for j in multi})
-            for job, result in zip(multi, again):
-                solved[jobs.index(job)] = result
+        window, overlap = self.settings.window, self.settings.overlap
+        starts = [window_starts(len(p["init"]), window, overlap) for p in prepared]
+        # One shape per track: a long track's shape is fitted first, on frames spread over it (no
+        # smoothness between them), then held by all its windows; a short track's is its window's.
+        spread = [(k, np.unique(np.linspace(0, len(p["init"]) - 1, window).round().astype(int)), False)
+                  for k, p in enumerate(prepared) if len(starts[k]) > 1]
+        shared = {job[0]: result[0] for job, result in zip(spread, self._solve_jobs(prepared, spread, {}))}
+        jobs = [(k, np.arange(s, s + min(window, len(p["init"]))), True)
+                for k, p in enumerate(prepared) for s in starts[k]]
+        solved = self._solve_jobs(prepared, jobs, shared)
         out = []
         for k, p in enumerate(prepared):
             mine = [i for i, job in enumerate(jobs) if job[0] == k]
-            frames = blend_windows([solved[i][1] for i in mine], [jobs[i][1] for i in mine],
-                                   p["init"].shape[0], self.settings.overlap)
-            betas = shared[k]
+            frames = blend_windows([solved[i][1] for i in mine], starts[k], len(p["init"]), overlap)
+            betas = shared.get(k, solved[mine[0]][0])
             params = np.concatenate([frames[:, :CAMERA_DIMS], np.repeat(betas[None], len(frames), 0),
                                      frames[:, CAMERA_DIMS:]], 1)
             out.append(TrackFit(params, betas, float(sum(solved[i][2] for i in mine))))
@@ -249,36 +246,35 @@ class TemporalFit:
         out["inv_velocity"], out["inv_acceleration"] = tensor(inv_v), tensor(inv_a)
         return out
 
-    def _solve_jobs(self, prepared: list[dict], jobs: list, shared: dict | None, warm: dict | None = None) -> list:
-        """(betas (S,), frame parameters (W, 6 + n), cost) per (track, start, length) job."""
+    def _solve_jobs(self, prepared: list[dict], jobs: list, shared: dict) -> list:
+        """(betas (S,), frame parameters (W, 6 + n), cost) per (track, frame indices, smooth) job; the
+        shape is ``shared[track]`` where given, else fitted per job. Jobs alike are solved as one batch."""
         results = [None] * len(jobs)
         nb = self.fit.num_betas
-        for length in sorted({job[2] for job in jobs}):
-            members = [i for i, job in enumerate(jobs) if job[2] == length]
+        for length, fixed in sorted({(len(job[1]), job[0] in shared) for job in jobs}):
+            members = [i for i, job in enumerate(jobs) if (len(job[1]), job[0] in shared) == (length, fixed)]
             data, z0, b0 = {}, [], []
             for i in members:
-                k, start, _ = jobs[i]
-                p, part = prepared[k], slice(start, start + length)
+                k, frames, smooth = jobs[i]
+                p, index = prepared[k], torch.as_tensor(frames)
                 for key in FRAME_KEYS:
                     if key in p:
-                        data.setdefault(key, []).append(p[key][part])
-                init = p["init"][part]
-                z = warm[jobs[i]] if warm is not None else np.concatenate(
-                    [init[:, :CAMERA_DIMS], init[:, CAMERA_DIMS + nb:]], 1)
-                z0.append(z)
-                b0.append(shared[k] if shared is not None else init[:, CAMERA_DIMS:CAMERA_DIMS + nb].mean(0))
+                        data.setdefault(key, []).append(p[key][index])
+                init = p["init"][frames]
+                z0.append(np.concatenate([init[:, :CAMERA_DIMS], init[:, CAMERA_DIMS + nb:]], 1))
+                b0.append(shared[k] if fixed else init[:, CAMERA_DIMS:CAMERA_DIMS + nb].mean(0))
                 operator = difference_operator(length, p["inv_velocity"], p["inv_acceleration"])
-                data.setdefault("operator", []).append(operator)
+                data.setdefault("operator", []).append(operator if smooth else torch.zeros_like(operator))
             batch = {key: torch.stack(values) for key, values in data.items()}
             batch["gram"] = batch["operator"].transpose(1, 2) @ batch["operator"]   # the priors' constant J^T J
             z0 = torch.as_tensor(np.stack(z0), dtype=self.fit.dtype).flatten(1)
             b0 = torch.as_tensor(np.stack(b0), dtype=self.fit.dtype)
-            if shared is not None:
+            if fixed:
                 batch["betas"] = b0
-            x, cost = self._solve(batch, z0 if shared is not None else torch.cat([b0, z0], 1), length)
+            x, cost = self._solve(batch, z0 if fixed else torch.cat([b0, z0], 1), length)
             for row, i in enumerate(members):
-                betas = b0[row] if shared is not None else x[row, :nb]
-                frames = x[row, (0 if shared is not None else nb):].reshape(length, -1)
+                betas = b0[row] if fixed else x[row, :nb]
+                frames = x[row, (0 if fixed else nb):].reshape(length, -1)
                 results[i] = (betas.numpy(), frames.numpy(), float(cost[row]))
         return results
 
