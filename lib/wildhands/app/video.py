@@ -178,7 +178,7 @@ class HandEntry:
     width: int                            # of the frame, pixels
     crop: CropTransform | None = None     # the crop its estimate was made in (mirrored: a left hand)
     estimate: HandParameters | None = None   # per-frame parameters in that crop (offline: the network's)
-    inputs: tuple | None = None           # offline, until the network has run: (crop image or None, keypoints, confidence)
+    inputs: tuple | None = None           # offline, until the network runs: (crop or None, keypoints, confidence)
     result: HandResult | None = None      # the output
 
 
@@ -333,7 +333,8 @@ class VideoPredictor:
         packed = to_track_frame(one, r.crop, left)
         smoother = self._smoothers.get(entry.track_id)
         if smoother is None or smoother.nb + smoother.num_pose + CAMERA_DIMS != len(packed):
-            smoother = OnlineSmoother(self.settings, self.fps, self.num_betas, len(packed) - CAMERA_DIMS - self.num_betas)
+            num_pose = len(packed) - CAMERA_DIMS - self.num_betas
+            smoother = OnlineSmoother(self.settings, self.fps, self.num_betas, num_pose)
             self._smoothers[entry.track_id] = smoother
         return self.result(entry, smoother(packed), shape, "online")
 

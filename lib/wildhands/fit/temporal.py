@@ -22,9 +22,10 @@ sigma_v and sigma_a per parameter block in physical units (``TemporalSettings``)
 and rad/s^2; translation m/s and m/s^2 at the hand (turned into pixels with the track's median
 scale s, px/m); log-scale 1/s and 1/s^2; pose: pose-space units (PCA coefficients, or radians of
 the 45 axis-angles) per s and s^2. Minimised by ``fit.lm.levenberg_marquardt``: a window is one
-problem of the batch (windows of every track solved together), its Jacobian assembled from
-``Fit2D.residuals_and_jacobian`` per frame (blocks on the diagonal, the shared beta columns
-beside them) and the constant band of the priors. Outlying keypoints lose their pull by
+problem of the batch (windows of every track solved together), its normal equations assembled
+block by block from ``Fit2D.residuals_and_jacobian`` per frame (the frames' blocks on the
+diagonal, the shared beta's rows and columns beside them, the priors' constant band) and handed
+to the LM as their Cholesky factor (``_square_root``), never as the mostly-zero dense Jacobian. Outlying keypoints lose their pull by
 reweighting (Geman-McClure, ``[refine] robust``), as in the per-photo refinement.
 
 Long tracks: windows of ``window`` frames overlapping by ``overlap``, blended linearly across the
@@ -35,9 +36,10 @@ the shape is one per track at the cost of one window more. Frames of a track wit
 
 Latency: offline, a frame is final once its window is solved (up to ``window`` frames, in
 practice the whole video). Online (``mode = "online"``), each frame's per-photo estimate (the
-network's; refined by the 2D fit first with ``online_refine``) passes through a one-euro filter (Casiez et al., CHI 2012) per parameter and the shape is the running
-mean of the track's estimates: no frame of delay, a lag of about 1 / (2 pi min_cutoff_hz) s on
-slow motion, less on fast motion (``beta``).
+network's; refined by the 2D fit first with ``online_refine``) passes through a one-euro filter
+(Casiez et al., CHI 2012) per parameter and the shape is the running mean of the track's
+estimates: no frame of delay, a lag of about 1 / (2 pi min_cutoff_hz) s on slow motion, less on
+fast motion (``beta``).
 """
 from __future__ import annotations
 
