@@ -1,20 +1,21 @@
 """The package map of docs/architecture.md, drawn from the imports that lib/wildhands really has.
 
     .venv/bin/python docs/make_architecture.py            # rewrite docs/architecture.png and the module table
-    .venv/bin/python docs/make_architecture.py --check    # exit 1 if the table in architecture.md is stale
+    .venv/bin/python docs/make_architecture.py --check    # exit 1 if the figure or the module table is stale
 
 Every module of lib/wildhands (the files git tracks, or every file outside a git checkout) is
 parsed with ``ast``; its package is its first directory (``data/datasets/stb.py`` belongs to
 ``data``), and the top-level paths, fileio and config form the base. The figure draws the
 packages in data-flow order with their modules, and one arrow per pair of packages that import
-one another, labelled with the number of modules doing so. The table between the markers in
-architecture.md lists each module with the first sentence of its docstring; tests/test_docs.py
-fails when it no longer matches the code.
+one another; the PNG also stores what it draws, as text. The table between the markers in
+architecture.md lists each module with the first sentence of its docstring. tests/test_docs.py
+fails when either no longer matches the code.
 """
 from __future__ import annotations
 
 import argparse
 import ast
+import json
 import re
 import subprocess
 import sys
@@ -125,6 +126,20 @@ def with_table(document: str, table: str) -> str:
     return replace_between(document, BEGIN, END, table, str(DOC))
 
 
+def figure_content(graph: dict) -> dict:
+    """What the figure draws: each package's box lines and the pairs of packages that import one another."""
+    return {"boxes": {p: _box_lines(graph, p) for p in PACKAGES},
+            "edges": sorted(list(pair) for pair in graph["edges"])}
+
+
+def drawn_content(path: Path) -> dict:
+    """``figure_content`` as stored in the PNG at ``path`` (empty if it holds none)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return json.loads(image.info.get("Description", "{}"))
+
+
 def _box_lines(graph: dict, package: str) -> list[str]:
     """Module names of ``package`` for its box; a subpackage's modules folded into one line."""
     names = sorted(n for n, (p, _, _) in graph["modules"].items() if p == package)
@@ -163,12 +178,12 @@ def draw(graph: dict, path: Path) -> Path:
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
     upper = [p for p in PACKAGES if p != "base"]
-    width, gap, line, top = 2.5, 0.45, 0.26, 0.0
+    width, gap, line, top = 2.7, 0.45, 0.26, 0.0
     boxes = {p: _box_lines(graph, p) for p in upper}
     depth = line * (max(len(b) for b in boxes.values()) + 2.0)
     span = len(upper) * (width + gap) - gap
-    edges = sorted((pair, n) for pair, n in graph["edges"].items() if pair[0] != "base")
-    reach = max((upper.index(b) - upper.index(a) for (a, b), _ in edges), default=1)
+    edges = [pair for pair in figure_content(graph)["edges"] if pair[0] != "base"]
+    reach = max((upper.index(b) - upper.index(a) for a, b in edges), default=1)
     fig, ax = plt.subplots(figsize=(span * 0.62, (depth + 1.3 + 0.33 * reach * (width + gap)) * 0.62))
     for i, package in enumerate(upper):
         _draw_package(ax, i * (width + gap), top, width, package, boxes[package], line)
@@ -176,7 +191,7 @@ def draw(graph: dict, path: Path) -> Path:
     ax.add_patch(FancyBboxPatch((0, -depth - 1.0), span, 0.55, boxstyle="round,pad=0.05", fc="#f3f3f3",
                                 ec="#777777"))
     ax.text(span / 2, -depth - 0.78, f"base: {base}   (imported by every package)", ha="center", fontsize=9)
-    for (used, user), count in edges:
+    for used, user in edges:
         a, b = upper.index(used), upper.index(user)
         # spread the ends along the box tops: a source's arrows by target, a target's by source
         x0 = a * (width + gap) + width * (0.5 + 0.07 * (b - a))
@@ -184,16 +199,14 @@ def draw(graph: dict, path: Path) -> Path:
         rad = -0.55
         ax.add_patch(FancyArrowPatch((x0, top + 0.08), (x1, top + 0.08), arrowstyle="-|>", mutation_scale=10,
                                      connectionstyle=f"arc3,rad={rad}", color="#35609c", lw=0.9))
-        ax.text((x0 + x1) / 2, top + 0.08 - rad * (x1 - x0) / 2 + 0.05, str(count), fontsize=7.5, ha="center",
-                color="#35609c", bbox={"fc": "white", "ec": "none", "pad": 0.5})
     ax.set_xlim(-0.3, span + 0.3)
     ax.set_ylim(-depth - 1.2, top + 0.3 + 0.3 * reach * (width + gap))
     ax.set_aspect("equal")
     ax.axis("off")
-    ax.set_title("lib/wildhands: packages in data-flow order; an arrow A -> B labelled n: n modules of B import A",
-                 fontsize=10)
+    ax.set_title("lib/wildhands: packages in data-flow order; an arrow A -> B: modules of B import A", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110, metadata={"Software": None})
+    # what the figure shows, as text in the PNG, so that a test can tell when the figure is stale
+    fig.savefig(path, dpi=110, metadata={"Software": None, "Description": json.dumps(figure_content(graph))})
     plt.close(fig)
     return path
 
@@ -207,10 +220,11 @@ def main(argv=None) -> int:
     document = DOC.read_text()
     current = with_table(document, module_table(graph))
     if args.check:
-        if current != document:
-            print(f"{DOC} is stale: run {Path(__file__).relative_to(ROOT)}", file=sys.stderr)
-            return 1
-        return 0
+        stale = [str(p) for p, fresh in ((DOC, current == document),
+                                          (FIGURE, drawn_content(FIGURE) == figure_content(graph))) if not fresh]
+        if stale:
+            print(f"stale: {', '.join(stale)}; run {Path(__file__).relative_to(ROOT)}", file=sys.stderr)
+        return 1 if stale else 0
     if current != document:
         DOC.write_text(current)
     print(f"wrote {draw(graph, args.figure)} and the module table of {DOC}")

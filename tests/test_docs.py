@@ -60,13 +60,15 @@ def test_every_name_architecture_md_cites_exists():
     assert not missing, f"docs/architecture.md cites names the code no longer has: {missing}"
 
 
-def test_the_package_figure_is_drawn_from_the_imports(scripts, tmp_path):
+def test_the_package_figure_is_drawn_from_the_imports_and_current(scripts, tmp_path):
     architecture, _ = scripts
     graph = architecture.import_graph()
     assert graph["edges"][("hand", "net")] >= 1 and ("net", "hand") not in graph["edges"]
     figure = architecture.draw(graph, tmp_path / "architecture.png")
     assert figure.stat().st_size > 20_000
-    assert (DOCS / "architecture.png").stat().st_size > 20_000
+    assert architecture.drawn_content(figure) == architecture.figure_content(graph)
+    assert architecture.drawn_content(architecture.FIGURE) == architecture.figure_content(graph), \
+        "docs/architecture.png is stale: run docs/make_architecture.py"
 
 
 def test_the_readme_links_the_architecture_page():
