@@ -194,3 +194,10 @@ def test_sequence_with_a_corrupt_frame_and_no_hands(tmp_path, clip):
     assert lines[4]["hands"] == [] and all(len(lines[t]["hands"]) == 1 for t in (0, 1, 3, 5))
     assert _frame_count(tmp_path / "out" / "frames_overlay.mp4") == 6
     assert summary["failed_frames"] == 1
+
+
+def test_predict_dispatches_videos():
+    from wildhands.app.video import wants_video
+
+    assert wants_video(["clip.MP4", "--out", "x"]) and wants_video(["frames/", "--sequence", "--out", "x"])
+    assert not wants_video(["photo.jpg", "photos/", "--out", "x"])
