@@ -169,6 +169,7 @@ def test_video_outputs_and_overlay_frame_count(tmp_path, clip, mode):
     assert lines[4]["hands"] == [] and lines[4]["message"] == "no hand found"
     hands = [line["hands"][0] for line in lines if line["hands"]]
     assert len(hands) == 11 and {h["track_id"] for h in hands} == {0} and hands[0]["handedness"] == "left"
+    assert "translation_m" in hands[0] and "camera_intrinsics" in lines[0]     # placed in the camera, as photos
     track = np.load(tmp_path / "out" / "clip_track0.npz")
     assert track["joints_3d"].shape == (11, 21, 3) and track["vertices"].shape[0] == 11
     if mode == "offline":

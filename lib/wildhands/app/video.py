@@ -41,6 +41,7 @@ from wildhands.fit.fit2d import CAMERA_DIMS, Fit2D
 from wildhands.fit.refine import RefineSettings
 from wildhands.fit.temporal import MODES, OnlineSmoother, TemporalFit, TemporalSettings, TrackObservations
 from wildhands.hand.camera import CROP_SCALE, CROP_SIZE, axis_angle_to_matrix, matrix_to_axis_angle
+from wildhands.hand.camera_space import check_camera_flags, photo_intrinsics, place_results
 from wildhands.hand.parameters import HandParameters
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov")
@@ -188,6 +189,7 @@ class FrameRecord:
     shape: tuple | None = None            # (H, W) of the frame; None when it could not be read
     error: str | None = None
     hands: list = field(default_factory=list)
+    camera: dict | None = None            # the frame's intrinsics (``hand.camera_space``)
 
 
 def to_track_frame(one: HandParameters, crop: CropTransform, left: bool) -> np.ndarray:
@@ -251,7 +253,8 @@ class VideoPredictor:
     ``video_settings``: ``[video]`` keys to override (``fit.temporal.TemporalSettings``)."""
 
     def __init__(self, checkpoint=None, mode: str | None = None, device: str = "cpu", detector=None,
-                 config_overrides: dict | None = None, video_settings: dict | None = None):
+                 config_overrides: dict | None = None, video_settings: dict | None = None,
+                 focal: float | None = None, fov: float | None = None):
         self.predictor = Predictor(checkpoint or default_checkpoint(), device=device,
                                    config_overrides=config_overrides)
         try:
@@ -267,6 +270,8 @@ class VideoPredictor:
         self._detector = detector
         self._smoothers: dict = {}
         self.fps = None                   # of the video being run
+        check_camera_flags(focal, fov)
+        self.camera = (focal, fov)        # --focal px / --fov degrees (else a phone's lens: camera_space)
 
     def set_mode(self, mode: str) -> None:
         """Switch the smoothing mode (``fit.temporal.MODES``) of later runs."""
@@ -303,6 +308,9 @@ class VideoPredictor:
                 else:
                     entry.result = self.predictor.predict(image, [hand])[0]
                     entry.crop, entry.result.extras["track_id"] = entry.result.crop, track_id
+                    if self.settings.mode == "per-frame":
+                        place_results([entry.result], photo_intrinsics(None, image.shape[1], image.shape[0],
+                                                                       *self.camera))
             except ValueError as err:  # e.g. too few keypoints inside the frame
                 record.error = f"track {track_id}: {err}"
             if self.settings.mode == "online" and entry.result is not None:
@@ -350,6 +358,7 @@ class VideoPredictor:
                                  * crop.zoom)
         out.method = f"network+temporal ({method})"
         out.extras["track_id"] = entry.track_id
+        place_results([out], photo_intrinsics(None, shape[1], shape[0], *self.camera))
         return out
 
     def run(self, source: FrameSource, progress: bool = True, detector=None) -> tuple[list, list]:
@@ -372,6 +381,9 @@ class VideoPredictor:
                 try:
                     records.append(FrameRecord(index, None, error) if image is None
                                    else self.frame(index, image, tracker))
+                    if image is not None:
+                        records[-1].camera = photo_intrinsics(None, image.shape[1], image.shape[0],
+                                                              *self.camera).to_dict()
                 except ValueError as err:
                     records.append(FrameRecord(index, image.shape[:2], f"frame {index}: {err}"))
                 bar.update(1)
@@ -430,6 +442,8 @@ def frame_line(record: FrameRecord, fps: float) -> dict:
     """The JSON line of one frame."""
     line = {"frame": record.index, "time_s": round(record.index / fps, 6),
             "hands": [e.result.to_dict() for e in record.hands if e.result is not None]}
+    if record.camera is not None:
+        line["camera_intrinsics"] = record.camera
     if record.error:
         line["error"] = record.error
     if record.shape is not None and not line["hands"] and not record.error:
@@ -522,10 +536,11 @@ def write_video_outputs(out_dir, source: FrameSource, records: list, tracks: lis
 
 
 def predict_video(path, out_dir, checkpoint=None, sequence: bool = False, fps: float | None = None,
-                  mode: str | None = None, device: str = "cpu", detector=None, progress: bool = True) -> dict:
+                  mode: str | None = None, device: str = "cpu", detector=None, progress: bool = True,
+                  focal: float | None = None, fov: float | None = None) -> dict:
     """The whole pipeline on one video (or ``sequence`` folder): outputs in ``out_dir``; a summary."""
     source = FrameSource(path, sequence, fps)
-    video = VideoPredictor(checkpoint, mode, device, detector)
+    video = VideoPredictor(checkpoint, mode, device, detector, focal=focal, fov=fov)
     start = time.perf_counter()
     records, tracks = video.run(source, progress)
     seconds = time.perf_counter() - start
@@ -546,6 +561,10 @@ def main(argv=None) -> int:
                              "filter; per-frame: none, every frame as a photo")
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--device", default="cpu")
+    camera = parser.add_mutually_exclusive_group()
+    camera.add_argument("--focal", type=float, default=None, metavar="PX", help="focal length in pixels (default: "
+                        "a phone's 26 mm-equivalent lens)")
+    camera.add_argument("--fov", type=float, default=None, metavar="DEG", help="horizontal field of view, degrees")
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         print(f"wildhands predict: options {' '.join(unknown)} apply to photos, not videos", file=sys.stderr)
@@ -554,7 +573,7 @@ def main(argv=None) -> int:
     for path in args.inputs:
         try:
             summary = predict_video(path, args.out, args.checkpoint, args.sequence, args.fps,
-                                    args.smoothing, args.device)
+                                    args.smoothing, args.device, focal=args.focal, fov=args.fov)
         except (FileNotFoundError, ValueError) as err:
             print(f"wildhands predict: {err}", file=sys.stderr)
             continue
