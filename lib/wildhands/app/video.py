@@ -75,8 +75,11 @@ class FrameSource:
             self.files = numbered_frames(self.path)
             self.fps, self.count = float(fps or DEFAULT_SEQUENCE_FPS), len(self.files)
         else:
-            if not self.path.is_file() or not is_video(self.path):
-                raise ValueError(f"{self.path}: not a video file ({', '.join(VIDEO_SUFFIXES)})")
+            if not self.path.is_file():
+                raise ValueError(f"{self.path}: no such video file")
+            if not is_video(self.path):
+                raise ValueError(f"{self.path}: not a video file ({', '.join(VIDEO_SUFFIXES)}); a folder of "
+                                 "numbered frames needs --sequence")
             import cv2
 
             capture = cv2.VideoCapture(str(self.path))
