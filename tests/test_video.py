@@ -5,6 +5,7 @@ import json
 
 import cv2
 import numpy as np
+import pygltflib
 import pytest
 import torch
 from wildhands.data.tracking import HandTracker, track_frames
@@ -163,7 +164,7 @@ def test_video_outputs_and_overlay_frame_count(tmp_path, clip, mode):
     writer.release()
     per_frame = [k if t != 4 else None for t, k in enumerate(clip.keypoints_2d)]
     summary = predict_video(path, tmp_path / "out", mode=mode, detector=KnownKeypoints(per_frame, "left"),
-                            progress=False)
+                            progress=False, export="glb")
     lines = [json.loads(line) for line in (tmp_path / "out" / "clip.jsonl").read_text().splitlines()]
     assert len(lines) == _frame_count(path) == _frame_count(tmp_path / "out" / "clip_overlay.mp4") == 12
     assert lines[4]["hands"] == [] and lines[4]["message"] == "no hand found"
@@ -175,6 +176,8 @@ def test_video_outputs_and_overlay_frame_count(tmp_path, clip, mode):
     if mode == "offline":
         assert np.ptp(track["betas"], axis=0).max() < 1e-6
     assert summary["frames"] == 12 and summary["tracks"] == 1
+    animated = pygltflib.GLTF2().load(str(summary["glb"]))            # --export glb: the track animated
+    assert len(animated.animations) == 1 and len(animated.skins) == 1 and animated.cameras[0].perspective
 
 
 def test_sequence_with_a_corrupt_frame_and_no_hands(tmp_path, clip):

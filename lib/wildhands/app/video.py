@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from wildhands.app.drawing import draw_hand_overlay
-from wildhands.app.predict import HandInput, HandResult, Predictor, default_checkpoint
+from wildhands.app.export_gltf import export_video
+from wildhands.app.predict import EXPORTS, HandInput, HandResult, Predictor, default_checkpoint
 from wildhands.config import load_profile
 from wildhands.data.augment import DetectorNoise, resize_image
 from wildhands.data.crops import CropTransform, crop_box, hand_transform
@@ -41,7 +42,7 @@ from wildhands.fit.fit2d import CAMERA_DIMS, Fit2D
 from wildhands.fit.refine import RefineSettings
 from wildhands.fit.temporal import MODES, OnlineSmoother, TemporalFit, TemporalSettings, TrackObservations
 from wildhands.hand.camera import CROP_SCALE, CROP_SIZE, axis_angle_to_matrix, matrix_to_axis_angle
-from wildhands.hand.camera_space import check_camera_flags, photo_intrinsics, place_results
+from wildhands.hand.camera_space import Intrinsics, check_camera_flags, photo_intrinsics, place_results
 from wildhands.hand.parameters import HandParameters
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov")
@@ -531,23 +532,32 @@ def write_video_outputs(out_dir, source: FrameSource, records: list, tracks: lis
     written = write_overlay(out_dir / f"{source.stem}_overlay.mp4", source, records, faces)
     kept = [t for t in tracks if any(e.track_id == t.track_id and e.result is not None
                                      for r in records for e in r.hands)]
-    for track in kept:
-        write_track(out_dir / f"{source.stem}_track{track.track_id}.npz", track, records)
-    return {"frames": len(records), "overlay_frames": written, "tracks": len(kept),
+    track_files = [out_dir / f"{source.stem}_track{track.track_id}.npz" for track in kept]
+    for track, path in zip(kept, track_files):
+        write_track(path, track, records)
+    return {"frames": len(records), "overlay_frames": written, "tracks": len(kept), "track_files": track_files,
             "failed_frames": sum(r.error is not None for r in records),
             "hands": sum(e.result is not None for r in records for e in r.hands)}
 
 
 def predict_video(path, out_dir, checkpoint=None, sequence: bool = False, fps: float | None = None,
                   mode: str | None = None, device: str = "cpu", detector=None, progress: bool = True,
-                  focal: float | None = None, fov: float | None = None) -> dict:
-    """The whole pipeline on one video (or ``sequence`` folder): outputs in ``out_dir``; a summary."""
+                  focal: float | None = None, fov: float | None = None, export: str | None = None) -> dict:
+    """The whole pipeline on one video (or ``sequence`` folder): outputs in ``out_dir``; a summary.
+    ``export="glb"`` adds ``<stem>.glb``: the tracks as rigged hands animated over the frames, and
+    the video's camera (``export_gltf.export_video``)."""
+    if export is not None and export not in EXPORTS:
+        raise ValueError(f"--export: expected one of {', '.join(EXPORTS)}, got {export!r}")
     source = FrameSource(path, sequence, fps)
     video = VideoPredictor(checkpoint, mode, device, detector, focal=focal, fov=fov)
     start = time.perf_counter()
     records, tracks = video.run(source, progress)
     seconds = time.perf_counter() - start
     summary = write_video_outputs(out_dir, source, records, tracks, video.hand_model.faces)
+    camera = next((r.camera for r in records if r.camera is not None), None)
+    if export == "glb" and summary["track_files"] and camera is not None:
+        summary["glb"] = export_video(Path(out_dir) / f"{source.stem}.glb", summary["track_files"], video.hand_model,
+                                      source.fps, len(records), Intrinsics.from_dict(camera), source.stem)
     return {**summary, "mode": video.settings.mode, "fps_processed": len(records) / max(seconds, 1e-9)}
 
 
@@ -568,6 +578,8 @@ def main(argv=None) -> int:
     camera.add_argument("--focal", type=float, default=None, metavar="PX", help="focal length in pixels (default: "
                         "a phone's 26 mm-equivalent lens)")
     camera.add_argument("--fov", type=float, default=None, metavar="DEG", help="horizontal field of view, degrees")
+    parser.add_argument("--export", choices=EXPORTS, default=None,
+                        help="glb: also write <stem>.glb, the tracks as rigged hands animated over the frames")
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         print(f"wildhands predict: options {' '.join(unknown)} apply to photos, not videos", file=sys.stderr)
@@ -576,7 +588,8 @@ def main(argv=None) -> int:
     for path in args.inputs:
         try:
             summary = predict_video(path, args.out, args.checkpoint, args.sequence, args.fps,
-                                    args.smoothing, args.device, focal=args.focal, fov=args.fov)
+                                    args.smoothing, args.device, focal=args.focal, fov=args.fov,
+                                    export=args.export)
         except (FileNotFoundError, ValueError) as err:
             print(f"wildhands predict: {err}", file=sys.stderr)
             continue

@@ -92,6 +92,16 @@ class Intrinsics:
                 "source": self.source, "note": self.note,
                 "convention": "pixel centres at integers, x right, y down; camera frame x right, y down, z forward"}
 
+    @classmethod
+    def from_dict(cls, values: dict) -> "Intrinsics":
+        """The camera written by ``to_dict`` (a JSON line's ``camera_intrinsics``)."""
+        missing = [key for key in ("fx", "fy", "cx", "cy", "width", "height") if key not in values]
+        if missing:
+            raise ValueError(f"camera_intrinsics: missing {', '.join(missing)}")
+        return cls(float(values["fx"]), float(values["fy"]), float(values["cx"]), float(values["cy"]),
+                   int(values["width"]), int(values["height"]), str(values.get("source", "default")),
+                   str(values.get("note", "")))
+
 
 def focal_from_35mm(focal_35mm: float, width: int, height: int) -> float:
     """Pixels of focal length for a lens of ``focal_35mm`` in 35 mm-film terms (by the diagonal)."""
