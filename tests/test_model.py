@@ -3,7 +3,7 @@ import pytest
 import torch
 import torchvision
 from train_fixtures import make_samples
-from wildhands.config import load_profile
+from wildhands.config import MissingSetting, load_profile
 from wildhands.data.augment import (DetectorNoise, augment_sample,
                                     detector_keypoints)
 from wildhands.hand import keypoints as kp
@@ -11,7 +11,8 @@ from wildhands.hand.camera import axis_angle_to_matrix
 from wildhands.hand.hand_model import HandModel
 from wildhands.hand.parameters import PARAMETER_FIELDS, HandParameters
 from wildhands.net.encoder import HandEncoder
-from wildhands.net.model import (build_model, quarter_turns, turn_parameters,
+from wildhands.net.inference import inference_quarter_turns
+from wildhands.net.model import (build_model, turn_parameters,
                                  turned_average)
 from wildhands.net.samples import heatmaps, network_input
 
@@ -175,8 +176,9 @@ def test_quarter_turns_are_configured_and_checked(hand, config):
                               model.decoder(turned_average(model.encoder, x, 4)).keypoints_3d, atol=1e-6)
     with pytest.raises(ValueError, match="quarter_turns"):
         turned_average(model.encoder, x, 3)
-    assert quarter_turns(config) == 4 and quarter_turns({}) == 1
-    assert quarter_turns(load_profile("paper")) == 1
+    assert inference_quarter_turns(config) == 4 and inference_quarter_turns(load_profile("paper")) == 1
+    with pytest.raises(MissingSetting, match=r"\[inference\]"):
+        inference_quarter_turns({})
 
 
 def test_imagenet_weights_come_from_a_local_file(tmp_path):

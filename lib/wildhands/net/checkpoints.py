@@ -17,7 +17,7 @@ import torch
 from wildhands import __version__
 from wildhands.fileio import atomic_path
 from wildhands.hand.hand_model import HandModel, hand_model_from_config
-from wildhands.net.encoder import HEATMAP_FILTER_STD, VARIANTS
+from wildhands.net.encoder import HEATMAP_FILTER_STD, VARIANTS, load_torch_file
 from wildhands.net.model import build_model
 from wildhands.paths import PROJECT_ROOT
 
@@ -107,13 +107,9 @@ def save_checkpoint(path, *, model, config: dict, stage: str, step: int, optimiz
 def read_checkpoint(path) -> dict:
     """The checkpoint's contents (on the CPU), checked for format."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist (train one with ./run_all.sh or "
-                              "`python -m wildhands train`, or pass --checkpoint)")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise CheckpointError(f"checkpoint {path} is not a readable wildhands checkpoint: {err}") from err
+    payload = load_torch_file(path, CheckpointError(
+        f"checkpoint {path} does not exist (train one with ./run_all.sh or `python -m wildhands train`, or pass "
+        "--checkpoint)"), CheckpointError(f"checkpoint {path} is not a readable wildhands checkpoint"))
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {path} is not a wildhands checkpoint (format "
                               f"{payload.get('format') if isinstance(payload, dict) else type(payload).__name__})")

@@ -171,6 +171,17 @@ def _imagenet_state_dict(backbone: str) -> dict:
             f"model.pretrained to a local state-dict path") from err
 
 
+def load_torch_file(path: Path, missing: Exception, unreadable: Exception):
+    """``torch.load`` of a local file on the CPU, tensors only; ``missing`` is raised when there is no
+    such file, ``unreadable`` (with torch's reason appended) when torch cannot read it."""
+    if not path.is_file():
+        raise missing
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise type(unreadable)(f"{unreadable}: {err}") from err
+
+
 def load_imagenet_weights(net: nn.Module, pretrained, backbone: str = "") -> None:
     """Load ImageNet weights into a torchvision ResNet: ``pretrained`` "imagenet" (torch's cache,
     downloaded when missing and online) or the path of a local state-dict file (never downloads)."""
@@ -178,13 +189,9 @@ def load_imagenet_weights(net: nn.Module, pretrained, backbone: str = "") -> Non
         source, state = f"torchvision's ImageNet weights for {backbone}", _imagenet_state_dict(backbone)
     else:
         path = Path(pretrained)
-        if not path.is_file():
-            raise FileNotFoundError(f"model.pretrained: no ImageNet weights file {path} (give 'imagenet', "
-                                    "a local torchvision ResNet state dict, or leave it empty)")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:
-            raise ValueError(f"model.pretrained: {path} is not a readable torch state dict: {err}") from err
+        state = load_torch_file(path, FileNotFoundError(
+            f"model.pretrained: no ImageNet weights file {path} (give 'imagenet', a local torchvision ResNet "
+            "state dict, or leave it empty)"), ValueError(f"model.pretrained: {path} is not a readable torch state dict"))
         source = str(path)
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
     missing, unexpected = net.load_state_dict(state, strict=False)

@@ -112,11 +112,6 @@ class HandReconstructor(nn.Module):
 QUARTER_TURNS = (1, 2, 4)
 
 
-def quarter_turns(config: dict) -> int:
-    """``[inference] quarter_turns`` of a configuration; 1 (no averaging) where the table is absent."""
-    return int(config.get("inference", {}).get("quarter_turns", 1))
-
-
 def turn_parameters(params: HandParameters, turns: int, crop_size: int = CROP_SIZE) -> HandParameters:
     """The parameters of the scene turned as ``torch.rot90(x, turns, dims=(2, 3))`` turns a crop.
 
