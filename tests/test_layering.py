@@ -98,6 +98,7 @@ def test_no_function_hides_a_wildhands_import():
     assert hidden == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("package", ["hand", "fit", "data", "net", "eval", "app"])
 def test_each_package_imports_on_its_own(package):
     """No import cycle: each package imports in a fresh interpreter, before anything above it."""
