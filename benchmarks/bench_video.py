@@ -1,7 +1,8 @@
 """Video: per-frame against temporal (offline fit, online one-euro) on a synthetic video with known
 truth, and stability on a real clip.
 
-    python benchmarks/bench_video.py [--frames 150] [--seed 0] [--threads 2] [--photos DIR] [--write JSON]
+    python benchmarks/bench_video.py [--frames 150] [--seed 0] [--threads 2] [--photos DIR] [--world-landmarks]
+                                     [--write JSON]
 
 Synthetic: ``data.synthetic_video`` renders one hand moving smoothly (pose, rotation, translation,
 zoom) over a background; every frame's keypoints get detector-like noise (``data.augment``'s
@@ -13,7 +14,10 @@ no detector, no drawing) with ``--threads`` torch threads (on a shared machine, 
 honest figure: small batched solves lose more to thread contention than they gain), beside the
 machine's load. Modes: per-frame (every frame as a photo: network and 2D-fit refinement), offline
 (the temporal fit), online (the network's estimate one-euro filtered), online refined (the
-estimate refined by the 2D fit first, ``[video] online_refine``).
+estimate refined by the 2D fit first, ``[video] online_refine``). ``--world-landmarks`` runs the
+synthetic video a second time with simulated MediaPipe world landmarks per frame (as
+``bench_refinement_real_poses.py`` simulates them): the per-photo refinement and the offline fit
+then work in the 45-D pose space of ``[refine.with_3d]``.
 
 Real clip: a slow pan and zoom over a labelled real photo (read at run time from ``--photos``,
 never copied), MediaPipe in tracking mode finding the hand in every frame. The hand does not
@@ -37,6 +41,7 @@ from wildhands.data.images import read_image
 from wildhands.data.synthetic_video import detector_like_keypoints, render_video
 from wildhands.eval.video_metrics import mean_acceleration, video_errors
 from wildhands.fileio import write_json
+from wildhands.hand.camera import axis_angle_to_matrix
 from wildhands.hand.hand_model import hand_model_from_config
 from wildhands.paths import REAL_PHOTOS_DIR
 
@@ -68,15 +73,33 @@ def machine_load() -> str:
     return f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
 
 
-def synthetic(args, config, hand_model) -> dict:
+def simulated_world_landmarks(truth: np.ndarray, seed: int, rotation_sigma: float = 0.2,
+                              joint_sigma: float = 0.007) -> np.ndarray:
+    """(T, 21, 3) world landmarks as MediaPipe's, from the true root-relative joints (metres, camera
+    axes): as ``bench_refinement_real_poses.py`` simulates them, each frame turned by a random rotation
+    (``rotation_sigma`` rad), scaled by 0.9 and given ``joint_sigma`` m of noise per axis."""
+    rng = np.random.default_rng(seed + 1000)
+    out = []
+    for joints in truth:
+        axis = rng.normal(size=3)
+        turn = axis / np.linalg.norm(axis) * abs(rng.normal(0, rotation_sigma))
+        error = axis_angle_to_matrix(torch.as_tensor(turn)[None])[0].numpy()
+        world = 0.9 * joints @ error.T + rng.normal(0, joint_sigma, (21, 3))
+        out.append(world - world[0])
+    return np.stack(out)
+
+
+def synthetic(args, config, hand_model, world_landmarks: bool = False) -> dict:
+    """Per mode, the errors and frames/s on the synthetic video (``world_landmarks``: with simulated ones)."""
     video = render_video(hand_model, config, frames=args.frames, seed=args.seed, width=640, height=480,
                          side=args.side)
     noisy = detector_like_keypoints(video.keypoints_2d, video.frames.shape[1:3], config, args.seed)
     truth = video.keypoints_3d - video.keypoints_3d[:, :1]
+    world = simulated_world_landmarks(truth, args.seed) if world_landmarks else None
     report = {}
     for mode in MODES:
         records, seconds = run_mode(mode, Frames(video.frames, video.fps, "synthetic"),
-                                    KnownKeypoints(noisy, video.side), args.checkpoint)
+                                    KnownKeypoints(noisy, video.side, world=world), args.checkpoint)
         report[mode] = {**video_errors(first_hand_joints(records), truth), "frames_per_s": len(records) / seconds}
     report["truth_acceleration_mm_per_frame2"] = 1000 * mean_acceleration(truth)
     report["machine"] = machine_load()
@@ -152,12 +175,17 @@ def main() -> None:
     parser.add_argument("--photo-index", type=int, default=0, help="first labelled photo to try")
     parser.add_argument("--real-frames", type=int, default=90)
     parser.add_argument("--skip-real", action="store_true")
+    parser.add_argument("--world-landmarks", action="store_true",
+                        help="also the synthetic video with simulated world landmarks (the 45-D temporal fit)")
     parser.add_argument("--write", default=None, help="write the figures as JSON here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     config = load_profile("quick")
     results = {"synthetic": synthetic(args, config, hand_model_from_config(config))}
     print_report(f"synthetic video ({args.frames} frames, 30 fps, detector-like noise)", results["synthetic"])
+    if args.world_landmarks:
+        results["synthetic_world"] = synthetic(args, config, hand_model_from_config(config), world_landmarks=True)
+        print_report("synthetic video with simulated world landmarks", results["synthetic_world"])
     if not args.skip_real:
         results["real_clip"] = real_clip(args)
         if results["real_clip"]:

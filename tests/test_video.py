@@ -205,3 +205,45 @@ def test_predict_dispatches_videos():
 
     assert wants_video(["clip.MP4", "--out", "x"]) and wants_video(["frames/", "--sequence", "--out", "x"])
     assert not wants_video(["photo.jpg", "photos/", "--out", "x"])
+
+
+def test_tracks_with_world_landmarks_are_fitted_in_the_45d_space(fit2d):
+    # The per-photo refinement's space for such hands ([refine.with_3d]): 45 joint angles, priors in rad/s.
+    from wildhands.fit.fit2d import Fit2D
+    from wildhands.fit.temporal import prior_scales
+
+    full = Fit2D(_smoke_hand_model(), pose_space="full", pose_std_floor=0.2)
+    truth, keys, init = _track(fit2d, 12, True, 1.0)
+    world = fit2d._keypoints_3d(torch.as_tensor(truth)).numpy()
+    obs = TrackObservations(keys, np.full((12, 21), 0.25), init, np.ones(12, bool), world, np.full((12, 21), 1e4))
+    settings = TemporalSettings(window=12, overlap=4, iterations=4, robust_rounds=0)
+    fitted = TemporalFit(full, settings, ANCHOR, robust=0.0).fit_tracks([obs], 30.0)[0]
+    assert fitted.params.shape == (12, 6 + fit2d.num_betas + 45)              # PCA init taken into the 45 angles
+    assert np.linalg.norm(full.project(torch.as_tensor(fitted.params)).numpy() - keys, axis=-1).mean() < 3.0
+    inv_v, inv_a = prior_scales(settings, 30.0, 900.0, 45, joint_angles=True)
+    assert np.allclose(inv_v[6:], 30.0 / settings.angle_velocity_sigma)
+    assert np.allclose(inv_a[6:], 900.0 / settings.angle_acceleration_sigma)
+    with pytest.raises(ValueError, match="angle_velocity_sigma"):
+        TemporalSettings(angle_velocity_sigma=0.0)
+
+
+def _smoke_hand_model():
+    from wildhands.config import load_profile
+    from wildhands.hand.hand_model import hand_model_from_config
+
+    return hand_model_from_config(load_profile("smoke"))
+
+
+def test_offline_video_with_world_landmarks_uses_the_45d_pose(tmp_path, clip):
+    from wildhands.app.video import KnownKeypoints, predict_video
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for t, frame in enumerate(clip.frames[:6]):
+        cv2.imwrite(str(folder / f"frame_{t + 1:04d}.png"), np.ascontiguousarray(frame[..., ::-1]))
+    world = clip.keypoints_3d[:6] - clip.keypoints_3d[:6, :1]
+    predict_video(folder, tmp_path / "out", sequence=True, progress=False,
+                  detector=KnownKeypoints(list(clip.keypoints_2d[:6]), "left", world=world))
+    lines = [json.loads(line) for line in (tmp_path / "out" / "frames.jsonl").read_text().splitlines()]
+    assert all(line["hands"][0]["params"]["pose_space"] == "full" for line in lines)
+    assert np.load(tmp_path / "out" / "frames_track0.npz")["pose"].shape == (6, 45)

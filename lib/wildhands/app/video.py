@@ -159,18 +159,20 @@ class TrackingDetector:
 
 class KnownKeypoints:
     """A stand-in for the detector: given keypoints, one hand per frame ((T, 21, 2) image pixels,
-    or a list with None where there is no hand), all of one ``side``."""
+    or a list with None where there is no hand), all of one ``side``; ``world``: (T, 21, 3) world
+    landmarks (metres, camera axes) to go with them, as MediaPipe's (None: none)."""
 
-    def __init__(self, keypoints, side: str = "right", score: float = 0.95):
-        self.keypoints, self.side, self.score, self.calls = keypoints, side, float(score), 0
+    def __init__(self, keypoints, side: str = "right", score: float = 0.95, world=None):
+        self.keypoints, self.side, self.score, self.world, self.calls = keypoints, side, float(score), world, 0
 
     def detect(self, image_rgb: np.ndarray) -> list:
         keys = self.keypoints[self.calls]
+        world = None if self.world is None else np.asarray(self.world[self.calls], np.float64)
         self.calls += 1
         if keys is None:
             return []
         keys = np.asarray(keys, np.float64)
-        return [Detection(keys, self.side, self.score, tight_box(keys))]
+        return [Detection(keys, self.side, self.score, tight_box(keys), world_landmarks=world)]
 
 
 # ----------------------------------------------------------------------------- per-frame records
@@ -397,11 +399,14 @@ class VideoPredictor:
             self.smooth_offline(records, tracks)
         return records, tracks
 
-    def temporal_fit(self) -> TemporalFit:
-        """The offline fit with the refinement's priors, anchor and robust scale, PCA pose space."""
+    def temporal_fit(self, with_3d: bool = False) -> TemporalFit:
+        """The offline fit with the refinement's priors, anchor and robust scale: for tracks with the
+        detector's world landmarks (``with_3d``) in the pose space and priors the per-photo refinement
+        gives such hands (``[refine.with_3d]``, 45-D), else in the PCA pose space."""
         refine = RefineSettings.from_config(self.predictor.config)
-        fit = Fit2D.from_settings(self.hand_model, replace(refine.energy_for(False), pose_space="pca"))
-        return TemporalFit(fit, self.settings, refine.anchor_sigma, refine.robust)
+        energy = refine.energy_for(True) if with_3d else replace(refine.energy_for(False), pose_space="pca")
+        return TemporalFit(Fit2D.from_settings(self.hand_model, energy), self.settings, refine.anchor_sigma,
+                           refine.robust)
 
     def smooth_offline(self, records: list, tracks: list) -> None:
         """Every hand's estimate replaced by its track's temporal fit (frames without an estimate
@@ -424,10 +429,12 @@ class VideoPredictor:
                                      world_sigma if self.predictor.use_world_landmarks else 0.0, num_params)
             if np.isfinite(obs.init).all(1).any():
                 jobs.append((entries, first, obs))
-        fits = self.temporal_fit().fit_tracks([job[2] for job in jobs], self.fps) if jobs else []
-        for (entries, first, _), fitted in zip(jobs, fits):
-            for index, entry in entries:
-                entry.result = self.result(entry, fitted.params[index - first], shapes[index], "offline")
+        for with_3d in (False, True):   # tracks with the detector's 3D landmarks: the refinement's 45-D space
+            group = [job for job in jobs if with_3d == bool(np.any(job[2].world_weights > 0))]
+            fits = self.temporal_fit(with_3d).fit_tracks([job[2] for job in group], self.fps) if group else []
+            for (entries, first, _), fitted in zip(group, fits):
+                for index, entry in entries:
+                    entry.result = self.result(entry, fitted.params[index - first], shapes[index], "offline")
 
 
 # ----------------------------------------------------------------------------- outputs

@@ -20,8 +20,10 @@ per-photo refinement ``fit.refine``):
 
 sigma_v and sigma_a per parameter block in physical units (``TemporalSettings``): rotation rad/s
 and rad/s^2; translation m/s and m/s^2 at the hand (turned into pixels with the track's median
-scale s, px/m); log-scale 1/s and 1/s^2; pose: pose-space units (PCA coefficients, or radians of
-the 45 axis-angles) per s and s^2. Minimised by ``fit.lm.levenberg_marquardt``: a window is one
+scale s, px/m); log-scale 1/s and 1/s^2; pose: PCA coefficients per s and s^2 in the 10-D space, and in the 45-D space
+("full": tracks whose frames carry the detector's world landmarks, fitted with the per-photo
+refinement's ``[refine.with_3d]`` pose space and priors) radians per s and s^2 per finger joint
+angle (``angle_velocity_sigma``, ``angle_acceleration_sigma``). Minimised by ``fit.lm.levenberg_marquardt``: a window is one
 problem of the batch (windows of every track solved together), its normal equations assembled
 block by block from ``Fit2D.residuals_and_jacobian`` per frame (the frames' blocks on the
 diagonal, the shared beta's rows and columns beside them, the priors' constant band) and handed
@@ -67,6 +69,8 @@ class TemporalSettings:
         "rotation": 6.0, "translation": 1.5, "log_scale": 3.0, "pose": 12.0})
     acceleration_sigma: dict = field(default_factory=lambda: {
         "rotation": 60.0, "translation": 8.0, "log_scale": 30.0, "pose": 120.0})
+    angle_velocity_sigma: float = 2.0        # pose in the 45-D space: rad/s per finger joint angle
+    angle_acceleration_sigma: float = 20.0   # and rad/s^2
     online_refine: bool = False      # online: each frame's network estimate refined by the 2D fit first
     min_cutoff_hz: float = 1.5       # online: one-euro cutoff at rest
     beta: float = 0.05               # online: cutoff increase per unit of speed (per s)
@@ -81,6 +85,9 @@ class TemporalSettings:
             table = getattr(self, name)
             if sorted(table) != sorted(BLOCKS) or not all(float(v) > 0 for v in table.values()):
                 raise ValueError(f"[video] {name}: expected {', '.join(BLOCKS)}, each > 0; got {table}")
+        for name in ("angle_velocity_sigma", "angle_acceleration_sigma"):
+            if not float(getattr(self, name)) > 0:
+                raise ValueError(f"[video] {name}: expected > 0 (rad/s, rad/s^2), got {getattr(self, name)!r}")
 
     @classmethod
     def from_config(cls, config: dict, **overrides) -> "TemporalSettings":
@@ -137,18 +144,21 @@ def fill_missing(values: np.ndarray, known: np.ndarray) -> np.ndarray:
     return values
 
 
-def prior_scales(settings: TemporalSettings, fps: float, px_per_m: float, num_pose: int) -> tuple:
-    """Inverse sigmas per frame parameter (6 + n,) of the velocity and acceleration priors."""
+def prior_scales(settings: TemporalSettings, fps: float, px_per_m: float, num_pose: int,
+                 joint_angles: bool = False) -> tuple:
+    """Inverse sigmas per frame parameter (6 + n,) of the velocity and acceleration priors;
+    ``joint_angles``: the pose is the 45 finger joint angles (sigmas ``angle_*_sigma``, rad)."""
     if not (fps > 0 and px_per_m > 0):
         raise ValueError(f"fps and scale must be > 0, got {fps}, {px_per_m}")
 
-    def per_parameter(sigma: dict, per_frame: float) -> np.ndarray:
+    def per_parameter(sigma: dict, angle_sigma: float, per_frame: float) -> np.ndarray:
+        sigma = {**sigma, "pose": angle_sigma} if joint_angles else sigma
         sizes = {"rotation": 3, "translation": 2, "log_scale": 1, "pose": num_pose}
         unit = {"translation": px_per_m}
         return np.concatenate([np.full(sizes[b], 1.0 / (float(sigma[b]) * unit.get(b, 1.0) * per_frame))
                                for b in BLOCKS])
-    return (per_parameter(settings.velocity_sigma, 1.0 / fps),
-            per_parameter(settings.acceleration_sigma, 1.0 / fps ** 2))
+    return (per_parameter(settings.velocity_sigma, settings.angle_velocity_sigma, 1.0 / fps),
+            per_parameter(settings.acceleration_sigma, settings.angle_acceleration_sigma, 1.0 / fps ** 2))
 
 
 def difference_operator(frames: int, inv_velocity: torch.Tensor, inv_acceleration: torch.Tensor) -> torch.Tensor:
@@ -193,7 +203,9 @@ FRAME_KEYS = ("targets", "sqrt_conf", "anchor", "anchor_scale", "targets_3d", "s
 class TemporalFit:
     """The offline fit of tracks: build once per hand model and settings, call ``fit_tracks``.
 
-    ``fit``: the per-frame model and priors (``Fit2D``, e.g. with ``fit.refine``'s settings);
+    ``fit``: the per-frame model, pose space and priors (``Fit2D``, e.g. with ``fit.refine``'s settings:
+    ``energy_for(True)``, 45-D, for tracks with the detector's world landmarks; a "full" fit takes
+    ``init`` poses as PCA coefficients too);
     ``anchor_sigma``: ``Fit2D.fit``'s, for the frames whose ``init`` is a prediction; ``robust``:
     the Geman-McClure scale in expected keypoint errors (0: squared residuals).
     """
@@ -233,6 +245,7 @@ class TemporalFit:
         known = np.isfinite(init).all(1)
         init = fill_missing(init, known)
         init[:, :3] = continuous_rotations(init[:, :3])
+        init = self._in_pose_space(init)
         tensor = lambda a: torch.as_tensor(np.asarray(a, np.float64), dtype=self.fit.dtype)  # noqa: E731
         weights = np.where(np.isfinite(obs.keypoints_2d).all(-1), np.asarray(obs.weights, np.float64), 0.0)
         out = {"init": init, "targets": tensor(np.nan_to_num(obs.keypoints_2d)), "sqrt_conf": tensor(np.sqrt(weights))}
@@ -244,9 +257,23 @@ class TemporalFit:
             out["targets_3d"], out["sqrt_weight_3d"] = self.fit._targets_3d(
                 tensor(obs.world), tensor(obs.world_weights), tensor(init), len(init))
         px_per_m = float(np.median(np.exp(init[:, 5])))
-        inv_v, inv_a = prior_scales(self.settings, fps, px_per_m, self.fit.num_pose)
+        inv_v, inv_a = prior_scales(self.settings, fps, px_per_m, self.fit.num_pose,
+                                    joint_angles=self.fit.pose_space == "full")
         out["inv_velocity"], out["inv_acceleration"] = tensor(inv_v), tensor(inv_a)
         return out
+
+    def _in_pose_space(self, init: np.ndarray) -> np.ndarray:
+        """(T, P) packed parameters with the pose in the fit's space: PCA coefficients (the network's)
+        turned into the 45 joint angles' offsets from the mean pose for a "full" fit."""
+        size = CAMERA_DIMS + self.fit.num_betas + self.fit.model.num_pca_comps
+        if init.shape[1] == self.fit.num_params:
+            return init
+        if self.fit.pose_space != "full" or init.shape[1] != size:
+            raise ValueError(f"init: expected {self.fit.num_params} parameters per frame ({self.fit.pose_space} "
+                             f"pose space), got {init.shape[1]}")
+        head = CAMERA_DIMS + self.fit.num_betas
+        components = self.fit.model.components.double().cpu().numpy()
+        return np.concatenate([init[:, :head], init[:, head:] @ components], 1)
 
     def _solve_jobs(self, prepared: list[dict], jobs: list, shared: dict) -> list:
         """(betas (S,), frame parameters (W, 6 + n), cost) per (track, frame indices, smooth) job; the
