@@ -20,15 +20,17 @@ per-photo refinement ``fit.refine``):
 
 sigma_v and sigma_a per parameter block in physical units (``TemporalSettings``): rotation rad/s
 and rad/s^2; translation m/s and m/s^2 at the hand (turned into pixels with the track's median
-scale s, px/m); log-scale 1/s and 1/s^2; pose: PCA coefficients per s and s^2 in the 10-D space, and in the 45-D space
-("full": tracks whose frames carry the detector's world landmarks, fitted with the per-photo
-refinement's ``[refine.with_3d]`` pose space and priors) radians per s and s^2 per finger joint
-angle (``angle_velocity_sigma``, ``angle_acceleration_sigma``). Minimised by ``fit.lm.levenberg_marquardt``: a window is one
-problem of the batch (windows of every track solved together), its normal equations assembled
-block by block from ``Fit2D.residuals_and_jacobian`` per frame (the frames' blocks on the
-diagonal, the shared beta's rows and columns beside them, the priors' constant band) and handed
-to the LM as their Cholesky factor (``_square_root``), never as the mostly-zero dense Jacobian. Outlying keypoints lose their pull by
-reweighting (Geman-McClure, ``[refine] robust``), as in the per-photo refinement.
+scale s, px/m); log-scale 1/s and 1/s^2; pose: PCA coefficients per s and s^2 in the 10-D space,
+and in the 45-D space ("full": tracks whose frames carry the detector's world landmarks, fitted
+with the per-photo refinement's ``[refine.with_3d]`` pose space and priors) radians per s and s^2
+per finger joint angle (``angle_velocity_sigma``, ``angle_acceleration_sigma``), over shorter
+windows (``window_with_3d``). Minimised by ``fit.lm.levenberg_marquardt``: a window is one problem
+of the batch (windows of every track solved together), its normal equations assembled block by
+block from ``Fit2D.residuals_and_jacobian`` per frame (the frames' blocks on the diagonal, the
+shared beta's rows and columns beside them, the priors' constant band) and handed to the LM as
+their Cholesky factor (``_square_root``), never as the mostly-zero dense Jacobian. Outlying
+keypoints lose their pull by reweighting (Geman-McClure, ``[refine] robust``), as in the per-photo
+refinement.
 
 Long tracks: windows of ``window`` frames overlapping by ``overlap``, blended linearly across the
 overlap; the track's beta is fitted first on ``window`` frames spread over the whole track (each
@@ -69,8 +71,10 @@ class TemporalSettings:
         "rotation": 6.0, "translation": 1.5, "log_scale": 3.0, "pose": 12.0})
     acceleration_sigma: dict = field(default_factory=lambda: {
         "rotation": 60.0, "translation": 8.0, "log_scale": 30.0, "pose": 120.0})
-    angle_velocity_sigma: float = 2.0        # pose in the 45-D space: rad/s per finger joint angle
-    angle_acceleration_sigma: float = 20.0   # and rad/s^2
+    angle_velocity_sigma: float = 1.0        # pose in the 45-D space: rad/s per finger joint angle
+    angle_acceleration_sigma: float = 10.0   # and rad/s^2
+    window_with_3d: int = 16                 # window and overlap of the 45-D fit (51 parameters a frame: its
+    overlap_with_3d: int = 4                 # dense solve grows with the cube of the window's parameters)
     online_refine: bool = False      # online: each frame's network estimate refined by the 2D fit first
     min_cutoff_hz: float = 1.5       # online: one-euro cutoff at rest
     beta: float = 0.05               # online: cutoff increase per unit of speed (per s)
@@ -79,8 +83,10 @@ class TemporalSettings:
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"[video] mode: expected one of {', '.join(MODES)}, got {self.mode!r}")
-        if not (self.window >= 3 and 0 <= self.overlap < self.window):
-            raise ValueError(f"[video]: window >= 3 and 0 <= overlap < window, got {self.window}, {self.overlap}")
+        for window, overlap in ((self.window, self.overlap), (self.window_with_3d, self.overlap_with_3d)):
+            if not (window >= 3 and 0 <= overlap < window):
+                raise ValueError(f"[video]: window >= 3 and 0 <= overlap < window (and the same of window_with_3d, "
+                                 f"overlap_with_3d), got {window}, {overlap}")
         for name in ("velocity_sigma", "acceleration_sigma"):
             table = getattr(self, name)
             if sorted(table) != sorted(BLOCKS) or not all(float(v) > 0 for v in table.values()):
@@ -88,6 +94,10 @@ class TemporalSettings:
         for name in ("angle_velocity_sigma", "angle_acceleration_sigma"):
             if not float(getattr(self, name)) > 0:
                 raise ValueError(f"[video] {name}: expected > 0 (rad/s, rad/s^2), got {getattr(self, name)!r}")
+
+    def windowing(self, joint_angles: bool) -> tuple[int, int]:
+        """(window, overlap) of the fit in the 45 joint angles' space (True) or the PCA space."""
+        return (self.window_with_3d, self.overlap_with_3d) if joint_angles else (self.window, self.overlap)
 
     @classmethod
     def from_config(cls, config: dict, **overrides) -> "TemporalSettings":
@@ -219,7 +229,7 @@ class TemporalFit:
     def fit_tracks(self, tracks: list[TrackObservations], fps: float) -> list[TrackFit]:
         """Every track's smoothed parameters; windows of all tracks solved as one batch per length."""
         prepared = [self._prepare(obs, fps) for obs in tracks]
-        window, overlap = self.settings.window, self.settings.overlap
+        window, overlap = self.settings.windowing(self.fit.pose_space == "full")
         starts = [window_starts(len(p["init"]), window, overlap) for p in prepared]
         # One shape per track: a long track's shape is fitted first, on frames spread over it (no
         # smoothness between them), then held by all its windows; a short track's is its window's.
