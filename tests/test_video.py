@@ -242,8 +242,9 @@ def test_offline_video_with_world_landmarks_uses_the_45d_pose(tmp_path, clip):
     for t, frame in enumerate(clip.frames[:6]):
         cv2.imwrite(str(folder / f"frame_{t + 1:04d}.png"), np.ascontiguousarray(frame[..., ::-1]))
     world = clip.keypoints_3d[:6] - clip.keypoints_3d[:6, :1]
-    predict_video(folder, tmp_path / "out", sequence=True, progress=False,
-                  detector=KnownKeypoints(list(clip.keypoints_2d[:6]), "left", world=world))
+    summary = predict_video(folder, tmp_path / "out", sequence=True, progress=False, export="glb",
+                            detector=KnownKeypoints(list(clip.keypoints_2d[:6]), "left", world=world))
     lines = [json.loads(line) for line in (tmp_path / "out" / "frames.jsonl").read_text().splitlines()]
     assert all(line["hands"][0]["params"]["pose_space"] == "full" for line in lines)
     assert np.load(tmp_path / "out" / "frames_track0.npz")["pose"].shape == (6, 45)
+    assert len(pygltflib.GLTF2().load(str(summary["glb"])).animations) == 1     # the 45-D track animated
