@@ -19,8 +19,8 @@ import argparse
 import time
 
 import numpy as np
-from wildhands.app.camera_eval import (by_hand_size, evaluate_placement,
-                                       labelled_photo_hands, perspective_hands,
+
+from wildhands.app.camera_eval import (by_hand_size, evaluate_placement, labelled_photo_hands, perspective_hands,
                                        summarise)
 from wildhands.app.predict import HandInput, Predictor
 from wildhands.fileio import write_json

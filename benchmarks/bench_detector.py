@@ -33,8 +33,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from wildhands.data.detector import (HandDetector, detection_report,
-                                     fit_sigma_rule, keypoint_errors_at_crop,
+
+from wildhands.data.detector import (HandDetector, detection_report, fit_sigma_rule, keypoint_errors_at_crop,
                                      match_detection, sigma_pairs)
 from wildhands.data.images import read_image
 from wildhands.fileio import write_json
@@ -167,10 +167,8 @@ def sigma_report(detections, labels) -> dict:
 def composites_benchmark(folder: Path, limit: int | None, write: str | None) -> dict:
     """Issue 17's figures (see the module docstring); skips the pasted hands when ``folder`` is absent."""
     from wildhands.data.body_finder import BodyFinder, BodySettings
-    from wildhands.data.composites import (HAND_FREE, background,
-                                           build_composites, composite_report,
-                                           labelled_photos, person_arms,
-                                           person_photos, seconds_per_photo)
+    from wildhands.data.composites import (HAND_FREE, background, build_composites, composite_report, labelled_photos,
+                                           person_arms, person_photos, seconds_per_photo)
 
     photos, labels = labelled_photos(folder)
     photos, labels = photos[:limit], labels[:limit]

@@ -19,6 +19,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import torch
+
 from wildhands.app.export_gltf import export_video, read_track, track_translations
 from wildhands.app.video import KnownKeypoints, VideoPredictor, write_track
 from wildhands.config import load_profile

@@ -20,11 +20,11 @@ import time
 
 import numpy as np
 import torch
+
 from wildhands.config import load_profile
 from wildhands.fit.fit2d import Fit2D, FitOptions, FitSettings
 from wildhands.hand import keypoints as kp
-from wildhands.hand.camera import (axis_angle_to_matrix,
-                                   weak_perspective_project)
+from wildhands.hand.camera import axis_angle_to_matrix, weak_perspective_project
 from wildhands.hand.hand_model import HandModel, HandModelFileError
 
 

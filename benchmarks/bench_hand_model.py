@@ -40,6 +40,7 @@ def _smplx_outputs(layer, betas, pose, orient):
 def main() -> None:
     import smplx
     from smplx.utils import Struct
+
     from wildhands.hand.hand_model import HandModel, load_mano_arrays
 
     parser = argparse.ArgumentParser(description=__doc__)

@@ -15,8 +15,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from wildhands.app.photo_eval import (MODES, evaluate_photos, print_report,
-                                      summary_table)
+from wildhands.app.photo_eval import MODES, evaluate_photos, print_report, summary_table
 from wildhands.app.predict import Predictor
 from wildhands.fileio import write_json
 from wildhands.paths import REAL_PHOTOS_DIR

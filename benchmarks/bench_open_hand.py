@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from wildhands.hand import keypoints as kp
 from wildhands.hand import open_hand as oh
-from wildhands.hand.hand_model import (HandModel, hand_measurements,
-                                       load_mano_arrays, rest_keypoints)
+from wildhands.hand.hand_model import HandModel, hand_measurements, load_mano_arrays, rest_keypoints
 from wildhands.paths import OPEN_HAND_PATH
 
 

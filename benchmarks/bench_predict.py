@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from wildhands.app.predict import Predictor
 from wildhands.config import load_profile
 from wildhands.data.images import list_images, read_image

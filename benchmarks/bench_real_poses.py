@@ -24,16 +24,13 @@ import argparse
 import time
 
 import torch
+
 from wildhands.app.real_pose_report import evaluate_real_poses
 from wildhands.config import load_profile
 from wildhands.data.datasets.real_poses import SPLIT_SUBJECTS, load_real_poses
-from wildhands.data.real_pose_space import (FIT_SPACES, REAL_POSE_MODEL_NAME,
-                                            VALIDATION_LEARN,
-                                            choose_synthetic_share,
-                                            fit_real_poses, fit_summary,
-                                            learn_pose_space, mean_pose_report,
-                                            model_with_arrays,
-                                            real_pose_corpus)
+from wildhands.data.real_pose_space import (FIT_SPACES, REAL_POSE_MODEL_NAME, VALIDATION_LEARN, choose_synthetic_share,
+                                            fit_real_poses, fit_summary, learn_pose_space, mean_pose_report,
+                                            model_with_arrays, real_pose_corpus)
 from wildhands.fileio import write_json
 from wildhands.hand.hand_model import hand_model_from_config
 from wildhands.paths import output_dir

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from wildhands.app.photo_eval import ALIGNMENTS, errors_3d
 from wildhands.app.predict import DEFAULT_CHECKPOINT
 from wildhands.config import apply_overrides

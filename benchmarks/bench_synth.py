@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 import torch
+
 from wildhands.config import load_profile
 from wildhands.data import synthetic
 from wildhands.data.render import is_closed_outward, rasterize

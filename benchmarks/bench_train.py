@@ -23,16 +23,15 @@ import time
 import numpy as np
 import torch
 from torch.utils.data import default_collate
+
 from wildhands.config import load_profile
 from wildhands.fileio import write_json
-from wildhands.hand.camera import (axis_angle_to_matrix,
-                                   weak_perspective_project)
+from wildhands.hand.camera import axis_angle_to_matrix, weak_perspective_project
 from wildhands.hand.hand_model import hand_model_from_config
 from wildhands.net.losses import parameter_losses, reconstruction_losses
 from wildhands.net.model import build_model, initial_camera
 from wildhands.net.samples import TrainingSamples, batch_input
-from wildhands.net.train import (default_datasets, resolve_device,
-                                 variant_config)
+from wildhands.net.train import default_datasets, resolve_device, variant_config
 from wildhands.paths import output_dir
 
 

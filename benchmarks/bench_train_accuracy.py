@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 
 import torch
+
 from wildhands.config import apply_overrides, load_profile
 from wildhands.data.synthetic import SyntheticHandDataset, synthetic_root
-from wildhands.eval.protocol import (TRUTH_SUBSTITUTIONS, error_breakdown,
-                                     evaluate_network, headline, label_vectors)
+from wildhands.eval.protocol import TRUTH_SUBSTITUTIONS, error_breakdown, evaluate_network, headline, label_vectors
 from wildhands.fileio import write_json
 from wildhands.net.checkpoints import load_model
 from wildhands.net.inference import current_inference_config

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from wildhands.app.video import KnownKeypoints, TrackingDetector, VideoPredictor, first_hand_joints
 from wildhands.config import load_profile
 from wildhands.data.images import read_image

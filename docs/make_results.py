@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from make_architecture import ROOT, replace_between
+
 from wildhands.net.checkpoints import read_checkpoint
 
 README = ROOT / "README.md"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from wildhands.hand import keypoints as kp
 from wildhands.paths import REAL_PHOTOS_DIR
 

@@ -3,18 +3,15 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from wildhands.data.body_finder import (Arm, BodyFinder, BodySettings,
-                                        arms_from_pose, fallback_keypoints,
-                                        hand_box, hand_size)
-from wildhands.data.composites import (HAND_FREE, background, build_composites,
-                                       hand_composite, paste_hand,
+
+from wildhands.data.body_finder import (Arm, BodyFinder, BodySettings, arms_from_pose, fallback_keypoints, hand_box,
+                                        hand_size)
+from wildhands.data.composites import (HAND_FREE, background, build_composites, hand_composite, paste_hand,
                                        person_composite, person_photos)
 from wildhands.data.crops import crop_box
 from wildhands.data.detection import Detection, tight_box
-from wildhands.data.detector import (FOUND_BY, HandDetector,
-                                     detections_from_result,
-                                     detector_from_config, match_detection,
-                                     merge_detections)
+from wildhands.data.detector import (FOUND_BY, HandDetector, detections_from_result, detector_from_config,
+                                     match_detection, merge_detections)
 from wildhands.data.images import read_image
 
 

@@ -3,8 +3,8 @@ import json
 import cv2
 import numpy as np
 import pytest
-from wildhands.data.crops import (MIN_BOX_PX, PAD_VALUE, CropTransform,
-                                  crop_box, crop_hand, crop_image, crop_mask,
+
+from wildhands.data.crops import (MIN_BOX_PX, PAD_VALUE, CropTransform, crop_box, crop_hand, crop_image, crop_mask,
                                   hand_transform, make_transform)
 from wildhands.data.images import ImageError
 from wildhands.hand.camera import CROP_SCALE, CROP_SIZE

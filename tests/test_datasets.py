@@ -9,16 +9,13 @@ import numpy as np
 import pytest
 import scipy.io
 import torch
-from wildhands.data.datasets import (PAPER_TRAIN_COUNTS, PAPER_TRAIN_TOTAL,
-                                     DatasetNotFound, JointHandDataset,
-                                     dexter_object, egodexter, index_datasets,
-                                     load_dexter_object, load_egodexter,
-                                     load_freihand, load_mpii_nzsl,
-                                     load_panoptic, load_rhd, load_stb, stb)
+
+from wildhands.data.datasets import (PAPER_TRAIN_COUNTS, PAPER_TRAIN_TOTAL, DatasetNotFound, JointHandDataset,
+                                     dexter_object, egodexter, index_datasets, load_dexter_object, load_egodexter,
+                                     load_freihand, load_mpii_nzsl, load_panoptic, load_rhd, load_stb, stb)
 from wildhands.data.datasets.common import project
-from wildhands.data.datasets.fixtures import (hand_2d, hand_3d, tip_line,
-                                              write_image, write_mpii_nzsl,
-                                              write_panoptic, write_stb)
+from wildhands.data.datasets.fixtures import (hand_2d, hand_3d, tip_line, write_image, write_mpii_nzsl, write_panoptic,
+                                              write_stb)
 from wildhands.hand import keypoints as kp
 
 WRIST, THUMB_TIP, INDEX_MCP, PINKY_TIP = 0, 4, 5, 20

@@ -3,14 +3,12 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+
 from wildhands.data.crops import crop_box
 from wildhands.data.detection import Detection, swap_handedness, tight_box
-from wildhands.data.detector import (HandDetector, KeypointSigmaRule,
-                                     combine_passes, detections_from_result,
-                                     detector_from_config, fit_sigma_rule,
-                                     keypoint_errors_at_crop, match_detection,
-                                     merge_detections, pass_spread, same_hand,
-                                     sigma_rule_from_file)
+from wildhands.data.detector import (HandDetector, KeypointSigmaRule, combine_passes, detections_from_result,
+                                     detector_from_config, fit_sigma_rule, keypoint_errors_at_crop, match_detection,
+                                     merge_detections, pass_spread, same_hand, sigma_rule_from_file)
 from wildhands.data.images import ImageError, read_image
 
 

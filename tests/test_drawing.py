@@ -1,5 +1,6 @@
 """Overlays: the skeleton follows the hand's size, so small hands stay visible."""
 import numpy as np
+
 from wildhands.app.drawing import draw_skeleton, skeleton_sizes
 
 

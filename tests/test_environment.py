@@ -4,6 +4,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from wildhands.app.notebook_runner import list_notebooks, parse_cli
 
 ROOT = Path(__file__).resolve().parents[1]

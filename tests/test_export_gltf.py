@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 from PIL import Image
+
 from wildhands.app.predict import main, predict_paths
 from wildhands.hand import keypoints as kp
-from wildhands.hand.camera_space import (Intrinsics, default_intrinsics,
-                                         intrinsics_from_fov, photo_intrinsics,
+from wildhands.hand.camera_space import (Intrinsics, default_intrinsics, intrinsics_from_fov, photo_intrinsics,
                                          place_hand)
 
 pygltflib = pytest.importorskip("pygltflib")
@@ -163,8 +163,7 @@ def test_file_camera_projects_joints_onto_our_keypoints(scene):
 
 
 def test_rig_is_a_hierarchy_with_rotations_and_weights_from_the_model(scene):
-    from wildhands.hand.hand_model import (load_mano_arrays,
-                                           resolve_hand_model_path)
+    from wildhands.hand.hand_model import load_mano_arrays, resolve_hand_model_path
 
     arrays = load_mano_arrays(resolve_hand_model_path())
     gltf, _ = _read(next(scene["near"].glob("*.glb")))
@@ -309,6 +308,7 @@ def test_rig_skins_to_the_hand_model(pose_space, mirrored):
     the hand model's own mesh, rotated about the root, mirrored for a left hand and translated."""
     import torch
     from scipy.spatial.transform import Rotation
+
     from wildhands.app.export_gltf import rig_hand
     from wildhands.hand.hand_model import HandModel
 
@@ -338,6 +338,7 @@ def video(tmp_path_factory):
     """A 12-frame synthetic video of a left hand (lost in frame 4) through the offline pipeline;
     its track file exported as an animated .glb, as ``--export glb`` does."""
     import cv2
+
     from wildhands.app.export_gltf import export_video
     from wildhands.app.video import FrameSource, KnownKeypoints, VideoPredictor, write_video_outputs
     from wildhands.config import load_profile
@@ -471,6 +472,7 @@ def test_two_tracks_animate_and_hide_independently(tmp_path):
     along the short way."""
     import torch
     from scipy.spatial.transform import Rotation
+
     from wildhands.app.export_gltf import track_animation, write_track_animation
     from wildhands.hand.hand_model import HandModel
 

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 from conftest import toy_mano_arrays
+
 from wildhands.config import MissingSetting, load_profile
 from wildhands.fit.fit2d import Fit2D, FitOptions, FitSettings, fit_keypoints_2d
 from wildhands.fit.lm import _jacobian
 from wildhands.hand import keypoints as kp
-from wildhands.hand.camera import (axis_angle_to_matrix,
-                                   weak_perspective_project)
+from wildhands.hand.camera import axis_angle_to_matrix, weak_perspective_project
 from wildhands.hand.hand_model import HandModel
 from wildhands.hand.keypoint_model import KeypointModel
 

@@ -7,9 +7,9 @@ import smplx
 import torch
 from conftest import toy_mano_arrays, write_chumpy_style_pickle
 from smplx.utils import Struct
+
 from wildhands.hand import keypoints as kp
-from wildhands.hand.hand_model import (HandModel, HandModelFileError,
-                                       load_mano_arrays)
+from wildhands.hand.hand_model import HandModel, HandModelFileError, load_mano_arrays
 
 
 def test_chumpy_style_file_loads_without_chumpy(tmp_path):

@@ -6,6 +6,7 @@ from urllib.error import URLError
 import pytest
 import torch
 import torchvision
+
 from wildhands.config import load_profile
 from wildhands.hand.hand_model import HandModel
 from wildhands.net.checkpoints import load_model, save_checkpoint

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 from PIL import Image
-from wildhands.data.images import (ImageError, check_image, list_images,
-                                   read_image)
+
+from wildhands.data.images import ImageError, check_image, list_images, read_image
 from wildhands.fileio import write_json, write_obj
 
 

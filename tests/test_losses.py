@@ -2,13 +2,12 @@ import numpy as np
 import pytest
 import torch
 from train_fixtures import make_samples
+
 from wildhands.config import load_profile
 from wildhands.hand.camera import axis_angle_to_matrix
 from wildhands.hand.hand_model import HandModel
 from wildhands.hand.parameters import HandParameters
-from wildhands.net.losses import (keypoint_errors, parameter_losses,
-                                  reconstruction_losses, sample_soft_mask,
-                                  soft_mask)
+from wildhands.net.losses import keypoint_errors, parameter_losses, reconstruction_losses, sample_soft_mask, soft_mask
 from wildhands.net.model import build_model
 from wildhands.net.samples import TrainingSamples
 

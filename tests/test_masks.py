@@ -1,9 +1,9 @@
 import cv2
 import numpy as np
 import pytest
+
 from wildhands.app.drawing import draw_seed_regions
-from wildhands.data.masks import (BAND_LABELS, MaskCache, grabcut_hand_mask,
-                                  mask_iou, seed_regions)
+from wildhands.data.masks import BAND_LABELS, MaskCache, grabcut_hand_mask, mask_iou, seed_regions
 from wildhands.hand import keypoints as kp
 
 

@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
+
 from wildhands.eval import metrics
 from wildhands.hand import keypoints as kp
 

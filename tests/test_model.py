@@ -3,17 +3,16 @@ import pytest
 import torch
 import torchvision
 from train_fixtures import make_samples
+
 from wildhands.config import MissingSetting, load_profile
-from wildhands.data.augment import (DetectorNoise, augment_sample,
-                                    detector_keypoints)
+from wildhands.data.augment import DetectorNoise, augment_sample, detector_keypoints
 from wildhands.hand import keypoints as kp
 from wildhands.hand.camera import axis_angle_to_matrix
 from wildhands.hand.hand_model import HandModel
 from wildhands.hand.parameters import PARAMETER_FIELDS, HandParameters
 from wildhands.net.encoder import HandEncoder
 from wildhands.net.inference import inference_quarter_turns
-from wildhands.net.model import (build_model, turn_parameters,
-                                 turned_average)
+from wildhands.net.model import build_model, turn_parameters, turned_average
 from wildhands.net.samples import heatmaps, network_input
 
 

@@ -6,8 +6,8 @@ write); ``./run_tests.sh --all`` adds the rest (marked slow), each after the one
 import json
 
 import pytest
-from wildhands.app.notebook_runner import (NotebookFailed, list_notebooks,
-                                           run_notebooks)
+
+from wildhands.app.notebook_runner import NotebookFailed, list_notebooks, run_notebooks
 
 FIRST = "00_hand_model.ipynb"
 
@@ -51,8 +51,9 @@ def test_the_other_notebooks_run_in_smoke_profile_in_order(tmp_path, monkeypatch
 
 def test_failure_names_notebook_and_cell(tmp_path, monkeypatch):
     import nbformat
-    import wildhands.app.notebook_runner as runner
     from nbformat.v4 import new_code_cell, new_notebook
+
+    import wildhands.app.notebook_runner as runner
 
     books = tmp_path / "notebooks"
     books.mkdir()

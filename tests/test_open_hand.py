@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 import torch
+
 from wildhands.hand import keypoints as kp
 from wildhands.hand import mesh_ops
 from wildhands.hand import open_hand as oh
-from wildhands.hand.hand_model import (HandModel, hand_measurements,
-                                       load_mano_arrays, rest_keypoints)
+from wildhands.hand.hand_model import HandModel, hand_measurements, load_mano_arrays, rest_keypoints
 from wildhands.paths import OPEN_HAND_PATH
 
 DIGITS = kp.MANO_TIP_ORDER   # thumb, index, middle, ring, pinky

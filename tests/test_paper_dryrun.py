@@ -16,6 +16,7 @@ import subprocess
 import sys
 
 import pytest
+
 from wildhands.data.datasets import PAPER_TEST
 
 TEST_INPUT_SIZE = 48   # the smallest at which DDP's one sample per process still gives batch norm 2x2 values
@@ -78,6 +79,7 @@ def test_paper_dryrun_profile_changes_only_counts_sizes_and_the_device():
 
 def test_cpu_autocast_and_ddp_backend_only_where_the_profile_asks():
     import torch
+
     from wildhands.config import load_profile
     from wildhands.net.train import autocast_dtype, ddp_backend
 

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from wildhands.eval import metrics
 from wildhands.eval import paper_reference as ref
 from wildhands.paths import SHARED_DIR

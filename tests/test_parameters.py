@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+
 from wildhands.fit.fit2d import Fit2D
 from wildhands.hand.camera import axis_angle_to_matrix
 from wildhands.hand.hand_model import HandModel

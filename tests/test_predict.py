@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+
 from wildhands.app.predict import Predictor, main, predict_paths
 from wildhands.config import load_profile
 from wildhands.hand.hand_model import HandModel
@@ -128,6 +129,7 @@ def test_fit2d_method_fits_the_given_keypoints(tmp_path):
     import pickle
 
     from conftest import toy_mano_arrays
+
     from wildhands.app.predict import HandInput
 
     path = tmp_path / "TOY_RIGHT.pkl"

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import pytest
+
 from wildhands.cli import main as cli_main
 from wildhands.config import load_profile
-from wildhands.data.datasets.fixtures import (write_mpii_nzsl, write_panoptic,
-                                              write_paper_fixtures, write_stb)
-from wildhands.data.datasets.prepare import (DataPreparationError, count_table,
-                                             prepare_data)
+from wildhands.data.datasets.fixtures import write_mpii_nzsl, write_panoptic, write_paper_fixtures, write_stb
+from wildhands.data.datasets.prepare import DataPreparationError, count_table, prepare_data
 
 
 @pytest.fixture

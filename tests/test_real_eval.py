@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from test_datasets import write_mpii_nzsl, write_stb
 from train_fixtures import ListDataset, make_samples
+
 from wildhands.app import plots
 from wildhands.config import load_profile
 from wildhands.data.datasets import JointHandDataset, load_mpii_nzsl, load_stb

@@ -4,10 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from wildhands.data.datasets import DatasetNotFound
-from wildhands.data.datasets.real_poses import (PATH_ENV, SPLIT_SUBJECTS,
-                                                default_real_poses_path,
-                                                load_real_poses)
+from wildhands.data.datasets.real_poses import PATH_ENV, SPLIT_SUBJECTS, default_real_poses_path, load_real_poses
 from wildhands.fit.fit3d import Fit3D, kabsch_rotation
 from wildhands.fit.lm import _jacobian
 from wildhands.hand import keypoints as kp
@@ -161,8 +160,7 @@ def test_mixed_pose_corpus_keeps_every_real_pose_and_the_share():
 
 
 def test_evaluation_fits_model_made_hands_closely_and_draws(hand_model, poses_file, tmp_path):
-    from wildhands.app.real_pose_report import (evaluate_real_poses,
-                                                residual_table)
+    from wildhands.app.real_pose_report import evaluate_real_poses, residual_table
 
     metrics = evaluate_real_poses(hand_model, splits=("test",), spaces=("pca", "full"), path=poses_file, worst=1,
                                   figures_dir=tmp_path, log=lambda line: None)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
-from wildhands.data.render import (is_closed_outward, lambert, overlay_mesh,
-                                   projected_face_areas, rasterize, render,
+
+from wildhands.data.render import (is_closed_outward, lambert, overlay_mesh, projected_face_areas, rasterize, render,
                                    vertex_normals)
 
 

@@ -4,17 +4,15 @@ import pickle
 import numpy as np
 import pytest
 import torch
+
 from wildhands.config import load_profile
 from wildhands.data import synthetic
 from wildhands.data.appearance import draw_occluders
 from wildhands.data.render import render
-from wildhands.data.synthetic import (HandAssets, SyntheticHandDataset,
-                                      anatomical_frame, generate_synthetic_set,
-                                      hidden_keypoints, render_samples,
-                                      sample_parameters)
+from wildhands.data.synthetic import (HandAssets, SyntheticHandDataset, anatomical_frame, generate_synthetic_set,
+                                      hidden_keypoints, render_samples, sample_parameters)
 from wildhands.hand import keypoints as kp
-from wildhands.hand.camera import (axis_angle_to_matrix,
-                                   weak_perspective_project)
+from wildhands.hand.camera import axis_angle_to_matrix, weak_perspective_project
 from wildhands.hand.hand_model import HandModel, rest_keypoints
 
 

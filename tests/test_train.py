@@ -6,12 +6,11 @@ import torch
 import torch.multiprocessing as mp
 from conftest import toy_mano_arrays
 from train_fixtures import ListDataset, make_samples
+
 from wildhands.config import apply_overrides, load_profile
 from wildhands.hand.hand_model import HandModel
-from wildhands.net.checkpoints import (CheckpointError, export_checkpoint,
-                                       load_model, read_checkpoint)
-from wildhands.net.train import (_run_difference, finetune, main, pretrain,
-                                 read_log, variant_config)
+from wildhands.net.checkpoints import CheckpointError, export_checkpoint, load_model, read_checkpoint
+from wildhands.net.train import _run_difference, finetune, main, pretrain, read_log, variant_config
 
 TINY = {"model.input_size": 32, "pretrain.steps": 4, "pretrain.batch_size": 4, "pretrain.checkpoint_every": 2,
         "pretrain.log_every": 1, "finetune.steps": 4, "finetune.batch_size": 4, "finetune.checkpoint_every": 2,
@@ -190,8 +189,7 @@ def test_finetune_started_over_still_starts_from_the_pretrained_weights(setup, c
 
 
 def test_weights_move_to_another_input_variant(toy_mano_path, tmp_path):
-    from wildhands.net.checkpoints import (load_encoder_weights_from_variant,
-                                           save_checkpoint)
+    from wildhands.net.checkpoints import load_encoder_weights_from_variant, save_checkpoint
     from wildhands.net.model import build_model
 
     hand = HandModel(toy_mano_path)

@@ -8,10 +8,11 @@ import numpy as np
 import pygltflib
 import pytest
 import torch
+
 from wildhands.data.tracking import HandTracker, track_frames
 from wildhands.eval.video_metrics import acceleration_error, mean_acceleration
-from wildhands.fit.temporal import (OneEuroFilter, TemporalFit, TemporalSettings, TrackObservations,
-                                    blend_windows, continuous_rotations, window_starts)
+from wildhands.fit.temporal import (OneEuroFilter, TemporalFit, TemporalSettings, TrackObservations, blend_windows,
+                                    continuous_rotations, window_starts)
 
 ANCHOR = {"rotation": 0.4, "betas": 2.0, "pose": 4.0}
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+
 from wildhands.hand import keypoints as kp
 from wildhands.hand.camera import axis_angle_to_matrix
 

@@ -23,8 +23,7 @@ def _build_hand_model(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     real_poses, out = None, args.out
     if args.real_poses is not None:
-        from wildhands.data.real_pose_space import (REAL_POSE_MODEL_NAME,
-                                                    real_pose_corpus)
+        from wildhands.data.real_pose_space import REAL_POSE_MODEL_NAME, real_pose_corpus
         from wildhands.hand.hand_model import HandModel
         from wildhands.paths import OPEN_HAND_PATH, output_dir
 
@@ -42,7 +41,8 @@ def _train(argv: list[str]) -> int:
 
 
 def _predict(argv: list[str]) -> int:
-    from wildhands.app.video import main as video_main, wants_video
+    from wildhands.app.video import main as video_main
+    from wildhands.app.video import wants_video
 
     if wants_video(argv):  # MP4/AVI/MOV inputs or --sequence: the video pipeline
         return int(video_main(argv) or 0)

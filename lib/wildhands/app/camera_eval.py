@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from wildhands.app.predict import HandInput
 from wildhands.data.images import read_image
 from wildhands.data.synthetic import anatomical_frame, sample_parameters
 from wildhands.hand import keypoints as kp
-from wildhands.hand.camera_space import (Intrinsics, image_pixels_per_metre,
-                                         place_hand, place_results)
+from wildhands.hand.camera_space import Intrinsics, image_pixels_per_metre, place_hand, place_results
 
 MIDDLE_CHAIN = (0, 9, 10, 11, 12)   # wrist, middle MCP, PIP, DIP, tip
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+
 from wildhands.hand import keypoints as kp
 from wildhands.hand.camera import rotation_y
 

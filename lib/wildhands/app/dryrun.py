@@ -31,6 +31,7 @@ from collections import Counter
 from pathlib import Path
 
 import torch
+
 from wildhands.app.notebook_runner import run_notebooks
 from wildhands.config import load_profile
 from wildhands.data.datasets import PAPER_TEST, PAPER_TRAIN, JointHandDataset
@@ -44,8 +45,7 @@ from wildhands.hand.camera import CROP_SIZE
 from wildhands.hand.hand_model import hand_model_from_config
 from wildhands.net.checkpoints import read_checkpoint
 from wildhands.net.encoder import imagenet_weights_file
-from wildhands.net.train import (StageSettings, default_datasets,
-                                 default_run_dir, finetune, pretrain, read_log,
+from wildhands.net.train import (StageSettings, default_datasets, default_run_dir, finetune, pretrain, read_log,
                                  variant_config)
 from wildhands.paths import OUTPUTS_DIR
 

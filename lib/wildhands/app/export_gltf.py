@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from wildhands.data.crops import CropTransform
 from wildhands.fileio import write_bytes
 from wildhands.hand import keypoints as kp

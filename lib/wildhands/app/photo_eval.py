@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+
 from wildhands.app.predict import HandInput
 from wildhands.data.detector import keypoint_errors_at_crop, match_detection
 from wildhands.data.images import read_image

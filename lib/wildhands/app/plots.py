@@ -10,6 +10,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 from mpl_toolkits.mplot3d.art3d import Poly3DCollection
+
 from wildhands.eval import paper_reference as ref
 from wildhands.fileio import atomic_path
 from wildhands.hand import keypoints as kp

@@ -24,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from wildhands.app.drawing import draw_hand_overlay
 from wildhands.app.export_gltf import export_photo
 from wildhands.config import apply_overrides, load_profile
 from wildhands.data.augment import DetectorNoise, resize_image
-from wildhands.data.crops import (CropTransform, crop_image, hand_transform,
-                                  make_transform)
+from wildhands.data.crops import CropTransform, crop_image, hand_transform, make_transform
 from wildhands.data.detection import Detection
 from wildhands.data.detector import detector_from_config, match_detection
 from wildhands.data.images import ImageError, list_images, read_image
@@ -37,13 +37,11 @@ from wildhands.fileio import atomic_path, write_json, write_obj
 from wildhands.fit.fit2d import Fit2D
 from wildhands.hand import keypoints as kp
 from wildhands.hand.camera import CROP_SCALE
-from wildhands.hand.camera_space import (check_camera_flags, photo_intrinsics,
-                                         place_results)
+from wildhands.hand.camera_space import check_camera_flags, photo_intrinsics, place_results
 from wildhands.hand.hand_model import hand_model_from_config
 from wildhands.hand.parameters import PARAMETER_FIELDS, HandParameters
 from wildhands.net.checkpoints import load_model
-from wildhands.net.inference import (InferenceSettings,
-                                     current_inference_config)
+from wildhands.net.inference import InferenceSettings, current_inference_config
 from wildhands.net.model import HandDecoder, turned_average
 from wildhands.net.samples import InputSettings, network_input
 from wildhands.paths import OUTPUTS_DIR, PARAMS_DIR

@@ -6,13 +6,10 @@ DexYCB (Chao et al., CVPR 2021), CC BY-NC 4.0.
 from __future__ import annotations
 
 import numpy as np
-from wildhands.app.plots import (VIEWS, mesh_gallery_figure, save_figure,
-                                 skeleton_pairs_figure)
-from wildhands.data.datasets.real_poses import (CITATION, SPLIT_SUBJECTS,
-                                                load_real_poses)
-from wildhands.data.real_pose_space import (FIT_SPACES, MM, fit_real_poses,
-                                            fit_summary, hand_extent,
-                                            mean_pose_report)
+
+from wildhands.app.plots import VIEWS, mesh_gallery_figure, save_figure, skeleton_pairs_figure
+from wildhands.data.datasets.real_poses import CITATION, SPLIT_SUBJECTS, load_real_poses
+from wildhands.data.real_pose_space import FIT_SPACES, MM, fit_real_poses, fit_summary, hand_extent, mean_pose_report
 from wildhands.fit.fit3d import Fit3DResult
 from wildhands.hand import open_hand as oh
 from wildhands.hand.hand_model import HandModel, load_mano_arrays

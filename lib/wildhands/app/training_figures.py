@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+
 from wildhands.app.plots import prediction_overlays_figure
 from wildhands.net.model import HandReconstructor
 from wildhands.net.samples import heatmaps

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from wildhands.app.drawing import draw_hand_overlay
 from wildhands.app.export_gltf import export_video
 from wildhands.app.predict import EXPORTS, HandInput, HandResult, Predictor, default_checkpoint
@@ -38,12 +39,12 @@ from wildhands.data.detector import Detection, detections_from_result, tight_box
 from wildhands.data.images import IMAGE_SUFFIXES, ImageError, read_image
 from wildhands.data.tracking import HandTracker
 from wildhands.fileio import _to_builtin, atomic_path
-from wildhands.fit.fit2d import CAMERA_DIMS, Fit2D
+from wildhands.fit.fit2d import Fit2D
 from wildhands.fit.refine import RefineSettings
 from wildhands.fit.temporal import MODES, OnlineSmoother, TemporalFit, TemporalSettings, TrackObservations
 from wildhands.hand.camera import CROP_SCALE, CROP_SIZE, axis_angle_to_matrix, matrix_to_axis_angle
 from wildhands.hand.camera_space import Intrinsics, check_camera_flags, photo_intrinsics, place_results
-from wildhands.hand.parameters import HandParameters
+from wildhands.hand.parameters import CAMERA_DIMS, HandParameters
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov")
 DEFAULT_SEQUENCE_FPS = 30.0

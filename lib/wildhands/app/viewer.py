@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
 from wildhands.fileio import write_bytes
 from wildhands.hand import keypoints as kp
 

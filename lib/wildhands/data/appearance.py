@@ -17,6 +17,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from wildhands.data.render import lambert, vertex_normals
 from wildhands.hand import keypoints as kp
 
@@ -124,8 +125,7 @@ def hand_colors(rng, vertices, normals_cam, regions: SkinRegions) -> np.ndarray:
 def natural_images() -> tuple:
     """The sample photographs inside scikit-image's package data (no download), as RGB uint8."""
     import skimage.data
-    from PIL import \
-        Image  # reads these PNGs without libpng's colour-profile warnings
+    from PIL import Image  # reads these PNGs without libpng's colour-profile warnings
 
     folder = Path(skimage.data.__file__).parent
     images = []

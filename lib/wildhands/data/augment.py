@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from wildhands.hand import keypoints as kp
 from wildhands.hand.camera import CROP_SIZE, rotation_z, tight_square
 from wildhands.paths import PROJECT_ROOT

@@ -34,6 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from wildhands.data.crops import crop_box, crop_image, make_transform
 from wildhands.data.detection import Detection, tight_box
 from wildhands.hand.camera import CROP_SCALE, CROP_SIZE

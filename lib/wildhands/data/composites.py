@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from wildhands.data.body_finder import arms_from_pose
 from wildhands.data.crops import crop_box
 from wildhands.data.detector import keypoint_errors_at_crop, match_detection

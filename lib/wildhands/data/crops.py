@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, fields
 
 import cv2
 import numpy as np
+
 from wildhands.data.images import check_image
 from wildhands.hand import keypoints as kp
 from wildhands.hand.camera import CROP_SCALE, CROP_SIZE, tight_square

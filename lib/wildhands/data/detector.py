@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from wildhands.data.body_finder import BodyFinder, BodySettings
 from wildhands.data.crops import crop_box, crop_image, make_transform
 from wildhands.data.detection import Detection, swap_handedness, tight_box

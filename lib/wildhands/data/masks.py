@@ -25,6 +25,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from wildhands.data.crops import crop_box, visible_mask
 from wildhands.data.images import check_image
 from wildhands.fileio import write_bytes

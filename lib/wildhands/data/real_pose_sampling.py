@@ -25,6 +25,7 @@ import hashlib
 from dataclasses import dataclass
 
 import numpy as np
+
 from wildhands.data.datasets.real_poses import load_real_poses
 from wildhands.data.real_pose_space import FIT_SPACES, fit_real_poses
 from wildhands.fileio import atomic_path

@@ -13,6 +13,7 @@ corpus to mix in, on training subjects alone.
 from __future__ import annotations
 
 import numpy as np
+
 from wildhands.data.datasets.real_poses import load_real_poses
 from wildhands.fileio import atomic_path, write_pickle
 from wildhands.fit.fit3d import Fit3D, Fit3DResult

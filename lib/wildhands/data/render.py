@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from wildhands.hand import mesh_ops
 
 MAX_CANDIDATES = 6_000_000  # pixel candidates per chunk of triangles (memory bound)

@@ -32,18 +32,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from wildhands.data.appearance import (SkinRegions, background_image,
-                                       draw_occluders, hand_colors,
-                                       skin_regions)
+
+from wildhands.data.appearance import SkinRegions, background_image, draw_occluders, hand_colors, skin_regions
 from wildhands.data.real_pose_sampling import real_pose_labels
-from wildhands.data.render import (is_closed_outward, projected_face_areas,
-                                   render, vertex_normals)
+from wildhands.data.render import is_closed_outward, projected_face_areas, render, vertex_normals
 from wildhands.fileio import atomic_path, write_json
 from wildhands.hand import keypoints as kp
-from wildhands.hand.camera import (CROP_SIZE, frame_in_crop, matrix_to_axis_angle,
-                                   rotation_about)
-from wildhands.hand.hand_model import (HandModel, hand_model_from_config,
-                                       rest_keypoints)
+from wildhands.hand.camera import CROP_SIZE, frame_in_crop, matrix_to_axis_angle, rotation_about
+from wildhands.hand.hand_model import HandModel, hand_model_from_config, rest_keypoints
 from wildhands.hand.keypoint_model import KeypointModel
 from wildhands.paths import OUTPUTS_DIR
 

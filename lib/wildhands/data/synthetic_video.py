@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
 from wildhands.data.appearance import background_image, hand_colors
 from wildhands.data.augment import DetectorNoise, detector_keypoints
 from wildhands.data.crops import hand_transform

@@ -27,6 +27,7 @@ trapezoid rule on a fine threshold grid.
 from __future__ import annotations
 
 import numpy as np
+
 from wildhands.hand import keypoints as kp
 
 ALIGNMENTS = ("root", "root_scale", "procrustes", "fingertips")

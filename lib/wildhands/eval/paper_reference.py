@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+
 from wildhands.eval.metrics import curve_auc
 from wildhands.paths import PARAMS_DIR
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+
 from wildhands.data.augment import DetectorNoise
 from wildhands.data.crops import hand_transform
 from wildhands.eval import metrics

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from torch.utils.data.dataloader import default_collate
+
 from wildhands.data.augment import resize_image
 from wildhands.data.datasets import JointHandDataset, load_dataset
 from wildhands.eval import metrics

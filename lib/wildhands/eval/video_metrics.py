@@ -12,6 +12,7 @@ hand's articulation and rotation, camera-frame joints to include the global moti
 from __future__ import annotations
 
 import numpy as np
+
 from wildhands.eval.metrics import align_procrustes
 
 

@@ -45,14 +45,14 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
+
 from wildhands.config import settings_from_table, table
 from wildhands.fit.lm import levenberg_marquardt
 from wildhands.hand import keypoints as kp
 from wildhands.hand.camera import axis_angle_to_matrix, matrix_to_axis_angle
 from wildhands.hand.hand_model import HandModel, load_mano_arrays
 from wildhands.hand.keypoint_model import KeypointModel, so3_left_jacobian
-from wildhands.hand.parameters import (CAMERA_DIMS, ROTATION_DIMS,  # noqa: F401 (CAMERA_DIMS: the fit's vector)
-                                      HandParameters, VectorLayout)
+from wildhands.hand.parameters import ROTATION_DIMS, HandParameters, VectorLayout
 
 POSE_SPACES = ("pca", "full")
 ANCHOR_KEYS = ("rotation", "betas", "pose")

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+
 from wildhands.fit.fit2d import POSE_SPACES
 from wildhands.fit.lm import levenberg_marquardt
 from wildhands.hand import keypoints as kp

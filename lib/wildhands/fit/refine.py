@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
+
 from wildhands.config import setting, table
 from wildhands.fit.fit2d import EnergySettings, FitOptions, FitSettings
 from wildhands.hand import keypoints as kp

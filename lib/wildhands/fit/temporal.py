@@ -52,8 +52,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from wildhands.fit.fit2d import CAMERA_DIMS, Fit2D
+
+from wildhands.fit.fit2d import Fit2D
 from wildhands.fit.lm import levenberg_marquardt
+from wildhands.hand.parameters import CAMERA_DIMS
 
 MODES = ("offline", "online", "per-frame")   # per-frame: no smoothing (the photo pipeline per frame)
 BLOCKS = ("rotation", "translation", "log_scale", "pose")

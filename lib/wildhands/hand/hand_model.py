@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+
 from wildhands.hand import keypoints as kp
 from wildhands.paths import MANO_DIR, OPEN_HAND_PATH
 

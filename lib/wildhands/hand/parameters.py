@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
+
 from wildhands.hand.camera import axis_angle_to_matrix, matrix_to_axis_angle
 
 ROTATION_DIMS = 3   # axis-angle of R

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from wildhands import __version__
 from wildhands.fileio import atomic_path
 from wildhands.hand.hand_model import HandModel, hand_model_from_config

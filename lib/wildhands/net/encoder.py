@@ -33,6 +33,7 @@ from urllib.parse import urlparse
 import torch
 import torchvision
 from torch import nn
+
 from wildhands.hand import keypoints as kp
 from wildhands.hand.camera import CROP_SIZE, matrix_to_rot6d, rot6d_to_matrix
 from wildhands.hand.parameters import HandParameters

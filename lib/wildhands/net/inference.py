@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from wildhands.config import (INFERENCE_TABLES, apply_overrides, load_profile,
-                              setting)
+from wildhands.config import INFERENCE_TABLES, apply_overrides, load_profile, setting
 from wildhands.fit.fit2d import FitSettings
 from wildhands.fit.refine import RefineSettings
 from wildhands.net.model import QUARTER_TURNS

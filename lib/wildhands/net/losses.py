@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 from wildhands.hand.camera import axis_angle_to_matrix
 from wildhands.net.model import Reconstruction
 

@@ -18,10 +18,9 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
 from wildhands.hand import keypoints as kp
-from wildhands.hand.camera import (CROP_SCALE, CROP_SIZE, frame_in_crop,
-                                   rotate_root_relative,
-                                   weak_perspective_project)
+from wildhands.hand.camera import CROP_SCALE, CROP_SIZE, frame_in_crop, rotate_root_relative, weak_perspective_project
 from wildhands.hand.hand_model import HandModel
 from wildhands.hand.keypoint_model import KeypointModel
 from wildhands.hand.parameters import PARAMETER_FIELDS, HandParameters

@@ -19,9 +19,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+
 from wildhands.config import TableSettings, setting
-from wildhands.data.augment import (DetectorNoise, augment_sample,
-                                    detector_keypoints, resize_image)
+from wildhands.data.augment import DetectorNoise, augment_sample, detector_keypoints, resize_image
 from wildhands.data.heatmaps import keypoint_heatmaps
 from wildhands.hand import keypoints as kp
 from wildhands.hand.camera import CROP_SIZE

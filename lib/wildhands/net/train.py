@@ -38,22 +38,18 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, default_collate
-from wildhands.config import (INFERENCE_TABLES, TableSettings, load_profile,
-                              parse_set_arguments, setting,
+
+from wildhands.config import (INFERENCE_TABLES, TableSettings, load_profile, parse_set_arguments, setting,
                               settings_from_table, table)
 from wildhands.data.datasets import paper_training_mixture
-from wildhands.data.synthetic import (SampledHands, SyntheticHandDataset,
-                                      synthetic_root)
+from wildhands.data.synthetic import SampledHands, SyntheticHandDataset, synthetic_root
 from wildhands.fileio import atomic_path
 from wildhands.hand.hand_model import HandModel, hand_model_from_config
-from wildhands.net.checkpoints import (load_encoder_weights,
-                                       load_encoder_weights_from_variant,
-                                       read_checkpoint, restore_rng_states,
-                                       save_checkpoint)
+from wildhands.net.checkpoints import (load_encoder_weights, load_encoder_weights_from_variant, read_checkpoint,
+                                       restore_rng_states, save_checkpoint)
 from wildhands.net.encoder import check_variant
-from wildhands.net.losses import (keypoint_errors, parameter_losses,
-                                  reconstruction_losses)
 from wildhands.net.inference import inference_quarter_turns
+from wildhands.net.losses import keypoint_errors, parameter_losses, reconstruction_losses
 from wildhands.net.model import HandReconstructor, build_model
 from wildhands.net.samples import STAGES, InputSettings, TrainingSamples
 from wildhands.net.variants import TRAIN_STAGES, variant_config

@@ -11,8 +11,7 @@ labels only) and evaluates on STB test, DEXTER+OBJECT, EGODEXTER and MPII+NZSL t
 """
 from __future__ import annotations
 
-from wildhands.data.datasets import (dexter_object, egodexter, freihand,
-                                     mpii_nzsl, panoptic, rhd, stb)
+from wildhands.data.datasets import dexter_object, egodexter, freihand, mpii_nzsl, panoptic, rhd, stb
 from wildhands.data.datasets.common import DatasetNotFound, HandRecord
 from wildhands.data.datasets.dexter_object import load_dexter_object
 from wildhands.data.datasets.egodexter import load_egodexter

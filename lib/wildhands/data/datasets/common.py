@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
 from wildhands.hand import keypoints as kp
 
 MM = 1e-3                     # metres per millimetre

@@ -21,8 +21,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from wildhands.data.datasets.common import (FingertipSequences, HandRecord,
-                                            intrinsics)
+
+from wildhands.data.datasets.common import FingertipSequences, HandRecord, intrinsics
 
 NAME = "dexter_object"
 SEQUENCES = ("Grasp1", "Grasp2", "Occlusion", "Rigid", "Pinch", "Rotate")

@@ -21,8 +21,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from wildhands.data.datasets.common import (FingertipSequences, HandRecord,
-                                            intrinsics)
+
+from wildhands.data.datasets.common import FingertipSequences, HandRecord, intrinsics
 
 NAME = "egodexter"
 SEQUENCES = ("Desk", "Fruits", "Kitchen", "Rotunda")

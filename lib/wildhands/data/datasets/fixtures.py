@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+
 from wildhands.data.datasets import dexter_object, egodexter, stb
 from wildhands.data.datasets.common import project
 from wildhands.hand import keypoints as kp

@@ -17,10 +17,9 @@ occlusion labels); the projection's pixel convention is taken to be ours.
 from __future__ import annotations
 
 import numpy as np
-from wildhands.data.datasets.common import (HandRecord, check_root,
-                                            check_split, inside_image,
-                                            progress, project, read_json,
-                                            require_files)
+
+from wildhands.data.datasets.common import (HandRecord, check_root, check_split, inside_image, progress, project,
+                                            read_json, require_files)
 from wildhands.hand import keypoints as kp
 
 NAME = "freihand"

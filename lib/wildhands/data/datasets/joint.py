@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from wildhands.data.crops import crop_hand
 from wildhands.data.datasets.common import HandRecord
 from wildhands.data.images import read_image

@@ -14,11 +14,9 @@ ours (pixel centres at integer coordinates).
 from __future__ import annotations
 
 import numpy as np
-from wildhands.data.datasets.common import (DatasetNotFound, HandRecord,
-                                            check_root, check_split,
-                                            flagged_keypoints, natural_key,
-                                            progress, read_json,
-                                            require_files)
+
+from wildhands.data.datasets.common import (DatasetNotFound, HandRecord, check_root, check_split, flagged_keypoints,
+                                            natural_key, progress, read_json, require_files)
 
 NAME = "mpii_nzsl"
 SPLITS = {"train": "manual_train", "test": "manual_test"}

@@ -18,9 +18,8 @@ reach the network unmirrored. The pixel convention of the labels is taken to be 
 from __future__ import annotations
 
 import numpy as np
-from wildhands.data.datasets.common import (HandRecord, check_root,
-                                            check_split, flagged_keypoints,
-                                            progress, read_json,
+
+from wildhands.data.datasets.common import (HandRecord, check_root, check_split, flagged_keypoints, progress, read_json,
                                             require_files)
 
 NAME = "panoptic"

@@ -13,8 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from wildhands.config import load_profile, parse_set_arguments
-from wildhands.data.datasets import (LOADERS, SPLITS, load_dataset,
-                                     paper_training_mixture)
+from wildhands.data.datasets import LOADERS, SPLITS, load_dataset, paper_training_mixture
 from wildhands.data.datasets.common import DatasetNotFound
 
 # Hands per split as published (docs/datasets.md; the paper's sec. 7 for its training sets).

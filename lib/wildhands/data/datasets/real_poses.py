@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from wildhands.data.datasets.common import DatasetNotFound, check_split
 from wildhands.hand import keypoints as kp
 from wildhands.paths import SHARED_DIR

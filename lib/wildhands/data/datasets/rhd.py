@@ -20,9 +20,9 @@ from __future__ import annotations
 import pickle
 
 import numpy as np
-from wildhands.data.datasets.common import (HandRecord, check_root,
-                                            check_split, keypoint_order,
-                                            require_files, to_openpose)
+
+from wildhands.data.datasets.common import (HandRecord, check_root, check_split, keypoint_order, require_files,
+                                            to_openpose)
 from wildhands.hand import keypoints as kp
 
 NAME = "rhd"

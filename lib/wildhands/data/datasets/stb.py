@@ -34,11 +34,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import scipy.io
-from wildhands.data.datasets.common import (MM, HandRecord, check_root,
-                                            check_split, inside_image,
-                                            intrinsics, keypoint_order,
-                                            project, require_files,
-                                            to_openpose)
+
+from wildhands.data.datasets.common import (MM, HandRecord, check_root, check_split, inside_image, intrinsics,
+                                            keypoint_order, project, require_files, to_openpose)
 from wildhands.hand import keypoints as kp
 
 NAME = "stb"

@@ -18,17 +18,11 @@ when no MANO file is present. Everything derives from published anthropometry an
 
 The names below are the package's interface; the rest live in their modules.
 """
-from wildhands.hand.open_hand.anatomy import (BASE_SHIFT, CMC_RATIO,
-                                              DIGIT_JOINTS, SEGMENT_RATIOS,
-                                              rest_skeleton)
-from wildhands.hand.open_hand.build import (MODEL_VERSION,
-                                            build_open_hand_model,
-                                            replace_pose_space,
+from wildhands.hand.open_hand.anatomy import BASE_SHIFT, CMC_RATIO, DIGIT_JOINTS, SEGMENT_RATIOS, rest_skeleton
+from wildhands.hand.open_hand.build import (MODEL_VERSION, build_open_hand_model, replace_pose_space,
                                             save_open_hand_model)
-from wildhands.hand.open_hand.kinematics import (JointFrames, forward,
-                                                 joint_angles, posed_tips)
-from wildhands.hand.open_hand.measures import (digit_penetration,
-                                               knuckle_breadth)
+from wildhands.hand.open_hand.kinematics import JointFrames, forward, joint_angles, posed_tips
+from wildhands.hand.open_hand.measures import digit_penetration, knuckle_breadth
 from wildhands.hand.open_hand.pose_pca import mixed_pose_corpus
 from wildhands.hand.open_hand.shape_pca import deform, sample_proportions
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from wildhands.hand import keypoints as kp
 from wildhands.hand.camera import rotate_vector
 

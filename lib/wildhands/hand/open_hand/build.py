@@ -16,22 +16,16 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from wildhands.fileio import write_pickle
 from wildhands.hand import keypoints as kp
 from wildhands.hand.open_hand.anatomy import rest_skeleton
-from wildhands.hand.open_hand.kinematics import (JointFrames, angles_to_pose,
-                                                 joint_ranges)
+from wildhands.hand.open_hand.kinematics import JointFrames, angles_to_pose, joint_ranges
 from wildhands.hand.open_hand.mesh import build_mesh
-from wildhands.hand.open_hand.pose_pca import (CORPUS_SAMPLE_STORED,
-                                               NUM_PCA_CHECK,
-                                               axis_angle_limits,
-                                               corpus_ranges,
-                                               mixed_pose_corpus, pose_space,
-                                               synthetic_pose_corpus)
+from wildhands.hand.open_hand.pose_pca import (CORPUS_SAMPLE_STORED, NUM_PCA_CHECK, axis_angle_limits, corpus_ranges,
+                                               mixed_pose_corpus, pose_space, synthetic_pose_corpus)
 from wildhands.hand.open_hand.shape_pca import shape_space
-from wildhands.hand.open_hand.skinning import (joint_regressor,
-                                               palm_centre_vertices,
-                                               skinning_weights)
+from wildhands.hand.open_hand.skinning import joint_regressor, palm_centre_vertices, skinning_weights
 from wildhands.paths import OPEN_HAND_PATH
 
 MODEL_VERSION = "2.0"

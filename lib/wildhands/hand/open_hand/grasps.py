@@ -4,11 +4,10 @@ onto a finger's pad or side by inverse kinematics where the pose needs a contact
 from __future__ import annotations
 
 import numpy as np
+
 from wildhands.hand import keypoints as kp
 from wildhands.hand.open_hand.anatomy import DIGIT_JOINTS, FINGERS4, MM, Skeleton
-from wildhands.hand.open_hand.kinematics import (JointFrames, angles_to_pose,
-                                                 chain, forward, joint_ranges,
-                                                 posed_tips)
+from wildhands.hand.open_hand.kinematics import JointFrames, angles_to_pose, chain, forward, joint_ranges, posed_tips
 from wildhands.hand.open_hand.surface import digit_sections
 
 

@@ -7,11 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from wildhands.hand import keypoints as kp
-from wildhands.hand.camera import (rotate_vector, rotation_matrices,
-                                   rotation_vectors)
-from wildhands.hand.open_hand.anatomy import DIGIT_JOINTS, Skeleton, unit
 
+from wildhands.hand import keypoints as kp
+from wildhands.hand.camera import rotate_vector, rotation_matrices, rotation_vectors
+from wildhands.hand.open_hand.anatomy import DIGIT_JOINTS, Skeleton, unit
 
 # Joint ranges in degrees, relative to the rest pose (hand_anatomy.md: Eaton's table, clinical
 # references). Flexion is positive towards the palm (the thumb's CMC: across the palm towards the

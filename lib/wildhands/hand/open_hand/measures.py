@@ -4,11 +4,11 @@ breadth across the knuckles, and how deep digits reach into each other in a pose
 from __future__ import annotations
 
 import numpy as np
+
 from wildhands.hand import keypoints as kp
 from wildhands.hand.open_hand.anatomy import DIGIT_JOINTS, MM, Skeleton, rest_skeleton
 from wildhands.hand.open_hand.kinematics import forward
-from wildhands.hand.open_hand.surface import (digit_coordinates, digit_field,
-                                              digit_sections)
+from wildhands.hand.open_hand.surface import digit_coordinates, digit_field, digit_sections
 
 
 def knuckle_breadth(verts: np.ndarray, skeleton: Skeleton | None = None) -> float:

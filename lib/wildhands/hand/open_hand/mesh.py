@@ -6,11 +6,11 @@ fingertip keypoints are surface vertices at the end of each finger pad.
 from __future__ import annotations
 
 import numpy as np
+
 from wildhands.hand import mesh_ops
 from wildhands.hand.open_hand.anatomy import MM, Skeleton
 from wildhands.hand.open_hand.skinning import DIGIT_REACH, digit_kind
 from wildhands.hand.open_hand.surface import digit_field, hand_field, smoothstep
-
 
 TARGET_VERTICES = 1300
 GRID_STEP = 2.0 * MM            # marching-cubes spacing before decimation

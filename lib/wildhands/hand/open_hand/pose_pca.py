@@ -10,12 +10,10 @@ holds the relaxed middle of the corpus; a fist or a flat hand lies at 5-6 units)
 from __future__ import annotations
 
 import numpy as np
+
 from wildhands.hand.open_hand.anatomy import DIGIT_JOINTS, FINGERS4, Skeleton, rest_skeleton
 from wildhands.hand.open_hand.grasps import named_poses
-from wildhands.hand.open_hand.kinematics import (JointFrames, angles_to_pose,
-                                                 joint_angles, joint_frames,
-                                                 joint_ranges)
-
+from wildhands.hand.open_hand.kinematics import JointFrames, angles_to_pose, joint_angles, joint_frames, joint_ranges
 
 POSE_CORPUS_SIZE = 12000
 NUM_PCA_CHECK = 10              # pose coefficients drawn in [-2, 2] must keep every joint in range

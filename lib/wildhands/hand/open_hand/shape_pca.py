@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from wildhands.hand.open_hand.anatomy import DIGIT_JOINTS, Skeleton, rest_skeleton
 
+from wildhands.hand.open_hand.anatomy import DIGIT_JOINTS, Skeleton, rest_skeleton
 
 NUM_BETAS = 10
 SHAPE_POPULATION = 600

@@ -10,11 +10,10 @@ that reproduce the joint exactly on the template, so joints follow shape changes
 from __future__ import annotations
 
 import numpy as np
+
 from wildhands.hand import keypoints as kp
 from wildhands.hand.open_hand.anatomy import DIGIT_JOINTS, MM, Skeleton
-from wildhands.hand.open_hand.surface import (digit_coordinates, digit_field,
-                                              smoothstep)
-
+from wildhands.hand.open_hand.surface import digit_coordinates, digit_field, smoothstep
 
 # Half-widths of the skinning blend across each joint along a digit: base joint, middle, distal.
 BLEND_HALF_WIDTH = {"finger": (10 * MM, 8 * MM, 7 * MM), "thumb": (14 * MM, 9 * MM, 7 * MM)}

@@ -9,8 +9,9 @@ joined by smooth unions.
 from __future__ import annotations
 
 import numpy as np
-from wildhands.hand.open_hand.anatomy import (DIGIT_SECTIONS, DIGIT_START, FINGERS4, MM, Digit,
-                                              Skeleton, rest_skeleton, unit)
+
+from wildhands.hand.open_hand.anatomy import (DIGIT_SECTIONS, DIGIT_START, FINGERS4, MM, Digit, Skeleton, rest_skeleton,
+                                              unit)
 
 
 def _smooth_min(a: np.ndarray, b: np.ndarray, k: float) -> np.ndarray:
