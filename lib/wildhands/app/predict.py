@@ -169,6 +169,8 @@ class Predictor:
             self.config = load_profile("quick", config_overrides)
             self.hand_model = hand_model or hand_model_from_config(self.config)
         self.inference = InferenceSettings.from_config(self.config)
+        # the detector's measured keypoint errors (read once: a file), for hands without this photo's sigma
+        self._measured_sigma_px = DetectorNoise.from_config(self.config).keypoint_sigma_px
         self.inputs = InputSettings.from_config(self.config)
         self._detector = detector
         self._fit = self._full_pose_model = None
@@ -269,7 +271,7 @@ class Predictor:
         refine = self.inference.refine
         sources = ["labels" if h.source == "keypoints" else "detector" for h in hands]
         per_photo = refine.keypoint_sigma == "photo"
-        measured = DetectorNoise.from_config(self.config).keypoint_sigma_px
+        measured = self._measured_sigma_px
         weights = torch.as_tensor(np.stack([
             refine.keypoint_weights(source, c,
                                     h.sigma_px * t.zoom if per_photo and h.sigma_px is not None else measured)

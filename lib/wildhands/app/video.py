@@ -32,7 +32,7 @@ import torch
 from wildhands.app.drawing import draw_hand_overlay
 from wildhands.app.export_gltf import export_video
 from wildhands.app.predict import EXPORTS, HandInput, HandResult, Predictor, default_checkpoint
-from wildhands.config import load_profile
+from wildhands.config import load_profile, setting
 from wildhands.data.augment import DetectorNoise, resize_image
 from wildhands.data.crops import CropTransform, crop_box, hand_transform
 from wildhands.data.detector import Detection, detections_from_result, tight_box
@@ -44,7 +44,7 @@ from wildhands.fit.refine import RefineSettings
 from wildhands.fit.temporal import MODES, OnlineSmoother, TemporalFit, TemporalSettings, TrackObservations
 from wildhands.hand.camera import CROP_SCALE, CROP_SIZE, axis_angle_to_matrix, matrix_to_axis_angle
 from wildhands.hand.camera_space import Intrinsics, check_camera_flags, photo_intrinsics, place_results
-from wildhands.hand.parameters import CAMERA_DIMS, HandParameters
+from wildhands.hand.parameters import CAMERA_DIMS, HandParameters, VectorLayout
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov")
 DEFAULT_SEQUENCE_FPS = 30.0
@@ -207,20 +207,23 @@ def to_track_frame(one: HandParameters, crop: CropTransform, left: bool) -> np.n
         trans[0] = crop.image_width - 1 - trans[0]
     log_scale = np.log(float(one.scale.reshape(-1)[0]) / crop.zoom)
     orient = matrix_to_axis_angle(one.rotation.double().cpu()).numpy().reshape(-1)
-    return np.concatenate([orient, trans, [log_scale], one.betas.double().cpu().numpy().reshape(-1),
-                           one.pose.double().cpu().numpy().reshape(-1)])
+    layout = VectorLayout(one.betas.shape[1], log_scale=True)
+    packed = np.empty(layout.size(one.pose.shape[1]))
+    packed[layout.rotation], packed[layout.trans], packed[layout.scale] = orient, trans, log_scale
+    packed[layout.betas], packed[layout.pose] = one.betas.double().cpu().numpy(), one.pose.double().cpu().numpy()
+    return packed
 
 
 def to_crop_parameters(packed: np.ndarray, crop, left: bool, num_betas: int) -> HandParameters:
     """The inverse of ``to_track_frame`` for the crop ``crop``: a batch of one, float32."""
-    trans = np.array(packed[3:5], np.float64)
+    orient, trans, scale, betas, pose = VectorLayout(num_betas, log_scale=True).split(np.asarray(packed, np.float64))
+    trans = np.array(trans, np.float64)
     if left:
         trans[0] = crop.image_width - 1 - trans[0]
     as_tensor = lambda a: torch.as_tensor(np.asarray(a, np.float32))[None]  # noqa: E731
-    return HandParameters(axis_angle_to_matrix(as_tensor(packed[:3]).double()).float(),
-                          as_tensor(crop.to_crop(trans[None])[0]), as_tensor(np.exp(packed[5]) * crop.zoom),
-                          as_tensor(packed[CAMERA_DIMS:CAMERA_DIMS + num_betas]),
-                          as_tensor(packed[CAMERA_DIMS + num_betas:]))
+    return HandParameters(axis_angle_to_matrix(as_tensor(orient).double()).float(),
+                          as_tensor(crop.to_crop(trans[None])[0]), as_tensor(scale * crop.zoom),
+                          as_tensor(betas), as_tensor(pose))
 
 
 def crop_for(hand: HandInput, shape: tuple, left: bool):
@@ -268,7 +271,7 @@ class VideoPredictor:
             current = load_profile(str(self.predictor.config.get("profile", "quick")), config_overrides)
         except (FileNotFoundError, ValueError):
             current = load_profile("quick", config_overrides)
-        self.video_config = dict(current.get("video", {}))
+        self.profile = current            # the profile as it is now: [video]
         self.settings = TemporalSettings.from_config(current, **{**(video_settings or {}),
                                                                  **({"mode": mode} if mode else {})})
         self.set_mode(self.settings.mode)
@@ -289,11 +292,12 @@ class VideoPredictor:
     @property
     def detector(self):
         if self._detector is None:
-            self._detector = TrackingDetector(int(self.video_config.get("max_num_hands", 2)))
+            self._detector = TrackingDetector(int(setting(self.profile, "video", "max_num_hands")))
         return self._detector
 
     def new_tracker(self) -> HandTracker:
-        return HandTracker(int(self.video_config.get("max_missing", 10)), float(self.video_config.get("gate", 1.0)))
+        return HandTracker(int(setting(self.profile, "video", "max_missing")),
+                           float(setting(self.profile, "video", "gate")))
 
     def frame(self, index: int, image: np.ndarray, tracker: HandTracker) -> FrameRecord:
         """Detect and track the hands of one frame; online and per frame, estimate them too
@@ -310,7 +314,7 @@ class VideoPredictor:
             try:
                 if self.settings.mode == "offline":
                     entry.crop, crop, keys, conf = self.predictor._prepare(image, hand, track_id)
-                    size = int(self.predictor.config["model"]["input_size"])
+                    size = self.predictor.inputs.input_size
                     entry.inputs = (resize_image(crop, size) if "rgb" in self.predictor.variant else None, keys, conf)
                 else:
                     entry.result = self.predictor.predict(image, [hand])[0]
