@@ -28,7 +28,7 @@ from wildhands.config import load_profile
 from wildhands.fileio import write_json
 from wildhands.hand.camera import axis_angle_to_matrix, weak_perspective_project
 from wildhands.hand.hand_model import hand_model_from_config
-from wildhands.net.losses import parameter_losses, reconstruction_losses
+from wildhands.net.losses import LossSettings, ParameterWeights, parameter_losses, reconstruction_losses
 from wildhands.net.model import build_model, initial_camera
 from wildhands.net.samples import TrainingSamples, batch_input
 from wildhands.net.train import default_datasets, resolve_device, variant_config
@@ -54,9 +54,9 @@ def images_per_second(config: dict, hand_model, dataset, stage: str, steps: int,
         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
         params = model.encoder(batch_input(batch, variant, config).contiguous(memory_format=torch.channels_last))
         if stage == "pretrain":
-            loss = parameter_losses(params, batch, config["pretrain"])["loss"]
+            loss = parameter_losses(params, batch, ParameterWeights.from_config(config))["loss"]
         else:
-            loss = reconstruction_losses(model.decoder(params), batch, config["loss"])["loss"]
+            loss = reconstruction_losses(model.decoder(params), batch, LossSettings.from_config(config))["loss"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

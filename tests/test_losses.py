@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -7,11 +9,13 @@ from wildhands.config import load_profile
 from wildhands.hand.camera import axis_angle_to_matrix
 from wildhands.hand.hand_model import HandModel
 from wildhands.hand.parameters import HandParameters
-from wildhands.net.losses import keypoint_errors, parameter_losses, reconstruction_losses, sample_soft_mask, soft_mask
+from wildhands.net.losses import (LossSettings, ParameterWeights, keypoint_errors, parameter_losses,
+                                  reconstruction_losses, sample_soft_mask, soft_mask)
 from wildhands.net.model import build_model
 from wildhands.net.samples import TrainingSamples
 
-LOSS = {"w2d": 1.0, "w3d": 100.0, "wmask": 100.0, "wreg": 10.0, "alpha_beta": 2.0, "l3d_unit_m": 0.1}
+LOSS = LossSettings(w2d=1.0, w3d=100.0, wmask=100.0, wreg=10.0, alpha_beta=2.0, l3d_unit_m=0.1, mask_margin_px=2.0,
+                    mask_decay_px=20.0)
 
 
 def _params(batch, **values):
@@ -73,7 +77,7 @@ def test_l3d_is_squared_distance_in_configured_units_for_labelled_samples():
     terms = reconstruction_losses(out, batch, LOSS)
     assert terms["raw_l3d"].item() == pytest.approx(0.25 / 21)
     assert terms["l3d"].item() == pytest.approx(100 * 0.25 / 21)
-    cm = reconstruction_losses(out, batch, {**LOSS, "l3d_unit_m": 0.01})
+    cm = reconstruction_losses(out, batch, replace(LOSS, l3d_unit_m=0.01))
     assert cm["raw_l3d"].item() == pytest.approx(25 / 21)
 
 
@@ -118,7 +122,7 @@ def test_true_parameters_give_zero_data_terms_and_shrinking_raises_the_loss(toy_
     model = build_model(config, hand)
     batch = _collate(config, samples)
     truth = _true_params(batch)
-    loss = {**config["loss"], "wreg": 0.0}
+    loss = replace(LossSettings.from_config(config), wreg=0.0)
     at_truth = reconstruction_losses(model.decoder(truth), batch, loss)
     for name in ("raw_l2d", "raw_l3d", "raw_mask"):
         assert at_truth[name].item() == pytest.approx(0.0, abs=1e-4), name
@@ -131,8 +135,8 @@ def test_true_parameters_give_zero_data_terms_and_shrinking_raises_the_loss(toy_
         previous_total, previous_mask = terms["loss"].item(), terms["raw_mask"].item()
     with_reg = reconstruction_losses(model.decoder(_params(4, scale=truth.scale * 0.7, trans=truth.trans,
                                                            rotation=truth.rotation, betas=truth.betas,
-                                                           pose=truth.pose)), batch, config["loss"])
-    assert with_reg["loss"].item() > reconstruction_losses(model.decoder(truth), batch, config["loss"])["loss"].item()
+                                                           pose=truth.pose)), batch, LossSettings.from_config(config))
+    assert with_reg["loss"].item() > reconstruction_losses(model.decoder(truth), batch, LossSettings.from_config(config))["loss"].item()
 
 
 @pytest.mark.parametrize("term", ["l2d", "l3d", "mask", "reg"])
@@ -143,7 +147,7 @@ def test_each_term_sends_gradients_to_the_encoder(toy_setup, term):
     batch["soft_mask"] = batch["soft_mask"] * 0.5  # nowhere saturated, so the mask term has a gradient
     from wildhands.net.samples import batch_input
     output = model(batch_input(batch, "2d", config))
-    reconstruction_losses(output, batch, config["loss"])[term].backward()
+    reconstruction_losses(output, batch, LossSettings.from_config(config))[term].backward()
     grad = model.encoder.backbone.conv1.weight.grad
     assert grad is not None and grad.abs().sum() > 0
     assert all(p.grad is None for p in model.decoder.parameters())
@@ -153,7 +157,7 @@ def test_parameter_losses_vanish_at_the_truth_and_ignore_axis_angle_wraparound(t
     hand, config, samples = toy_setup
     batch = _collate(config, samples)
     truth = _true_params(batch)
-    weights = config["pretrain"]
+    weights = ParameterWeights.from_config(config)
     assert parameter_losses(truth, batch, weights)["loss"].item() == pytest.approx(0.0, abs=1e-6)
     aa = batch["global_orient"]
     angle = aa.norm(dim=-1, keepdim=True)
@@ -173,16 +177,16 @@ def test_pretraining_keypoint_term_is_l3d_on_the_decoded_hand(toy_setup):
     model = build_model(config, hand)
     batch = _collate(config, samples)
     truth = _true_params(batch)
-    weights = {**config["pretrain"], "w_keypoints": 50.0}
+    weights = replace(ParameterWeights.from_config(config), w_keypoints=50.0)
     out = model.decoder(truth)
-    assert parameter_losses(truth, batch, weights, out)["raw_keypoints"].item() == pytest.approx(0.0, abs=1e-8)
+    assert parameter_losses(truth, batch, weights, out, unit_m=0.1)["raw_keypoints"].item() == pytest.approx(0.0, abs=1e-8)
     out.keypoints_3d = out.keypoints_3d + torch.tensor([0.01, 0.0, 0.0])     # 1 cm = 0.1 decimetre everywhere
     batch["has_3d"][0] = 0                                                    # not counted
     terms = parameter_losses(truth, batch, weights, out, unit_m=0.1)
     assert terms["raw_keypoints"].item() == pytest.approx(0.01, rel=1e-4)
     assert terms["keypoints"].item() == pytest.approx(0.5, rel=1e-4)
     assert terms["loss"].item() == pytest.approx(0.5, rel=1e-3)              # the parameters are exact
-    assert "keypoints" not in parameter_losses(truth, batch, config["pretrain"])    # off by default
+    assert "keypoints" not in parameter_losses(truth, batch, ParameterWeights.from_config(config))    # off by default
     with pytest.raises(ValueError, match="decoded output"):
         parameter_losses(truth, batch, weights)
 

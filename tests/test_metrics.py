@@ -161,19 +161,25 @@ def test_root_alignment_needs_annotated_root():
 
 
 def test_eval_settings_from_profile():
-    from wildhands.config import load_profile
+    from wildhands.config import MissingSetting, load_profile
 
-    settings = metrics.eval_settings(load_profile("quick"))
-    assert settings["3d"]["thresholds_mm"][0] == 0 and settings["3d"]["thresholds_mm"][-1] == 50
-    assert settings["3d"]["auc_range_mm"] == (20.0, 50.0)
-    assert settings["2d"]["thresholds_px"][-1] == 30
+    settings = metrics.EvalSettings.from_config(load_profile("quick"))
+    three_d, two_d = settings.arguments_3d(), settings.arguments_2d()
+    assert three_d["thresholds_mm"][0] == 0 and three_d["thresholds_mm"][-1] == 50
+    assert three_d["auc_range_mm"] == (20.0, 50.0)
+    assert two_d["thresholds_px"][-1] == 30 and two_d["auc_range_px"] == (0.0, 30.0)
+    config = load_profile("quick")
+    del config["eval"]["pck_step_2d_px"]
+    with pytest.raises(MissingSetting, match=r"\[eval\] pck_step_2d_px"):
+        metrics.EvalSettings.from_config(config)
 
 
 def test_evaluate_predictions_in_one_call():
     from wildhands.config import load_profile
 
     gt3, gt2 = _hands(3), np.random.default_rng(4).uniform(0, 320, size=(3, 21, 2))
-    out = metrics.evaluate_predictions(gt3 + 0.002, gt3, gt2 + 1.0, gt2, config=load_profile("quick"))
+    out = metrics.evaluate_predictions(gt3 + 0.002, gt3, gt2 + 1.0, gt2,
+                                       settings=metrics.EvalSettings.from_config(load_profile("quick")))
     assert set(out) == {"3d", "2d"} and set(out["3d"]) == {"root", "root_scale", "procrustes"}
     assert out["3d"]["root"]["mean_mm"] == pytest.approx(0.0, abs=1e-9)
     assert out["2d"]["mean_px"] == pytest.approx(np.sqrt(2))

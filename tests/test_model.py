@@ -5,7 +5,7 @@ import torchvision
 from train_fixtures import make_samples
 
 from wildhands.config import MissingSetting, load_profile
-from wildhands.data.augment import DetectorNoise, augment_sample, detector_keypoints
+from wildhands.data.augment import AugmentSettings, DetectorNoise, augment_sample, detector_keypoints
 from wildhands.hand import keypoints as kp
 from wildhands.hand.camera import axis_angle_to_matrix
 from wildhands.hand.hand_model import HandModel
@@ -202,7 +202,7 @@ def test_augmentation_keeps_labels_and_camera_consistent(hand, config):
     model = build_model(config, hand)
     sample = make_samples(hand, 1, seed=5)[0]
     rng = np.random.default_rng(0)
-    augmented = augment_sample(sample, rng, {"color": 0.3, "scale": 0.2, "rotation_deg": 40, "translation": 0.1})
+    augmented = augment_sample(sample, rng, AugmentSettings(color=0.3, scale=0.2, rotation_deg=40, translation=0.1))
     assert not np.allclose(augmented["keypoints_2d"], sample["keypoints_2d"])
     params = HandParameters(
         rotation=axis_angle_to_matrix(torch.as_tensor(augmented["global_orient"])[None]),

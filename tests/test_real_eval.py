@@ -12,6 +12,7 @@ from wildhands.app import plots
 from wildhands.config import load_profile
 from wildhands.data.datasets import JointHandDataset, load_mpii_nzsl, load_stb
 from wildhands.eval import paper_reference, real_sets
+from wildhands.eval.metrics import EvalSettings
 from wildhands.hand import keypoints as kp
 from wildhands.hand.hand_model import HandModel
 from wildhands.net.train import finetune, pretrain
@@ -71,16 +72,17 @@ def test_protocol_scores_are_zero_for_the_labels_and_see_their_offsets():
     labels = {"keypoints_3d": tips_only, "scored": scored, "visible": scored,
               "keypoints_2d": points[..., :2] * 1000}
     protocol = real_sets.PROTOCOLS["egodexter"]
+    settings = EvalSettings.from_config(load_profile("quick"))
     shifted = real_sets.Predictions(points - points[:, :1] + [0.1, 0, 0], points[..., :2] * 1000)  # any translation
-    assert real_sets.score(shifted, labels, protocol, {})["mean_mm"] == pytest.approx(0.0, abs=1e-9)
+    assert real_sets.score(shifted, labels, protocol, settings)["mean_mm"] == pytest.approx(0.0, abs=1e-9)
     bent = shifted.keypoints_3d.copy()
     bent[:, kp.FINGERTIPS[0]] += [0.01, 0, 0]    # thumb tip 10 mm off moves the centroid 2 mm
-    summary = real_sets.score(real_sets.Predictions(bent, shifted.keypoints_2d), labels, protocol, {})
+    summary = real_sets.score(real_sets.Predictions(bent, shifted.keypoints_2d), labels, protocol, settings)
     assert summary["per_keypoint"]["thumb_tip"]["mean_mm"] == pytest.approx(8.0)
     assert summary["per_keypoint"]["wrist"]["mean_mm"] is None
 
     two_d = real_sets.score(real_sets.Predictions(bent, labels["keypoints_2d"] + [3, 4]), labels,
-                            real_sets.PROTOCOLS["mpii_nzsl"], {})
+                            real_sets.PROTOCOLS["mpii_nzsl"], settings)
     assert two_d["mean_px"] == pytest.approx(5.0) and two_d["num_keypoints_scored"] == 15
 
 

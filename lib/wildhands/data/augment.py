@@ -1,13 +1,14 @@
 """Training-time jitter and detector-like keypoints.
 
-- ``augment_sample``: colour, scale, in-plane rotation and translation jitter, applied
-  consistently to the image, mask, 2D and 3D keypoints and the camera (an in-plane rotation
-  by a turns R into Rz(a) R and moves t; a zoom by k multiplies s by k);
+- ``augment_sample``: colour, scale, in-plane rotation and translation jitter (``AugmentSettings``,
+  the ``[augment]`` table), applied consistently to the image, mask, 2D and 3D keypoints and the
+  camera (an in-plane rotation by a turns R into Rz(a) R and moves t; a zoom by k multiplies s by k);
 - ``DetectorNoise`` / ``detector_keypoints``: 2D keypoints that look like MediaPipe's
   (per-keypoint jitter from measured errors, a per-hand offset and zoom, occasional
   hallucinated keypoints, swapped fingers and mirrored hands), from which the heat-map
   channels are drawn at training time, so the 2D variants work on detector-fed photos;
-  its per-keypoint sigma is also the refinement's fallback expected error of a detector keypoint.
+  its per-keypoint sigma is also the refinement's fallback expected error of a detector keypoint
+  (``DetectorNoise.from_config``: the ``[noise]`` table).
 
 Pixel coordinates: x right, y down, pixel centres at integers, in the crop.
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from wildhands.config import TableSettings, setting
 from wildhands.hand import keypoints as kp
 from wildhands.hand.camera import CROP_SIZE, rotation_z, tight_square
 from wildhands.paths import PROJECT_ROOT
@@ -41,9 +43,19 @@ def similarity_matrix(angle_rad: float, zoom: float, shift, crop_size: int) -> n
     return np.hstack([linear, offset[:, None]])
 
 
-def augment_sample(sample: dict, rng: np.random.Generator, augment: dict, crop_size: int = CROP_SIZE,
+@dataclass(frozen=True)
+class AugmentSettings(TableSettings):
+    """The ``[augment]`` table: per-sample jitter (``augment_sample``)."""
+    TABLE = "augment"
+    color: float
+    scale: float
+    rotation_deg: float
+    translation: float
+
+
+def augment_sample(sample: dict, rng: np.random.Generator, augment: AugmentSettings, crop_size: int = CROP_SIZE,
                    image_size: int | None = None) -> dict:
-    """A jittered copy of ``sample`` (the ``[augment]`` table: color, scale, rotation_deg, translation).
+    """A jittered copy of ``sample`` (``augment``: color, scale, rotation_deg, translation).
 
     Geometry: rotation uniform in +-rotation_deg, zoom log-uniform in [1/(1+scale), 1+scale],
     shift uniform in +-translation * crop_size per axis, about the crop centre. Colour:
@@ -53,10 +65,10 @@ def augment_sample(sample: dict, rng: np.random.Generator, augment: dict, crop_s
     import cv2
 
     out = dict(sample)
-    angle = np.deg2rad(rng.uniform(-1, 1) * augment.get("rotation_deg", 0.0))
-    zoom = float(np.exp(rng.uniform(-1, 1) * np.log1p(augment.get("scale", 0.0))))
-    shift = rng.uniform(-1, 1, size=2) * augment.get("translation", 0.0) * crop_size
-    color = rng.uniform(-1, 1, size=3) * augment.get("color", 0.0)
+    angle = np.deg2rad(rng.uniform(-1, 1) * augment.rotation_deg)
+    zoom = float(np.exp(rng.uniform(-1, 1) * np.log1p(augment.scale)))
+    shift = rng.uniform(-1, 1, size=2) * augment.translation * crop_size
+    color = rng.uniform(-1, 1, size=3) * augment.color
     matrix = similarity_matrix(angle, zoom, shift, crop_size)
     linear = matrix[:, :2]
 
@@ -102,10 +114,11 @@ class DetectorNoise:
 
     @classmethod
     def from_config(cls, config: dict) -> "DetectorNoise":
-        """From the profile's ``[noise]`` table and, when present, the measured statistics file."""
-        section = dict(config.get("noise", {}))
-        stats_path = section.pop("stats", "")
-        noise = cls(**{k: v for k, v in section.items() if k in cls.__dataclass_fields__})
+        """From the profile's ``[noise]`` table (every field but the sigma and its source) and, when
+        present, the measured statistics file it names (``stats``; "": none)."""
+        stats_path = setting(config, "noise", "stats")
+        noise = cls(**{name: setting(config, "noise", name) for name in cls.__dataclass_fields__
+                       if name not in ("keypoint_sigma_px", "source")})
         if stats_path:
             path = Path(stats_path)
             path = path if path.is_absolute() else PROJECT_ROOT / path

@@ -26,8 +26,11 @@ trapezoid rule on a fine threshold grid.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from wildhands.config import TableSettings
 from wildhands.hand import keypoints as kp
 
 ALIGNMENTS = ("root", "root_scale", "procrustes", "fingertips")
@@ -333,34 +336,54 @@ def evaluate_2d(pred, gt, valid=None, thresholds_px=THRESHOLDS_2D_PX, auc_range_
 
 def evaluate_predictions(pred_3d=None, gt_3d=None, pred_2d=None, gt_2d=None, valid_3d=None, valid_2d=None,
                          alignments=("root", "root_scale", "procrustes"), root: int = kp.ROOT,
-                         config: dict | None = None) -> dict:
+                         settings: EvalSettings | None = None) -> dict:
     """One call for a notebook: {"3d": {alignment: summary}, "2d": summary} for what is given.
 
-    Thresholds, AUC ranges and averaging come from the profile's ``[eval]`` table (``config``),
-    else the paper's (0-50 mm, AUC over 20-50 mm; 0-30 px).
+    Thresholds, AUC ranges and averaging from ``settings`` (a profile's ``[eval]``:
+    ``EvalSettings.from_config``), else the paper's (0-50 mm, AUC over 20-50 mm; 0-30 px).
     """
-    settings = eval_settings(config or {})
     out = {}
     if (pred_3d is None) != (gt_3d is None) or (pred_2d is None) != (gt_2d is None):
         raise ValueError("evaluate_predictions: give predictions and ground truth together (3D and/or 2D)")
     if pred_3d is not None:
-        out["3d"] = evaluate_3d(pred_3d, gt_3d, valid_3d, alignments, root=root, **settings["3d"])
+        out["3d"] = evaluate_3d(pred_3d, gt_3d, valid_3d, alignments, root=root,
+                                **(settings.arguments_3d() if settings else {}))
     if pred_2d is not None:
-        out["2d"] = evaluate_2d(pred_2d, gt_2d, valid_2d, **settings["2d"])
+        out["2d"] = evaluate_2d(pred_2d, gt_2d, valid_2d, **(settings.arguments_2d() if settings else {}))
     return out
 
 
-def eval_settings(config: dict) -> dict:
-    """Keyword arguments of ``evaluate_3d`` / ``evaluate_2d`` from a profile's ``[eval]`` table."""
-    section = config.get("eval", {})
-    lo3, hi3 = section.get("pck_3d_mm", (0.0, 50.0))
-    lo2, hi2 = section.get("pck_2d_px", (0.0, 30.0))
-    step3, step2 = section.get("pck_step_3d_mm", 1.0), section.get("pck_step_2d_px", 1.0)
-    average = section.get("average", "keypoints")
-    _check_average(average)
-    return {
-        "3d": {"thresholds_mm": np.arange(lo3, hi3 + step3 / 2, step3),
-               "auc_range_mm": tuple(section.get("auc_3d_mm", AUC_RANGE_3D_MM)), "average": average},
-        "2d": {"thresholds_px": np.arange(lo2, hi2 + step2 / 2, step2),
-               "auc_range_px": tuple(section.get("auc_2d_px", (lo2, hi2))), "average": average},
-    }
+@dataclass(frozen=True)
+class EvalSettings(TableSettings):
+    """The profile's ``[eval]`` table: the PCK thresholds (a [low, high] range and a step), the AUC
+    ranges and the averaging of ``evaluate_3d`` (mm) and ``evaluate_2d`` (px at the 320 crop), and how
+    many labelled real photos notebook 04 predicts (``real_photo_limit``; 0: all)."""
+    TABLE = "eval"
+    pck_3d_mm: tuple
+    pck_step_3d_mm: float
+    auc_3d_mm: tuple
+    pck_2d_px: tuple
+    pck_step_2d_px: float
+    auc_2d_px: tuple
+    average: str               # keypoints | pooled
+    real_photo_limit: int
+
+    def __post_init__(self):
+        for name in ("pck_3d_mm", "auc_3d_mm", "pck_2d_px", "auc_2d_px"):
+            value = tuple(getattr(self, name))
+            if len(value) != 2:
+                raise ValueError(f"[eval] {name}: expected [low, high], got {list(value)}")
+            object.__setattr__(self, name, value)
+        _check_average(self.average)
+
+    def arguments_3d(self) -> dict:
+        """Keyword arguments of ``evaluate_3d``: thresholds, AUC range, averaging."""
+        (low, high), step = self.pck_3d_mm, self.pck_step_3d_mm
+        return {"thresholds_mm": np.arange(low, high + step / 2, step), "auc_range_mm": self.auc_3d_mm,
+                "average": self.average}
+
+    def arguments_2d(self) -> dict:
+        """Keyword arguments of ``evaluate_2d``: thresholds, AUC range, averaging."""
+        (low, high), step = self.pck_2d_px, self.pck_step_2d_px
+        return {"thresholds_px": np.arange(low, high + step / 2, step), "auc_range_px": self.auc_2d_px,
+                "average": self.average}

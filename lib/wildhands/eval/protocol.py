@@ -11,9 +11,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from wildhands.config import table
 from wildhands.data.augment import DetectorNoise
 from wildhands.data.crops import hand_transform
 from wildhands.eval import metrics
+from wildhands.eval.metrics import EvalSettings
 from wildhands.eval.real_sets import evaluate_sets
 from wildhands.fit.fit2d import FitSettings, fit_keypoints_2d
 from wildhands.fit.refine import RefineSettings
@@ -32,19 +34,19 @@ def _split_vector(vector: np.ndarray, num_betas: int) -> dict:
     return dict(zip(("global_orient", "trans", "scale", "betas", "pose"), parts))
 
 
-def summarize(pred_3d, gt_3d, pred_2d, gt_2d, visible, has_3d, config: dict) -> dict:
-    """3D (root, root+scale, Procrustes) and 2D summaries, 3D only over samples with 3D labels."""
-    settings = metrics.eval_settings(config)
+def summarize(pred_3d, gt_3d, pred_2d, gt_2d, visible, has_3d, settings: EvalSettings) -> dict:
+    """3D (root, root+scale, Procrustes) and 2D summaries, 3D only over samples with 3D labels;
+    thresholds, AUC ranges and averaging from ``settings`` (``[eval]``)."""
     valid = np.asarray(visible) > 0
     with_3d = np.asarray(has_3d) > 0
-    out = {"2d": metrics.evaluate_2d(pred_2d, gt_2d, valid, **settings["2d"]), "count": int(len(valid))}
+    out = {"2d": metrics.evaluate_2d(pred_2d, gt_2d, valid, **settings.arguments_2d()), "count": int(len(valid))}
     if with_3d.any():
-        out["3d"] = metrics.evaluate_3d(pred_3d[with_3d], gt_3d[with_3d], None, **settings["3d"])
+        out["3d"] = metrics.evaluate_3d(pred_3d[with_3d], gt_3d[with_3d], None, **settings.arguments_3d())
     return out
 
 
 def evaluate_network(model, dataset, config: dict, refine: bool = True, batch_size: int = 64,
-                     inference: InferenceSettings | None = None) -> dict:
+                     inference: InferenceSettings | None = None, evaluation: EvalSettings | None = None) -> dict:
     """``{"clean", "detector", "refined", "refined_labels"}`` summaries of a trained network on ``dataset``.
 
     "refined": the 2D fit from the network's prediction on the detector-like keypoints it saw,
@@ -54,16 +56,18 @@ def evaluate_network(model, dataset, config: dict, refine: bool = True, batch_si
 
     The RGB variant reads no keypoints, so its "detector" numbers equal its "clean" ones and
     its refinement fits the detector-like keypoints (what a user would have). ``inference``: the
-    test-time averaging and the refinement (default: ``config``'s).
+    test-time averaging and the refinement, ``evaluation``: the metrics' ``[eval]`` settings
+    (each by default ``config``'s).
     """
     inference = inference or InferenceSettings.from_config(config)
+    evaluation = evaluation or EvalSettings.from_config(config)
     out, raw = {}, {}
     for mode, noise in (("clean", False), ("detector", True)):
         pred = predict_dataset(model, dataset, config, noise=noise, batch_size=batch_size,
                                quarter_turns=inference.quarter_turns)
         raw[mode] = pred
         out[mode] = summarize(pred["pred_keypoints_3d"], pred["keypoints_3d"], pred["pred_keypoints_2d"],
-                              pred["keypoints_2d"], pred["visible"], pred["has_3d"], config)
+                              pred["keypoints_2d"], pred["visible"], pred["has_3d"], evaluation)
     if refine:
         settings = inference.refine
         for mode, inputs, source in (("refined", "detector", "detector"), ("refined_labels", "clean", "labels")):
@@ -76,7 +80,7 @@ def evaluate_network(model, dataset, config: dict, refine: bool = True, batch_si
                                    anchor_sigma=settings.anchor_sigma)
             raw[mode] = {"pred_keypoints_3d": fit.keypoints_3d.numpy(), "pred_keypoints_2d": fit.keypoints_2d.numpy()}
             out[mode] = summarize(fit.keypoints_3d.numpy(), pred["keypoints_3d"], fit.keypoints_2d.numpy(),
-                                  pred["keypoints_2d"], pred["visible"], pred["has_3d"], config)
+                                  pred["keypoints_2d"], pred["visible"], pred["has_3d"], evaluation)
     return {"summary": out, "raw": raw}
 
 
@@ -93,7 +97,7 @@ def evaluate_fit2d(hand_model: HandModel, keypoints_in, labels: dict, config: di
         RefineSettings.from_config(config).keypoint_weights(source, sigma_px=measured), (len(keypoints_in), 1))
     fit = fit_keypoints_2d(hand_model, keypoints_in, FitSettings.from_config(config).replace(**overrides), weights)
     summary = summarize(fit.keypoints_3d.numpy(), labels["keypoints_3d"], fit.keypoints_2d.numpy(),
-                        labels["keypoints_2d"], labels["visible"], labels["has_3d"], config)
+                        labels["keypoints_2d"], labels["visible"], labels["has_3d"], EvalSettings.from_config(config))
     summary["fit"] = fit.summary()
     return {"summary": summary, "raw": {"pred_keypoints_3d": fit.keypoints_3d.numpy(),
                                         "pred_keypoints_2d": fit.keypoints_2d.numpy()}}
@@ -160,7 +164,7 @@ def real_photo_residuals(hand_model: HandModel, labels_path, config: dict, num_i
 
 def evaluate_real_sets(config: dict, checkpoints: dict, hand_model: HandModel) -> dict:
     """Score the configured real evaluation sets; {} when none is configured (``[data]`` paths)."""
-    paths = {k: v for k, v in config.get("data", {}).items() if isinstance(v, str) and v}
+    paths = {k: v for k, v in table(config, "data").items() if isinstance(v, str) and v}
     if not paths:
         return {}
     return evaluate_sets(config, paths, checkpoints, hand_model)

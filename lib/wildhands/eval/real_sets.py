@@ -82,6 +82,7 @@ def evaluate_sets(config: dict, paths: dict, checkpoints: dict, hand_model: Hand
     chosen = {name: root for name, root in paths.items()
               if name in PROTOCOLS and root is not None and str(root).strip()}
     models = [load_model(path, hand_model) for path in checkpoints.values()]
+    settings = metrics.EvalSettings.from_config(config)
     out = {}
     for name, root in chosen.items():
         protocol = PROTOCOLS[name]
@@ -93,9 +94,9 @@ def evaluate_sets(config: dict, paths: dict, checkpoints: dict, hand_model: Hand
         per_method = {}
         for model, model_config in models:
             pred = predict_network(model, model_config, dataset, protocol.palm_root, batch_size)
-            per_method[label(model.variant)] = score(pred, labels, protocol, config)
+            per_method[label(model.variant)] = score(pred, labels, protocol, settings)
         pred = predict_fit2d(hand_model, labels, protocol.palm_root, config)
-        per_method[label(FIT_METHOD)] = score(pred, labels, protocol, config)
+        per_method[label(FIT_METHOD)] = score(pred, labels, protocol, settings)
         out[set_key(name)] = per_method
     return out
 
@@ -116,15 +117,15 @@ def _labels(dataset: JointHandDataset) -> dict:
             "keypoints_3d": np.stack(points_3d), "scored": np.stack([r.scored for r in records]) > 0}
 
 
-def score(pred: Predictions, labels: dict, protocol: Protocol, config: dict) -> dict:
-    """The protocol's metrics summary of ``pred`` against ``labels`` (``_labels``)."""
-    settings = metrics.eval_settings(config)
+def score(pred: Predictions, labels: dict, protocol: Protocol, settings: metrics.EvalSettings) -> dict:
+    """The protocol's metrics summary of ``pred`` against ``labels`` (``_labels``), with the ``[eval]``
+    thresholds, AUC ranges and averaging of ``settings``."""
     if protocol.kind == "2d":
         valid = labels["visible"] & labels["scored"]
-        return metrics.evaluate_2d(pred.keypoints_2d, labels["keypoints_2d"], valid, **settings["2d"])
+        return metrics.evaluate_2d(pred.keypoints_2d, labels["keypoints_2d"], valid, **settings.arguments_2d())
     valid = labels["scored"] & np.isfinite(labels["keypoints_3d"]).all(-1)
     summaries = metrics.evaluate_3d(pred.keypoints_3d, labels["keypoints_3d"], valid,
-                                    alignments=(protocol.alignment,), **settings["3d"])
+                                    alignments=(protocol.alignment,), **settings.arguments_3d())
     return summaries[protocol.alignment]
 
 

@@ -8,7 +8,7 @@ with 3D labels, 2D labels only, masks, or none:
 - L2D: L1 between reprojected and labelled keypoints, in pixels of the 320 crop, mean over
   the visible coordinates of the batch (eq. 6).
 - L3D: squared Euclidean distance between predicted and labelled root-relative, camera-frame
-  keypoints, in units of ``l3d_unit_m`` metres (default 0.1: decimetres), mean over the
+  keypoints, in units of ``l3d_unit_m`` metres (the profiles: 0.1, decimetres), mean over the
   keypoints of samples with 3D labels (eq. 7).
 - Lmask: 1 - mean_i H(y_i) over the reprojected vertices y_i, H a soft mask (``soft_mask``)
   sampled bilinearly with border padding, mean over samples with masks (eq. 8).
@@ -18,18 +18,56 @@ with 3D labels, 2D labels only, masks, or none:
 
 Pretraining (``parameter_losses``) supervises the parameters and camera of synthetic samples
 directly; see ``[pretrain]`` for the per-parameter weights and why.
+
+Settings: ``LossSettings`` reads ``[loss]`` (the weights, L3D's unit, the soft mask's margin and
+decay), ``ParameterWeights`` ``[pretrain]``'s per-parameter weights.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from wildhands.config import TableSettings
 from wildhands.hand.camera import axis_angle_to_matrix
 from wildhands.net.model import Reconstruction
 
 FINETUNE_TERMS = ("l2d", "l3d", "mask", "reg")
 PRETRAIN_TERMS = ("rotation", "trans", "scale", "betas", "pose")
+
+
+@dataclass(frozen=True)
+class LossSettings(TableSettings):
+    """The ``[loss]`` table: fine-tuning's eq. 5 weights, Lreg's shape prior weight, L3D's unit (metres)
+    and the soft mask H of Lmask (``soft_mask``: margin and decay, pixels at the 320 crop)."""
+    TABLE = "loss"
+    w2d: float
+    w3d: float
+    wmask: float
+    wreg: float
+    alpha_beta: float
+    l3d_unit_m: float
+    mask_margin_px: float
+    mask_decay_px: float
+
+    def weights(self) -> dict:
+        """Each of ``FINETUNE_TERMS``' weight."""
+        return {"l2d": self.w2d, "l3d": self.w3d, "mask": self.wmask, "reg": self.wreg}
+
+
+@dataclass(frozen=True)
+class ParameterWeights(TableSettings):
+    """Pretraining's per-parameter weights (``[pretrain]`` w_*, ``parameter_losses``); ``w_keypoints`` > 0
+    adds L3D on the decoded keypoints."""
+    TABLE = "pretrain"
+    w_rotation: float
+    w_trans: float
+    w_scale: float
+    w_betas: float
+    w_pose: float
+    w_keypoints: float
 
 
 def soft_mask(mask: np.ndarray, margin_px: float = 2.0, decay_px: float = 20.0) -> np.ndarray:
@@ -75,39 +113,39 @@ def _l3d(output: Reconstruction, batch: dict, unit_m: float) -> torch.Tensor:
     return _masked_mean(sq, batch["has_3d"])
 
 
-def reconstruction_losses(output: Reconstruction, batch: dict, config: dict) -> dict:
+def reconstruction_losses(output: Reconstruction, batch: dict, settings: LossSettings) -> dict:
     """Weighted fine-tuning terms and their sum ``loss`` (eq. 5); also the unweighted terms.
 
     ``batch`` holds tensors: ``keypoints_2d`` (B, 21, 2) pixels at 320 and ``visible`` (B, 21);
     ``keypoints_3d`` (B, 21, 3) and ``has_3d`` (B,); ``soft_mask`` (B, H, W) (see ``soft_mask``;
-    H = W = 320) and ``has_mask`` (B,). ``config`` is the profile's ``[loss]`` table.
+    H = W = 320) and ``has_mask`` (B,). ``settings``: the profile's ``[loss]``.
     """
     visible = batch["visible"].to(output.keypoints_2d.dtype)
     l1 = (output.keypoints_2d - batch["keypoints_2d"]).abs().sum(-1)          # (B, 21): |dx| + |dy|
     l2d = (l1 * visible).sum() / (2 * visible.sum()).clamp_min(1.0)
 
-    l3d = _l3d(output, batch, float(config.get("l3d_unit_m", 0.1)))
+    l3d = _l3d(output, batch, settings.l3d_unit_m)
 
     h = sample_soft_mask(batch["soft_mask"], output.vertices_2d)
     lmask = _masked_mean(1.0 - h.mean(-1), batch["has_mask"])
 
     params = output.params
-    lreg = (params.pose.square().mean(-1) + float(config["alpha_beta"]) * params.betas.square().mean(-1)).mean()
+    lreg = (params.pose.square().mean(-1) + settings.alpha_beta * params.betas.square().mean(-1)).mean()
 
     raw = {"l2d": l2d, "l3d": l3d, "mask": lmask, "reg": lreg}
-    weights = {"l2d": config["w2d"], "l3d": config["w3d"], "mask": config["wmask"], "reg": config["wreg"]}
-    return _combine(raw, weights)
+    return _combine(raw, settings.weights())
 
 
-def parameter_losses(params, batch: dict, weights: dict, output: Reconstruction | None = None,
-                     unit_m: float = 0.1) -> dict:
+def parameter_losses(params, batch: dict, weights: ParameterWeights, output: Reconstruction | None = None,
+                     unit_m: float | None = None) -> dict:
     """Pretraining: weighted squared errors of each predicted parameter against the synthetic truth.
 
     rotation: |R - R_gt|_F^2 (no axis-angle wrap-around); trans: squared pixel error / 100
     (tens of pixels); scale: (log s - log s_gt)^2; betas, pose: mean squared coefficient error.
-    Means over samples with ``has_params``. ``weights`` maps each of PRETRAIN_TERMS to its weight.
-    With ``w_keypoints`` > 0 and the decoded ``output``, also "keypoints": L3D's squared
-    root-relative 3D keypoint error in units of ``unit_m``, over samples with ``has_3d``.
+    Means over samples with ``has_params``. ``weights``: each of PRETRAIN_TERMS' (``[pretrain]``).
+    With ``w_keypoints`` > 0, the decoded ``output`` and ``unit_m`` (``[loss] l3d_unit_m``), also
+    "keypoints": L3D's squared root-relative 3D keypoint error in units of ``unit_m``, over samples
+    with ``has_3d``.
     """
     has = batch["has_params"]
     rotation = axis_angle_to_matrix(batch["global_orient"])
@@ -118,12 +156,12 @@ def parameter_losses(params, batch: dict, weights: dict, output: Reconstruction 
         "betas": _masked_mean((params.betas - batch["betas"]).square().mean(-1), has),
         "pose": _masked_mean((params.pose - batch["pose"]).square().mean(-1), has),
     }
-    term_weights = {name: weights[f"w_{name}"] for name in PRETRAIN_TERMS}
-    if float(weights.get("w_keypoints", 0.0)) > 0:
-        if output is None:
-            raise ValueError("parameter_losses: w_keypoints > 0 needs the decoded output")
+    term_weights = {name: getattr(weights, f"w_{name}") for name in PRETRAIN_TERMS}
+    if weights.w_keypoints > 0:
+        if output is None or unit_m is None:
+            raise ValueError("parameter_losses: w_keypoints > 0 needs the decoded output and L3D's unit_m")
         raw["keypoints"] = _l3d(output, batch, unit_m)
-        term_weights["keypoints"] = weights["w_keypoints"]
+        term_weights["keypoints"] = weights.w_keypoints
     return _combine(raw, term_weights)
 
 

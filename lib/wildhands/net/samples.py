@@ -9,24 +9,24 @@ and, for synthetic samples, its parameters) and the tensor the encoder reads:
 - ``network_input``: the batched tensor for a variant (ImageNet-normalised RGB, and/or one
   Gaussian heat-map per keypoint rendered in torch on the batch);
 - the typed settings of the tables it reads (``InputSettings``: ``[model]`` and
-  ``[preprocess]``; ``AugmentSettings``: ``[augment]``; ``MaskSettings``: ``[loss]``'s soft mask).
+  ``[preprocess]``; ``data.augment.AugmentSettings``: ``[augment]``; ``losses.LossSettings``: ``[loss]``'s soft mask).
 
 Pixel coordinates: x right, y down, pixel centres at integers; the crop is 320 pixels.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from wildhands.config import TableSettings, setting
-from wildhands.data.augment import DetectorNoise, augment_sample, detector_keypoints, resize_image
+from wildhands.config import setting
+from wildhands.data.augment import AugmentSettings, DetectorNoise, augment_sample, detector_keypoints, resize_image
 from wildhands.data.heatmaps import keypoint_heatmaps
 from wildhands.hand import keypoints as kp
 from wildhands.hand.camera import CROP_SIZE
 from wildhands.net.encoder import VARIANTS, check_variant
-from wildhands.net.losses import soft_mask
+from wildhands.net.losses import LossSettings, soft_mask
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -54,24 +54,6 @@ class InputSettings:
                              keypoints_2d=batch.get("input_keypoints_2d"), crop_size=self.crop_size)
 
 
-@dataclass(frozen=True)
-class AugmentSettings(TableSettings):
-    """The ``[augment]`` table: per-sample jitter (``data.augment.augment_sample``)."""
-    TABLE = "augment"
-    color: float
-    scale: float
-    rotation_deg: float
-    translation: float
-
-
-@dataclass(frozen=True)
-class MaskSettings(TableSettings):
-    """The soft mask of fine-tuning's Lmask (``losses.soft_mask``): ``[loss] mask_margin_px``, ``mask_decay_px``."""
-    TABLE = "loss"
-    mask_margin_px: float
-    mask_decay_px: float
-
-
 # ----------------------------------------------------------------------------- datasets
 
 def draw_rng(seed: int, stage: str, draw: int) -> np.random.Generator:
@@ -96,12 +78,12 @@ class TrainingSamples(torch.utils.data.Dataset):
         self.seed, self.stage = int(seed), stage
         inputs = InputSettings.from_config(config)
         self.crop_size, self.input_size = inputs.crop_size, inputs.input_size
-        self.augment = asdict(AugmentSettings.from_config(config)) if augment else None
+        self.augment = AugmentSettings.from_config(config) if augment else None
         self.noise = DetectorNoise.from_config(config) if noise else None
         if self.noise is not None and stage == "eval":
             self.noise.clean_probability = 0.0  # evaluating with noise: every hand gets detector-like keypoints
         self.with_masks = with_masks
-        self.masks = MaskSettings.from_config(config) if with_masks else None
+        self.masks = LossSettings.from_config(config) if with_masks else None   # the soft mask's margin, decay
         # Labels a sample may lack (a 2D-only set has no 3D keypoints or parameters): zeros, flagged absent.
         num_betas, num_pose = (int(setting(config, "hand_model", key)) for key in ("num_betas", "num_pca_comps"))
         self.missing = {"keypoints_3d": np.zeros((kp.NUM_KEYPOINTS, 3), np.float32), "has_3d": np.float32(0),

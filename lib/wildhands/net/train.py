@@ -49,7 +49,8 @@ from wildhands.net.checkpoints import (load_encoder_weights, load_encoder_weight
                                        restore_rng_states, save_checkpoint)
 from wildhands.net.encoder import check_variant
 from wildhands.net.inference import inference_quarter_turns
-from wildhands.net.losses import keypoint_errors, parameter_losses, reconstruction_losses
+from wildhands.net.losses import (LossSettings, ParameterWeights, keypoint_errors, parameter_losses,
+                                  reconstruction_losses)
 from wildhands.net.model import HandReconstructor, build_model
 from wildhands.net.samples import STAGES, InputSettings, TrainingSamples
 from wildhands.net.variants import TRAIN_STAGES, variant_config
@@ -131,19 +132,15 @@ class TrainSettings:
     optim: OptimSettings
     inputs: InputSettings
     noise: bool                # [noise] enabled: detector-like keypoints feed the heat-maps
-    loss: dict                 # [loss], as losses.reconstruction_losses reads it
-    pretrain_weights: dict     # [pretrain], whose w_* losses.parameter_losses reads
-    w_keypoints: float         # [pretrain]: > 0 trains on the decoded keypoints too
-    l3d_unit_m: float          # [loss]
+    loss: LossSettings                  # [loss]: fine-tuning's weights, L3D's unit
+    pretrain_weights: ParameterWeights  # [pretrain] w_*: pretraining's (w_keypoints > 0: the decoded keypoints too)
 
     @classmethod
     def from_config(cls, config: dict, stage: str) -> "TrainSettings":
         return cls(variant=check_variant(setting(config, "model", "variant")), seed=int(setting(config, "", "seed")),
                    stage=StageSettings.from_config(config, stage), optim=OptimSettings.from_config(config),
                    inputs=InputSettings.from_config(config), noise=bool(setting(config, "noise", "enabled")),
-                   loss=dict(table(config, "loss")), pretrain_weights=dict(table(config, "pretrain")),
-                   w_keypoints=float(setting(config, "pretrain", "w_keypoints")),
-                   l3d_unit_m=float(setting(config, "loss", "l3d_unit_m")))
+                   loss=LossSettings.from_config(config), pretrain_weights=ParameterWeights.from_config(config))
 
 
 def run_name(config: dict, stage: str) -> str:
@@ -493,10 +490,10 @@ def _train_step(run: _Run, trained: torch.nn.Module, batch: dict):
         params = trained(x)
     if settings.stage.name == "pretrain":
         # Keypoints (no mesh) for the logged errors; with gradient only when the keypoint term trains on them.
-        keypoint_term = settings.w_keypoints > 0
+        keypoint_term = settings.pretrain_weights.w_keypoints > 0
         with torch.set_grad_enabled(keypoint_term):
             output = run.model.decoder.keypoints_only(params if keypoint_term else params.detach())
-        terms = parameter_losses(params, batch, settings.pretrain_weights, output, settings.l3d_unit_m)
+        terms = parameter_losses(params, batch, settings.pretrain_weights, output, settings.loss.l3d_unit_m)
     else:
         output = run.model.decoder(params)
         terms = reconstruction_losses(output, batch, settings.loss)

@@ -11,6 +11,7 @@ labels only) and evaluates on STB test, DEXTER+OBJECT, EGODEXTER and MPII+NZSL t
 """
 from __future__ import annotations
 
+from wildhands.config import setting
 from wildhands.data.datasets import dexter_object, egodexter, freihand, mpii_nzsl, panoptic, rhd, stb
 from wildhands.data.datasets.common import DatasetNotFound, HandRecord
 from wildhands.data.datasets.dexter_object import load_dexter_object
@@ -63,8 +64,8 @@ def paper_training_mixture(config: dict, **options) -> JointHandDataset | None:
 
     ``options`` go to ``JointHandDataset.from_config`` (e.g. ``crop_scale=1.5``, ``mask_dir``).
     """
-    paths = config.get("data", {})
-    chosen = [(name, split) for name, split in PAPER_TRAIN if str(paths.get(name) or "").strip()]
+    paths = {name: setting(config, "data", name) for name, _ in PAPER_TRAIN}
+    chosen = [(name, split) for name, split in PAPER_TRAIN if str(paths[name] or "").strip()]
     if not chosen:
         return None
     return JointHandDataset.from_config(config, *(load_dataset(name, paths[name], split) for name, split in chosen),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from wildhands.config import load_profile, parse_set_arguments
+from wildhands.config import load_profile, parse_set_arguments, table
 from wildhands.data.datasets import LOADERS, SPLITS, load_dataset, paper_training_mixture
 from wildhands.data.datasets.common import DatasetNotFound
 
@@ -44,7 +44,7 @@ class DataReport:
 
 def configured_paths(config: dict) -> dict:
     """{set: folder} of the profile's ``[data]`` entries that are not empty."""
-    paths = {name: str(value).strip() for name, value in config.get("data", {}).items() if str(value or "").strip()}
+    paths = {name: str(value).strip() for name, value in table(config, "data").items() if str(value or "").strip()}
     unknown = sorted(set(paths) - set(LOADERS))
     if unknown:
         raise DataPreparationError(f"[data]: unknown set(s) {unknown}; expected {', '.join(LOADERS)}")
