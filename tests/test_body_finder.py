@@ -4,6 +4,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from wildhands.config import MissingSetting, load_profile
 from wildhands.data.body_finder import (Arm, BodyFinder, BodySettings, arms_from_pose, fallback_keypoints, hand_box,
                                         hand_size)
 from wildhands.data.composites import (HAND_FREE, background, build_composites, hand_composite, paste_hand,
@@ -62,11 +63,15 @@ def test_settings_are_checked_and_read_from_the_profile(monkeypatch):
         BodySettings(crop_scales=())
     monkeypatch.setattr(mp.solutions.hands, "Hands", lambda **kwargs: SimpleNamespace(close=lambda: None))
     monkeypatch.setattr(mp.solutions.pose, "Pose", lambda **kwargs: SimpleNamespace(close=lambda: None))
-    detector = detector_from_config({"detector": {"body": True, "body_min_hand_score": 0.7}})
+    detector = detector_from_config(load_profile("quick", {"detector.body_min_hand_score": 0.7}))
     assert detector.body.min_hand_score == pytest.approx(0.7)
-    assert detector_from_config({"detector": {"body": False}}).body is None
+    assert detector_from_config(load_profile("quick", {"detector.body": False})).body is None
     with pytest.raises(ValueError, match="body_colour"):
-        detector_from_config({"detector": {"body": True, "body_colour": 1}})
+        detector_from_config(load_profile("quick", {"detector.body_colour": 1}))
+    config = load_profile("quick")
+    del config["detector"]["body_max_people"]
+    with pytest.raises(MissingSetting, match=r"\[detector\] body_max_people: missing"):
+        detector_from_config(config)
 
 
 def test_found_by_labels():

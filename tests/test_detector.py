@@ -4,6 +4,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from wildhands.config import MissingSetting, load_profile
 from wildhands.data.crops import crop_box
 from wildhands.data.detection import Detection, swap_handedness, tight_box
 from wildhands.data.detector import (HandDetector, KeypointSigmaRule, combine_passes, detections_from_result,
@@ -65,9 +66,13 @@ def test_settings_from_a_profile(monkeypatch):
 
     made = {}
     monkeypatch.setattr(mp.solutions.hands, "Hands", lambda **kwargs: made.update(kwargs) or SimpleNamespace())
-    detector = detector_from_config({"detector": {"max_num_hands": 2, "second_pass": False}})
+    config = load_profile("quick", {"detector.max_num_hands": 2, "detector.second_pass": False, "detector.body": False})
+    detector = detector_from_config(config)
     assert made["max_num_hands"] == 2 and made["static_image_mode"] is True and detector.second_pass is False
     assert detector.tiles is True and made["min_detection_confidence"] == pytest.approx(0.3)
+    del config["detector"]["tiles"]
+    with pytest.raises(MissingSetting, match=r"\[detector\] tiles: missing"):
+        detector_from_config(config)
     with pytest.raises(ValueError, match="max_num_hands"):
         HandDetector(max_num_hands=0)
 

@@ -106,11 +106,18 @@ def _track(fit2d, frames: int, moving: bool, noise_px: float, seed: int = 0):
     return truth, keys, init
 
 
+def _settings(**given) -> TemporalSettings:
+    """The quick profile's ``[video]`` settings with ``given`` ones."""
+    from wildhands.config import load_profile
+
+    return TemporalSettings.from_config(load_profile("quick"), **given)
+
+
 def test_shape_is_one_per_track_across_windows(fit2d):
     truth, keys, init = _track(fit2d, 40, True, 2.0)
     init[:, 6:6 + fit2d.num_betas] += np.random.default_rng(1).normal(size=(40, fit2d.num_betas))  # noisy shapes
     obs = TrackObservations(keys, np.full((40, 21), 0.25), init, np.ones(40, bool))
-    settings = TemporalSettings(window=16, overlap=4, iterations=4, robust_rounds=0)
+    settings = _settings(window=16, overlap=4, iterations=4, robust_rounds=0)
     fitted = TemporalFit(fit2d, settings, ANCHOR, robust=0.0).fit_tracks([obs], 30.0)[0]
     betas = fitted.params[:, 6:6 + fit2d.num_betas]
     assert np.ptp(betas, axis=0).max() == 0.0 and np.allclose(betas[0], fitted.betas)
@@ -123,7 +130,7 @@ def test_smoothing_leaves_a_static_hand_where_it_is(fit2d):
     loose = {block: 1e9 for block in ("rotation", "translation", "log_scale", "pose")}
     results = []
     for sigmas in ({}, {"velocity_sigma": loose, "acceleration_sigma": loose}):
-        settings = TemporalSettings(window=20, overlap=4, iterations=6, robust_rounds=1, **sigmas)
+        settings = _settings(window=20, overlap=4, iterations=6, robust_rounds=1, **sigmas)
         fitted = TemporalFit(fit2d, settings, ANCHOR, robust=3.0).fit_tracks([obs], 30.0)[0]
         results.append(fit2d._keypoints_3d(torch.as_tensor(fitted.params)).numpy())
         projected = fit2d.project(torch.as_tensor(fitted.params)).numpy()
@@ -217,7 +224,7 @@ def test_tracks_with_world_landmarks_are_fitted_in_the_45d_space(fit2d):
     truth, keys, init = _track(fit2d, 12, True, 1.0)
     world = fit2d._keypoints_3d(torch.as_tensor(truth)).numpy()
     obs = TrackObservations(keys, np.full((12, 21), 0.25), init, np.ones(12, bool), world, np.full((12, 21), 1e4))
-    settings = TemporalSettings(window=12, overlap=4, iterations=4, robust_rounds=0)
+    settings = _settings(window=12, overlap=4, iterations=4, robust_rounds=0)
     fitted = TemporalFit(full, settings, ANCHOR, robust=0.0).fit_tracks([obs], 30.0)[0]
     assert fitted.params.shape == (12, 6 + fit2d.num_betas + 45)              # PCA init taken into the 45 angles
     assert np.linalg.norm(full.project(torch.as_tensor(fitted.params)).numpy() - keys, axis=-1).mean() < 3.0
@@ -225,7 +232,7 @@ def test_tracks_with_world_landmarks_are_fitted_in_the_45d_space(fit2d):
     assert np.allclose(inv_v[6:], 30.0 / settings.angle_velocity_sigma)
     assert np.allclose(inv_a[6:], 900.0 / settings.angle_acceleration_sigma)
     with pytest.raises(ValueError, match="angle_velocity_sigma"):
-        TemporalSettings(angle_velocity_sigma=0.0)
+        _settings(angle_velocity_sigma=0.0)
 
 
 def _smoke_hand_model():

@@ -44,7 +44,7 @@ from wildhands.fit.refine import RefineSettings
 from wildhands.fit.temporal import MODES, OnlineSmoother, TemporalFit, TemporalSettings, TrackObservations
 from wildhands.hand.camera import CROP_SCALE, CROP_SIZE, axis_angle_to_matrix, matrix_to_axis_angle
 from wildhands.hand.camera_space import Intrinsics, check_camera_flags, photo_intrinsics, place_results
-from wildhands.hand.parameters import CAMERA_DIMS, HandParameters, VectorLayout
+from wildhands.hand.parameters import HandParameters, VectorLayout
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov")
 DEFAULT_SEQUENCE_FPS = 30.0
@@ -267,9 +267,10 @@ class VideoPredictor:
                  focal: float | None = None, fov: float | None = None):
         self.predictor = Predictor(checkpoint or default_checkpoint(), device=device,
                                    config_overrides=config_overrides)
+        name = str(setting(self.predictor.config, "", "profile"))   # the checkpoint's profile
         try:
-            current = load_profile(str(self.predictor.config.get("profile", "quick")), config_overrides)
-        except (FileNotFoundError, ValueError):
+            current = load_profile(name, config_overrides)
+        except (FileNotFoundError, ValueError):   # a profile not among params/profiles/
             current = load_profile("quick", config_overrides)
         self.profile = current            # the profile as it is now: [video]
         self.settings = TemporalSettings.from_config(current, **{**(video_settings or {}),
@@ -351,8 +352,8 @@ class VideoPredictor:
                              torch.as_tensor(np.asarray(r.params["pose"]))[None])
         packed = to_track_frame(one, r.crop, left)
         smoother = self._smoothers.get(entry.track_id)
-        if smoother is None or smoother.nb + smoother.num_pose + CAMERA_DIMS != len(packed):
-            num_pose = len(packed) - CAMERA_DIMS - self.num_betas
+        if smoother is None or smoother.layout.size(smoother.num_pose) != len(packed):
+            num_pose = len(packed) - VectorLayout(self.num_betas, log_scale=True).pose.start
             smoother = OnlineSmoother(self.settings, self.fps, self.num_betas, num_pose)
             self._smoothers[entry.track_id] = smoother
         return self.result(entry, smoother(packed), shape, "online")
@@ -423,8 +424,8 @@ class VideoPredictor:
         sides = {t.track_id: t.side for t in tracks}
         config = self.predictor.config
         sigma = DetectorNoise.from_config(config).keypoint_sigma_px
-        world_sigma = float(config.get("refine", {}).get("world_sigma_mm", 0.0)) / 1000.0
-        num_params = CAMERA_DIMS + self.num_betas + self.hand_model.num_pca_comps
+        world_sigma = self.predictor.inference.refine.world_sigma_mm / 1000.0
+        num_params = VectorLayout(self.num_betas, log_scale=True).size(self.hand_model.num_pca_comps)
         jobs = []
         for track_id, entries in by_track.items():
             for _, entry in entries:

@@ -46,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
+from wildhands.config import setting, table
 from wildhands.data.body_finder import BodyFinder, BodySettings
 from wildhands.data.crops import crop_box, crop_image, make_transform
 from wildhands.data.detection import Detection, swap_handedness, tight_box
@@ -297,20 +298,24 @@ SIGMA_SETTINGS = ("sigma_floor_px", "gain", "sigma_max_px")
 
 
 def detector_from_config(config: dict) -> HandDetector:
-    """The detector a profile's ``[detector]`` table describes (missing keys: the defaults)."""
+    """The detector a profile's ``[detector]`` table describes: ``DETECTOR_SETTINGS``, ``sigma_rule`` (a
+    file, or "": the detector's own rule) and ``body``; with ``body`` true, every ``body_<name>`` of
+    ``BodySettings``. A missing key is a ``config.MissingSetting`` naming it."""
     from dataclasses import fields
 
-    section = config.get("detector", {})
+    section = table(config, "detector")
     known = {f.name for f in fields(BodySettings)}
-    body_keys = {key[len(BODY_PREFIX):]: value for key, value in section.items() if key.startswith(BODY_PREFIX)}
-    unknown = sorted(set(body_keys) - known)
+    body_keys = {key[len(BODY_PREFIX):] for key in section if key.startswith(BODY_PREFIX)}
+    unknown = sorted(body_keys - known)
     if unknown:
         raise ValueError(f"[detector]: unknown body-pass settings {', '.join(BODY_PREFIX + k for k in unknown)}; "
                          f"known: {', '.join(BODY_PREFIX + k for k in sorted(known))}")
-    body = BodySettings(**body_keys) if section.get("body", False) else None
-    return HandDetector(**{key: section[key] for key in DETECTOR_SETTINGS if key in section},
-                        sigma=sigma_rule_from_file(section["sigma_rule"]) if section.get("sigma_rule") else None,
-                        body=body)
+    body = None
+    if setting(config, "detector", "body"):
+        body = BodySettings(**{name: setting(config, "detector", BODY_PREFIX + name) for name in sorted(known)})
+    rule = setting(config, "detector", "sigma_rule")
+    return HandDetector(**{key: setting(config, "detector", key) for key in DETECTOR_SETTINGS},
+                        sigma=sigma_rule_from_file(rule) if rule else None, body=body)
 
 
 def sigma_rule_from_file(path) -> KeypointSigmaRule:

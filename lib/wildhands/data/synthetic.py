@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from wildhands.config import setting
 from wildhands.data.appearance import SkinRegions, background_image, draw_occluders, hand_colors, skin_regions
 from wildhands.data.real_pose_sampling import real_pose_labels
 from wildhands.data.render import is_closed_outward, projected_face_areas, render, vertex_normals
@@ -57,7 +58,7 @@ SAMPLED_ONLY_KEYS = ("real_pose_fraction", "real_view_fraction")
 
 def synthetic_root(config: dict) -> Path:
     """Where a profile's synthetic set lives: outputs/data/synthetic/<profile>."""
-    return OUTPUTS_DIR / "data" / "synthetic" / str(config.get("profile", "custom"))
+    return OUTPUTS_DIR / "data" / "synthetic" / str(setting(config, "", "profile"))
 
 
 def anatomical_frame(hand_model: HandModel) -> np.ndarray:
@@ -235,13 +236,13 @@ class SampledHands(torch.utils.data.Dataset):
 
     def __init__(self, hand_model: HandModel, config: dict, length: int = 10**9, real_poses_path=None):
         self.hand_model, self.config, self.length = hand_model, config, int(length)
-        self.seed = int(config.get("seed", 0))
+        self.seed = int(setting(config, "", "seed"))
         section = config["synthetic"]
         self.size = int(section["image_size"])
         self.frame = anatomical_frame(hand_model)
         self._keypoint_model = None
-        self.real_pose_fraction = float(section.get("real_pose_fraction", 0.0))
-        self.real_view_fraction = float(section.get("real_view_fraction", 0.0))
+        self.real_pose_fraction = float(setting(config, "synthetic", "real_pose_fraction"))
+        self.real_view_fraction = float(setting(config, "synthetic", "real_view_fraction"))
         for name in ("real_pose_fraction", "real_view_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"synthetic.{name}: expected a fraction in [0, 1], got {getattr(self, name)!r}")
@@ -302,7 +303,7 @@ def render_samples(hand_model: HandModel, config: dict, split: str, indices, ass
 
     section = config["synthetic"]
     size = int(section["image_size"])
-    seed = int(config.get("seed", 0))
+    seed = int(setting(config, "", "seed"))
     shading = section["shading"]
     if shading not in SHADING:
         raise ValueError(f"synthetic.shading: expected one of {', '.join(SHADING)}, got {shading!r}")
@@ -427,9 +428,9 @@ def generate_synthetic_set(config: dict, root=None, split: str = "train", hand_m
         (directory / "manifest.json").unlink(missing_ok=True)
     bar = tqdm(total=count, initial=count - sum(job[2] for job in todo), desc=f"synthetic {split}", unit="sample",
                disable=not progress)
-    _write_shards(todo, config, hand_model, max(1, int(section.get("workers", 1))), bar)
+    _write_shards(todo, config, hand_model, max(1, int(setting(config, "synthetic", "workers"))), bar)
     bar.close()
-    manifest = {**meta, "count": count, "shard_size": shard_size, "profile": config.get("profile"),
+    manifest = {**meta, "count": count, "shard_size": shard_size, "profile": setting(config, "", "profile"),
                 "shards": [{"file": _shard_name(s, c), "start": s, "count": c} for s, c in shards]}
     return _write_manifest(directory, manifest)
 
@@ -437,7 +438,7 @@ def generate_synthetic_set(config: dict, root=None, split: str = "train", hand_m
 def _set_meta(config: dict, split: str, hand_model: HandModel) -> dict:
     """Everything that decides a sample's content: a shard with other metadata is regenerated."""
     section = config["synthetic"]
-    return {"format": FORMAT_VERSION, "seed": int(config.get("seed", 0)), "split": split,
+    return {"format": FORMAT_VERSION, "seed": int(setting(config, "", "seed")), "split": split,
             "hand_model": hand_model.hash, "image_size": int(section["image_size"]),
             "hand_model_settings": {"num_pca_comps": hand_model.num_pca_comps, "num_betas": hand_model.num_betas,
                                     "flat_hand_mean": bool(hand_model.flat_hand_mean),
@@ -566,7 +567,7 @@ def render_scene(hand_model: HandModel, config: dict, index: int, height: int = 
     image pixels and its side."""
     import cv2
 
-    rng = np.random.default_rng([int(config.get("seed", 0)), 7, int(index)])
+    rng = np.random.default_rng([int(setting(config, "", "seed")), 7, int(index)])
     side = max(height, width)
     image = cv2.resize(background_image(rng, CROP_SIZE), (side, side))[:height, :width].astype(np.uint8)
     hands = []

@@ -48,14 +48,15 @@ fast motion (``beta``).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from wildhands.config import settings_from_table
 from wildhands.fit.fit2d import Fit2D
 from wildhands.fit.lm import levenberg_marquardt
-from wildhands.hand.parameters import CAMERA_DIMS
+from wildhands.hand.parameters import VectorLayout
 
 MODES = ("offline", "online", "per-frame")   # per-frame: no smoothing (the photo pipeline per frame)
 BLOCKS = ("rotation", "translation", "log_scale", "pose")
@@ -63,24 +64,22 @@ BLOCKS = ("rotation", "translation", "log_scale", "pose")
 
 @dataclass
 class TemporalSettings:
-    """``[video]`` of a profile. Sigmas per ``BLOCKS`` (units in the module docstring)."""
-    mode: str = "offline"
-    window: int = 32                 # frames per fitted window
-    overlap: int = 8                 # frames shared by consecutive windows
-    iterations: int = 8              # LM iterations per round
-    robust_rounds: int = 2           # reweighted rounds after the first (0: squared residuals)
-    velocity_sigma: dict = field(default_factory=lambda: {
-        "rotation": 6.0, "translation": 1.5, "log_scale": 3.0, "pose": 12.0})
-    acceleration_sigma: dict = field(default_factory=lambda: {
-        "rotation": 60.0, "translation": 8.0, "log_scale": 30.0, "pose": 120.0})
-    angle_velocity_sigma: float = 1.0        # pose in the 45-D space: rad/s per finger joint angle
-    angle_acceleration_sigma: float = 10.0   # and rad/s^2
-    window_with_3d: int = 16                 # window and overlap of the 45-D fit (51 parameters a frame: its
-    overlap_with_3d: int = 4                 # dense solve grows with the cube of the window's parameters)
-    online_refine: bool = False      # online: each frame's network estimate refined by the 2D fit first
-    min_cutoff_hz: float = 1.5       # online: one-euro cutoff at rest
-    beta: float = 0.05               # online: cutoff increase per unit of speed (per s)
-    d_cutoff_hz: float = 1.0         # online: cutoff of the speed estimate
+    """``[video]`` of a profile (``from_config``). Sigmas per ``BLOCKS`` (units in the module docstring)."""
+    mode: str                        # offline | online | per-frame
+    window: int                      # frames per fitted window
+    overlap: int                     # frames shared by consecutive windows
+    iterations: int                  # LM iterations per round
+    robust_rounds: int               # reweighted rounds after the first (0: squared residuals)
+    velocity_sigma: dict
+    acceleration_sigma: dict
+    angle_velocity_sigma: float      # pose in the 45-D space: rad/s per finger joint angle
+    angle_acceleration_sigma: float  # and rad/s^2
+    window_with_3d: int              # window and overlap of the 45-D fit (51 parameters a frame: its
+    overlap_with_3d: int             # dense solve grows with the cube of the window's parameters)
+    online_refine: bool              # online: each frame's network estimate refined by the 2D fit first
+    min_cutoff_hz: float             # online: one-euro cutoff at rest
+    beta: float                      # online: cutoff increase per unit of speed (per s)
+    d_cutoff_hz: float               # online: cutoff of the speed estimate
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -103,12 +102,8 @@ class TemporalSettings:
 
     @classmethod
     def from_config(cls, config: dict, **overrides) -> "TemporalSettings":
-        section = {**config.get("video", {}), **overrides}
-        known = {k: v for k, v in section.items() if k in cls.__dataclass_fields__}
-        for name in ("velocity_sigma", "acceleration_sigma"):
-            if name in known:
-                known[name] = {**getattr(cls(), name), **known[name]}
-        return cls(**known)
+        """From the profile's ``[video]`` table, ``overrides`` (fields) replacing its keys."""
+        return settings_from_table(cls, config, "video", **overrides)
 
 
 @dataclass
@@ -226,7 +221,9 @@ class TemporalFit:
                  robust: float = 3.0):
         self.fit, self.settings, self.robust = fit, settings, float(robust)
         self.anchor_scale = None if not anchor_sigma else fit._anchor_scale(anchor_sigma)[0]
-        self.frame_dims = CAMERA_DIMS + fit.num_pose
+        self.layout = fit.layout                                     # Fit2D's packed parameters
+        self.frame_layout = VectorLayout(0, log_scale=True)          # a frame's: the same without the shape
+        self.frame_dims = self.frame_layout.size(fit.num_pose)
 
     def fit_tracks(self, tracks: list[TrackObservations], fps: float) -> list[TrackFit]:
         """Every track's smoothed parameters; windows of all tracks solved as one batch per length."""
@@ -246,8 +243,7 @@ class TemporalFit:
             mine = [i for i, job in enumerate(jobs) if job[0] == k]
             frames = blend_windows([solved[i][1] for i in mine], starts[k], len(p["init"]), overlap)
             betas = shared.get(k, solved[mine[0]][0])
-            params = np.concatenate([frames[:, :CAMERA_DIMS], np.repeat(betas[None], len(frames), 0),
-                                     frames[:, CAMERA_DIMS:]], 1)
+            params = self.layout.with_betas(frames, np.repeat(betas[None], len(frames), 0))
             out.append(TrackFit(params, betas, float(sum(solved[i][2] for i in mine))))
         return out
 
@@ -256,7 +252,7 @@ class TemporalFit:
         init = np.asarray(obs.init, np.float64)
         known = np.isfinite(init).all(1)
         init = fill_missing(init, known)
-        init[:, :3] = continuous_rotations(init[:, :3])
+        init[:, self.layout.rotation] = continuous_rotations(init[:, self.layout.rotation])
         init = self._in_pose_space(init)
         tensor = lambda a: torch.as_tensor(np.asarray(a, np.float64), dtype=self.fit.dtype)  # noqa: E731
         weights = np.where(np.isfinite(obs.keypoints_2d).all(-1), np.asarray(obs.weights, np.float64), 0.0)
@@ -268,7 +264,7 @@ class TemporalFit:
         if obs.world is not None and np.any(np.asarray(obs.world_weights) > 0):
             out["targets_3d"], out["sqrt_weight_3d"] = self.fit._targets_3d(
                 tensor(obs.world), tensor(obs.world_weights), tensor(init), len(init))
-        px_per_m = float(np.median(np.exp(init[:, 5])))
+        px_per_m = float(np.median(np.exp(init[:, self.layout.scale])))
         inv_v, inv_a = prior_scales(self.settings, fps, px_per_m, self.fit.num_pose,
                                     joint_angles=self.fit.pose_space == "full")
         out["inv_velocity"], out["inv_acceleration"] = tensor(inv_v), tensor(inv_a)
@@ -277,15 +273,15 @@ class TemporalFit:
     def _in_pose_space(self, init: np.ndarray) -> np.ndarray:
         """(T, P) packed parameters with the pose in the fit's space: PCA coefficients (the network's)
         turned into the 45 joint angles' offsets from the mean pose for a "full" fit."""
-        size = CAMERA_DIMS + self.fit.num_betas + self.fit.model.num_pca_comps
+        size = self.layout.size(self.fit.model.num_pca_comps)
         if init.shape[1] == self.fit.num_params:
             return init
         if self.fit.pose_space != "full" or init.shape[1] != size:
             raise ValueError(f"init: expected {self.fit.num_params} parameters per frame ({self.fit.pose_space} "
                              f"pose space), got {init.shape[1]}")
-        head = CAMERA_DIMS + self.fit.num_betas
+        pose = self.layout.pose
         components = self.fit.model.components.double().cpu().numpy()
-        return np.concatenate([init[:, :head], init[:, head:] @ components], 1)
+        return np.concatenate([init[:, :pose.start], init[:, pose] @ components], 1)
 
     def _solve_jobs(self, prepared: list[dict], jobs: list, shared: dict) -> list:
         """(betas (S,), frame parameters (W, 6 + n), cost) per (track, frame indices, smooth) job; the
@@ -302,8 +298,8 @@ class TemporalFit:
                     if key in p:
                         data.setdefault(key, []).append(p[key][index])
                 init = p["init"][frames]
-                z0.append(np.concatenate([init[:, :CAMERA_DIMS], init[:, CAMERA_DIMS + nb:]], 1))
-                b0.append(shared[k] if fixed else init[:, CAMERA_DIMS:CAMERA_DIMS + nb].mean(0))
+                z0.append(self.layout.without_betas(init))
+                b0.append(shared[k] if fixed else init[:, self.layout.betas].mean(0))
                 operator = difference_operator(length, p["inv_velocity"], p["inv_acceleration"])
                 data.setdefault("operator", []).append(operator if smooth else torch.zeros_like(operator))
             batch = {key: torch.stack(values) for key, values in data.items()}
@@ -349,7 +345,7 @@ class TemporalFit:
         if betas is None:
             betas, x = x[:, :nb], x[:, nb:]
         z = x.reshape(x.shape[0], length, self.frame_dims)
-        full = torch.cat([z[..., :CAMERA_DIMS], betas[:, None].expand(-1, length, -1), z[..., CAMERA_DIMS:]], -1)
+        full = self.layout.with_betas(z, betas[:, None].expand(-1, length, -1))
         return full.flatten(0, 1), z
 
     def _residuals(self, x: torch.Tensor, length: int, data: dict, jacobian: bool):
@@ -373,7 +369,7 @@ class TemporalFit:
         batch = operator.shape[0]
         jac = jac.reshape(batch, length, jac.shape[1], -1)
         r = r.reshape(batch, length, -1)
-        frame = torch.cat([jac[..., :CAMERA_DIMS], jac[..., CAMERA_DIMS + nb:]], -1)      # (B, W, M, D)
+        frame = self.layout.without_betas(jac)                                            # (B, W, M, D)
         eye = torch.eye(length, dtype=r.dtype)
         blocks = torch.einsum("btmd,btme->btde", frame, frame)
         hessian = torch.einsum("btde,ts->btdse", blocks, eye).reshape(batch, length * dims, length * dims)
@@ -382,7 +378,7 @@ class TemporalFit:
         gradient = gradient + (operator.transpose(1, 2) @ smooth[..., None])[..., 0]
         if not free_betas:
             return hessian, gradient
-        shape = jac[..., CAMERA_DIMS:CAMERA_DIMS + nb]                                    # (B, W, M, S)
+        shape = jac[..., self.layout.betas]                                               # (B, W, M, S)
         cross = torch.einsum("btms,btmd->bstd", shape, frame).reshape(batch, nb, -1)
         top = torch.cat([torch.einsum("btms,btmu->bsu", shape, shape), cross], 2)
         hessian = torch.cat([top, torch.cat([cross.transpose(1, 2), hessian], 2)], 1)
@@ -447,6 +443,8 @@ class OnlineSmoother:
 
     def __init__(self, settings: TemporalSettings, fps: float, num_betas: int, num_pose: int):
         self.settings, self.fps, self.nb, self.num_pose = settings, float(fps), num_betas, num_pose
+        self.layout = VectorLayout(num_betas, log_scale=True)        # the packed parameters (``Fit2D``'s)
+        self.frame_layout = VectorLayout(0, log_scale=True)          # z: the same without the shape
         self.filter = OneEuroFilter(fps, settings.min_cutoff_hz, settings.beta, settings.d_cutoff_hz)
         self.unit = None
         self.betas_sum, self.count, self.last = 0.0, 0, None
@@ -454,15 +452,14 @@ class OnlineSmoother:
     def __call__(self, params: np.ndarray) -> np.ndarray:
         """(P,) packed ``Fit2D`` parameters of this frame -> (P,) smoothed."""
         params = np.asarray(params, np.float64)
-        nb = self.nb
-        z = np.concatenate([params[:CAMERA_DIMS], params[CAMERA_DIMS + nb:]])
+        z, rotation = self.layout.without_betas(params), self.frame_layout.rotation
         if self.unit is None:
-            inv_v, _ = prior_scales(self.settings, self.fps, float(np.exp(z[5])), self.num_pose)
+            inv_v, _ = prior_scales(self.settings, self.fps, float(np.exp(z[self.frame_layout.scale])), self.num_pose)
             self.unit = inv_v / self.fps                       # 1 / sigma_v: z in typical speeds x seconds
         if self.last is not None:
-            z[:3] = continuous_rotations(np.stack([self.last[:3], z[:3]]))[1]
+            z[rotation] = continuous_rotations(np.stack([self.last[rotation], z[rotation]]))[1]
         smoothed = self.filter(z * self.unit) / self.unit
         self.last = smoothed
-        self.betas_sum, self.count = self.betas_sum + params[CAMERA_DIMS:CAMERA_DIMS + nb], self.count + 1
+        self.betas_sum, self.count = self.betas_sum + params[self.layout.betas], self.count + 1
         betas = self.betas_sum / self.count
-        return np.concatenate([smoothed[:CAMERA_DIMS], betas, smoothed[CAMERA_DIMS:]])
+        return self.layout.with_betas(smoothed, betas)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from wildhands.config import TableSettings, settings_from_table
 from wildhands.hand import keypoints as kp
 from wildhands.paths import MANO_DIR, OPEN_HAND_PATH
 
@@ -317,13 +318,24 @@ class HandModel(nn.Module):
                 f"pca={self.num_pca_comps}, betas={self.num_betas}, flat_hand_mean={self.flat_hand_mean}")
 
 
-def hand_model_from_config(config: dict, **overrides) -> HandModel:
-    """Build the ``HandModel`` a profile describes (its ``[hand_model]`` table)."""
-    section = {**config.get("hand_model", {}), **overrides}
-    dtype = overrides.get("dtype", torch.float32)
-    return HandModel(section.get("path", "auto"), num_pca_comps=section.get("num_pca_comps", 10),
-                     num_betas=section.get("num_betas", 10), flat_hand_mean=section.get("flat_hand_mean", False),
-                     fingertips=section.get("fingertips", "file"), dtype=dtype)
+@dataclass(frozen=True)
+class HandModelSettings(TableSettings):
+    """The ``[hand_model]`` table: ``HandModel``'s file ("auto": ``default_hand_model_path``), pose
+    coefficients, shape directions, pose convention and fingertip vertices."""
+    TABLE = "hand_model"
+    path: str
+    num_pca_comps: int
+    num_betas: int
+    flat_hand_mean: bool
+    fingertips: str | list     # file | smplx | paper | 5 vertex ids
+
+
+def hand_model_from_config(config: dict, dtype=torch.float32, **overrides) -> HandModel:
+    """Build the ``HandModel`` a profile describes (its ``[hand_model]`` table, ``HandModelSettings``);
+    ``overrides``: settings that replace the table's (e.g. ``num_pca_comps=45``)."""
+    settings = settings_from_table(HandModelSettings, config, HandModelSettings.TABLE, **overrides)
+    return HandModel(settings.path, num_pca_comps=settings.num_pca_comps, num_betas=settings.num_betas,
+                     flat_hand_mean=settings.flat_hand_mean, fingertips=settings.fingertips, dtype=dtype)
 
 
 def rest_keypoints(model: HandModel, betas=None) -> torch.Tensor:

@@ -2,8 +2,9 @@
 
 The paper's vector v = (R axis-angle 3, t 2, s 1, beta B, theta P): ``VectorLayout`` says where each
 part sits, for the paper's v, for the 2D fit's own vector (log s in place of s, so that s stays > 0)
-and for the 3D fit's (no camera: R, beta, theta). ``HandParameters.to_vector`` and ``from_vector``
-convert a typed batch to and from v.
+and for the 3D fit's (no camera: R, beta, theta), and the same without the shape columns (a video
+track's per-frame parameters, its one shape apart: ``without_betas``, ``with_betas``).
+``HandParameters.to_vector`` and ``from_vector`` convert a typed batch to and from v.
 """
 from __future__ import annotations
 
@@ -64,6 +65,17 @@ class VectorLayout:
         if self.log_scale:
             scale = scale.exp() if torch.is_tensor(scale) else np.exp(scale)
         return rotation, vector[..., self.trans], scale, betas, pose
+
+    def without_betas(self, vector):
+        """(..., P) -> (..., P - B), torch or NumPy: every column but the shape's, in order (a track's
+        per-frame parameters: ``VectorLayout(0, ...)``'s columns)."""
+        parts = (vector[..., :self.shape_start], vector[..., self.pose])
+        return torch.cat(parts, -1) if torch.is_tensor(vector) else np.concatenate(parts, -1)
+
+    def with_betas(self, frame_vector, betas):
+        """The inverse of ``without_betas``: (..., P - B) and betas (..., B), the same leading shape -> (..., P)."""
+        parts = (frame_vector[..., :self.shape_start], betas, frame_vector[..., self.shape_start:])
+        return torch.cat(parts, -1) if torch.is_tensor(frame_vector) else np.concatenate(parts, -1)
 
     def join(self, rotation: torch.Tensor, trans: torch.Tensor, scale: torch.Tensor, betas: torch.Tensor,
              pose: torch.Tensor) -> torch.Tensor:

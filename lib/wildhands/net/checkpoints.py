@@ -5,9 +5,15 @@ optimiser, scheduler, AMP scaler, step and RNG states (python, numpy, torch, dat
 always the profile it was trained with, the hand model's identity (its hash and name, never
 its arrays: MANO is licensed) and the code version (``wildhands.__version__`` and the git
 commit when available). Loading against a different hand model is refused.
+
+A checkpoint's recorded profile is read as the code reads any profile, strictly; settings the
+profiles gained after a checkpoint was written come from ``ADDED_SETTINGS`` (``recorded_config``),
+at the values the code used while profiles lacked them, so that older checkpoints (the shipped
+one among them) run as they did.
 """
 from __future__ import annotations
 
+import copy
 import random
 import subprocess
 from pathlib import Path
@@ -23,6 +29,14 @@ from wildhands.net.model import build_model
 from wildhands.paths import PROJECT_ROOT
 
 FORMAT = "wildhands-checkpoint-1"
+# Settings added to the profiles after checkpoints were first written, at the values the code used
+# while a profile lacked them (the detector's own sigma rule and no body pass; no real hands in the
+# sampled set): a checkpoint's recorded profile takes them where it has none.
+ADDED_SETTINGS = {
+    "detector": {"body": False, "sigma_rule": ""},
+    "eval": {"real_photo_limit": 0},
+    "synthetic": {"real_pose_fraction": 0.0, "real_view_fraction": 0.0},
+}
 
 
 class CheckpointError(ValueError):
@@ -117,6 +131,15 @@ def read_checkpoint(path) -> dict:
     return payload
 
 
+def recorded_config(payload: dict) -> dict:
+    """The profile a checkpoint was trained with, with ``ADDED_SETTINGS`` where its tables lack them."""
+    config = copy.deepcopy(payload["config"])
+    for name, values in ADDED_SETTINGS.items():
+        if isinstance(config.get(name), dict):
+            config[name] = {**values, **config[name]}
+    return config
+
+
 def check_hand_model(payload: dict, hand_model: HandModel, path) -> None:
     """Refuse a checkpoint trained with another hand model, saying what to do."""
     want = payload["hand_model"]
@@ -184,7 +207,7 @@ def load_model(checkpoint_path, hand_model: HandModel | None = None, device="cpu
     names. Either way it must be the model the checkpoint was trained with.
     """
     payload = read_checkpoint(checkpoint_path)
-    config = payload["config"]
+    config = recorded_config(payload)
     if hand_model is None:
         hand_model = hand_model_from_config(config)
     check_hand_model(payload, hand_model, checkpoint_path)

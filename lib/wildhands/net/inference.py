@@ -53,8 +53,8 @@ def current_inference_config(trained_config: dict) -> dict:
     (that profile's variant: ``variant_config``); a checkpoint whose profile is not among
     params/profiles/ keeps its own."""
     try:
-        current = variant_config(load_profile(str(trained_config.get("profile", ""))),
-                                 trained_config["model"]["variant"])
-    except (FileNotFoundError, KeyError, ValueError):
+        current = variant_config(load_profile(str(setting(trained_config, "", "profile"))),
+                                 setting(trained_config, "model", "variant"))
+    except (FileNotFoundError, KeyError, ValueError):   # KeyError: config.MissingSetting
         return trained_config
     return {**trained_config, **{name: current[name] for name in INFERENCE_TABLES if name in current}}

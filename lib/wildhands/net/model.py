@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from wildhands.config import TableSettings, setting
 from wildhands.hand import keypoints as kp
 from wildhands.hand.camera import CROP_SCALE, CROP_SIZE, frame_in_crop, rotate_root_relative, weak_perspective_project
 from wildhands.hand.hand_model import HandModel
@@ -187,15 +188,29 @@ def initial_camera(hand_model: HandModel, crop_size: int = CROP_SIZE,
     return (float(trans[0]), float(trans[1])), scale
 
 
+@dataclass(frozen=True)
+class ModelSettings(TableSettings):
+    """The ``[model]`` table's network (``build_model``): input variant, backbone, ImageNet
+    initialisation ("": none) and last layer (linear | iterative, its corrections and MLP width).
+    The input size is ``samples.InputSettings``'."""
+    TABLE = "model"
+    variant: str
+    backbone: str
+    pretrained: str
+    head: str
+    head_iterations: int
+    head_hidden: int
+
+
 def build_model(config: dict, hand_model: HandModel, variant: str | None = None) -> HandReconstructor:
-    """The ``HandReconstructor`` a profile's ``[model]`` table describes, for ``hand_model``."""
-    section = config["model"]
-    crop_size = int(config.get("preprocess", {}).get("crop_size", CROP_SIZE))
-    crop_scale = float(config.get("preprocess", {}).get("crop_scale", CROP_SCALE))
+    """The ``HandReconstructor`` a profile's ``[model]`` table describes (``ModelSettings``; the crop
+    from ``[preprocess]`` crop_size and crop_scale), for ``hand_model``."""
+    settings = ModelSettings.from_config(config)
+    crop_size = int(setting(config, "preprocess", "crop_size"))
+    crop_scale = float(setting(config, "preprocess", "crop_scale"))
     trans, scale = initial_camera(hand_model, crop_size, crop_scale)
-    encoder = HandEncoder(variant or section["variant"], section["backbone"], num_betas=hand_model.num_betas,
+    encoder = HandEncoder(variant or settings.variant, settings.backbone, num_betas=hand_model.num_betas,
                           num_pca_comps=hand_model.num_pca_comps, init_trans=trans, init_scale=scale,
-                          crop_size=crop_size, pretrained=section.get("pretrained") or None,
-                          head=section.get("head", "linear"), head_iterations=int(section.get("head_iterations", 3)),
-                          head_hidden=int(section.get("head_hidden", 512)))
+                          crop_size=crop_size, pretrained=settings.pretrained or None, head=settings.head,
+                          head_iterations=settings.head_iterations, head_hidden=settings.head_hidden)
     return HandReconstructor(encoder, hand_model)

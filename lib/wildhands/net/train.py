@@ -144,7 +144,7 @@ class TrainSettings:
 
 
 def run_name(config: dict, stage: str) -> str:
-    return f"{config.get('profile', 'custom')}-{config['model']['variant']}-{stage}"
+    return f"{setting(config, '', 'profile')}-{setting(config, 'model', 'variant')}-{stage}"
 
 
 def default_run_dir(config: dict, stage: str) -> Path:

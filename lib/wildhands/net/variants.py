@@ -6,7 +6,7 @@ rule lives here, below both.
 """
 from __future__ import annotations
 
-from wildhands.config import apply_overrides
+from wildhands.config import apply_overrides, setting
 from wildhands.net.encoder import check_variant
 
 TRAIN_STAGES = ("pretrain", "finetune")
@@ -19,8 +19,9 @@ def variant_config(config: dict, variant: str | None = None) -> dict:
     ``[finetune]`` steps this variant trains for (at least one step).
     """
     variant = check_variant(variant or config["model"]["variant"])
-    overrides = dict(config.get("variants", {}).get(variant, {}))
-    budget = float(overrides.pop("budget", 1.0))
+    overrides = dict(setting(config, "variants", variant))
+    budget = float(setting(config, f"variants.{variant}", "budget"))
+    del overrides["budget"]
     if not budget > 0:
         raise ValueError(f"variants.{variant}.budget: expected a fraction > 0 of the steps, got {budget}")
     overrides["model.variant"] = variant
