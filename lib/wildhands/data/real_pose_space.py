@@ -54,6 +54,39 @@ def bone_lengths(joints: np.ndarray) -> np.ndarray:
     return np.stack([np.linalg.norm(joints[:, c] - joints[:, p], axis=-1) for p, c in kp.BONES], 1)
 
 
+# Keypoints of the palm's rigid joints (the wrist's children in MANO's tree): the thumb's CMC and the MCPs.
+PALM_BASE_KEYPOINTS = {"thumb": 1, "index": 5, "middle": 9, "ring": 13, "pinky": 17}
+
+
+def palm_frames(joints: np.ndarray) -> np.ndarray:
+    """(N, 3, 3) rows x, y, z of each right hand's palm frame, the open hand's rest axes: x from the
+    wrist to the middle MCP, y the back of the hand (normal to the wrist-index MCP-pinky MCP plane),
+    z = x cross y (towards the little finger)."""
+    joints = np.asarray(joints, np.float64)
+    wrist = joints[:, kp.ROOT]
+    x = joints[:, PALM_BASE_KEYPOINTS["middle"]] - wrist
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    normal = np.cross(joints[:, PALM_BASE_KEYPOINTS["pinky"]] - wrist, joints[:, PALM_BASE_KEYPOINTS["index"]] - wrist)
+    y = normal - (normal * x).sum(1, keepdims=True) * x
+    y /= np.linalg.norm(y, axis=1, keepdims=True)
+    return np.stack([x, y, np.cross(x, y)], 1)
+
+
+def real_proportions(joints: np.ndarray) -> dict:
+    """The skeleton of (N, 21, 3) right hands (metres), as the open hand's anatomy stores it
+    (``anatomy.PALM_JOINTS_MM``, ``anatomy.BONE_LENGTHS_MM``), in millimetres: ``palm_joints``,
+    each digit's base joint (thumb CMC, finger MCP) in the palm frame (``palm_frames``), median
+    over hands per coordinate; ``bone_lengths``, each digit's three bones from its base joint to
+    the tip, medians over hands."""
+    joints = np.asarray(joints, np.float64)
+    local = np.einsum("nij,nkj->nki", palm_frames(joints), joints - joints[:, kp.ROOT:kp.ROOT + 1]) * MM
+    bones = np.median(bone_lengths(joints), 0) * MM
+    return {"palm_joints": {f: tuple(float(v) for v in np.median(local[:, k], 0))
+                            for f, k in PALM_BASE_KEYPOINTS.items()},
+            "bone_lengths": {f: tuple(float(bones[k - 1]) for k in kp.FINGER_KEYPOINTS[f][1:])
+                             for f in kp.FINGERS}}
+
+
 def fit_summary(result: Fit3DResult, targets: np.ndarray) -> dict:
     """JSON-ready numbers of a fit, millimetres: per hand the mean distance over the 20 keypoints
     other than the root (which is 0 by construction), its median / 90th percentile / mean over hands;

@@ -1,17 +1,17 @@
-"""The open hand's anatomy: published proportions and the rest skeleton built from them.
+"""The open hand's anatomy: the rest skeleton, with joints where real hands have them.
 
 Rest frame (metres, right hand): the flat hand, fingers along +x, the back of the hand facing +y
 (the palm faces -y), the thumb on the -z side (radial) and the little finger on +z (ulnar); the
-wrist keypoint, the centre of the wrist crease, is the origin. The rest pose has the fingers
+wrist keypoint is the origin and the middle finger's MCP lies on +x. The rest pose has the fingers
 straight and slightly spread and the thumb in its natural rest position (about 40 degrees from
 the middle finger, a little palmar, its nail turned radially).
 
-Skeleton: MANO's 16 joints and kinematic tree (``keypoints.MANO_JOINT_NAMES``). Joint centres
-follow Buchholz, Armstrong & Goldstein (1992): segment lengths and joint locations as fractions
-of hand length (HL) and hand breadth (HB), scaled so that the wrist crease to the middle fingertip
-is 0.185 m; the thumb's CMC and the index MCP sit where annotators put them (``BASE_SHIFT``).
-The palm is about 85 mm broad across the knuckles. Also owns each digit's cross-sections
-(``DIGIT_SECTIONS``), which the surface and the measurements read.
+Skeleton: MANO's 16 joints and kinematic tree (``keypoints.MANO_JOINT_NAMES``). The palm's joints
+and each digit's bone lengths are the medians of real captured hands (DexYCB's training
+subjects, ``PALM_JOINTS_MM``, ``BONE_LENGTHS_MM``), in the keypoint convention that MANO-based
+data sets and 2D annotators share: wrist to middle fingertip about 169 mm, the MCPs 66 mm apart
+(index to little finger), the palm about 85 mm broad across the knuckles. Also owns each digit's
+cross-sections (``DIGIT_SECTIONS``), which the surface and the measurements read.
 """
 from __future__ import annotations
 
@@ -25,37 +25,33 @@ from wildhands.hand.camera import rotate_vector
 MM = 1e-3
 
 
-HAND_LENGTH = 0.185    # wrist crease to middle fingertip (adults: men 188.5 mm, women 170 mm; Zafar 2017)
-HAND_BREADTH = 0.085   # palm breadth at the MCPs (Buchholz's HB)
-# Buchholz et al. 1992, segment lengths as fractions of HL: metacarpal (CMC to MCP, along the hand
-# axis), proximal, middle and distal phalanx; the thumb's metacarpal, proximal and distal phalanx.
-SEGMENT_RATIOS = {
-    "thumb": (0.251, 0.196, 0.158),
-    "index": (0.374, 0.245, 0.143, 0.097),
-    "middle": (0.373, 0.266, 0.170, 0.108),
-    "ring": (0.336, 0.244, 0.165, 0.107),
-    "pinky": (0.295, 0.204, 0.117, 0.093),
+# The skeleton's joints follow real captured hands: the medians over DexYCB's training subjects
+# 01-08 (Chao et al., CVPR 2021, CC BY-NC 4.0; 29k poses, mirrored to right hands), as
+# ``data.real_pose_space.real_proportions`` measures them (tests/test_real_poses.py checks these
+# numbers against it). Millimetres. Each digit's base joint (thumb CMC, finger MCP) in the rest
+# frame above, the middle MCP on the x axis; the palm's joints are rigid, so these are exact per hand.
+PALM_JOINTS_MM = {
+    "thumb": (22.7, -17.7, -25.1),
+    "index": (84.9, -6.0, -23.9),
+    "middle": (92.2, 0.0, 0.0),
+    "ring": (80.7, -0.4, 24.4),
+    "pinky": (68.5, -4.9, 42.2),
 }
-CMC_RATIO = 0.073      # the CMC joints lie 0.073 HL distal of the wrist crease (Buchholz)
-# Buchholz's hand length reaches the middle fingertip at 0.99 of HL: scale HL so that it is HAND_LENGTH.
-_HL = HAND_LENGTH / (CMC_RATIO + sum(SEGMENT_RATIOS["middle"]))
-# Lateral joint positions in HB, radial positive (Buchholz): MCPs, and the thumb's CMC.
-MCP_LATERAL = {"index": 0.251, "middle": 0.0, "ring": -0.206, "pinky": -0.402}
-THUMB_CMC_LATERAL = 0.196
-# Dorsal offsets of the MCP centres (transverse metacarpal arch) and of the thumb's CMC, metres.
-MCP_DORSAL = {"index": 1.0 * MM, "middle": 1.5 * MM, "ring": 0.0, "pinky": -3.0 * MM}
-THUMB_CMC_DORSAL = -9.0 * MM
+# Each digit's three bones, base joint to tip: proximal, middle, distal phalanx (the thumb's
+# metacarpal, proximal, distal phalanx); the tip is the end of the pad.
+BONE_LENGTHS_MM = {
+    "thumb": (31.0, 26.8, 34.0),
+    "index": (31.7, 21.3, 22.3),
+    "middle": (30.6, 22.4, 23.8),
+    "ring": (28.0, 23.9, 23.1),
+    "pinky": (20.9, 18.7, 19.8),
+}
 # Rest directions: fingers spread in the palm plane (degrees towards the little finger), the thumb
 # turned radially, tilted palmar, and pronated about its axis (its nail faces radially).
 FINGER_SPREAD_DEG = {"index": -8.0, "middle": 0.0, "ring": 7.0, "pinky": 15.0}
 THUMB_AZIMUTH_DEG = 42.0
 THUMB_ELEVATION_DEG = 12.0
 THUMB_PRONATION_DEG = 70.0
-# Where annotators put two keypoints relative to Buchholz's joint centres (systematic 2D-fit
-# residuals on labelled photos of four data sets, 13 distinct hands): the thumb's CMC at the
-# visible base of the thumb, 4 mm distal along it, and the index MCP 2.5 mm proximal. The base
-# joint moves along its digit; the next joint stays.
-BASE_SHIFT = {"index": -2.5 * MM, "thumb": 4.0 * MM}
 
 FINGERS4 = ("index", "middle", "ring", "pinky")
 # MANO joint ids per digit, base to distal.
@@ -135,33 +131,30 @@ def rest_skeleton(size: float = 1.0, palm_breadth: float = 1.0, palm_length: flo
     """The flat rest hand's skeleton, with optional anatomical variation (ratios to the average):
     overall ``size``; ``palm_breadth``, ``palm_length`` and ``palm_thickness`` stretch the palm
     about the wrist across, along and through it (moving the MCPs and the thumb's CMC);
-    ``finger_lengths`` per digit scale its phalanges ("thumb": its metacarpal too)."""
+    ``finger_lengths`` per digit scale its bones ("thumb": its metacarpal too)."""
     finger_lengths = finger_lengths or {}
-    hl, hb = _HL * size, HAND_BREADTH * size * palm_breadth
+    stretch = size * MM * np.array([palm_length, palm_thickness, palm_breadth])
     up = np.array([0.0, 1.0, 0.0])
     digits = {}
     for name in FINGERS4:
-        metacarpal, *phalanges = SEGMENT_RATIOS[name]
-        base = np.array([(CMC_RATIO + metacarpal) * hl * palm_length, MCP_DORSAL[name] * size * palm_thickness,
-                         -MCP_LATERAL[name] * hb])
         direction = rotate_vector(np.array([1.0, 0.0, 0.0]), up, -FINGER_SPREAD_DEG[name])
-        lengths = [r * hl * finger_lengths.get(name, 1.0) for r in phalanges]
-        digits[name] = _shift_base(Digit(name, base, direction, up.copy(), tuple(lengths)), size)
-    scale = finger_lengths.get("thumb", 1.0)
-    base = np.array([CMC_RATIO * hl * palm_length, THUMB_CMC_DORSAL * size * palm_thickness,
-                     -THUMB_CMC_LATERAL * hb])
+        digits[name] = Digit(name, np.array(PALM_JOINTS_MM[name]) * stretch, direction, up.copy(),
+                             _bones(name, size, finger_lengths))
     direction = rotate_vector(np.array([1.0, 0.0, 0.0]), up, THUMB_AZIMUTH_DEG)    # towards -z
     side = unit(np.cross(direction, up))                                             # palm-plane normal side
     direction = rotate_vector(direction, side, -THUMB_ELEVATION_DEG)                 # tilt palmar (-y)
     dorsal = unit(up - (up @ direction) * direction)
     dorsal = rotate_vector(dorsal, direction, -THUMB_PRONATION_DEG)                  # nail turns radially
-    lengths = tuple(r * hl * scale for r in SEGMENT_RATIOS["thumb"])
-    digits["thumb"] = _shift_base(Digit("thumb", base, direction, dorsal, lengths), size)
+    digits["thumb"] = Digit("thumb", np.array(PALM_JOINTS_MM["thumb"]) * stretch, direction, dorsal,
+                            _bones("thumb", size, finger_lengths))
     return Skeleton(digits)
 
 
-def _shift_base(digit: Digit, size: float) -> Digit:
-    shift = BASE_SHIFT.get(digit.name, 0.0) * size
-    lengths = (digit.lengths[0] - shift,) + tuple(digit.lengths[1:])
-    return Digit(digit.name, digit.base + shift * digit.direction, digit.direction, digit.dorsal, lengths)
+def _bones(name: str, size: float, finger_lengths: dict) -> tuple:
+    return tuple(length * MM * size * finger_lengths.get(name, 1.0) for length in BONE_LENGTHS_MM[name])
 
+
+def hand_length(skeleton: Skeleton | None = None) -> float:
+    """Wrist to the middle fingertip of the flat rest hand, metres (anthropometry's hand length)."""
+    skeleton = skeleton or rest_skeleton()
+    return float(np.linalg.norm(skeleton.digits["middle"].points[3] - skeleton.wrist))

@@ -28,7 +28,7 @@ from wildhands.hand.open_hand.shape_pca import shape_space
 from wildhands.hand.open_hand.skinning import joint_regressor, palm_centre_vertices, skinning_weights
 from wildhands.paths import OPEN_HAND_PATH
 
-MODEL_VERSION = "2.0"
+MODEL_VERSION = "3.0"
 
 
 def _snap_round_off(values: np.ndarray) -> np.ndarray:

@@ -138,14 +138,14 @@ def palm_outline(skeleton: Skeleton) -> np.ndarray:
     d = skeleton.digits
     mcp = {f: d[f].base[[0, 2]] for f in FINGERS4}
     pts = [(-26 * MM, -25 * MM), (-2 * MM, -26 * MM), (30 * MM, -30 * MM),
-           (mcp["index"][0] - 10 * MM, mcp["index"][1] - 17 * MM),
-           (mcp["index"][0] + 1 * MM, mcp["index"][1] - 13 * MM),
+           (mcp["index"][0] - 10 * MM, mcp["index"][1] - 10 * MM),
+           (mcp["index"][0] + 1 * MM, mcp["index"][1] - 6 * MM),
            (mcp["index"][0] + 3 * MM, mcp["index"][1]),
            (mcp["middle"][0] + 3 * MM, mcp["middle"][1]),
            (mcp["ring"][0] + 3 * MM, mcp["ring"][1]),
            (mcp["pinky"][0] + 3 * MM, mcp["pinky"][1]),
-           (mcp["pinky"][0] - 1 * MM, mcp["pinky"][1] + 13 * MM),
-           (mcp["pinky"][0] - 10 * MM, mcp["pinky"][1] + 15.5 * MM),
+           (mcp["pinky"][0] - 1 * MM, mcp["pinky"][1] + 5 * MM),
+           (mcp["pinky"][0] - 10 * MM, mcp["pinky"][1] + 7.5 * MM),
            (35 * MM, 41 * MM), (-2 * MM, 28 * MM), (-26 * MM, 27 * MM)]
     return np.array(pts)
 
