@@ -19,7 +19,7 @@ import torch
 
 from wildhands.app.predict import HandInput
 from wildhands.data.images import read_image
-from wildhands.data.synthetic import anatomical_frame, sample_parameters
+from wildhands.data.synthetic import SyntheticSettings, anatomical_frame, sample_parameters
 from wildhands.hand import keypoints as kp
 from wildhands.hand.camera_space import Intrinsics, image_pixels_per_metre, place_hand, place_results
 
@@ -49,12 +49,12 @@ def perspective_hands(hand_model, config: dict, count: int, seed: int = 0, width
     """``count`` synthetic hands (shape, pose and view drawn as the synthetic set draws them, 30 %
     left by mirroring) at a root depth uniform in ``depth_range_m``, seen by a centred pinhole
     camera of horizontal field of view uniform in ``fov_range_deg``; every keypoint in the image."""
-    frame = anatomical_frame(hand_model)
+    frame, settings = anatomical_frame(hand_model), SyntheticSettings.from_config(config)
     hands = []
     for i in range(count):
         rng = np.random.default_rng([seed, 21, i])
         while True:
-            p = sample_parameters(rng, config, frame, hand_model.num_betas, hand_model.num_pca_comps)
+            p = sample_parameters(rng, settings, frame, hand_model.num_betas, hand_model.num_pca_comps)
             with torch.no_grad():
                 keys = hand_model(betas=torch.as_tensor(p.betas[None], dtype=hand_model.dtype),
                                   pose=torch.as_tensor(p.pose[None], dtype=hand_model.dtype)).keypoints[0]
