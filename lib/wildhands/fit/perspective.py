@@ -55,7 +55,7 @@ class PerspectiveSettings:
     sigma_pose: float = 0.5
     sigma_betas: float = 0.0
     iterations: int = 50
-    tolerance: float = 1e-7
+    tolerance: float = 1e-10
 
     def __post_init__(self):
         if self.pose_space not in POSE_SPACES:
