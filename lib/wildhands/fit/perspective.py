@@ -36,7 +36,7 @@ import torch
 from wildhands.fit.fit2d import POSE_SPACES
 from wildhands.fit.lm import levenberg_marquardt
 from wildhands.hand import keypoints as kp
-from wildhands.hand.camera import axis_angle_to_matrix, matrix_to_axis_angle
+from wildhands.hand.camera import axis_angle_to_matrix, matrix_to_axis_angle, rotation_matrices
 from wildhands.hand.camera_space import MIN_DEPTH_M, Intrinsics, image_pixels_per_metre, place_hand
 from wildhands.hand.keypoint_model import KeypointModel, so3_left_jacobian
 
@@ -233,8 +233,6 @@ def fit_camera_space(hand_model, params: list[dict], keypoints_2d, start_transla
     ``camera_space_fit`` (the fitted ``global_orient``, ``pose``, ``pose_space``, ``betas``: the rig of
     ``export_gltf``), ``translation_m``, ``joints_3d_camera`` and ``vertices_camera`` (camera frame, x
     mirrored back for a left hand)."""
-    from wildhands.hand.camera import rotation_matrices
-
     out = [None] * len(params)
     keypoints_2d = np.asarray(keypoints_2d, np.float64)
     starts = np.asarray(start_translations, np.float64)
