@@ -10,7 +10,8 @@ JSON holds the error, the others are processed, and the exit code is non-zero on
 image could be processed.
 
 Every hand is also placed in the photo's camera (``camera_space``: ``camera_intrinsics`` per
-image, ``translation_m``, ``joints_3d_camera``, ``vertices_camera`` per hand); ``--export glb``
+image, ``translation_m``, ``joints_3d_camera``, ``vertices_camera`` per hand, from the perspective
+fit of rotation, translation and pose, ``fit.perspective``; ``--camera-fit``); ``--export glb``
 adds ``DIR/<stem>.glb``, the hands rigged and the camera (``export_gltf``); ``--space camera``
 writes the OBJ files in the camera frame.
 """
