@@ -7,9 +7,11 @@ Synthetic hands (the synthetic set's shapes, poses and views) at root depths of 
 known pinhole cameras (horizontal field of view 40-75 degrees), their 2D keypoints by full
 perspective, given to predict as ``--keypoints``; then, where ``../shared/real_photos`` is present,
 its RHD hands with their labelled 2D keypoints and the data set's camera (and, to show what a
-user without the focal length gets, the default camera). Three placements are scored: predict's
-(weak-perspective start refined by the perspective fit), the weak-perspective start alone, and
-the true root-relative 3D placed on the given 2D keypoints (the camera-space step alone); each
+user without the focal length gets, the default camera). Four placements are scored: predict's
+(weak-perspective start, the translation fitted under perspective, then rotation, translation and
+pose fitted: ``fit.perspective``), the translation fit with the pose fixed (``pose_fixed``: predict's
+placement before the pose fit), the weak-perspective start alone, and the true root-relative 3D
+placed on the given 2D keypoints (the camera-space step alone); each
 for predict with its 2D-fit refinement and for the network alone. Export cost: rig + .glb per
 hand, median over the synthetic hands.
 """
@@ -24,10 +26,11 @@ from wildhands.app.camera_eval import (by_hand_size, evaluate_placement, labelle
                                        summarise)
 from wildhands.app.predict import HandInput, Predictor
 from wildhands.fileio import write_json
-from wildhands.hand.camera_space import default_intrinsics, place_results
+from wildhands.fit.perspective import place_results
+from wildhands.hand.camera_space import default_intrinsics
 from wildhands.paths import REAL_PHOTOS_DIR
 
-METHODS = ("placed", "weak_perspective", "true_3d")
+METHODS = ("placed", "pose_fixed", "weak_perspective", "true_3d")
 
 
 def _table(title: str, rows: list[dict]) -> None:
@@ -52,7 +55,7 @@ def export_cost_ms(predictor, hands, repeats: int = 3) -> float:
         for hand in hands:
             given = HandInput(hand.keypoints_2d, np.ones(21), hand.handedness, 1.0, "keypoints")
             results = predictor.predict(hand.image, hands=[given])
-            place_results(results, hand.intrinsics)
+            place_results(results, hand.intrinsics, predictor.hand_model)
             for _ in range(repeats):
                 start = time.perf_counter()
                 export_photo(Path(folder) / "hand.glb", results, predictor.hand_model, hand.intrinsics)

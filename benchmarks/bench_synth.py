@@ -52,7 +52,8 @@ def main() -> None:
     rng = np.random.default_rng(0)
     hands = []
     for _ in range(min(args.samples, 50)):
-        p = synthetic.sample_parameters(rng, config, assets.frame, model.num_betas, model.num_pca_comps)
+        p = synthetic.sample_parameters(rng, synthetic.SyntheticSettings.from_config(config), assets.frame,
+                                        model.num_betas, model.num_pca_comps)
         with torch.no_grad():
             out = model(betas=torch.as_tensor(p.betas[None], dtype=model.dtype),
                         pose=torch.as_tensor(p.pose[None], dtype=model.dtype))

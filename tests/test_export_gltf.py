@@ -22,18 +22,42 @@ _MANO_KEYPOINTS = [kp.MANO_TO_OPENPOSE.index(j) for j in range(kp.NUM_MANO_JOINT
 
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory):
-    """One synthetic photo (two hands, one left when the scene has it) predicted and exported."""
+    """Two synthetic photos (two hands, one left) predicted and exported: hands placed by the
+    perspective pose fit (the default) near and far, and by the translation fit alone."""
     from wildhands.config import load_profile
     from wildhands.data.synthetic import write_scenes
 
     root = tmp_path_factory.mktemp("gltf")
     write_scenes(root / "photos", 2, load_profile("smoke"))
     outputs = {}
-    for name, focal in (("near", None), ("far", 400000.0)):
+    for name, focal, fit in (("near", None, "pose"), ("far", 400000.0, "pose"), ("translation", None, "translation")):
         summary = predict_paths([root / "photos"], root / name, keypoints=root / "photos" / "keypoints.json",
-                                progress=False, log=lambda *_: None, export="glb", space="camera", focal=focal)
+                                progress=False, log=lambda *_: None, export="glb", space="camera", focal=focal,
+                                camera_fit=fit)
         assert summary["processed"] == 2
         outputs[name] = root / name
+    return outputs
+
+
+@pytest.fixture(scope="module")
+def fixture_photos(tmp_path_factory):
+    """The rendered fixture photos (tests/fixtures/labelled_hands) from their labelled keypoints,
+    placed by the pose fit and by the translation fit alone."""
+    from pathlib import Path
+
+    folder = Path(__file__).parent / "fixtures" / "labelled_hands"
+    root = tmp_path_factory.mktemp("fixture_photos")
+    labels = json.loads((folder / "labels.json").read_text())
+    keypoints = {entry["image"]: [{"handedness": entry["side"], "keypoints_2d": entry["keypoints_2d"]}]
+                 for entry in labels}
+    (root / "keypoints.json").write_text(json.dumps(keypoints))
+    outputs = {}
+    for fit in ("pose", "translation"):
+        summary = predict_paths([folder / entry["image"] for entry in labels], root / fit,
+                                keypoints=root / "keypoints.json", progress=False, log=lambda *_: None,
+                                export="glb", camera_fit=fit)
+        assert summary["processed"] == len(labels)
+        outputs[fit] = [json.loads((root / fit / f"{entry['image'][:-4]}.json").read_text()) for entry in labels]
     return outputs
 
 
@@ -138,16 +162,53 @@ def _records(folder):
     return [json.loads(p.read_text()) for p in sorted(folder.glob("scene_*.json"))]
 
 
-def test_file_skinning_reproduces_our_vertices(scene):
+@pytest.mark.parametrize("name", ["near", "translation"])
+def test_file_skinning_reproduces_our_vertices(scene, name):
+    """The file's skeleton is posed by the camera-space fit (``camera_space_fit``) where it ran, by
+    the weak-perspective parameters where only the translation was fitted."""
     checked = 0
-    for record in _records(scene["near"]):
-        gltf, hands = _skinned_hands(scene["near"] / f"{record['image'].rsplit('/', 1)[-1][:-4]}.glb")
+    for record in _records(scene[name]):
+        gltf, hands = _skinned_hands(scene[name] / f"{record['image'].rsplit('/', 1)[-1][:-4]}.glb")
         assert len(hands) == len(record["hands"])
         for (vertices, _), hand in zip(hands, record["hands"]):
             ours = np.asarray(hand["vertices_camera"])
             assert np.abs(vertices - ours).max() < 1e-5
+            assert ("camera_space_fit" in hand) == (name != "translation")
             checked += 1
     assert checked >= 2
+
+
+def _skeleton_errors(record):
+    """Per hand: the largest pixel error over the 16 skeleton joints of the perspective projection of
+    ``joints_3d_camera`` from ``keypoints_2d``, and the JSON's RMS over the 21 keypoints."""
+    camera = Intrinsics.from_dict(record["camera_intrinsics"])
+    out = []
+    for hand in record["hands"]:
+        pixels = camera.project(np.asarray(hand["joints_3d_camera"]))[_MANO_KEYPOINTS]
+        out.append((float(np.abs(pixels - np.asarray(hand["keypoints_2d"])[_MANO_KEYPOINTS]).max()),
+                    hand["reprojection_rms_px"]))
+    return out
+
+
+def test_pose_fit_brings_the_camera_onto_keypoints_2d(fixture_photos):
+    """On the rendered fixture photos (hands 0.27-0.35 m from a 67-degree camera), fitting rotation,
+    translation and pose under perspective cuts the reprojection from ``keypoints_2d`` to under a
+    third of the translation fit's, and leaves the root-relative output as it was."""
+    for fitted, fixed in zip(fixture_photos["pose"], fixture_photos["translation"]):
+        for (pose_max, pose_rms), (fixed_max, fixed_rms) in zip(_skeleton_errors(fitted), _skeleton_errors(fixed)):
+            assert pose_rms < fixed_rms / 3 and pose_max < fixed_max / 2, (pose_rms, fixed_rms, pose_max, fixed_max)
+        for a, b in zip(fitted["hands"], fixed["hands"]):
+            for key in ("keypoints_2d", "joints_3d", "vertices", "camera", "params"):
+                assert json.dumps(a[key]) == json.dumps(b[key]), key
+
+
+@pytest.mark.xfail(strict=True, reason="issue 21's 0.5 px target is not reached by near hands: the palm (wrist, "
+                                       "thumb CMC, four MCPs) is rigid for a fixed shape, and its weak-perspective "
+                                       "keypoints_2d differ from any perspective view of it by 1-3 px at 0.3 m")
+def test_camera_projects_joints_onto_keypoints_2d_within_half_a_pixel(fixture_photos):
+    for record in fixture_photos["pose"]:
+        for skeleton_max, _ in _skeleton_errors(record):
+            assert skeleton_max <= 0.5
 
 
 def test_file_camera_projects_joints_onto_our_keypoints(scene):

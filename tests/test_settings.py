@@ -5,10 +5,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from wildhands.config import PROFILES, MissingSetting, load_profile, setting
+from wildhands.config import PROFILES, MissingSetting, load_profile
 from wildhands.data.augment import AugmentSettings, DetectorNoise
 from wildhands.data.detector import detector_from_config
-from wildhands.data.synthetic import synthetic_root
+from wildhands.data.synthetic import SyntheticSettings, synthetic_root
 from wildhands.eval.metrics import EvalSettings
 from wildhands.fit.temporal import TemporalSettings
 from wildhands.hand.hand_model import HandModelSettings
@@ -22,7 +22,8 @@ from wildhands.net.variants import TRAIN_STAGES, variant_config
 
 ADAPTERS = (AugmentSettings.from_config, DetectorNoise.from_config, EvalSettings.from_config,
             TemporalSettings.from_config, HandModelSettings.from_config, InferenceSettings.from_config,
-            LossSettings.from_config, ParameterWeights.from_config, ModelSettings.from_config)
+            LossSettings.from_config, ParameterWeights.from_config, ModelSettings.from_config,
+            SyntheticSettings.from_config)
 
 
 @pytest.mark.parametrize("name", PROFILES)
@@ -41,8 +42,6 @@ def test_every_profile_and_variant_gives_every_adapter_its_settings(name, monkey
             run_name(config, stage)
         detector_from_config(config)
         synthetic_root(config)
-        for key in ("real_pose_fraction", "real_view_fraction", "workers"):
-            setting(config, "synthetic", key)
 
 
 def test_a_missing_setting_is_named():

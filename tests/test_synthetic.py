@@ -9,8 +9,8 @@ from wildhands.config import load_profile
 from wildhands.data import synthetic
 from wildhands.data.appearance import draw_occluders
 from wildhands.data.render import render
-from wildhands.data.synthetic import (HandAssets, SyntheticHandDataset, anatomical_frame, generate_synthetic_set,
-                                      hidden_keypoints, render_samples, sample_parameters)
+from wildhands.data.synthetic import (HandAssets, SyntheticHandDataset, SyntheticSettings, anatomical_frame,
+                                      generate_synthetic_set, hidden_keypoints, render_samples, sample_parameters)
 from wildhands.hand import keypoints as kp
 from wildhands.hand.camera import axis_angle_to_matrix, weak_perspective_project
 from wildhands.hand.hand_model import HandModel, rest_keypoints
@@ -50,11 +50,12 @@ def test_views_follow_the_profile(model):
     config = load_profile("quick", {"synthetic.view_uniform_fraction": 0.0, "synthetic.view_max_tilt_deg": 30.0})
     frame = anatomical_frame(model)
     rng = np.random.default_rng(1)
-    back = np.stack([sample_parameters(rng, config, frame, 10, 10).rotation @ frame[1] for _ in range(200)])
+    back = np.stack([sample_parameters(rng, SyntheticSettings.from_config(config), frame, 10, 10).rotation @ frame[1] for _ in range(200)])
     assert (np.abs(back[:, 2]) >= np.cos(np.deg2rad(30.0)) - 1e-9).all()  # palm or back within 30 degrees
     assert 0.3 < (back[:, 2] < 0).mean() < 0.7                              # both, about equally
     with pytest.raises(ValueError, match="synthetic.shape"):
-        sample_parameters(rng, load_profile("quick", {"synthetic.shape": "gamma"}), frame, 10, 10)
+        sample_parameters(rng, SyntheticSettings.from_config(load_profile("quick", {"synthetic.shape": "gamma"})),
+                          frame, 10, 10)
 
 
 def assert_labels_are_the_training_projection(model, samples):
@@ -238,7 +239,7 @@ def test_paper_shapes_and_view_coverage(model):
     assert paper["synthetic"]["shape"] == "uniform"
     frame = anatomical_frame(model)
     rng = np.random.default_rng(0)
-    draws = [sample_parameters(rng, paper, frame, 10, 10) for _ in range(400)]
+    draws = [sample_parameters(rng, SyntheticSettings.from_config(paper), frame, 10, 10) for _ in range(400)]
     betas = np.stack([d.betas for d in draws])
     assert np.abs(betas).max() <= 0.03 and betas.std() > 0.01
     # Which way the back of the hand and the fingers point in the camera: all directions occur.

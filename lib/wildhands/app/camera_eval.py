@@ -19,9 +19,10 @@ import torch
 
 from wildhands.app.predict import HandInput
 from wildhands.data.images import read_image
-from wildhands.data.synthetic import anatomical_frame, sample_parameters
+from wildhands.data.synthetic import SyntheticSettings, anatomical_frame, sample_parameters
+from wildhands.fit.perspective import place_results
 from wildhands.hand import keypoints as kp
-from wildhands.hand.camera_space import Intrinsics, image_pixels_per_metre, place_hand, place_results
+from wildhands.hand.camera_space import Intrinsics, image_pixels_per_metre, place_hand
 
 MIDDLE_CHAIN = (0, 9, 10, 11, 12)   # wrist, middle MCP, PIP, DIP, tip
 
@@ -49,12 +50,12 @@ def perspective_hands(hand_model, config: dict, count: int, seed: int = 0, width
     """``count`` synthetic hands (shape, pose and view drawn as the synthetic set draws them, 30 %
     left by mirroring) at a root depth uniform in ``depth_range_m``, seen by a centred pinhole
     camera of horizontal field of view uniform in ``fov_range_deg``; every keypoint in the image."""
-    frame = anatomical_frame(hand_model)
+    frame, settings = anatomical_frame(hand_model), SyntheticSettings.from_config(config)
     hands = []
     for i in range(count):
         rng = np.random.default_rng([seed, 21, i])
         while True:
-            p = sample_parameters(rng, config, frame, hand_model.num_betas, hand_model.num_pca_comps)
+            p = sample_parameters(rng, settings, frame, hand_model.num_betas, hand_model.num_pca_comps)
             with torch.no_grad():
                 keys = hand_model(betas=torch.as_tensor(p.betas[None], dtype=hand_model.dtype),
                                   pose=torch.as_tensor(p.pose[None], dtype=hand_model.dtype)).keypoints[0]
@@ -98,17 +99,19 @@ def labelled_photo_hands(folder) -> list[CameraHand]:
     return hands
 
 
-def evaluate_placement(predictor, hands: list[CameraHand], intrinsics_override=None) -> list[dict]:
+def evaluate_placement(predictor, hands: list[CameraHand], intrinsics_override=None, camera_fit: str = "pose"
+                       ) -> list[dict]:
     """Per hand: root depth and position errors of predict's placement (``translation_m``), of the
     weak-perspective start alone, and of the placement given the true root-relative 3D; with
-    ``intrinsics_override(width, height)`` the camera is not known and that one is assumed."""
+    ``intrinsics_override(width, height)`` the camera is not known and that one is assumed; ``camera_fit``
+    as predict's ``--camera-fit`` (``fit.perspective.place_results``)."""
     rows = []
     for hand in hands:
         confidence = np.ones(kp.NUM_KEYPOINTS) if hand.confidence is None else hand.confidence
         given = HandInput(hand.keypoints_2d, confidence, hand.handedness, 1.0, "keypoints")
         result = predictor.predict(hand.image, hands=[given])[0]
         camera = hand.intrinsics if intrinsics_override is None else intrinsics_override(*hand.image.shape[1::-1])
-        place_results([result], camera)
+        place_results([result], camera, predictor.hand_model, camera_fit)
         truth = hand.keypoints_3d_camera
         truth_root = truth[kp.ROOT]
         # the true shape fitted to the given 2D keypoints: the camera-space step alone
@@ -117,6 +120,8 @@ def evaluate_placement(predictor, hands: list[CameraHand], intrinsics_override=N
         row = {"name": hand.name, "handedness": hand.handedness, "hand_length_mm": hand_length_mm(truth),
                "depth_m": float(truth_root[2]), "camera_source": camera.source}
         for label, translation in (("placed", result.extras["translation_m"]),
+                                   ("pose_fixed", result.extras.get("translation_pose_fixed_m",
+                                                                    result.extras["translation_m"])),
                                    ("weak_perspective", result.extras["translation_weak_perspective_m"]),
                                    ("true_3d", oracle["translation_m"])):
             row[f"{label}_depth_rel_error"] = float((translation[2] - truth_root[2]) / truth_root[2])

@@ -315,13 +315,17 @@ def write_glb(path, hands: list[RiggedHand], intrinsics: Intrinsics, extras: dic
 
 def export_photo(path, results, hand_model, intrinsics: Intrinsics, image_name: str = ""):
     """One ``.glb`` for the hands of one photo (``predict.HandResult``s already placed by
-    ``camera_space.place_results``), atomically; returns its path."""
+    ``fit.perspective.place_results``), atomically; returns its path. Each hand's skeleton is posed
+    by its ``camera_space_fit`` (rotation, pose) where the perspective fit ran, so that skinning the
+    file gives ``vertices_camera``; else by its weak-perspective ``params``."""
     rigs = []
     for i, result in enumerate(results):
         if "translation_m" not in result.extras:
-            raise ValueError(f"hand {i}: no camera-frame translation; place the hands (camera_space.place_results) "
-                             "before exporting")
-        rigs.append(rig_hand(hand_model, result.params, result.extras["translation_m"], result.crop.mirrored,
+            raise ValueError(f"hand {i}: no camera-frame translation; place the hands "
+                             "(fit.perspective.place_results) before exporting")
+        # the perspective fit's rotation and pose where it ran (fit.perspective), else the weak-perspective ones
+        params = result.extras.get("camera_space_fit") or result.params
+        rigs.append(rig_hand(hand_model, params, result.extras["translation_m"], result.crop.mirrored,
                              name=f"hand{i}_{result.handedness}"))
     return write_glb(path, rigs, intrinsics, {"image": image_name, "units": "metres", "generator": "wildhands predict"})
 

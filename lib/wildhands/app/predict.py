@@ -10,7 +10,8 @@ JSON holds the error, the others are processed, and the exit code is non-zero on
 image could be processed.
 
 Every hand is also placed in the photo's camera (``camera_space``: ``camera_intrinsics`` per
-image, ``translation_m``, ``joints_3d_camera``, ``vertices_camera`` per hand); ``--export glb``
+image, ``translation_m``, ``joints_3d_camera``, ``vertices_camera`` per hand, from the perspective
+fit of rotation, translation and pose, ``fit.perspective``; ``--camera-fit``); ``--export glb``
 adds ``DIR/<stem>.glb``, the hands rigged and the camera (``export_gltf``); ``--space camera``
 writes the OBJ files in the camera frame.
 """
@@ -35,9 +36,11 @@ from wildhands.data.detector import detector_from_config, match_detection
 from wildhands.data.images import ImageError, list_images, read_image
 from wildhands.fileio import atomic_path, write_json, write_obj
 from wildhands.fit.fit2d import Fit2D
+from wildhands.fit.perspective import MODES as CAMERA_FITS
+from wildhands.fit.perspective import place_results
 from wildhands.hand import keypoints as kp
 from wildhands.hand.camera import CROP_SCALE
-from wildhands.hand.camera_space import check_camera_flags, photo_intrinsics, place_results
+from wildhands.hand.camera_space import check_camera_flags, photo_intrinsics
 from wildhands.hand.hand_model import hand_model_from_config
 from wildhands.hand.parameters import PARAMETER_FIELDS, HandParameters
 from wildhands.net.checkpoints import load_model
@@ -357,7 +360,7 @@ def _split_hands(params) -> list:
 def write_outputs(out_dir: Path, stem: str, image, results: list[HandResult], faces, record: dict,
                   space: str = "root", extra_files=()) -> dict:
     """JSON, overlay PNG and OBJ files of one image, each written atomically; OBJ vertices in
-    ``space`` "root" (root-relative) or "camera" (the camera frame, ``camera_space.place_results``)."""
+    ``space`` "root" (root-relative) or "camera" (the camera frame, ``fit.perspective.place_results``)."""
     if space not in SPACES:
         raise ValueError(f"space: expected one of {', '.join(SPACES)}, got {space!r}")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -385,11 +388,14 @@ def write_outputs(out_dir: Path, stem: str, image, results: list[HandResult], fa
 
 def predict_paths(inputs, out_dir, checkpoint=None, method: str = "network", refine: bool = True,
                   keypoints=None, bbox=None, device: str = "cpu", progress: bool = True, log=print,
-                  focal=None, fov=None, export=None, space: str = "root", principal=None) -> dict:
+                  focal=None, fov=None, export=None, space: str = "root", principal=None,
+                  camera_fit: str = "pose") -> dict:
     """Run the pipeline over files and folders; returns {"processed": n, "failed": [...], "hands": n}.
 
     Hands are placed in each photo's camera (``focal`` px or horizontal ``fov`` degrees, else
-    EXIF, else a default: ``camera_space``); ``export="glb"`` adds ``DIR/<stem>.glb``."""
+    EXIF, else a default: ``camera_space``), ``camera_fit`` saying what the perspective fit refits
+    (``fit.perspective.place_results``: "pose", "translation" or "none"); ``export="glb"`` adds
+    ``DIR/<stem>.glb``."""
     from tqdm.auto import tqdm
 
     if export is not None and export not in EXPORTS:
@@ -397,6 +403,8 @@ def predict_paths(inputs, out_dir, checkpoint=None, method: str = "network", ref
     if space not in SPACES:
         raise ValueError(f"--space: expected one of {', '.join(SPACES)}, got {space!r}")
     check_camera_flags(focal, fov, principal)
+    if camera_fit not in CAMERA_FITS:
+        raise ValueError(f"--camera-fit: expected one of {', '.join(CAMERA_FITS)}, got {camera_fit!r}")
     out_dir = Path(out_dir)
     predictor = Predictor(checkpoint, method=method, refine=refine, device=device)
     if predictor.model is not None and "rgb" in predictor.variant:
@@ -414,7 +422,7 @@ def predict_paths(inputs, out_dir, checkpoint=None, method: str = "network", ref
             if not results:
                 record["message"] = "no hand found"
             intrinsics = photo_intrinsics(path, image.shape[1], image.shape[0], focal, fov, principal)
-            place_results(results, intrinsics)
+            place_results(results, intrinsics, predictor.hand_model, camera_fit)
             record["camera_intrinsics"] = intrinsics.to_dict()
             extra_files = []
             if export == "glb" and results:
@@ -453,6 +461,10 @@ def main(argv=None) -> int:
                         help="principal point in pixels (default: the image centre)")
     parser.add_argument("--export", choices=EXPORTS, default=None,
                         help="glb: also write DIR/<stem>.glb, rigged hands and the camera")
+    parser.add_argument("--camera-fit", choices=CAMERA_FITS, default="pose",
+                        help="placing hands in the camera: pose (default: rotation, translation and pose fitted "
+                             "under perspective to keypoints_2d), translation (the translation alone, the pose "
+                             "fixed) or none (the weak-perspective placement)")
     parser.add_argument("--space", choices=SPACES, default="root",
                         help="OBJ vertices root-relative (default) or in the camera frame")
     args = parser.parse_args(argv)
@@ -460,7 +472,8 @@ def main(argv=None) -> int:
         summary = predict_paths(args.inputs, args.out, args.checkpoint, args.method, not args.no_refine,
                                 args.keypoints, args.bbox, args.device,
                                 log=lambda msg: print(msg, file=sys.stderr), focal=args.focal, fov=args.fov,
-                                export=args.export, space=args.space, principal=args.principal)
+                                export=args.export, space=args.space, principal=args.principal,
+                                camera_fit=args.camera_fit)
     except (FileNotFoundError, ValueError) as err:
         print(f"wildhands predict: {err}", file=sys.stderr)
         return 2

@@ -5,7 +5,7 @@ import torch
 
 from wildhands.app.plots import prediction_overlays_figure
 from wildhands.net.model import HandReconstructor
-from wildhands.net.samples import heatmaps
+from wildhands.net.samples import InputSettings, heatmaps
 from wildhands.net.train import predict_dataset
 
 
@@ -16,11 +16,12 @@ def show_predictions(model: HandReconstructor, dataset, config: dict, count: int
     """
     subset = torch.utils.data.Subset(dataset, range(min(count, len(dataset))))
     pred = predict_dataset(model, subset, config, noise=noise)
-    crop = int(config["preprocess"]["crop_size"])
+    inputs = InputSettings.from_config(config)
+    crop = inputs.crop_size
     if "rgb" in model.variant:
         backgrounds = [subset[i]["image"] for i in range(len(subset))]
     else:
-        sigma = float(config["preprocess"]["heatmap_sigma"]) * crop / int(config["model"]["input_size"])
+        sigma = inputs.heatmap_sigma * crop / inputs.input_size
         maps = heatmaps(torch.as_tensor(pred["input_keypoints_2d"]), None, crop, sigma, crop)
         backgrounds = maps.sum(1).clamp(max=1).numpy()
     titles = [f"{e:.1f} mm" for e in pred["mpjpe_3d_mm"]]

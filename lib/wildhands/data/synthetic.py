@@ -17,6 +17,8 @@ metres, ``visible`` (inside the image: every such keypoint has an exact label), 
 whole hand's silhouette, occluded parts included (the paper's H), and ``occluder_mask`` the
 pixels occluders cover (the visible hand is ``mask & ~occluder_mask``).
 
+Settings: the profile's ``[synthetic]`` table (``SyntheticSettings``) and its ``seed``.
+
 Every sample draws from ``np.random.default_rng([seed, split, index])``: worker count, shard
 size and resuming change nothing. Sets are written as shards (``.npz``, images JPEG-encoded,
 masks bit-packed), each written atomically and skipped when already complete, and a
@@ -33,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wildhands.config import setting
+from wildhands.config import TableSettings, setting, table
 from wildhands.data.appearance import SkinRegions, background_image, draw_occluders, hand_colors, skin_regions
 from wildhands.data.real_pose_sampling import real_pose_labels
 from wildhands.data.render import is_closed_outward, projected_face_areas, render, vertex_normals
@@ -54,6 +56,33 @@ PATCH_MARGIN_M = 0.006
 SHOWN_FRACTION = 0.5
 # [synthetic] settings only the label-only sampled hands read: the rendered set does not depend on them.
 SAMPLED_ONLY_KEYS = ("real_pose_fraction", "real_view_fraction")
+
+
+@dataclass(frozen=True)
+class SyntheticSettings(TableSettings):
+    """The ``[synthetic]`` table: set sizes, the sampling ranges of shape, pose and view, the framing,
+    occluders and shading of the rendered set, the real hands of the sampled one, shards and workers
+    (units and meanings in the profile)."""
+    TABLE = "synthetic"
+    num_train: int
+    num_val: int
+    num_test: int
+    image_size: int
+    pose_range: float
+    shape: str                     # normal | uniform
+    shape_clip: float
+    shape_range: float
+    view_uniform_fraction: float
+    view_max_tilt_deg: float
+    crop_scale: float
+    scale_jitter: float
+    centre_jitter_px: float
+    occluder_probability: float
+    shading: str                   # smooth | flat
+    real_pose_fraction: float      # sampled hands only (SAMPLED_ONLY_KEYS)
+    real_view_fraction: float
+    shard_size: int
+    workers: int
 
 
 def synthetic_root(config: dict) -> Path:
@@ -133,19 +162,19 @@ class SampleParams:
     rotation: np.ndarray
 
 
-def sample_parameters(rng, config: dict, frame: np.ndarray, num_betas: int, num_pose: int) -> SampleParams:
-    """Hand and view parameters of one sample, from the profile's ``[synthetic]`` ranges."""
-    section = config["synthetic"]
-    if section["shape"] == "uniform":
-        r = float(section["shape_range"])
+def sample_parameters(rng, settings: SyntheticSettings, frame: np.ndarray, num_betas: int,
+                      num_pose: int) -> SampleParams:
+    """Hand and view parameters of one sample, from the ``[synthetic]`` ranges of ``settings``."""
+    if settings.shape == "uniform":
+        r = settings.shape_range
         betas = rng.uniform(-r, r, num_betas)
-    elif section["shape"] == "normal":
-        betas = np.clip(rng.standard_normal(num_betas), -float(section["shape_clip"]), float(section["shape_clip"]))
+    elif settings.shape == "normal":
+        betas = np.clip(rng.standard_normal(num_betas), -settings.shape_clip, settings.shape_clip)
     else:
-        raise ValueError(f"synthetic.shape: expected 'normal' or 'uniform', got {section['shape']!r}")
-    r = float(section["pose_range"])
+        raise ValueError(f"synthetic.shape: expected 'normal' or 'uniform', got {settings.shape!r}")
+    r = settings.pose_range
     pose = rng.uniform(-r, r, num_pose)
-    rotation = sample_view(rng, frame, float(section["view_uniform_fraction"]), float(section["view_max_tilt_deg"]))
+    rotation = sample_view(rng, frame, settings.view_uniform_fraction, settings.view_max_tilt_deg)
     return SampleParams(betas, pose, rotation)
 
 
@@ -185,11 +214,10 @@ def hidden_keypoints(keypoints_2d, patches, vertices_2d, faces, face_id, occlude
     return hidden & inside
 
 
-def _posed_hand(hand_model: HandModel, config: dict, frame: np.ndarray, rng, size: int):
+def _posed_hand(hand_model: HandModel, settings: SyntheticSettings, frame: np.ndarray, rng, size: int):
     """One sample's parameters, mesh and keypoints in the camera frame (root at the origin, metres),
     and the crop camera (scale px/m, trans px) that frames it."""
-    section = config["synthetic"]
-    p = sample_parameters(rng, config, frame, hand_model.num_betas, hand_model.num_pca_comps)
+    p = sample_parameters(rng, settings, frame, hand_model.num_betas, hand_model.num_pca_comps)
     # One hand per call: batched float32 sums depend on the batch, and samples must not.
     with torch.no_grad():
         out = hand_model(betas=torch.as_tensor(p.betas[None], dtype=hand_model.dtype),
@@ -199,14 +227,13 @@ def _posed_hand(hand_model: HandModel, config: dict, frame: np.ndarray, rng, siz
     root = keys[kp.ROOT]
     verts_cam = (verts - root) @ p.rotation.T
     keys_cam = (keys - root) @ p.rotation.T
-    scale, trans = _placed(keys_cam, rng, section, size)
+    scale, trans = _placed(keys_cam, rng, settings, size)
     return p, verts, verts_cam, keys_cam, scale, trans
 
 
-def _placed(keys_cam: np.ndarray, rng, section: dict, size: int):
+def _placed(keys_cam: np.ndarray, rng, settings: SyntheticSettings, size: int):
     """``place_in_crop`` with the ``[synthetic]`` framing settings."""
-    return place_in_crop(keys_cam, rng, size, float(section["crop_scale"]), float(section["scale_jitter"]),
-                         float(section["centre_jitter_px"]))
+    return place_in_crop(keys_cam, rng, size, settings.crop_scale, settings.scale_jitter, settings.centre_jitter_px)
 
 
 def _labels(p: SampleParams, keys_2d, keys_cam, scale, trans, visible, global_orient=None) -> dict:
@@ -235,14 +262,14 @@ class SampledHands(torch.utils.data.Dataset):
     """
 
     def __init__(self, hand_model: HandModel, config: dict, length: int = 10**9, real_poses_path=None):
-        self.hand_model, self.config, self.length = hand_model, config, int(length)
+        self.hand_model, self.length = hand_model, int(length)
+        self.settings = SyntheticSettings.from_config(config)
         self.seed = int(setting(config, "", "seed"))
-        section = config["synthetic"]
-        self.size = int(section["image_size"])
+        self.size = self.settings.image_size
         self.frame = anatomical_frame(hand_model)
         self._keypoint_model = None
-        self.real_pose_fraction = float(setting(config, "synthetic", "real_pose_fraction"))
-        self.real_view_fraction = float(setting(config, "synthetic", "real_view_fraction"))
+        self.real_pose_fraction = self.settings.real_pose_fraction
+        self.real_view_fraction = self.settings.real_view_fraction
         for name in ("real_pose_fraction", "real_view_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"synthetic.{name}: expected a fraction in [0, 1], got {getattr(self, name)!r}")
@@ -269,7 +296,7 @@ class SampledHands(torch.utils.data.Dataset):
             self._keypoint_model = KeypointModel(self.hand_model)
         model = self._keypoint_model
         rngs = [np.random.default_rng([self.seed, len(SPLITS), index]) for index in indices]
-        params = [sample_parameters(rng, self.config, self.frame, self.hand_model.num_betas,
+        params = [sample_parameters(rng, self.settings, self.frame, self.hand_model.num_betas,
                                     self.hand_model.num_pca_comps)
                   for rng in rngs]
         real = {}   # position in the batch -> a real hand's keypoints in the camera frame
@@ -282,11 +309,10 @@ class SampledHands(torch.utils.data.Dataset):
             keys = model(torch.as_tensor(np.stack([p.betas for p in params]), dtype=torch.float64),
                          torch.as_tensor(np.stack([p.pose for p in params]), dtype=torch.float64)).numpy()
             orients = matrix_to_axis_angle(torch.as_tensor(np.stack([p.rotation for p in params]))).numpy()
-        section = self.config["synthetic"]
         samples = []
         for i, (index, rng, p, k, orient) in enumerate(zip(indices, rngs, params, keys, orients)):
             keys_cam = real[i] if i in real else (k - k[kp.ROOT]) @ p.rotation.T
-            scale, trans = _placed(keys_cam, rng, section, self.size)
+            scale, trans = _placed(keys_cam, rng, self.settings, self.size)
             keys_2d = scale * keys_cam[:, :2] + trans
             visible = _in_image(keys_2d, self.size, self.size)
             samples.append({**_labels(p, keys_2d, keys_cam, scale, trans, visible, orient),
@@ -301,10 +327,10 @@ def render_samples(hand_model: HandModel, config: dict, split: str, indices, ass
     ``occluder_mask``, the labels and parameters of the module docstring, and ``index``."""
     import cv2
 
-    section = config["synthetic"]
-    size = int(section["image_size"])
+    settings = SyntheticSettings.from_config(config)
+    size = settings.image_size
     seed = int(setting(config, "", "seed"))
-    shading = section["shading"]
+    shading = settings.shading
     if shading not in SHADING:
         raise ValueError(f"synthetic.shading: expected one of {', '.join(SHADING)}, got {shading!r}")
     if split not in SPLITS:
@@ -314,7 +340,7 @@ def render_samples(hand_model: HandModel, config: dict, split: str, indices, ass
     samples = []
     for index in indices:
         rng = np.random.default_rng([seed, SPLITS[split], int(index)])
-        p, verts, verts_cam, keys_cam, scale, trans = _posed_hand(hand_model, config, assets.frame, rng, size)
+        p, verts, verts_cam, keys_cam, scale, trans = _posed_hand(hand_model, settings, assets.frame, rng, size)
         verts_2d = scale * verts_cam[:, :2] + trans
         keys_2d = scale * keys_cam[:, :2] + trans
         normals_cam = vertex_normals(verts, faces) @ p.rotation.T
@@ -326,7 +352,7 @@ def render_samples(hand_model: HandModel, config: dict, split: str, indices, ass
         rgb = (background + 0.5).astype(np.uint8)
         rgb[mask > 0] = (hand.color[mask > 0] * 255 + 0.5).astype(np.uint8)
         occluder_mask = np.zeros_like(mask)
-        if rng.random() < float(section["occluder_probability"]):
+        if rng.random() < settings.occluder_probability:
             rgb, occluder_mask = draw_occluders(rng, rgb, keys_2d)
         rgb = cv2.GaussianBlur(rgb, (3, 3), rng.uniform(0.3, 0.9))  # soften aliasing like a camera
         visible = _in_image(keys_2d, size, size)
@@ -411,9 +437,9 @@ def generate_synthetic_set(config: dict, root=None, split: str = "train", hand_m
 
     if split not in SPLITS:
         raise ValueError(f"split: expected one of {', '.join(SPLITS)}, got {split!r}")
-    section = config["synthetic"]
-    count = int(section[f"num_{split}"])
-    shard_size = max(1, int(section["shard_size"]))
+    settings = SyntheticSettings.from_config(config)
+    count = getattr(settings, f"num_{split}")
+    shard_size = max(1, settings.shard_size)
     directory = Path(root or synthetic_root(config)) / split
     directory.mkdir(parents=True, exist_ok=True)
     hand_model = hand_model_from_config(config) if hand_model is None else hand_model
@@ -428,7 +454,7 @@ def generate_synthetic_set(config: dict, root=None, split: str = "train", hand_m
         (directory / "manifest.json").unlink(missing_ok=True)
     bar = tqdm(total=count, initial=count - sum(job[2] for job in todo), desc=f"synthetic {split}", unit="sample",
                disable=not progress)
-    _write_shards(todo, config, hand_model, max(1, int(setting(config, "synthetic", "workers"))), bar)
+    _write_shards(todo, config, hand_model, max(1, settings.workers), bar)
     bar.close()
     manifest = {**meta, "count": count, "shard_size": shard_size, "profile": setting(config, "", "profile"),
                 "shards": [{"file": _shard_name(s, c), "start": s, "count": c} for s, c in shards]}
@@ -436,10 +462,11 @@ def generate_synthetic_set(config: dict, root=None, split: str = "train", hand_m
 
 
 def _set_meta(config: dict, split: str, hand_model: HandModel) -> dict:
-    """Everything that decides a sample's content: a shard with other metadata is regenerated."""
-    section = config["synthetic"]
+    """Everything that decides a sample's content: a shard with other metadata is regenerated. Its
+    ``synthetic`` entry is the ``[synthetic]`` table as the profile gives it, less what decides no sample."""
+    section = table(config, "synthetic")
     return {"format": FORMAT_VERSION, "seed": int(setting(config, "", "seed")), "split": split,
-            "hand_model": hand_model.hash, "image_size": int(section["image_size"]),
+            "hand_model": hand_model.hash, "image_size": SyntheticSettings.from_config(config).image_size,
             "hand_model_settings": {"num_pca_comps": hand_model.num_pca_comps, "num_betas": hand_model.num_betas,
                                     "flat_hand_mean": bool(hand_model.flat_hand_mean),
                                     "fingertip_ids": [int(i) for i in hand_model.fingertip_ids]},

@@ -12,7 +12,7 @@ right one rendered and mirrored with the whole frame (x' = W - 1 - x, 3D x negat
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -21,7 +21,7 @@ from wildhands.data.appearance import background_image, hand_colors
 from wildhands.data.augment import DetectorNoise, detector_keypoints
 from wildhands.data.crops import hand_transform
 from wildhands.data.render import render, vertex_normals
-from wildhands.data.synthetic import HandAssets, sample_parameters
+from wildhands.data.synthetic import HandAssets, SyntheticSettings, sample_parameters
 from wildhands.hand import keypoints as kp
 from wildhands.hand.camera import rotation_about
 from wildhands.hand.hand_model import HandModel
@@ -57,7 +57,7 @@ def hand_trajectory(hand_model: HandModel, config: dict, rng, frames: int, fps: 
                     height: int, static: bool = False) -> dict:
     """Per-frame parameters: betas (S,), pose (T, n), rotation (T, 3, 3), scale (T,), trans (T, 2)."""
     assets = HandAssets.of(hand_model)
-    base = sample_parameters(rng, {**config, "synthetic": {**config["synthetic"], "view_uniform_fraction": 0.0}},
+    base = sample_parameters(rng, replace(SyntheticSettings.from_config(config), view_uniform_fraction=0.0),
                              assets.frame, hand_model.num_betas, hand_model.num_pca_comps)
     hold = 0.0 if static else 1.0
     pose = 0.5 * base.pose + hold * _waves(rng, frames, fps, hand_model.num_pca_comps, 0.6)

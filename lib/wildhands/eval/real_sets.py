@@ -37,7 +37,7 @@ from wildhands.hand.camera import mirror_points_3d, rotate_root_relative
 from wildhands.hand.hand_model import HandModel
 from wildhands.net.checkpoints import load_model
 from wildhands.net.inference import inference_quarter_turns
-from wildhands.net.samples import heatmap_sigma, network_input
+from wildhands.net.samples import InputSettings, network_input
 
 FIT_METHOD = "2dfit"
 FIT_CHUNK = 256  # hands per batched 2D fit
@@ -156,7 +156,8 @@ def predict_network(model, model_config: dict, dataset: JointHandDataset, palm_r
     from tqdm.auto import tqdm
 
     device = next(model.parameters()).device
-    input_size, sigma = int(model_config["model"]["input_size"]), heatmap_sigma(model_config)
+    inputs = InputSettings.from_config(model_config)
+    input_size, sigma = inputs.input_size, inputs.heatmap_sigma
     loader = DataLoader(_NetworkSamples(dataset, input_size, "rgb" in model.variant, palm_root),
                         batch_size=batch_size, collate_fn=default_collate)
     points_3d, points_2d = [], []

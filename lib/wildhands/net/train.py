@@ -154,7 +154,7 @@ def default_run_dir(config: dict, stage: str) -> Path:
 def pretrained_variant_path(config: dict) -> Path:
     """The final pretraining checkpoint of the variant ``[pretrain] init_variant`` names, in this profile."""
     other = check_variant(setting(config, "pretrain", "init_variant"))
-    if other == config["model"]["variant"]:
+    if other == setting(config, "model", "variant"):
         raise ValueError(f"pretrain.init_variant: {other!r} is the variant being trained")
     path = default_run_dir({**config, "model": {**config["model"], "variant": other}}, "pretrain") / "final.pt"
     if not path.is_file():

@@ -18,7 +18,7 @@ def variant_config(config: dict, variant: str | None = None) -> dict:
     The entry holds dotted overrides and ``budget``, the fraction of the ``[pretrain]`` and
     ``[finetune]`` steps this variant trains for (at least one step).
     """
-    variant = check_variant(variant or config["model"]["variant"])
+    variant = check_variant(variant or setting(config, "model", "variant"))
     overrides = dict(setting(config, "variants", variant))
     budget = float(setting(config, f"variants.{variant}", "budget"))
     del overrides["budget"]
@@ -27,6 +27,6 @@ def variant_config(config: dict, variant: str | None = None) -> dict:
     overrides["model.variant"] = variant
     config = apply_overrides(config, overrides)
     for stage in TRAIN_STAGES:
-        config[stage]["steps"] = max(1, round(int(config[stage]["steps"]) * budget))
+        config[stage]["steps"] = max(1, round(int(setting(config, stage, "steps")) * budget))
     config["variants"] = {variant: {"budget": 1.0}}  # applied: a second call changes nothing
     return config

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from wildhands.config import setting
 from wildhands.data.crops import crop_hand
 from wildhands.data.datasets.common import HandRecord
 from wildhands.data.images import read_image
@@ -72,7 +73,9 @@ class JointHandDataset(torch.utils.data.Dataset):
     def from_config(cls, config: dict, *record_lists, crop_scale: float | None = None, **kwargs):
         """The mixture with the profile's crop, GrabCut and hand-model sizes (``crop_scale`` overrides,
         e.g. 1.5 for the STB experiment)."""
-        pre, hand = config["preprocess"], config["hand_model"]
+        pre = {key: setting(config, "preprocess", key)
+               for key in ("crop_scale", "crop_size", "grabcut_band", "grabcut_iterations")}
+        hand = {key: setting(config, "hand_model", key) for key in ("num_betas", "num_pca_comps")}
         return cls(*record_lists, crop_scale=pre["crop_scale"] if crop_scale is None else crop_scale,
                    crop_size=pre["crop_size"], band=pre["grabcut_band"], iterations=pre["grabcut_iterations"],
                    num_betas=hand["num_betas"], num_pose=hand["num_pca_comps"], **kwargs)

@@ -1,0 +1,321 @@
+"""The camera-space hand under full perspective: its rotation, translation and pose refitted to its 2D keypoints.
+
+The network (and its 2D-fit refinement) explains a hand by a weak-perspective camera: one scale for
+the whole hand. ``hand.camera_space.place_hand`` turns that scale into a translation and refits the
+translation under the photo's pinhole camera, the pose fixed; a hand with depth then reprojects
+several pixels off its own ``keypoints_2d``, because perspective enlarges the near fingers and shrinks
+the far ones. This fit removes that: under the photo's intrinsics K it minimises
+
+    E(w, T, q) = sum_i |Pi_K(exp(w) R0 (J_i(beta, q) - J_root) + T) - x_i|^2          (pixels^2)
+                 + |w|^2 / sigma_rotation^2 + |D (q - q0)|^2 / sigma_pose^2
+
+over the global rotation (a left increment w on the weak-perspective rotation R0), the translation T
+(started at ``place_hand``'s) and the pose q, the shape beta fixed, to the hand's own ``keypoints_2d``
+x (kept as they are: the output's 2D estimate). The prior keeps the rotation and the pose near the
+weak-perspective solution (q0). Pose spaces as ``fit.fit2d``'s: "pca" (the hand model's PCA
+coefficients, D = I) or "full" (the 45 finger axis-angles relative to the model's mean pose, D = I
+per radian: a weak, isotropic pull). The minimiser is ``fit.lm.levenberg_marquardt`` with analytic
+Jacobians from ``hand.keypoint_model.KeypointModel``.
+
+Left hands: the parameters are those of the mirrored right hand the network saw. Mirroring the
+camera frame (x -> -x) mirrors the pixels about the principal point (u -> 2 cx - u) exactly, so a left
+hand is fitted as that right hand against its mirrored keypoints, and the result mirrored back.
+
+Owns ``PerspectiveFit`` (the energy and its Jacobian, batched), ``fit_camera_space`` (one batch of
+hands: parameters in, fitted parameters and the posed, placed mesh out) and ``place_results`` (the
+camera-frame fields of ``predict.HandResult``s: weak-perspective start, translation fit, then this fit).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from wildhands.fit.fit2d import POSE_SPACES
+from wildhands.fit.lm import levenberg_marquardt
+from wildhands.hand import keypoints as kp
+from wildhands.hand.camera import axis_angle_to_matrix, matrix_to_axis_angle, rotation_matrices
+from wildhands.hand.camera_space import MIN_DEPTH_M, Intrinsics, image_pixels_per_metre, place_hand
+from wildhands.hand.keypoint_model import KeypointModel, so3_left_jacobian
+
+MODES = ("pose", "translation", "none")   # what place_results fits under perspective
+MIRROR_X = np.diag([-1.0, 1.0, 1.0])
+
+
+@dataclass(frozen=True)
+class PerspectiveSettings:
+    """The fit's prior and search: ``pose_space`` "pca" or "full" (hands whose pose is 45-D are
+    fitted in "full" whatever this says); ``sigma_rotation`` (radians) and ``sigma_pose`` (PCA units,
+    or radians per finger axis-angle component) the prior's widths about the weak-perspective solution,
+    against keypoint residuals in pixels; ``iterations`` and ``tolerance`` of Levenberg-Marquardt."""
+    pose_space: str = "full"
+    sigma_rotation: float = 0.5
+    sigma_pose: float = 0.5
+    sigma_betas: float = 0.0
+    iterations: int = 50
+    tolerance: float = 1e-10
+
+    def __post_init__(self):
+        if self.pose_space not in POSE_SPACES:
+            raise ValueError(f"pose_space: expected one of {', '.join(POSE_SPACES)}, got {self.pose_space!r}")
+        if not (self.sigma_rotation > 0 and self.sigma_pose > 0 and self.sigma_betas >= 0 and self.iterations >= 1):
+            raise ValueError(f"perspective fit: sigmas must be > 0 and iterations >= 1, got {self}")
+
+
+class PerspectiveFit:
+    """The energy above for a hand model, in ``pose_space``; build once, ``fit`` batches of hands.
+
+    Packed parameters x (B, 6 + n): the rotation increment w (3), the translation T (3, metres) and
+    the pose (n: PCA coefficients, or 45 axis-angle offsets from the mean pose)."""
+
+    def __init__(self, hand_model, pose_space: str = "full", fit_betas: bool = False,
+                 dtype: torch.dtype = torch.float64):
+        if pose_space not in POSE_SPACES:
+            raise ValueError(f"pose_space: expected one of {', '.join(POSE_SPACES)}, got {pose_space!r}")
+        self.model = KeypointModel(hand_model, dtype)
+        self.pose_space, self.dtype, self.fit_betas = pose_space, dtype, fit_betas
+        self.num_pose = self.model.num_pca_comps if pose_space == "pca" else 45
+        self.directions = (self.model.components if pose_space == "pca"
+                           else torch.eye(45, dtype=dtype))                               # (n, 45)
+
+    def finger_pose(self, pose: torch.Tensor) -> torch.Tensor:
+        """(B, n) fitted pose -> (B, 45) absolute finger axis-angles."""
+        return pose @ self.directions + self.model.pose_mean
+
+    def _hand(self, x, rot0, betas, with_jacobian: bool):
+        """Camera-frame keypoints R (J - J_root) + T (B, 21, 3) and, with ``with_jacobian``, their
+        derivatives (B, 21, 3, P)."""
+        w, trans, pose = x[:, :3], x[:, 3:6], x[:, 6:6 + self.num_pose]
+        if self.fit_betas:
+            betas = x[:, 6 + self.num_pose:]
+        rotation = axis_angle_to_matrix(w) @ rot0
+        finger_pose = self.finger_pose(pose)
+        if not with_jacobian:
+            joints = self.model.keypoints(betas, finger_pose)
+            rel = joints - joints[:, kp.ROOT:kp.ROOT + 1]
+            return torch.einsum("bij,bkj->bki", rotation, rel) + trans[:, None], None
+        joints, dbeta, dpose = self.model.keypoints_and_jacobians(betas, finger_pose, self.directions)
+        rel, dpose = joints - joints[:, kp.ROOT:kp.ROOT + 1], dpose - dpose[:, kp.ROOT:kp.ROOT + 1]
+        turned = torch.einsum("bij,bkj->bki", rotation, rel)                               # (B, 21, 3)
+        jac = x.new_zeros(*turned.shape, x.shape[1])
+        # d(exp(w) R0 X) / d w_m = (Jl(w) e_m) x (exp(w) R0 X)
+        axes = so3_left_jacobian(w).transpose(1, 2)                                         # (B, 3 m, 3)
+        jac[..., :3] = torch.linalg.cross(axes[:, None].expand(-1, turned.shape[1], -1, -1),
+                                          turned[:, :, None].expand(-1, -1, 3, -1)).transpose(-1, -2)
+        jac[..., 3:6] = torch.eye(3, dtype=x.dtype, device=x.device)
+        jac[..., 6:6 + self.num_pose] = torch.einsum("bij,bkjn->bkin", rotation, dpose)
+        if self.fit_betas:
+            dbeta = dbeta - dbeta[:, kp.ROOT:kp.ROOT + 1]
+            jac[..., 6 + self.num_pose:] = torch.einsum("bij,bkjn->bkin", rotation, dbeta)
+        return turned + trans[:, None], jac
+
+    @staticmethod
+    def _project(points, camera):
+        """Pixels (B, 21, 2) of camera-frame points under ``camera`` (B, 4) = fx, fy, cx, cy."""
+        depth = points[..., 2:3].clamp_min(MIN_DEPTH_M / 2)
+        return points[..., :2] / depth * camera[:, None, :2] + camera[:, None, 2:]
+
+    def residuals(self, x, targets, sqrt_weights, rot0, betas, centre, camera, prior):
+        """(B, 42 + 3 + n [+ S]): weighted pixel residuals, then the priors on the rotation increment
+        and on the pose [and betas] about ``centre`` (B, n [+ S]), ``prior`` (B, 3 + n [+ S]) their
+        inverse sigmas."""
+        points, _ = self._hand(x, rot0, betas, False)
+        pixels = (sqrt_weights[..., None] * (self._project(points, camera) - targets)).flatten(1)
+        return torch.cat([pixels, x[:, :3] * prior[:, :3], (x[:, 6:] - centre) * prior[:, 3:]], 1)
+
+    def residuals_and_jacobian(self, x, targets, sqrt_weights, rot0, betas, centre, camera, prior):
+        points, jac = self._hand(x, rot0, betas, True)
+        depth = points[..., 2].clamp_min(MIN_DEPTH_M / 2)                                   # (B, 21)
+        focal = camera[:, None, :2]
+        pixels = (sqrt_weights[..., None] * (self._project(points, camera) - targets)).flatten(1)
+        # d(f X / Z) = f / Z dX - f X / Z^2 dZ
+        d_proj = (jac[..., :2, :] - (points[..., :2] / depth[..., None])[..., None] * jac[..., 2:3, :]) \
+            * (focal / depth[..., None])[..., None]
+        d_proj = (sqrt_weights[..., None, None] * d_proj).flatten(1, 2)                     # (B, 42, P)
+        num = x.shape[1]
+        d_prior = x.new_zeros(x.shape[0], num - 3, num)
+        d_prior[:, :3, :3] = torch.diag_embed(prior[:, :3])
+        d_prior[:, 3:, 6:] = torch.diag_embed(prior[:, 3:])
+        residual = torch.cat([pixels, x[:, :3] * prior[:, :3], (x[:, 6:] - centre) * prior[:, 3:]], 1)
+        return residual, torch.cat([d_proj, d_prior], 1)
+
+    @torch.no_grad()
+    def fit(self, keypoints_2d, rotation, translation, betas, pose, intrinsics: Intrinsics,
+            settings: PerspectiveSettings = PerspectiveSettings(), weights=None):
+        """Fit B hands seen by one camera: ``keypoints_2d`` (B, 21, 2) image pixels (the hands already
+        as right hands: a left hand's mirrored about cx), ``rotation`` (B, 3, 3) and ``pose`` (B, n)
+        the weak-perspective solution (the start and the prior's centre), ``translation`` (B, 3) the
+        start, ``betas`` (B, S) fixed. Returns (rotation (B, 3, 3), translation (B, 3), pose (B, n),
+        betas (B, S: ``betas`` unless fitted), camera-frame keypoints (B, 21, 3), iterations (B,))."""
+        t = lambda v: torch.as_tensor(np.asarray(v, np.float64), dtype=self.dtype)  # noqa: E731
+        targets, rot0, trans0, betas, pose0 = (t(v) for v in (keypoints_2d, rotation, translation, betas, pose))
+        batch = targets.shape[0]
+        if pose0.shape != (batch, self.num_pose):
+            raise ValueError(f"pose: expected ({batch}, {self.num_pose}) for the {self.pose_space} pose space, "
+                             f"got {tuple(pose0.shape)}")
+        w = torch.ones(batch, kp.NUM_KEYPOINTS, dtype=self.dtype) if weights is None else t(weights)
+        w = torch.where(torch.isfinite(targets).all(-1), w, torch.zeros_like(w))
+        targets = torch.nan_to_num(targets)
+        camera = t([[intrinsics.fx, intrinsics.fy, intrinsics.cx, intrinsics.cy]]).expand(batch, 4)
+        inverse_sigmas = [1.0 / settings.sigma_rotation] * 3 + [1.0 / settings.sigma_pose] * self.num_pose
+        centre = pose0
+        if self.fit_betas:
+            if not settings.sigma_betas > 0:
+                raise ValueError("sigma_betas: expected > 0 for a fit of the betas")
+            inverse_sigmas += [1.0 / settings.sigma_betas] * betas.shape[1]
+            centre = torch.cat([pose0, betas], 1)
+        prior = t([inverse_sigmas]).expand(batch, -1)
+        x0 = torch.cat([torch.zeros(batch, 3, dtype=self.dtype), trans0, centre], 1)
+        state = levenberg_marquardt(self.residuals, x0, (targets, w.sqrt(), rot0, betas, centre, camera, prior),
+                                    jacobian_fn=self.residuals_and_jacobian, iterations=settings.iterations,
+                                    ftol=settings.tolerance)
+        x = state.x
+        points, _ = self._hand(x, rot0, betas, False)
+        fitted_betas = x[:, 6 + self.num_pose:] if self.fit_betas else betas
+        return (axis_angle_to_matrix(x[:, :3]) @ rot0, x[:, 3:6], x[:, 6:6 + self.num_pose], fitted_betas, points,
+                state.iterations)
+
+
+# ----------------------------------------------------------------------------- the mesh
+
+_MESH_CACHE: dict = {}
+
+
+def _mesh_arrays(hand_model) -> dict:
+    """The hand model's skinning arrays in float64 (cached per model)."""
+    key = id(hand_model.mano)
+    if key not in _MESH_CACHE:
+        mano = hand_model.mano
+        d = lambda v: v.detach().cpu().double()  # noqa: E731
+        _MESH_CACHE[key] = {"v_template": d(mano.v_template), "shapedirs": d(mano.shapedirs),
+                            "posedirs": d(mano.posedirs), "J_regressor": d(mano.J_regressor),
+                            "parents": mano.parents.cpu(), "lbs_weights": d(mano.lbs_weights),
+                            "tips": hand_model.tip_index.cpu(), "openpose": torch.as_tensor(kp.MANO_TO_OPENPOSE)}
+    return _MESH_CACHE[key]
+
+
+def posed_mesh(hand_model, betas, finger_pose) -> tuple[torch.Tensor, torch.Tensor]:
+    """(vertices (B, V, 3), keypoints (B, 21, 3)) in the model frame (no global rotation), float64,
+    from absolute finger axis-angles (B, 45): the hand model's own skinning (``smplx.lbs``)."""
+    from smplx.lbs import lbs
+
+    arrays = _mesh_arrays(hand_model)
+    betas = torch.as_tensor(betas, dtype=torch.float64)
+    finger_pose = torch.as_tensor(finger_pose, dtype=torch.float64)
+    full_pose = torch.cat([finger_pose.new_zeros(finger_pose.shape[0], 3), finger_pose], 1)
+    vertices, joints = lbs(betas, full_pose, arrays["v_template"], arrays["shapedirs"][..., :betas.shape[1]],
+                           arrays["posedirs"], arrays["J_regressor"], arrays["parents"], arrays["lbs_weights"])
+    keypoints = torch.cat([joints, vertices.index_select(1, arrays["tips"])], 1).index_select(1, arrays["openpose"])
+    return vertices, keypoints
+
+
+# ----------------------------------------------------------------------------- hands of a photo
+
+_FITS: dict = {}
+
+
+def _perspective_fit(hand_model, pose_space: str, fit_betas: bool) -> PerspectiveFit:
+    key = (id(hand_model.mano), pose_space, fit_betas)
+    if key not in _FITS:
+        _FITS[key] = PerspectiveFit(hand_model, pose_space, fit_betas)
+    return _FITS[key]
+
+
+def fit_camera_space(hand_model, params: list[dict], keypoints_2d, start_translations, mirrored, intrinsics: Intrinsics,
+                     settings: PerspectiveSettings = PerspectiveSettings()) -> list[dict]:
+    """The perspective fit of hands of one photo, from their weak-perspective parameters.
+
+    ``params``: per hand ``HandResult.params`` (``global_orient``, ``betas``, ``pose``, ``pose_space``;
+    those of the right hand the network saw), ``keypoints_2d`` (B, 21, 2) image pixels, ``start_translations``
+    (B, 3) metres in the camera frame, ``mirrored`` (B,) left hands. Returns per hand
+    ``camera_space_fit`` (the fitted ``global_orient``, ``pose``, ``pose_space``, ``betas``: the rig of
+    ``export_gltf``), ``translation_m``, ``joints_3d_camera`` and ``vertices_camera`` (camera frame, x
+    mirrored back for a left hand)."""
+    out = [None] * len(params)
+    keypoints_2d = np.asarray(keypoints_2d, np.float64)
+    starts = np.asarray(start_translations, np.float64)
+    mirrored = np.asarray(mirrored, bool)
+    spaces = [("full" if p.get("pose_space", "pca") == "full" or settings.pose_space == "full" else "pca")
+              for p in params]
+    for space in POSE_SPACES:
+        index = [i for i, s in enumerate(spaces) if s == space]
+        if not index:
+            continue
+        fit = _perspective_fit(hand_model, space, settings.sigma_betas > 0)
+        started = time.process_time()
+        pose0 = np.stack([_pose_in(fit, params[i], hand_model) for i in index])
+        rot0 = np.stack([rotation_matrices(np.asarray(params[i]["global_orient"], np.float64)) for i in index])
+        betas = np.stack([np.asarray(params[i]["betas"], np.float64).reshape(-1) for i in index])
+        flip = mirrored[index]
+        targets = keypoints_2d[index].copy()
+        targets[flip, :, 0] = 2 * intrinsics.cx - targets[flip, :, 0]
+        trans0 = starts[index] * np.where(flip[:, None], [-1.0, 1.0, 1.0], 1.0)
+        rotation, trans, pose, betas, _, iterations = fit.fit(targets, rot0, trans0, betas, pose0, intrinsics,
+                                                              settings)
+        vertices, keys = posed_mesh(hand_model, betas, fit.finger_pose(pose))
+        root = keys[:, kp.ROOT:kp.ROOT + 1]
+        seconds = (time.process_time() - started) / len(index)      # CPU time: what the fit costs, not the wait
+        for row, i in enumerate(index):
+            m = MIRROR_X if flip[row] else np.eye(3)
+            turn = rotation[row].numpy()
+            place = trans[row].numpy()
+            joints = ((keys[row] - root[row]).numpy() @ turn.T + place) @ m
+            mesh = ((vertices[row] - root[row]).numpy() @ turn.T + place) @ m
+            out[i] = {"translation_m": place @ m, "joints_3d_camera": joints, "vertices_camera": mesh,
+                      "camera_space_fit": {
+                          "global_orient": matrix_to_axis_angle(rotation[row]).numpy(),
+                          "pose": pose[row].numpy(), "pose_space": space, "betas": betas[row].numpy(),
+                          "iterations": int(iterations[row]), "cpu_seconds": seconds,
+                          "sigma_rotation_rad": settings.sigma_rotation,
+                          "sigma_pose": settings.sigma_pose,
+                          "note": ("perspective fit of keypoints_2d under camera_intrinsics: rotation, translation "
+                                   "and pose (shape fixed), near the weak-perspective solution; parameters of the "
+                                   "(mirrored, for left hands) right hand, as params; pose: "
+                                   + ("45 finger axis-angles relative to the model's mean pose" if space == "full"
+                                      else f"{fit.num_pose} PCA coefficients of the hand model"))}}
+    return out
+
+
+def _pose_in(fit: PerspectiveFit, params: dict, hand_model) -> np.ndarray:
+    """A hand's pose (``params``) in the fit's pose space."""
+    pose = np.asarray(params["pose"], np.float64).reshape(-1)
+    given = params.get("pose_space", "pca")
+    if fit.pose_space == "pca":
+        return pose
+    if given == "full":
+        return pose
+    return pose @ fit.model.components.numpy()                  # PCA -> axis-angle offsets from the mean
+
+
+def place_results(results, intrinsics: Intrinsics, hand_model, mode: str = "pose",
+                  settings: PerspectiveSettings = PerspectiveSettings()) -> None:
+    """The camera-frame fields of ``predict.HandResult``s (one shared camera), in their JSON extras.
+
+    ``mode``: "pose" (the weak-perspective start, the translation fit, then this fit of rotation,
+    translation and pose), "translation" (``camera_space.place_hand``: the translation alone, the pose
+    fixed) or "none" (the weak-perspective placement alone). The root-relative fields, ``keypoints_2d``
+    and the weak-perspective camera are left as they are."""
+    if mode not in MODES:
+        raise ValueError(f"camera fit: expected one of {', '.join(MODES)}, got {mode!r}")
+    if not results:
+        return
+    placed = [place_hand(r.joints_3d, r.vertices, r.keypoints_2d, image_pixels_per_metre(r.camera, r.crop),
+                         intrinsics, refine=mode != "none") for r in results]
+    if mode == "pose":
+        fitted = fit_camera_space(hand_model, [r.params for r in results], [r.keypoints_2d for r in results],
+                                  [p["translation_m"] for p in placed], [r.crop.mirrored for r in results],
+                                  intrinsics, settings)
+        for p, f, r in zip(placed, fitted, results):
+            p["translation_pose_fixed_m"] = p["translation_m"]
+            p.update(f)
+            p["translation_method"] = "perspective fit of keypoints_2d: rotation, translation and pose"
+            p["keypoints_2d_camera"] = intrinsics.project(p["joints_3d_camera"])
+            p["reprojection_rms_px"] = _rms(p["keypoints_2d_camera"], r.keypoints_2d)
+    for p, r in zip(placed, results):
+        r.extras.update(p)
+
+
+def _rms(a, b) -> float:
+    return float(np.sqrt(np.mean(np.sum((np.asarray(a) - np.asarray(b)) ** 2, axis=1))))
