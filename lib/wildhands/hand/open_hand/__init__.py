@@ -19,7 +19,7 @@ joint ranges follow published anthropometry (../shared/hand_anatomy.md). The bui
 The names below are the package's interface; the rest live in their modules.
 """
 from wildhands.hand.open_hand.anatomy import BONE_LENGTHS_MM, DIGIT_JOINTS, PALM_JOINTS_MM, hand_length, rest_skeleton
-from wildhands.hand.open_hand.build import (MODEL_VERSION, build_open_hand_model, replace_pose_space,
+from wildhands.hand.open_hand.build import (MODEL_VERSION, build_differences, build_open_hand_model, replace_pose_space,
                                             save_open_hand_model)
 from wildhands.hand.open_hand.kinematics import JointFrames, forward, joint_angles, posed_tips
 from wildhands.hand.open_hand.measures import digit_penetration, knuckle_breadth
@@ -27,6 +27,6 @@ from wildhands.hand.open_hand.pose_pca import mixed_pose_corpus
 from wildhands.hand.open_hand.shape_pca import deform, sample_proportions
 
 __all__ = ["BONE_LENGTHS_MM", "DIGIT_JOINTS", "PALM_JOINTS_MM", "MODEL_VERSION", "JointFrames", "hand_length",
-           "build_open_hand_model", "deform", "digit_penetration", "forward", "joint_angles", "knuckle_breadth",
+           "build_differences", "build_open_hand_model", "deform", "digit_penetration", "forward", "joint_angles", "knuckle_breadth",
            "mixed_pose_corpus", "posed_tips", "replace_pose_space", "rest_skeleton", "sample_proportions",
            "save_open_hand_model"]

@@ -128,3 +128,20 @@ def save_open_hand_model(path=None, seed: int = 0, real_poses: np.ndarray | None
     return write_pickle(Path(path) if path is not None else OPEN_HAND_PATH,
                         build_open_hand_model(seed, real_poses=real_poses, synthetic_share=synthetic_share))
 
+
+
+# The file's arrays that come from the pose corpus; the rest come from the skeleton and the seed.
+POSE_SPACE_KEYS = ("hands_components", "hands_mean")
+BUILT_KEYS = ("f", "v_template", "weights", "J_regressor", "J", "shapedirs", "fingertip_vertex_ids")
+
+
+def build_differences(arrays: dict, seed: int = 0) -> list[str]:
+    """The keys of a stored open hand model's ``arrays`` that the builder no longer reproduces
+    (within 1e-7). A pose space learnt from real poses (``pose_prior["pose_source"]``) needs
+    DexYCB and minutes of fitting to rebuild (``build-hand-model --real-poses``): then only the
+    rest of the file is compared."""
+    built = build_open_hand_model(seed)
+    keys = BUILT_KEYS + (() if "pose_source" in arrays.get("pose_prior", {}) else POSE_SPACE_KEYS)
+    differ = [key for key in keys if np.shape(built[key]) != np.shape(arrays[key])
+              or not np.allclose(np.asarray(built[key], np.float64), np.asarray(arrays[key], np.float64), atol=1e-7)]
+    return differ + ([] if built["model_version"] == arrays.get("model_version") else ["model_version"])
