@@ -386,16 +386,23 @@ def write_outputs(out_dir: Path, stem: str, image, results: list[HandResult], fa
     return record
 
 
+def default_camera_fit(export: str | None, space: str) -> str:
+    """The camera placement when none is asked for: the perspective pose fit ("pose", about 60-150
+    ms per hand on one core) when the camera-space hand is what the user takes away (a glTF export,
+    camera-space OBJ files); else the translation alone ("translation", under a millisecond)."""
+    return "pose" if export is not None or space == "camera" else "translation"
+
+
 def predict_paths(inputs, out_dir, checkpoint=None, method: str = "network", refine: bool = True,
                   keypoints=None, bbox=None, device: str = "cpu", progress: bool = True, log=print,
                   focal=None, fov=None, export=None, space: str = "root", principal=None,
-                  camera_fit: str = "pose") -> dict:
+                  camera_fit: str | None = None) -> dict:
     """Run the pipeline over files and folders; returns {"processed": n, "failed": [...], "hands": n}.
 
     Hands are placed in each photo's camera (``focal`` px or horizontal ``fov`` degrees, else
     EXIF, else a default: ``camera_space``), ``camera_fit`` saying what the perspective fit refits
-    (``fit.perspective.place_results``: "pose", "translation" or "none"); ``export="glb"`` adds
-    ``DIR/<stem>.glb``."""
+    (``fit.perspective.place_results``: "pose", "translation" or "none"; default
+    ``default_camera_fit``); ``export="glb"`` adds ``DIR/<stem>.glb``."""
     from tqdm.auto import tqdm
 
     if export is not None and export not in EXPORTS:
@@ -403,6 +410,7 @@ def predict_paths(inputs, out_dir, checkpoint=None, method: str = "network", ref
     if space not in SPACES:
         raise ValueError(f"--space: expected one of {', '.join(SPACES)}, got {space!r}")
     check_camera_flags(focal, fov, principal)
+    camera_fit = camera_fit or default_camera_fit(export, space)
     if camera_fit not in CAMERA_FITS:
         raise ValueError(f"--camera-fit: expected one of {', '.join(CAMERA_FITS)}, got {camera_fit!r}")
     out_dir = Path(out_dir)
@@ -461,10 +469,11 @@ def main(argv=None) -> int:
                         help="principal point in pixels (default: the image centre)")
     parser.add_argument("--export", choices=EXPORTS, default=None,
                         help="glb: also write DIR/<stem>.glb, rigged hands and the camera")
-    parser.add_argument("--camera-fit", choices=CAMERA_FITS, default="pose",
-                        help="placing hands in the camera: pose (default: rotation, translation and pose fitted "
-                             "under perspective to keypoints_2d), translation (the translation alone, the pose "
-                             "fixed) or none (the weak-perspective placement)")
+    parser.add_argument("--camera-fit", choices=CAMERA_FITS, default=None,
+                        help="placing hands in the camera: pose (rotation, translation and pose fitted under "
+                             "perspective to keypoints_2d; the default with --export or --space camera), "
+                             "translation (the translation alone, the pose fixed; the default otherwise) or none "
+                             "(the weak-perspective placement)")
     parser.add_argument("--space", choices=SPACES, default="root",
                         help="OBJ vertices root-relative (default) or in the camera frame")
     args = parser.parse_args(argv)
