@@ -228,3 +228,29 @@ def test_open_hand_skeleton_is_the_real_hands_median():
     for name, stored in (("palm_joints", oh.PALM_JOINTS_MM), ("bone_lengths", oh.BONE_LENGTHS_MM)):
         for digit, values in measured[name].items():
             assert np.allclose(values, stored[digit], atol=0.06), (name, digit, values)
+
+
+def test_real_pose_lifting_scores_a_checkpoint_on_a_handmade_file(poses_file):
+    from wildhands.eval.real_pose_lifting import (ALIGNMENTS, LANDMARKS, REFINEMENTS, evaluate_real_poses,
+                                                  markdown_table, rotation_errors_deg)
+    from wildhands.net.checkpoints import load_model
+    from wildhands.net.inference import current_inference_config
+    from wildhands.paths import PROJECT_ROOT
+
+    model, config = load_model(PROJECT_ROOT / "params" / "checkpoints" / "wildhands_2d_open_hand.pt")
+    result = evaluate_real_poses(model, current_inference_config(config), count=None, path=poses_file)
+    assert result["split"] == "test" and result["count"] == FRAMES_PER_SUBJECT * len(SPLIT_SUBJECTS["test"])
+    assert set(result["keypoints"]) == {"exact", "detector"}
+    keys = {*ALIGNMENTS, "rotation_deg_median", "rotation_deg_mean", "2d_px"}
+    for rows in result["keypoints"].values():
+        assert list(rows) == ["network", *REFINEMENTS]
+        for name, row in rows.items():
+            assert keys <= set(row) and all(np.isfinite(row[k]) for k in keys), (name, row)
+            assert row["procrustes"] <= row["root"] + 1e-9 and row["2d_px"] < 40
+    assert np.isfinite([result[LANDMARKS][k] for k in keys - {"2d_px"}]).all()
+    assert result["keypoints"]["exact"]["10-D, no 3D term"]["2d_px"] < 2.0      # the model's own hands, fitted
+    assert len(markdown_table(result).splitlines()) == 2 + 1 + 2 * (1 + len(REFINEMENTS))
+
+    rotation = axis_angle_to_matrix(torch.tensor([[0.0, 0.0, np.radians(30.0)]], dtype=torch.float64))[0].numpy()
+    joints = load_real_poses("test", poses_file).joints[:2]
+    np.testing.assert_allclose(rotation_errors_deg(joints @ rotation.T, joints), 30.0, atol=1e-6)

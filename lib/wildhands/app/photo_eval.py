@@ -40,9 +40,7 @@ def load_labels(folder) -> list[dict]:
 
 def errors_3d(pred, labels) -> dict:
     """Mean 3D keypoint error (mm) of one hand per alignment: (21, 3) metres each."""
-    pred, gt = np.asarray(pred, np.float64)[None], np.asarray(labels, np.float64)[None]
-    return {alignment: float(1000 * np.linalg.norm(metrics.align_3d(pred, gt, None, alignment)[0] - gt, axis=-1).mean())
-            for alignment in ALIGNMENTS}
+    return metrics.hand_errors_3d(pred, labels, ALIGNMENTS)
 
 
 def score_hand(entry: dict, hand, result) -> dict:

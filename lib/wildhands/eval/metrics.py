@@ -186,6 +186,13 @@ def keypoint_errors(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray) -> np.n
     return np.where(valid, dist, np.nan)
 
 
+def hand_errors_3d(pred, gt, alignments=("root", "root_scale", "procrustes")) -> dict:
+    """``{alignment: mean 3D keypoint error (mm)}`` of one hand: (21, 3) metres each, all keypoints."""
+    pred, gt = np.asarray(pred, np.float64)[None], np.asarray(gt, np.float64)[None]
+    return {alignment: float(1000 * np.linalg.norm(align_3d(pred, gt, None, alignment)[0] - gt, axis=-1).mean())
+            for alignment in alignments}
+
+
 def _check_average(average: str) -> None:
     if average not in AVERAGES:
         raise ValueError(f"average: expected one of {', '.join(AVERAGES)}, got {average!r}")

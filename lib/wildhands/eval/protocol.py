@@ -28,7 +28,7 @@ from wildhands.net.model import HandDecoder
 from wildhands.net.train import predict_dataset
 
 
-def _split_vector(vector: np.ndarray, num_betas: int) -> dict:
+def split_vector(vector: np.ndarray, num_betas: int) -> dict:
     """``Fit2D.fit``'s ``init`` from parameter vectors v (N, 26), the rotation as v has it (axis-angle)."""
     parts = VectorLayout(num_betas).split(torch.as_tensor(vector, dtype=torch.float64))
     return dict(zip(("global_orient", "trans", "scale", "betas", "pose"), parts))
@@ -75,7 +75,7 @@ def evaluate_network(model, dataset, config: dict, refine: bool = True, batch_si
             targets = pred.get("input_keypoints_2d", pred["keypoints_2d"])
             sigma_px = DetectorNoise.from_config(config).keypoint_sigma_px
             weights = np.tile(settings.keypoint_weights(source, sigma_px=sigma_px), (len(targets), 1))
-            init = _split_vector(pred["pred_params"], model.hand_model.num_betas)
+            init = split_vector(pred["pred_params"], model.hand_model.num_betas)
             fit = fit_keypoints_2d(model.hand_model, targets, settings.fit_settings(source), weights, init=init,
                                    anchor_sigma=settings.anchor_sigma)
             raw[mode] = {"pred_keypoints_3d": fit.keypoints_3d.numpy(), "pred_keypoints_2d": fit.keypoints_2d.numpy()}

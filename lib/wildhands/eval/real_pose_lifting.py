@@ -1,0 +1,173 @@
+"""Lifting real hand poses: a trained network and its refinement on captured poses it never saw, at random views.
+
+This module owns the real-pose lifting benchmark (issue 16, step 5): DexYCB's captured poses
+(``data.datasets.real_poses``; DexYCB: Chao et al., CVPR 2021, CC BY-NC 4.0), the test subjects
+(09-10) for reports, seen from uniformly random views and framed as 2.2 l crops (``views``), are
+given to a checkpoint's network as exact keypoints (the refinement then weighs them as annotated
+labels, ``[refine] label_sigma_px``) or as detector-like ones (``inputs.DetectorNoise``, the
+measured MediaPipe errors); the refinement then runs as each of ``REFINEMENTS`` says, with or
+without a 3D term towards simulated world landmarks: the true joints turned by a random rotation
+error (half-normal, ``rotation_sigma`` rad), scaled by 0.9 (MediaPipe's hands have one size) and
+jittered per joint (``joint_sigma`` m), the defaults reproducing the Procrustes error of MediaPipe's
+world landmarks on held-out real photos (11.3 mm, issue 15). ``score``: root-aligned, root + scale
+aligned and Procrustes 3D errors (mm), the rotation error (degrees: the angle of the rotation that
+best aligns the predicted root-relative joints with the true ones, Kabsch) and the 2D error (px at
+320) against the true hands. ``benchmarks/bench_refinement_real_poses.py`` and notebook 04 run it.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from wildhands.config import apply_overrides
+from wildhands.data.augment import DetectorNoise
+from wildhands.data.datasets.real_poses import load_real_poses
+from wildhands.data.synthetic import place_in_crop, random_rotation
+from wildhands.eval.metrics import hand_errors_3d
+from wildhands.eval.protocol import split_vector
+from wildhands.fit.fit2d import Fit2D
+from wildhands.fit.fit3d import kabsch_rotation
+from wildhands.fit.refine import RefineSettings
+from wildhands.hand.camera import axis_angle_to_matrix
+from wildhands.net.train import predict_dataset
+
+ALIGNMENTS = ("root", "root_scale", "procrustes")
+KEYPOINTS = ("exact", "detector")           # the network's input: the true keypoints, or detector-like ones
+KEYPOINT_SOURCE = {"detector": "detector", "exact": "labels"}   # -> RefineSettings' keypoint source
+CREDIT = "DexYCB: Chao et al., CVPR 2021, CC BY-NC 4.0"
+LANDMARKS = "simulated world landmarks"
+# name -> (overrides of the refinement settings, with the 3D term)
+REFINEMENTS = {
+    "10-D, no 3D term": ({}, False),
+    "10-D + 3D term": ({"refine.with_3d.pose_space": "pca"}, True),
+    "45-D, no 3D term": ({"refine.pose_space": "full", "refine.pose_std_floor": 0.2}, False),
+    "profile (with_3d) + 3D term": ({}, True),
+}
+PROFILE_REFINEMENT = "profile (with_3d) + 3D term"
+
+
+def views(joints: np.ndarray, rng, rotation_sigma: float = 0.2, joint_sigma: float = 0.007):
+    """``(samples, worlds)``: labels of each (21, 3) pose at a random view in a 2.2 l crop (the
+    samples ``predict_dataset`` reads), and (N, 21, 3) simulated root-relative world landmarks."""
+    samples, worlds = [], []
+    for hand in joints:
+        camera = hand @ random_rotation(rng).T
+        scale, trans = place_in_crop(camera, rng, 320, 2.2)
+        samples.append({"keypoints_2d": (scale * camera[:, :2] + trans).astype(np.float32),
+                        "keypoints_3d": camera.astype(np.float32), "visible": np.ones(21, np.float32),
+                        "has_3d": np.float32(1)})
+        axis = rng.normal(size=3)
+        turn = axis / np.linalg.norm(axis) * abs(rng.normal(0, rotation_sigma))
+        error = axis_angle_to_matrix(torch.as_tensor(turn)[None])[0].numpy()
+        world = 0.9 * camera @ error.T + rng.normal(0, joint_sigma, (21, 3))
+        worlds.append(world - world[0])
+    return samples, np.stack(worlds)
+
+
+def real_pose_views(split: str = "test", count: int | None = 300, seed: int = 0, rotation_sigma: float = 0.2,
+                    joint_sigma: float = 0.007, path=None):
+    """``views`` of ``count`` poses of a DexYCB ``split`` (evenly spaced; None: all), drawn from ``seed``;
+    ``path``: the file (None: ``default_real_poses_path``; a missing one raises ``DatasetNotFound``)."""
+    poses = load_real_poses(split, path).subsample(count)
+    return views(poses.joints, np.random.default_rng(seed), rotation_sigma, joint_sigma)
+
+
+def rotation_errors_deg(pred, truth) -> np.ndarray:
+    """(N,) degrees: the angle of the rotation best aligning (Kabsch, about the root) predicted
+    (N, 21, 3) root-relative joints with the true ones: the global rotation error, pose aside."""
+    pred, truth = (torch.as_tensor(np.asarray(a, np.float64)) for a in (pred, truth))
+    rotation = kabsch_rotation(pred - pred[:, :1], truth - truth[:, :1])
+    cosine = ((rotation.diagonal(dim1=1, dim2=2).sum(-1) - 1) / 2).clamp(-1, 1)
+    return np.degrees(torch.arccos(cosine).numpy())
+
+
+def score(k3d, k2d, samples) -> dict:
+    """Mean 3D errors per alignment (mm), the median and mean rotation error (degrees) and the mean
+    2D error (px at 320) of predicted (N, 21, 3) and (N, 21, 2) keypoints against ``samples``."""
+    errors = [hand_errors_3d(a, s["keypoints_3d"], ALIGNMENTS) for a, s in zip(k3d, samples)]
+    truth_2d = np.stack([s["keypoints_2d"] for s in samples])
+    rotation = rotation_errors_deg(k3d, np.stack([s["keypoints_3d"] for s in samples]))
+    return {**{a: float(np.mean([e[a] for e in errors])) for a in ALIGNMENTS},
+            "rotation_deg_median": float(np.median(rotation)), "rotation_deg_mean": float(rotation.mean()),
+            "2d_px": float(np.linalg.norm(k2d - truth_2d, axis=-1).mean())}
+
+
+def landmark_scores(samples, worlds) -> dict:
+    """``score`` of the simulated world landmarks themselves (3D only: they have no 2D)."""
+    row = score(worlds, np.stack([s["keypoints_2d"] for s in samples]), samples)
+    row["2d_px"] = float("nan")
+    return row
+
+
+class Views(torch.utils.data.Dataset):
+    """The labelled views as the data set ``predict_dataset`` reads."""
+
+    def __init__(self, samples: list[dict]):
+        self.samples = samples
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, i):
+        return self.samples[i]
+
+
+def evaluate(model, config: dict, samples, worlds, keypoints: str, extra: dict | None = None,
+             refinements: dict | None = REFINEMENTS) -> dict:
+    """``{row: score}`` of a trained 2D-input network: "network" and each of ``refinements`` (name ->
+    (overrides, with the 3D term), as ``REFINEMENTS``; None or empty: the network alone), from
+    ``keypoints`` "detector" (detector-like noise) or "exact" (the true keypoints). ``config``: the
+    settings the prediction and the refinements read (``current_inference_config`` of the checkpoint's,
+    or a profile's); ``extra``: overrides of every refinement. Refined rows add ``ms_per_hand``."""
+    source = KEYPOINT_SOURCE[keypoints]
+    pred = predict_dataset(model, Views(samples), config, noise=keypoints == "detector")
+    rows = {"network": score(pred["pred_keypoints_3d"], pred["pred_keypoints_2d"], samples)}
+    for name, (overrides, use_3d) in (refinements or {}).items():
+        cfg = apply_overrides(config, {**(extra or {}), **overrides})
+        start = time.perf_counter()
+        settings = RefineSettings.from_config(cfg)
+        fit = Fit2D.from_settings(model.hand_model, settings.energy_for(use_3d))
+        sigma = settings.world_sigma_mm / 1000
+        term = {"keypoints_3d": worlds, "weights_3d": np.full((len(samples), 21), 1 / sigma ** 2)} if use_3d else {}
+        weights = settings.keypoint_weights(source, sigma_px=DetectorNoise.from_config(cfg).keypoint_sigma_px)
+        result = fit.fit(pred["input_keypoints_2d"], np.tile(weights, (len(samples), 1)),
+                         init=split_vector(pred["pred_params"], model.hand_model.num_betas),
+                         options=settings.options_for(source), anchor_sigma=settings.anchor_sigma, **term)
+        rows[name] = score(result.keypoints_3d.numpy(), result.keypoints_2d.numpy(), samples)
+        rows[name]["ms_per_hand"] = 1000 * (time.perf_counter() - start) / len(samples)
+    return rows
+
+
+def evaluate_real_poses(model, config: dict, count: int | None = 100, split: str = "test",
+                        keypoints=KEYPOINTS, refinements: dict | None = REFINEMENTS, seed: int = 0, path=None) -> dict:
+    """The benchmark in one call, JSON-ready: ``count`` poses of ``split`` at random views
+    (``real_pose_views``), ``evaluate``d from each of ``keypoints``; with the source, the split, the
+    count and the simulated world landmarks' own scores (``LANDMARKS``) beside the rows."""
+    samples, worlds = real_pose_views(split, count, seed, path=path)
+    return {"source": CREDIT, "split": split, "count": len(samples), LANDMARKS: landmark_scores(samples, worlds),
+            "keypoints": {k: evaluate(model, config, samples, worlds, k, refinements=refinements) for k in keypoints}}
+
+
+def format_table(title: str, rows: dict) -> str:
+    """A fixed-width text table of ``{row: score}``: root, root + scale, Procrustes (mm), median
+    rotation (degrees) and 2D (px) per row, under ``title``."""
+    lines = [title, f"{'':>30} {'root mm':>8} {'root+scale':>11} {'PA mm':>7} {'rot deg':>8} {'2D px':>7}"]
+    for name, row in rows.items():
+        lines.append(f"{name:>30} {row['root']:8.1f} {row['root_scale']:11.1f} {row['procrustes']:7.1f} "
+                     f"{row['rotation_deg_median']:8.1f} {row['2d_px']:7.2f}")
+    return "\n".join(lines)
+
+
+def markdown_table(result: dict) -> str:
+    """``evaluate_real_poses``' result as a Markdown table: one row per input keypoints and method,
+    the simulated world landmarks first."""
+    lines = ["| input keypoints | method | root (mm) | root + scale (mm) | Procrustes (mm) | rotation (deg, median) "
+             "| 2D (px at 320) |", "|---|---|---|---|---|---|---|"]
+    rows = [("-", LANDMARKS, result[LANDMARKS])]
+    rows += [(k, name, row) for k, per_row in result["keypoints"].items() for name, row in per_row.items()]
+    for keypoints, name, row in rows:
+        lines.append(f"| {keypoints} | {name} | {row['root']:.1f} | {row['root_scale']:.1f} | {row['procrustes']:.1f} "
+                     f"| {row['rotation_deg_median']:.1f} | {row['2d_px']:.2f} |")
+    return "\n".join(lines)
