@@ -55,7 +55,7 @@ def bone_lengths(joints: np.ndarray) -> np.ndarray:
 
 
 # Keypoints of the palm's rigid joints (the wrist's children in MANO's tree): the thumb's CMC and the MCPs.
-PALM_BASE_KEYPOINTS = {"thumb": 1, "index": 5, "middle": 9, "ring": 13, "pinky": 17}
+PALM_BASE_KEYPOINTS = {f: kp.FINGER_KEYPOINTS[f][0] for f in kp.FINGERS}
 
 
 def palm_frames(joints: np.ndarray) -> np.ndarray:

@@ -37,7 +37,7 @@ from wildhands.fit.fit2d import POSE_SPACES
 from wildhands.fit.lm import levenberg_marquardt
 from wildhands.hand import keypoints as kp
 from wildhands.hand.camera import axis_angle_to_matrix, matrix_to_axis_angle, rotation_matrices
-from wildhands.hand.camera_space import MIN_DEPTH_M, Intrinsics, image_pixels_per_metre, place_hand
+from wildhands.hand.camera_space import MIN_DEPTH_M, Intrinsics, image_pixels_per_metre, place_hand, reprojection_rms_px
 from wildhands.hand.keypoint_model import KeypointModel, so3_left_jacobian
 
 MODES = ("pose", "translation", "none")   # what place_results fits under perspective
@@ -281,10 +281,7 @@ def fit_camera_space(hand_model, params: list[dict], keypoints_2d, start_transla
 def _pose_in(fit: PerspectiveFit, params: dict, hand_model) -> np.ndarray:
     """A hand's pose (``params``) in the fit's pose space."""
     pose = np.asarray(params["pose"], np.float64).reshape(-1)
-    given = params.get("pose_space", "pca")
-    if fit.pose_space == "pca":
-        return pose
-    if given == "full":
+    if fit.pose_space == "pca" or params.get("pose_space", "pca") == "full":
         return pose
     return pose @ fit.model.components.numpy()                  # PCA -> axis-angle offsets from the mean
 
@@ -312,10 +309,6 @@ def place_results(results, intrinsics: Intrinsics, hand_model, mode: str = "pose
             p.update(f)
             p["translation_method"] = "perspective fit of keypoints_2d: rotation, translation and pose"
             p["keypoints_2d_camera"] = intrinsics.project(p["joints_3d_camera"])
-            p["reprojection_rms_px"] = _rms(p["keypoints_2d_camera"], r.keypoints_2d)
+            p["reprojection_rms_px"] = reprojection_rms_px(p["keypoints_2d_camera"], r.keypoints_2d)
     for p, r in zip(placed, results):
         r.extras.update(p)
-
-
-def _rms(a, b) -> float:
-    return float(np.sqrt(np.mean(np.sum((np.asarray(a) - np.asarray(b)) ** 2, axis=1))))

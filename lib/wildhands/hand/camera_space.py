@@ -289,7 +289,12 @@ def place_hand(joints_3d, vertices, keypoints_2d, pixels_per_metre: float, intri
             "joints_3d_camera": joints_camera,
             "vertices_camera": np.asarray(vertices, np.float64) - np.asarray(joints_3d, np.float64)[0] + translation,
             "keypoints_2d_camera": projected,
-            "reprojection_rms_px": float(np.sqrt(np.mean(np.sum((projected - points) ** 2, axis=1))))}
+            "reprojection_rms_px": reprojection_rms_px(projected, points)}
+
+
+def reprojection_rms_px(projected, keypoints_2d) -> float:
+    """RMS over keypoints of the pixel distance between (K, 2) projected points and ``keypoints_2d``."""
+    return float(np.sqrt(np.mean(np.sum((np.asarray(projected) - np.asarray(keypoints_2d)) ** 2, axis=1))))
 
 
 def image_pixels_per_metre(camera: dict, crop_transform) -> float:

@@ -27,6 +27,6 @@ from wildhands.hand.open_hand.pose_pca import mixed_pose_corpus
 from wildhands.hand.open_hand.shape_pca import deform, sample_proportions
 
 __all__ = ["BONE_LENGTHS_MM", "DIGIT_JOINTS", "PALM_JOINTS_MM", "MODEL_VERSION", "JointFrames", "hand_length",
-           "build_differences", "build_open_hand_model", "deform", "digit_penetration", "forward", "joint_angles", "knuckle_breadth",
-           "mixed_pose_corpus", "posed_tips", "replace_pose_space", "rest_skeleton", "sample_proportions",
+           "build_differences", "build_open_hand_model", "deform", "digit_penetration", "forward", "joint_angles",
+           "knuckle_breadth", "mixed_pose_corpus", "posed_tips", "replace_pose_space", "rest_skeleton", "sample_proportions",
            "save_open_hand_model"]

@@ -129,7 +129,6 @@ def save_open_hand_model(path=None, seed: int = 0, real_poses: np.ndarray | None
                         build_open_hand_model(seed, real_poses=real_poses, synthetic_share=synthetic_share))
 
 
-
 # The file's arrays that come from the pose corpus; the rest come from the skeleton and the seed.
 POSE_SPACE_KEYS = ("hands_components", "hands_mean")
 BUILT_KEYS = ("f", "v_template", "weights", "J_regressor", "J", "shapedirs", "fingertip_vertex_ids")
