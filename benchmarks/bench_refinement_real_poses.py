@@ -6,10 +6,12 @@
 DexYCB's captured poses (``datasets.real_poses``; Chao et al., CVPR 2021, CC BY-NC 4.0), seen from
 uniformly random views and framed as 2.2 l crops, give the network detector-like keypoints
 (``inputs.DetectorNoise``, the measured MediaPipe errors); the refinement then runs with and
-without a 3D term towards simulated world landmarks: the true joints turned by a random rotation
-error (half-normal, ``--rotation-sigma`` rad), scaled by 0.9 (MediaPipe's hands have one size) and
-jittered per joint (``--joint-sigma`` m), the defaults reproducing the Procrustes error of
-MediaPipe's world landmarks on held-out real photos (11.3 mm, issue 15). Root-aligned, root +
+without a 3D term towards simulated world landmarks (``data.augment.WorldLandmarkNoise``, its
+fields settable by ``--world-noise KEY=VALUE``; the defaults reproduce the errors of MediaPipe's
+world landmarks on held-out real photos, issue 15). ``--detector-error-scale`` scales the
+detector-like keypoint errors and the refinement's expected errors with them (the measured
+model comes from the hardest calibration photos, 10.4 px median; MediaPipe is about half as far
+off on the held-out photos). Root-aligned, root +
 scale aligned and Procrustes 3D errors (mm), the rotation error (degrees, median: the angle of
 the rotation that best aligns the predicted root-relative joints with the true ones, Kabsch) and
 2D error (px at 320) against the true hands. ``--keypoints exact`` gives the network the true
@@ -27,6 +29,8 @@ from pathlib import Path
 import torch
 
 from wildhands.app.predict import DEFAULT_CHECKPOINT
+from wildhands.config import apply_overrides
+from wildhands.data.augment import WorldLandmarkNoise
 from wildhands.eval.real_pose_lifting import (CREDIT, KEYPOINT_SOURCE, LANDMARKS, REFINEMENTS, evaluate, format_table,
                                               landmark_scores, real_pose_views)
 from wildhands.net.checkpoints import load_model
@@ -42,21 +46,26 @@ def main() -> None:
     parser.add_argument("--keypoints", nargs="+", choices=tuple(KEYPOINT_SOURCE), default=["detector"],
                         help="the network's input keypoints: detector-like noise and / or the true ones")
     parser.add_argument("--no-refinements", action="store_true", help="score the network alone")
-    parser.add_argument("--rotation-sigma", type=float, default=0.2, help="rad, world landmarks' rotation error")
-    parser.add_argument("--joint-sigma", type=float, default=0.007, help="m per axis, world landmarks' joint noise")
+    parser.add_argument("--world-noise", action="append", default=[], metavar="KEY=VALUE",
+                        help="a field of data.augment.WorldLandmarkNoise (e.g. rotation_sigma=0.3)")
+    parser.add_argument("--detector-error-scale", type=float, default=1.0,
+                        help="detector-like keypoint errors times this (1: the measured [noise] model; the "
+                             "refinement's expected errors follow)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a setting of every refinement (e.g. refine.anchor_pose=8)")
     parser.add_argument("--json", type=Path, help="also write the scores here")
     args = parser.parse_args()
     extra = dict(item.split("=", 1) for item in args.set)
     torch.set_num_threads(1)
-    samples, worlds = real_pose_views(args.split, args.count, 0, args.rotation_sigma, args.joint_sigma)
+    world_noise = WorldLandmarkNoise(**{key: float(value) for key, value in
+                                        (item.split("=", 1) for item in args.world_noise)})
+    samples, worlds = real_pose_views(args.split, args.count, 0, world_noise)
     landmarks = landmark_scores(samples, worlds)
     results = {"source": CREDIT, "split": args.split, "count": len(samples), LANDMARKS: landmarks, "checkpoints": {}}
     for checkpoint in args.checkpoint:
         results["checkpoints"][checkpoint] = {}
         model, config = load_model(checkpoint)
-        config = current_inference_config(config)
+        config = apply_overrides(current_inference_config(config), {"noise.error_scale": args.detector_error_scale})
         for keypoints in args.keypoints:
             rows = evaluate(model, config, samples, worlds, keypoints, extra,
                             None if args.no_refinements else REFINEMENTS)

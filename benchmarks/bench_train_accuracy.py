@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from wildhands.config import apply_overrides, load_profile
-from wildhands.data.synthetic import SyntheticHandDataset, synthetic_root
+from wildhands.data.synthetic import SyntheticHandDataset, generate_synthetic_set, synthetic_root
 from wildhands.eval.protocol import TRUTH_SUBSTITUTIONS, error_breakdown, evaluate_network, headline, label_vectors
 from wildhands.fileio import write_json
 from wildhands.net.checkpoints import load_model
@@ -46,7 +46,11 @@ def main(argv=None) -> int:
     overrides = dict(item.split("=", 1) for item in args.set)
 
     config = load_profile(args.profile)
+    # The test split of the profile's hand model: made, or remade when its shards were rendered
+    # from another hand model or other settings (a no-op when it is current).
+    generate_synthetic_set(config, split="test")
     test_set = SyntheticHandDataset(synthetic_root(config), "test")
+    set_model = test_set.manifest["hand_model"]
     if args.count:
         test_set = torch.utils.data.Subset(test_set, range(min(args.count, len(test_set))))
     checkpoints = args.checkpoint or [default_run_dir(variant_config(config, variant), args.stage) / "final.pt"
@@ -56,6 +60,9 @@ def main(argv=None) -> int:
     print(f"{'variant':8} {'inputs':9} {'3D mm':>7} {'3D mm (Procrustes)':>19} {'2D px':>7}")
     for checkpoint in checkpoints:
         model, trained_config = load_model(checkpoint)
+        if model.hand_model.hash != set_model:
+            print(f"warning: {checkpoint} decodes with hand model {model.hand_model.hash}, the test hands were "
+                  f"made with {set_model}: its errors include the difference between the two models")
         trained_config = apply_overrides(current_inference_config(trained_config), overrides)   # [inference], [fit2d], [refine] as the profile has them now
         variant = model.variant if args.checkpoint is None else str(checkpoint)
         start = time.perf_counter()

@@ -291,7 +291,8 @@ def test_refinement_weights_follow_the_expected_keypoint_error():
     settings = RefineSettings.from_config(config)
     sigma = DetectorNoise.from_config(config).keypoint_sigma_px
     detector = settings.keypoint_weights("detector", sigma_px=sigma)
-    assert np.allclose(detector, 1.0 / sigma ** 2) and (detector < 1.0).all()   # MediaPipe: 4-16 px
+    scaled = settings.keypoint_sigma_scale * sigma
+    assert np.allclose(detector, 1.0 / scaled ** 2) and (detector < 1.0).all()   # MediaPipe: 4-16 px
     assert np.allclose(settings.keypoint_weights("labels"), 1.0)               # eq. 10 as the paper weights it
     loose = RefineSettings.from_config(load_profile("quick", {"refine.label_sigma_px": 2.0}))
     confidence = np.linspace(0, 1, 21)
@@ -394,6 +395,22 @@ def test_fit2d_baseline_weighs_keypoints_by_their_expected_error(toy_model):
     np.testing.assert_allclose(uniform["raw"]["pred_keypoints_3d"],
                                fit_keypoints_2d(toy_model, keypoints_2d, FitSettings.from_config(config)).keypoints_3d.numpy())
     assert uniform["summary"]["2d"]["mean_px"] < 2.0 and uniform["summary"]["3d"]["root"]["mean_mm"] >= 0
+
+
+def test_keypoint_sigma_scale_weights_detector_keypoints_but_not_labels():
+    from wildhands.config import apply_overrides, load_profile
+    from wildhands.fit.refine import RefineSettings
+
+    config = load_profile("smoke")
+    sigma = np.linspace(4.0, 12.0, 21)
+    base = RefineSettings.from_config(apply_overrides(config, {"refine.keypoint_sigma_scale": 1.0}))
+    half = RefineSettings.from_config(apply_overrides(config, {"refine.keypoint_sigma_scale": 0.5}))
+    np.testing.assert_allclose(half.keypoint_weights("detector", sigma_px=sigma),
+                               4 * base.keypoint_weights("detector", sigma_px=sigma))
+    np.testing.assert_allclose(half.keypoint_weights("labels"), base.keypoint_weights("labels"))
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="keypoint_sigma_scale"):
+            RefineSettings.from_config(apply_overrides(config, {"refine.keypoint_sigma_scale": bad}))
 
 
 def test_error_breakdown_puts_the_error_on_the_part_that_is_wrong(toy_model):

@@ -5,7 +5,8 @@ import torchvision
 from train_fixtures import make_samples
 
 from wildhands.config import MissingSetting, load_profile
-from wildhands.data.augment import AugmentSettings, DetectorNoise, augment_sample, detector_keypoints
+from wildhands.data.augment import (AugmentSettings, DetectorNoise, WorldLandmarkNoise, augment_sample, detector_keypoints,
+                                    world_landmarks)
 from wildhands.hand import keypoints as kp
 from wildhands.hand.camera import axis_angle_to_matrix
 from wildhands.hand.hand_model import HandModel
@@ -230,6 +231,30 @@ def test_detector_noise_matches_its_statistics_and_perturbations():
     np.testing.assert_allclose(mirrored[:, 0], 2 * centre - truth[:, 0], atol=1e-4)
     clean = detector_keypoints(truth, rng, DetectorNoise(clean_probability=1.0))
     assert np.array_equal(clean, truth)
+
+
+def test_world_landmark_noise_bends_bones_without_stretching_them():
+    rng = np.random.default_rng(3)
+    joints = np.cumsum(rng.normal(0, 0.02, (21, 3)), axis=0)
+    joints = joints - joints[kp.ROOT]
+    exact = WorldLandmarkNoise(rotation_sigma=0, palm_sigma=0, bone_sigma=0, length_sigma=0, scale_sigma=0)
+    np.testing.assert_allclose(world_landmarks(joints, rng, exact), joints, atol=1e-12)
+
+    def bone_lengths(points):
+        return np.array([np.linalg.norm(points[c] - points[p]) for p, c in kp.BONES])
+
+    bent = world_landmarks(joints, rng, WorldLandmarkNoise(length_sigma=0, scale_sigma=0))
+    np.testing.assert_allclose(bone_lengths(bent), bone_lengths(joints), rtol=1e-9)
+    assert np.abs(bent - joints).max() > 0.005 and np.allclose(bent[kp.ROOT], 0)
+    # A turn at a knuckle moves the whole finger: errors grow towards the fingertips.
+    many = np.stack([world_landmarks(joints, rng, WorldLandmarkNoise(rotation_sigma=0, scale_sigma=0))
+                     for _ in range(200)])
+    spread = np.linalg.norm(many - joints, axis=-1).mean(0)
+    assert (spread[list(kp.FINGERTIPS)] > spread[[1, 5, 9, 13, 17]]).all()
+    with pytest.raises(ValueError, match="joints"):
+        world_landmarks(joints[:20], rng, WorldLandmarkNoise())
+    with pytest.raises(ValueError, match="WorldLandmarkNoise"):
+        WorldLandmarkNoise(bone_sigma=-0.1)
 
 
 def test_heatmaps_peak_at_the_keypoints_at_the_input_resolution():

@@ -6,10 +6,9 @@ This module owns the real-pose lifting benchmark (issue 16, step 5): DexYCB's ca
 given to a checkpoint's network as exact keypoints (the refinement then weighs them as annotated
 labels, ``[refine] label_sigma_px``) or as detector-like ones (``inputs.DetectorNoise``, the
 measured MediaPipe errors); the refinement then runs as each of ``REFINEMENTS`` says, with or
-without a 3D term towards simulated world landmarks: the true joints turned by a random rotation
-error (half-normal, ``rotation_sigma`` rad), scaled by 0.9 (MediaPipe's hands have one size) and
-jittered per joint (``joint_sigma`` m), the defaults reproducing the Procrustes error of MediaPipe's
-world landmarks on held-out real photos (11.3 mm, issue 15). ``score``: root-aligned, root + scale
+without a 3D term towards simulated world landmarks (``data.augment.WorldLandmarkNoise``: a turned,
+rescaled hand with bent bones, whose defaults reproduce the root, root + scale and Procrustes
+errors of MediaPipe's world landmarks on held-out real photos, issue 15). ``score``: root-aligned, root + scale
 aligned and Procrustes 3D errors (mm), the rotation error (degrees: the angle of the rotation that
 best aligns the predicted root-relative joints with the true ones, Kabsch) and the 2D error (px at
 320) against the true hands. ``benchmarks/bench_refinement_real_poses.py`` and notebook 04 run it.
@@ -22,7 +21,7 @@ import numpy as np
 import torch
 
 from wildhands.config import apply_overrides
-from wildhands.data.augment import DetectorNoise
+from wildhands.data.augment import DetectorNoise, WorldLandmarkNoise, world_landmarks
 from wildhands.data.datasets.real_poses import load_real_poses
 from wildhands.data.synthetic import place_in_crop, random_rotation
 from wildhands.eval.metrics import hand_errors_3d
@@ -30,7 +29,7 @@ from wildhands.eval.protocol import split_vector
 from wildhands.fit.fit2d import Fit2D
 from wildhands.fit.fit3d import kabsch_rotation
 from wildhands.fit.refine import RefineSettings
-from wildhands.hand.camera import axis_angle_to_matrix
+from wildhands.hand import keypoints as kp
 from wildhands.net.train import predict_dataset
 
 ALIGNMENTS = ("root", "root_scale", "procrustes")
@@ -48,7 +47,7 @@ REFINEMENTS = {
 PROFILE_REFINEMENT = "profile (with_3d) + 3D term"
 
 
-def views(joints: np.ndarray, rng, rotation_sigma: float = 0.2, joint_sigma: float = 0.007):
+def views(joints: np.ndarray, rng, world_noise: WorldLandmarkNoise = WorldLandmarkNoise()):
     """``(samples, worlds)``: labels of each (21, 3) pose at a random view in a 2.2 l crop (the
     samples ``predict_dataset`` reads), and (N, 21, 3) simulated root-relative world landmarks."""
     samples, worlds = [], []
@@ -58,20 +57,16 @@ def views(joints: np.ndarray, rng, rotation_sigma: float = 0.2, joint_sigma: flo
         samples.append({"keypoints_2d": (scale * camera[:, :2] + trans).astype(np.float32),
                         "keypoints_3d": camera.astype(np.float32), "visible": np.ones(21, np.float32),
                         "has_3d": np.float32(1)})
-        axis = rng.normal(size=3)
-        turn = axis / np.linalg.norm(axis) * abs(rng.normal(0, rotation_sigma))
-        error = axis_angle_to_matrix(torch.as_tensor(turn)[None])[0].numpy()
-        world = 0.9 * camera @ error.T + rng.normal(0, joint_sigma, (21, 3))
-        worlds.append(world - world[0])
+        worlds.append(world_landmarks(camera - camera[kp.ROOT], rng, world_noise))
     return samples, np.stack(worlds)
 
 
-def real_pose_views(split: str = "test", count: int | None = 300, seed: int = 0, rotation_sigma: float = 0.2,
-                    joint_sigma: float = 0.007, path=None):
+def real_pose_views(split: str = "test", count: int | None = 300, seed: int = 0,
+                    world_noise: WorldLandmarkNoise = WorldLandmarkNoise(), path=None):
     """``views`` of ``count`` poses of a DexYCB ``split`` (evenly spaced; None: all), drawn from ``seed``;
     ``path``: the file (None: ``default_real_poses_path``; a missing one raises ``DatasetNotFound``)."""
     poses = load_real_poses(split, path).subsample(count)
-    return views(poses.joints, np.random.default_rng(seed), rotation_sigma, joint_sigma)
+    return views(poses.joints, np.random.default_rng(seed), world_noise)
 
 
 def rotation_errors_deg(pred, truth) -> np.ndarray:
@@ -120,10 +115,14 @@ def evaluate(model, config: dict, samples, worlds, keypoints: str, extra: dict |
     (overrides, with the 3D term), as ``REFINEMENTS``; None or empty: the network alone), from
     ``keypoints`` "detector" (detector-like noise) or "exact" (the true keypoints). ``config``: the
     settings the prediction and the refinements read (``current_inference_config`` of the checkpoint's,
-    or a profile's); ``extra``: overrides of every refinement. Refined rows add ``ms_per_hand``."""
+    or a profile's); ``extra``: overrides of every refinement. The network's row adds ``input_2d_px``
+    (the 2D error of the keypoints it was given: the output's should be lower), refined rows
+    ``ms_per_hand``."""
     source = KEYPOINT_SOURCE[keypoints]
     pred = predict_dataset(model, Views(samples), config, noise=keypoints == "detector")
-    rows = {"network": score(pred["pred_keypoints_3d"], pred["pred_keypoints_2d"], samples)}
+    truth_2d = np.stack([s["keypoints_2d"] for s in samples])
+    rows = {"network": {**score(pred["pred_keypoints_3d"], pred["pred_keypoints_2d"], samples),
+                        "input_2d_px": float(np.linalg.norm(pred["input_keypoints_2d"] - truth_2d, axis=-1).mean())}}
     for name, (overrides, use_3d) in (refinements or {}).items():
         cfg = apply_overrides(config, {**(extra or {}), **overrides})
         start = time.perf_counter()
@@ -131,7 +130,8 @@ def evaluate(model, config: dict, samples, worlds, keypoints: str, extra: dict |
         fit = Fit2D.from_settings(model.hand_model, settings.energy_for(use_3d))
         sigma = settings.world_sigma_mm / 1000
         term = {"keypoints_3d": worlds, "weights_3d": np.full((len(samples), 21), 1 / sigma ** 2)} if use_3d else {}
-        weights = settings.keypoint_weights(source, sigma_px=DetectorNoise.from_config(cfg).keypoint_sigma_px)
+        noise = DetectorNoise.from_config(cfg)
+        weights = settings.keypoint_weights(source, sigma_px=noise.keypoint_sigma_px * noise.error_scale)
         result = fit.fit(pred["input_keypoints_2d"], np.tile(weights, (len(samples), 1)),
                          init=split_vector(pred["pred_params"], model.hand_model.num_betas),
                          options=settings.options_for(source), anchor_sigma=settings.anchor_sigma, **term)
@@ -154,6 +154,9 @@ def format_table(title: str, rows: dict) -> str:
     """A fixed-width text table of ``{row: score}``: root, root + scale, Procrustes (mm), median
     rotation (degrees) and 2D (px) per row, under ``title``."""
     lines = [title, f"{'':>30} {'root mm':>8} {'root+scale':>11} {'PA mm':>7} {'rot deg':>8} {'2D px':>7}"]
+    given = [row["input_2d_px"] for row in rows.values() if "input_2d_px" in row]
+    if given:
+        lines.append(f"{'input keypoints':>30} {'':>8} {'':>11} {'':>7} {'':>8} {given[0]:7.2f}")
     for name, row in rows.items():
         lines.append(f"{name:>30} {row['root']:8.1f} {row['root_scale']:11.1f} {row['procrustes']:7.1f} "
                      f"{row['rotation_deg_median']:8.1f} {row['2d_px']:7.2f}")

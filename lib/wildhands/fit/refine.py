@@ -55,8 +55,9 @@ class RefineSettings:
     ``robust`` (Geman-McClure scale in expected keypoint errors) applies to detector keypoints
     (``options_for``). ``anchor_sigma``: the prediction as a Gaussian prior (None: ``anchor = false``).
     ``label_sigma_px``: the expected error of annotated keypoints; ``keypoint_sigma``: detector
-    keypoints weighted by this photo's spread ("photo") or the global noise model ("global");
-    ``world_sigma_mm``: the sigma per axis of the detector's 3D keypoints (0: not used).
+    keypoints weighted by this photo's spread ("photo") or the global noise model ("global"), each
+    expected error times ``keypoint_sigma_scale`` (the weight of detector keypoints against the
+    priors); ``world_sigma_mm``: the sigma per axis of the detector's 3D keypoints (0: not used).
     """
     energy: EnergySettings
     energy_with_3d: EnergySettings
@@ -66,6 +67,13 @@ class RefineSettings:
     label_sigma_px: float
     keypoint_sigma: str
     world_sigma_mm: float
+    keypoint_sigma_scale: float
+
+    def __post_init__(self):
+        if not (np.isfinite(self.keypoint_sigma_scale) and self.keypoint_sigma_scale > 0):
+            raise ValueError(f"[refine] keypoint_sigma_scale: expected a number > 0, got {self.keypoint_sigma_scale}")
+        if not (np.isfinite(self.world_sigma_mm) and self.world_sigma_mm >= 0):
+            raise ValueError(f"[refine] world_sigma_mm: expected mm >= 0 (0: off), got {self.world_sigma_mm}")
 
     @classmethod
     def from_config(cls, config: dict) -> "RefineSettings":
@@ -86,7 +94,8 @@ class RefineSettings:
         return cls(energy=energy, energy_with_3d=with_3d,
                    options=options, robust=robust, anchor_sigma=_anchor_sigma(config),
                    label_sigma_px=float(setting(config, "refine", "label_sigma_px")), keypoint_sigma=keypoint_sigma,
-                   world_sigma_mm=float(setting(config, "refine", "world_sigma_mm")))
+                   world_sigma_mm=float(setting(config, "refine", "world_sigma_mm")),
+                   keypoint_sigma_scale=float(setting(config, "refine", "keypoint_sigma_scale")))
 
     def energy_for(self, with_3d: bool) -> EnergySettings:
         """The pose space and priors of hands fitted with (True) or without the detector's 3D keypoints."""
@@ -116,13 +125,13 @@ class RefineSettings:
         "detector": sigma_i given as ``sigma_px`` (px at 320): this photo's (the detector's passes'
         spread, ``detector.KeypointSigmaRule``) or the measured MediaPipe errors
         (``DetectorNoise.keypoint_sigma_px``, 4-16 px at 320), so noisy keypoints no longer drag the
-        hand into implausible shapes; "labels": annotated keypoints, ``label_sigma_px`` (1 px in the
+        hand into implausible shapes, times ``keypoint_sigma_scale``; "labels": annotated keypoints, ``label_sigma_px`` (1 px in the
         profiles: eq. 10 as the paper weights it).
         """
         if source not in KEYPOINT_SOURCES:
             raise ValueError(f"keypoint source: expected one of {', '.join(KEYPOINT_SOURCES)}, got {source!r}")
         if source == "detector" and sigma_px is not None:
-            sigma = np.asarray(sigma_px, np.float64)
+            sigma = np.asarray(sigma_px, np.float64) * self.keypoint_sigma_scale
             if sigma.shape != (kp.NUM_KEYPOINTS,) or not (np.isfinite(sigma) & (sigma > 0)).all():
                 raise ValueError(f"sigma_px: expected {kp.NUM_KEYPOINTS} finite values > 0, got {sigma}")
         elif source == "detector":
