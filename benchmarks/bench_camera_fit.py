@@ -30,7 +30,7 @@ from wildhands.app.export_gltf import export_photo
 from wildhands.app.predict import HandInput, Predictor
 from wildhands.data.images import read_image
 from wildhands.fileio import write_json
-from wildhands.fit.perspective import place_results
+from wildhands.fit.perspective import PerspectiveSettings, place_results
 from wildhands.hand import keypoints as kp
 from wildhands.hand.camera_space import Intrinsics, photo_intrinsics
 from wildhands.paths import REAL_PHOTOS_DIR
@@ -63,6 +63,7 @@ def labelled_photos(folder: Path) -> list[tuple[str, np.ndarray, HandInput, Intr
 def measure(predictor, items, truth_depths=None) -> dict:
     """Per mode: reprojection (RMS over 21 keypoints, max over the skeleton), ms per hand, depth errors."""
     rows = {mode: [] for mode in MODES}
+    settings = PerspectiveSettings.from_config(predictor.config)
     with tempfile.TemporaryDirectory() as folder:
         for k, (name, image, hand, camera) in enumerate(items):
             results = predictor.predict(image, hands=[hand])
@@ -73,7 +74,7 @@ def measure(predictor, items, truth_depths=None) -> dict:
                 for r, extras in zip(results, base):
                     r.extras = dict(extras)
                 start = time.process_time()
-                place_results(results, camera, predictor.hand_model, mode)
+                place_results(results, camera, predictor.hand_model, mode, settings)
                 place_ms = (time.process_time() - start) * 1000 / len(results)
                 start = time.process_time()
                 export_photo(Path(folder) / "hand.glb", results, predictor.hand_model, camera)

@@ -26,7 +26,7 @@ from wildhands.app.camera_eval import (by_hand_size, evaluate_placement, labelle
                                        summarise)
 from wildhands.app.predict import HandInput, Predictor
 from wildhands.fileio import write_json
-from wildhands.fit.perspective import place_results
+from wildhands.fit.perspective import PerspectiveSettings, place_results
 from wildhands.hand.camera_space import default_intrinsics
 from wildhands.paths import REAL_PHOTOS_DIR
 
@@ -55,7 +55,8 @@ def export_cost_ms(predictor, hands, repeats: int = 3) -> float:
         for hand in hands:
             given = HandInput(hand.keypoints_2d, np.ones(21), hand.handedness, 1.0, "keypoints")
             results = predictor.predict(hand.image, hands=[given])
-            place_results(results, hand.intrinsics, predictor.hand_model)
+            place_results(results, hand.intrinsics, predictor.hand_model, "pose",
+                          PerspectiveSettings.from_config(predictor.config))
             for _ in range(repeats):
                 start = time.perf_counter()
                 export_photo(Path(folder) / "hand.glb", results, predictor.hand_model, hand.intrinsics)

@@ -2,7 +2,7 @@
 truth, and stability on a real clip.
 
     python benchmarks/bench_video.py [--frames 150] [--seed 0] [--threads 2] [--photos DIR] [--world-landmarks]
-                                     [--write JSON]
+                                     [--camera-space] [--skip-synthetic] [--skip-real] [--write JSON]
 
 Synthetic: ``data.synthetic_video`` renders one hand moving smoothly (pose, rotation, translation,
 zoom) over a background; every frame's keypoints get detector-like noise (``data.augment``'s
@@ -24,6 +24,15 @@ never copied), MediaPipe in tracking mode finding the hand in every frame. The h
 move, so its root-relative 3D joints should not either: reported per mode, their mean
 acceleration (mm/frame^2, 0 for a perfectly stable output) and the 2D error against the photo's
 labels (px of the photo). Skipped with a message when the folder is absent.
+
+Camera space (``--camera-space``): the synthetic video's offline tracks placed in the camera frame by
+frame (the default camera of a 640x480 frame) three ways: the translation alone (``--camera-fit
+translation``, the default without an export), the perspective pose fit from each frame's own start,
+and the same fit warm-started from the track's previous frame (``--export glb``'s default). Reported:
+the RMS over the 21 keypoints of the perspective projection of ``joints_3d_camera`` from
+``keypoints_2d`` (median, max over frames), the fit's iterations, the CPU milliseconds per hand-frame of
+the placement (process time: run it with OMP_NUM_THREADS=1) and the mean acceleration of the
+camera-space joints (mm/frame^2: how much the placed hand shakes).
 """
 from __future__ import annotations
 
@@ -43,10 +52,14 @@ from wildhands.data.synthetic_video import detector_like_keypoints, render_video
 from wildhands.eval.video_metrics import mean_acceleration, video_errors
 from wildhands.fileio import write_json
 from wildhands.hand.camera import axis_angle_to_matrix
+from wildhands.hand.camera_space import Intrinsics, reprojection_rms_px
 from wildhands.hand.hand_model import hand_model_from_config
 from wildhands.paths import REAL_PHOTOS_DIR
 
 MODES = ("per-frame", "offline", "online", "online refined")   # online: one-euro on the network's estimates
+# camera-space placements of the offline tracks: (label, --camera-fit, warm start from the previous frame)
+CAMERA_ROWS = (("translation", "translation", False), ("pose fit, cold", "pose", False),
+               ("pose fit, warm", "pose", True))
 
 
 class Frames:
@@ -105,6 +118,48 @@ def synthetic(args, config, hand_model, world_landmarks: bool = False) -> dict:
     report["truth_acceleration_mm_per_frame2"] = 1000 * mean_acceleration(truth)
     report["machine"] = machine_load()
     return report
+
+
+def camera_space(args, config, hand_model) -> dict:
+    """Per ``CAMERA_ROWS`` placement of the synthetic video's offline track: reprojection, iterations,
+    CPU ms per hand-frame, camera-space jitter."""
+    video = render_video(hand_model, config, frames=args.frames, seed=args.seed, width=640, height=480,
+                         side=args.side)
+    noisy = detector_like_keypoints(video.keypoints_2d, video.frames.shape[1:3], config, args.seed)
+    report = {}
+    for label, fit, warm in CAMERA_ROWS:
+        predictor = VideoPredictor(args.checkpoint, "offline", detector=KnownKeypoints(noisy, video.side),
+                                   camera_fit=fit)
+        predictor.warm_start = warm
+        records, _ = predictor.run(Frames(video.frames, video.fps, "synthetic"), progress=False)
+        placed = [(Intrinsics.from_dict(r.camera), e.result) for r in records for e in r.hands[:1]
+                  if e.result is not None]
+        rms = np.array([reprojection_rms_px(camera.project(h.extras["joints_3d_camera"]), h.keypoints_2d)
+                        for camera, h in placed])
+        joints = np.stack([h.extras["joints_3d_camera"] for _, h in placed])
+        iterations = [h.extras.get("camera_space_fit", {}).get("iterations", 0) for _, h in placed]
+        report[label] = {"hand_frames": len(placed), "rms_median_px": float(np.median(rms)),
+                         "rms_max_px": float(rms.max()), "iterations_median": float(np.median(iterations)),
+                         "iterations_max": int(max(iterations)),
+                         "placement_ms_per_hand_frame": 1000 * predictor.placement_cpu_s / len(placed),
+                         "camera_acceleration_mm_per_frame2": 1000 * mean_acceleration(joints),
+                         "root_depth_median_m": float(np.median(joints[:, 0, 2]))}
+    report["machine"] = machine_load()
+    return report
+
+
+def print_camera_report(report: dict) -> None:
+    first = report[CAMERA_ROWS[0][0]]
+    print(f"\ncamera space, offline track ({first['hand_frames']} hand-frames, the hand "
+          f"{first['root_depth_median_m']:.2f} m away: median root depth)")
+    print(f"  {'':16s} {'RMS med px':>10s} {'RMS max':>8s} {'iter med':>8s} {'iter max':>8s} {'ms/frame':>8s} "
+          f"{'accel mm/f2':>11s}")
+    for label, _, _ in CAMERA_ROWS:
+        r = report[label]
+        print(f"  {label:16s} {r['rms_median_px']:10.2f} {r['rms_max_px']:8.2f} {r['iterations_median']:8.0f} "
+              f"{r['iterations_max']:8d} {r['placement_ms_per_hand_frame']:8.1f} "
+              f"{r['camera_acceleration_mm_per_frame2']:11.2f}")
+    print(f"  {report['machine']}")
 
 
 def pan_zoom_clip(photo: np.ndarray, labels: np.ndarray, frames: int, size=(640, 480)):
@@ -178,12 +233,20 @@ def main() -> None:
     parser.add_argument("--skip-real", action="store_true")
     parser.add_argument("--world-landmarks", action="store_true",
                         help="also the synthetic video with simulated world landmarks (the 45-D temporal fit)")
+    parser.add_argument("--camera-space", action="store_true",
+                        help="also the offline track placed in the camera: translation, pose fit cold and warm")
+    parser.add_argument("--skip-synthetic", action="store_true", help="skip the smoothing modes' comparison")
     parser.add_argument("--write", default=None, help="write the figures as JSON here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     config = load_profile("quick")
-    results = {"synthetic": synthetic(args, config, hand_model_from_config(config))}
-    print_report(f"synthetic video ({args.frames} frames, 30 fps, detector-like noise)", results["synthetic"])
+    results = {}
+    if not args.skip_synthetic:
+        results["synthetic"] = synthetic(args, config, hand_model_from_config(config))
+        print_report(f"synthetic video ({args.frames} frames, 30 fps, detector-like noise)", results["synthetic"])
+    if args.camera_space:
+        results["camera_space"] = camera_space(args, config, hand_model_from_config(config))
+        print_camera_report(results["camera_space"])
     if args.world_landmarks:
         results["synthetic_world"] = synthetic(args, config, hand_model_from_config(config), world_landmarks=True)
         print_report("synthetic video with simulated world landmarks", results["synthetic_world"])

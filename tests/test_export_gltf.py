@@ -494,6 +494,69 @@ def test_video_animation_skins_to_the_track_vertices(video):
     assert np.abs(still - _placed_vertices(track, 0)).max() < 1e-5
 
 
+
+@pytest.fixture(scope="module")
+def video_pose(tmp_path_factory):
+    """The 12-frame left-hand video of ``video`` (lost in frame 4), its offline track placed by the
+    perspective pose fit frame by frame (``--export glb``'s default), exported."""
+    from wildhands.app.export_gltf import export_video
+    from wildhands.app.video import KnownKeypoints, VideoPredictor, write_video_outputs
+    from wildhands.config import load_profile
+    from wildhands.data.synthetic_video import render_video
+    from wildhands.hand.hand_model import hand_model_from_config
+
+    root = tmp_path_factory.mktemp("video_pose")
+    config = load_profile("smoke")
+    clip = render_video(hand_model_from_config(config), config, frames=12, width=160, height=120, side="left")
+    source = _Frames(clip.frames, VIDEO_FPS)
+    keys = [k if t != HIDDEN_FRAME else None for t, k in enumerate(clip.keypoints_2d)]
+    predictor = VideoPredictor(mode="offline", detector=KnownKeypoints(keys, "left"), camera_fit="pose")
+    records, tracks = predictor.run(source, progress=False)
+    write_video_outputs(root / "out", source, records, tracks, predictor.hand_model.faces)
+    track_files = sorted((root / "out").glob("clip_track*.npz"))
+    glb = export_video(root / "out" / "clip.glb", track_files, predictor.hand_model, source.fps, len(records),
+                       video_name="clip")
+    hands = {r.index: r.hands[0].result for r in records if r.hands}
+    return {"glb": glb, "track": dict(np.load(track_files[0])), "hands": hands, "files": track_files}
+
+
+class _Frames:
+    """An in-memory ``app.video.FrameSource``."""
+
+    def __init__(self, images, fps):
+        self.images, self.fps, self.stem, self.count = images, fps, "clip", len(images)
+
+    def frames(self):
+        for index, image in enumerate(self.images):
+            yield index, image, None
+
+
+def test_video_pose_fit_animation_skins_to_vertices_camera(video_pose):
+    """Each frame's hand placed by the perspective fit, warm-started from the previous frame seen;
+    the file, sampled by its own channels and skinned by its own joints and weights, gives the frames'
+    ``vertices_camera`` within 1e-5 m, and its camera projects the joints onto ``keypoints_2d_camera``."""
+    hands, track = video_pose["hands"], video_pose["track"]
+    assert HIDDEN_FRAME not in hands and track["camera_pose"].shape == (11, 45)
+    assert str(track["camera_pose_space"]) == "full"
+    warm = [hands[t].extras["camera_space_fit"]["warm_start"] for t in sorted(hands)]
+    assert warm == [False] + [True] * 10                 # a track's first frame starts cold
+    intrinsics = Intrinsics.from_dict(json.loads(str(track["camera_intrinsics"])))
+    for frame in (0, 3, 5, 11):
+        ((vertices, joints),) = _hands_at(video_pose["glb"], _frame_time(frame))
+        assert np.abs(vertices - hands[frame].extras["vertices_camera"]).max() < 1e-5, frame
+        assert np.abs(intrinsics.project(joints) - hands[frame].extras["keypoints_2d_camera"][_MANO_KEYPOINTS]
+                      ).max() < 1e-2, frame
+        assert hands[frame].extras["reprojection_rms_px"] < 1.0, frame
+
+
+def test_video_export_refuses_another_camera_than_the_fit(video_pose):
+    from wildhands.app.export_gltf import export_video
+    from wildhands.hand.hand_model import HandModel
+
+    with pytest.raises(ValueError, match="fitted under another camera"):
+        export_video(video_pose["glb"].with_name("other.glb"), video_pose["files"], HandModel(), VIDEO_FPS, 12,
+                     intrinsics_from_fov(40.0, 160, 120))
+
 def test_video_animation_channels_and_camera(video):
     from wildhands.hand.camera_space import default_intrinsics
 

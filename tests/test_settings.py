@@ -10,6 +10,7 @@ from wildhands.data.augment import AugmentSettings, DetectorNoise
 from wildhands.data.detector import detector_from_config
 from wildhands.data.synthetic import SyntheticSettings, synthetic_root
 from wildhands.eval.metrics import EvalSettings
+from wildhands.fit.perspective import PerspectiveSettings
 from wildhands.fit.temporal import TemporalSettings
 from wildhands.hand.hand_model import HandModelSettings
 from wildhands.net.checkpoints import ADDED_SETTINGS, recorded_config
@@ -23,7 +24,7 @@ from wildhands.net.variants import TRAIN_STAGES, variant_config
 ADAPTERS = (AugmentSettings.from_config, DetectorNoise.from_config, EvalSettings.from_config,
             TemporalSettings.from_config, HandModelSettings.from_config, InferenceSettings.from_config,
             LossSettings.from_config, ParameterWeights.from_config, ModelSettings.from_config,
-            SyntheticSettings.from_config)
+            SyntheticSettings.from_config, PerspectiveSettings.from_config)
 
 
 @pytest.mark.parametrize("name", PROFILES)
@@ -46,11 +47,13 @@ def test_every_profile_and_variant_gives_every_adapter_its_settings(name, monkey
 
 def test_a_missing_setting_is_named():
     config = load_profile("smoke")
-    del config["loss"]["wmask"], config["video"]["window"]
+    del config["loss"]["wmask"], config["video"]["window"], config["camera_fit"]["sigma_pose"]
     with pytest.raises(MissingSetting, match=r"\[loss\] wmask: missing from profile 'smoke'"):
         LossSettings.from_config(config)
     with pytest.raises(MissingSetting, match=r"\[video\] window: missing"):
         TemporalSettings.from_config(config)
+    with pytest.raises(MissingSetting, match=r"\[camera_fit\] sigma_pose: missing"):
+        PerspectiveSettings.from_config(config)
     del config["variants"]["rgb"]["budget"]
     with pytest.raises(MissingSetting, match=r"\[variants.rgb\] budget: missing"):
         variant_config(config, "rgb")

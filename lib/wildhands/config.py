@@ -18,8 +18,9 @@ from pathlib import Path
 from wildhands.paths import PROFILES_DIR
 
 PROFILES = ("smoke", "quick", "paper", "paper-dryrun")
-# Tables that steer only inference (test-time averaging, the 2D fit), never the trained weights.
-INFERENCE_TABLES = ("inference", "fit2d", "refine")
+# Tables that steer only inference (test-time averaging, the 2D fit, the camera-space fit), never the
+# trained weights.
+INFERENCE_TABLES = ("inference", "fit2d", "refine", "camera_fit")
 
 
 class MissingSetting(KeyError):

@@ -20,7 +20,7 @@ import torch
 from wildhands.app.predict import HandInput
 from wildhands.data.images import read_image
 from wildhands.data.synthetic import SyntheticSettings, anatomical_frame, sample_parameters
-from wildhands.fit.perspective import place_results
+from wildhands.fit.perspective import PerspectiveSettings, place_results
 from wildhands.hand import keypoints as kp
 from wildhands.hand.camera_space import Intrinsics, image_pixels_per_metre, place_hand
 
@@ -106,12 +106,13 @@ def evaluate_placement(predictor, hands: list[CameraHand], intrinsics_override=N
     ``intrinsics_override(width, height)`` the camera is not known and that one is assumed; ``camera_fit``
     as predict's ``--camera-fit`` (``fit.perspective.place_results``)."""
     rows = []
+    settings = PerspectiveSettings.from_config(predictor.config)
     for hand in hands:
         confidence = np.ones(kp.NUM_KEYPOINTS) if hand.confidence is None else hand.confidence
         given = HandInput(hand.keypoints_2d, confidence, hand.handedness, 1.0, "keypoints")
         result = predictor.predict(hand.image, hands=[given])[0]
         camera = hand.intrinsics if intrinsics_override is None else intrinsics_override(*hand.image.shape[1::-1])
-        place_results([result], camera, predictor.hand_model, camera_fit)
+        place_results([result], camera, predictor.hand_model, camera_fit, settings)
         truth = hand.keypoints_3d_camera
         truth_root = truth[kp.ROOT]
         # the true shape fitted to the given 2D keypoints: the camera-space step alone

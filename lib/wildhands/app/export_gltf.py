@@ -24,11 +24,14 @@ Videos: ``export_video`` writes one ``.glb`` for the tracks of a video (``app.vi
 from the track's shape (the offline temporal fit shares one betas per track; where the betas
 differ, as online or per frame, the rest shape is their mean and the hand's extras say so), and
 one glTF animation: per frame seen, every joint's rotation and the root's translation (LINEAR
-keys at frame index / fps; quaternions sign-continuous so that slerp takes the short way). The
-root translation is the frame's camera-space placement (``camera_space.place_hand``, as for a
-photo). A hand not seen in a frame is hidden there by a scale of 0 on its root joint: glTF 2.0
-has no visibility property (KHR_node_visibility is too new for Blender and most viewers), and
-every viewer and Blender's importer play a scale key. Its keys are STEP, one where the hand
+keys at frame index / fps; quaternions sign-continuous so that slerp takes the short way). Where
+the video's hands were placed by the perspective pose fit (``fit.perspective``, frame by frame, as
+``app.video`` does with ``--export glb``), the joint rotations, shape and root translation are that
+fit's, so that skinning the file gives the frames' ``vertices_camera``; otherwise the smoothed
+parameters with the frame's camera-space placement (``camera_space.place_hand``). A hand not
+seen in a frame is hidden there by a scale of 0 on its root joint: glTF 2.0 has no visibility
+property (KHR_node_visibility is too new for Blender and most viewers), and every viewer and
+Blender's importer play a scale key. Its keys are STEP, one where the hand
 appears or disappears: LINEAR keys would shrink and grow the hand across the frame before.
 """
 from __future__ import annotations
@@ -476,17 +479,35 @@ def track_translations(track: dict, intrinsics: Intrinsics) -> np.ndarray:
 def export_video(path, track_files, hand_model, fps: float, frame_count: int | None = None,
                  intrinsics: Intrinsics | None = None, video_name: str = "") -> Path:
     """One ``.glb`` for the tracks of a video (``app.video``'s track files): each a rigged hand,
-    one animation at ``fps`` over ``frame_count`` frames, and the camera ``intrinsics`` (default:
-    ``camera_space.default_intrinsics`` of the frames' size); written atomically, returns its path."""
+    one animation at ``fps`` over ``frame_count`` frames, and the camera ``intrinsics`` (default: the
+    one the track files record, else ``camera_space.default_intrinsics`` of the frames' size); written
+    atomically, returns its path. A track placed by the perspective pose fit is animated by that
+    fit's rotations, pose and translations (skinning the file gives its ``vertices_camera``), others
+    by their smoothed parameters placed as photos' are (``track_translations``)."""
     tracks = [read_track(file) for file in track_files]
     if not tracks:
         raise ValueError("track_files: no track to export")
+    if intrinsics is None and "camera_intrinsics" in tracks[0]:
+        intrinsics = Intrinsics.from_dict(json.loads(str(tracks[0]["camera_intrinsics"])))
     if intrinsics is None:
         first = json.loads(str(tracks[0]["crop_transform"]))[0]
         intrinsics = default_intrinsics(int(first["image_width"]), int(first["image_height"]))
-    hands = [track_animation(hand_model, track["frames"], track["betas"], track["global_orient"], track["pose"],
-                             track_translations(track, intrinsics), str(track["side"]) == "left",
-                             f"track{int(track['track_id'])}_{track['side']}") for track in tracks]
+    hands = []
+    for file, track in zip(track_files, tracks):
+        name = f"track{int(track['track_id'])}_{track['side']}"
+        if "camera_global_orient" in track:      # placed by the perspective pose fit: its rig, frame by frame
+            fitted = Intrinsics.from_dict(json.loads(str(track["camera_intrinsics"])))
+            if not (np.allclose(fitted.matrix, intrinsics.matrix) and (fitted.width, fitted.height)
+                    == (intrinsics.width, intrinsics.height)):
+                raise ValueError(f"{file}: its hands were fitted under another camera ({fitted.to_dict()['matrix']}) "
+                                 f"than intrinsics ({intrinsics.to_dict()['matrix']}); export without intrinsics")
+            hands.append(track_animation(hand_model, track["frames"], track["camera_betas"],
+                                         track["camera_global_orient"], track["camera_pose"], track["translation_m"],
+                                         str(track["side"]) == "left", name))
+        else:
+            hands.append(track_animation(hand_model, track["frames"], track["betas"], track["global_orient"],
+                                         track["pose"], track_translations(track, intrinsics),
+                                         str(track["side"]) == "left", name))
     return write_track_animation(path, hands, intrinsics, fps, frame_count,
                                  {"video": video_name, "units": "metres", "generator": "wildhands predict",
                                   "camera_intrinsics": intrinsics.to_dict()}, video_name or "video")

@@ -37,7 +37,7 @@ from wildhands.data.images import ImageError, list_images, read_image
 from wildhands.fileio import atomic_path, write_json, write_obj
 from wildhands.fit.fit2d import Fit2D
 from wildhands.fit.perspective import MODES as CAMERA_FITS
-from wildhands.fit.perspective import place_results
+from wildhands.fit.perspective import PerspectiveSettings, place_results
 from wildhands.hand import keypoints as kp
 from wildhands.hand.camera import CROP_SCALE
 from wildhands.hand.camera_space import check_camera_flags, photo_intrinsics
@@ -415,6 +415,7 @@ def predict_paths(inputs, out_dir, checkpoint=None, method: str = "network", ref
         raise ValueError(f"--camera-fit: expected one of {', '.join(CAMERA_FITS)}, got {camera_fit!r}")
     out_dir = Path(out_dir)
     predictor = Predictor(checkpoint, method=method, refine=refine, device=device)
+    camera_settings = PerspectiveSettings.from_config(predictor.config)     # [camera_fit]
     if predictor.model is not None and "rgb" in predictor.variant:
         log(f"note: {RGB_NOTE}")
     given = parse_keypoints_json(keypoints) if keypoints else None
@@ -430,7 +431,7 @@ def predict_paths(inputs, out_dir, checkpoint=None, method: str = "network", ref
             if not results:
                 record["message"] = "no hand found"
             intrinsics = photo_intrinsics(path, image.shape[1], image.shape[0], focal, fov, principal)
-            place_results(results, intrinsics, predictor.hand_model, camera_fit)
+            place_results(results, intrinsics, predictor.hand_model, camera_fit, camera_settings)
             record["camera_intrinsics"] = intrinsics.to_dict()
             extra_files = []
             if export == "glb" and results:

@@ -7,13 +7,16 @@ frames into tracks (``track_id``, one side per track); each hand goes through th
 (``app.predict.Predictor``: the paper's crop, the network) and then through time
 (``fit.temporal``): offline, one batched fit per window of every track (one shape per track,
 smooth pose, rotation and camera); online (``--online`` or ``[video] mode``), each frame's
-refined estimate one-euro filtered as it comes.
+refined estimate one-euro filtered as it comes. The smoothed hands are then placed in the camera
+frame by frame, as photos' are (``--camera-fit``; the perspective pose fit with ``--export glb``,
+each track warm-started from its previous frame: ``fit.perspective``).
 
 Writes ``DIR/<stem>.jsonl`` (one line per input frame: its index, time, and every hand's fields
 as ``predict`` writes them for photos, plus ``track_id``; a frame that cannot be read has its
 ``error``, a frame without hands an empty list), ``DIR/<stem>_overlay.mp4`` (the meshes drawn,
 one frame per input frame) and ``DIR/<stem>_track<k>.npz`` per track (frame indices, parameters,
-joints, vertices and 2D keypoints per frame). Every file is written whole or not at all.
+joints, vertices and 2D keypoints per frame; the camera-space placement and, with the pose fit, its
+parameters: the animation of ``--export glb``'s ``<stem>.glb``). Every file is written whole or not at all.
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ import torch
 
 from wildhands.app.drawing import draw_hand_overlay
 from wildhands.app.export_gltf import export_video
-from wildhands.app.predict import EXPORTS, HandInput, HandResult, Predictor, default_checkpoint
+from wildhands.app.predict import EXPORTS, HandInput, HandResult, Predictor, default_camera_fit, default_checkpoint
 from wildhands.config import load_profile, setting
 from wildhands.data.augment import DetectorNoise, resize_image
 from wildhands.data.crops import CropTransform, crop_box, hand_transform
@@ -40,10 +43,12 @@ from wildhands.data.images import IMAGE_SUFFIXES, ImageError, read_image
 from wildhands.data.tracking import HandTracker
 from wildhands.fileio import _to_builtin, atomic_path
 from wildhands.fit.fit2d import Fit2D
+from wildhands.fit.perspective import MODES as CAMERA_FITS
+from wildhands.fit.perspective import PerspectiveSettings, carried_correction, place_results
 from wildhands.fit.refine import RefineSettings
 from wildhands.fit.temporal import MODES, OnlineSmoother, TemporalFit, TemporalSettings, TrackObservations
 from wildhands.hand.camera import CROP_SCALE, CROP_SIZE, axis_angle_to_matrix, matrix_to_axis_angle
-from wildhands.hand.camera_space import Intrinsics, check_camera_flags, photo_intrinsics, place_results
+from wildhands.hand.camera_space import Intrinsics, check_camera_flags, photo_intrinsics
 from wildhands.hand.parameters import HandParameters, VectorLayout
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov")
@@ -260,11 +265,13 @@ class VideoPredictor:
     """Per-frame detection, tracking and estimates, then the temporal fit (offline) or filter
     (online). ``detector``: anything with ``detect(rgb) -> [Detection]`` (default MediaPipe in
     tracking mode); ``mode``: one of ``fit.temporal.MODES`` (default: ``[video] mode``);
-    ``video_settings``: ``[video]`` keys to override (``fit.temporal.TemporalSettings``)."""
+    ``video_settings``: ``[video]`` keys to override (``fit.temporal.TemporalSettings``); ``camera_fit``:
+    how hands are placed in the camera (``fit.perspective.MODES``, default ``predict.default_camera_fit``
+    without an export: the translation alone), after the smoothing, frame by frame (``place``)."""
 
     def __init__(self, checkpoint=None, mode: str | None = None, device: str = "cpu", detector=None,
                  config_overrides: dict | None = None, video_settings: dict | None = None,
-                 focal: float | None = None, fov: float | None = None):
+                 focal: float | None = None, fov: float | None = None, camera_fit: str | None = None):
         self.predictor = Predictor(checkpoint or default_checkpoint(), device=device,
                                    config_overrides=config_overrides)
         name = str(setting(self.predictor.config, "", "profile"))   # the checkpoint's profile
@@ -283,6 +290,13 @@ class VideoPredictor:
         self.fps = None                   # of the video being run
         check_camera_flags(focal, fov)
         self.camera = (focal, fov)        # --focal px / --fov degrees (else a phone's lens: camera_space)
+        self.camera_fit = camera_fit or default_camera_fit(None, "root")
+        if self.camera_fit not in CAMERA_FITS:
+            raise ValueError(f"--camera-fit: expected one of {', '.join(CAMERA_FITS)}, got {self.camera_fit!r}")
+        self.camera_settings = PerspectiveSettings.from_config(self.predictor.config)   # [camera_fit]
+        self._carried: dict = {}          # track id -> the perspective fit's correction in its last frame
+        self.warm_start = True            # False: every frame's pose fit from its own start (benchmarks)
+        self.placement_cpu_s = 0.0        # process time spent placing hands in the camera (this run)
 
     def set_mode(self, mode: str) -> None:
         """Switch the smoothing mode (``fit.temporal.MODES``) of later runs."""
@@ -320,15 +334,32 @@ class VideoPredictor:
                 else:
                     entry.result = self.predictor.predict(image, [hand])[0]
                     entry.crop, entry.result.extras["track_id"] = entry.result.crop, track_id
-                    if self.settings.mode == "per-frame":
-                        place_results([entry.result], photo_intrinsics(None, image.shape[1], image.shape[0],
-                                                                       *self.camera))
             except ValueError as err:  # e.g. too few keypoints inside the frame
                 record.error = f"track {track_id}: {err}"
             if self.settings.mode == "online" and entry.result is not None:
                 entry.result = self._online(entry, image.shape[:2])
             record.hands.append(entry)
+        if self.settings.mode != "offline":
+            self.place(record)
         return record
+
+    def place(self, record: FrameRecord) -> None:
+        """The camera-frame fields of a frame's smoothed hands (``fit.perspective.place_results``, one
+        batch: the frame's camera is shared). Frames are placed in order: with the pose fit, each
+        track's hand starts from its weak-perspective solution corrected as the track's previous frame
+        was (``carried_correction``), so that the fit takes few iterations and the track stays on one
+        solution."""
+        done = [e for e in record.hands if e.result is not None]
+        if not done or record.shape is None:
+            return
+        started = time.process_time()
+        intrinsics = photo_intrinsics(None, record.shape[1], record.shape[0], *self.camera)
+        results = [e.result for e in done]
+        place_results(results, intrinsics, self.hand_model, self.camera_fit, self.camera_settings,
+                      [self._carried.get(e.track_id) if self.warm_start else None for e in done])
+        for entry in done:
+            self._carried[entry.track_id] = carried_correction(self.hand_model, entry.result)
+        self.placement_cpu_s += time.process_time() - started
 
     def network_estimates(self, records: list, chunk: int = 64) -> None:
         """Offline: the network on every kept hand, ``chunk`` hands per batch (faster than per frame)."""
@@ -370,7 +401,6 @@ class VideoPredictor:
                                  * crop.zoom)
         out.method = f"network+temporal ({method})"
         out.extras["track_id"] = entry.track_id
-        place_results([out], photo_intrinsics(None, shape[1], shape[0], *self.camera))
         return out
 
     def run(self, source: FrameSource, progress: bool = True, detector=None) -> tuple[list, list]:
@@ -384,7 +414,7 @@ class VideoPredictor:
             self._detector = None
         if detector is not None:
             self._detector = detector
-        self.fps, self._smoothers = source.fps, {}
+        self.fps, self._smoothers, self._carried, self.placement_cpu_s = source.fps, {}, {}, 0.0
         tracker = self.new_tracker()
         records = []
         with tqdm(total=source.count or None, desc=f"{source.stem} ({self.settings.mode})", unit="frame",
@@ -403,6 +433,8 @@ class VideoPredictor:
         if self.settings.mode == "offline":
             self.network_estimates(records)
             self.smooth_offline(records, tracks)
+            for record in records:
+                self.place(record)
         return records, tracks
 
     def temporal_fit(self, with_3d: bool = False) -> TemporalFit:
@@ -514,14 +546,18 @@ def write_overlay(path: Path, source: FrameSource, records: list, faces) -> int:
 
 def write_track(path: Path, track, records: list) -> None:
     """``DIR/<stem>_track<k>.npz``: per frame of the track with an estimate, its parameters
-    (image pixels for the camera), joints and vertices (metres, root-relative, camera-aligned)."""
-    rows = [(r.index, e.result) for r in records for e in r.hands
+    (image pixels for the camera), joints and vertices (metres, root-relative, camera-aligned); where
+    the frames were placed in the camera, ``translation_m`` (the root, metres, camera frame) and the
+    ``camera_intrinsics`` (JSON), and where the perspective pose fit placed them, its parameters
+    (``camera_global_orient``, ``camera_pose``, ``camera_pose_space``, ``camera_betas``: the rig of
+    ``export_gltf.export_video``)."""
+    rows = [(r, e.result) for r in records for e in r.hands
             if e.track_id == track.track_id and e.result is not None]
     if not rows:
         return
     res = [row[1] for row in rows]
     stack = lambda values: np.stack([np.asarray(v, np.float32) for v in values])  # noqa: E731
-    arrays = {"frames": np.array([row[0] for row in rows]), "track_id": np.array(track.track_id),
+    arrays = {"frames": np.array([row[0].index for row in rows]), "track_id": np.array(track.track_id),
               "side": np.array(track.side), "betas": stack(r.params["betas"] for r in res),
               "global_orient": stack(r.params["global_orient"] for r in res),
               "pose": stack(r.params["pose"] for r in res),
@@ -530,6 +566,15 @@ def write_track(path: Path, track, records: list) -> None:
               "crop_transform": np.array(json.dumps([r.crop.to_dict() for r in res])),
               "keypoints_2d": stack(r.keypoints_2d for r in res), "joints_3d": stack(r.joints_3d for r in res),
               "vertices": stack(r.vertices for r in res)}
+    if all("translation_m" in r.extras for r in res) and rows[0][0].camera is not None:
+        arrays["translation_m"] = np.stack([np.asarray(r.extras["translation_m"], np.float64) for r in res])
+        arrays["camera_intrinsics"] = np.array(json.dumps(rows[0][0].camera, default=_to_builtin))
+    fits = [r.extras.get("camera_space_fit") for r in res]
+    if all(f is not None for f in fits) and len({f["pose_space"] for f in fits}) == 1:
+        arrays.update(camera_global_orient=np.stack([np.asarray(f["global_orient"], np.float64) for f in fits]),
+                      camera_pose=np.stack([np.asarray(f["pose"], np.float64) for f in fits]),
+                      camera_betas=np.stack([np.asarray(f["betas"], np.float64) for f in fits]),
+                      camera_pose_space=np.array(fits[0]["pose_space"]))
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez_compressed(handle, **arrays)
 
@@ -555,14 +600,17 @@ def write_video_outputs(out_dir, source: FrameSource, records: list, tracks: lis
 
 def predict_video(path, out_dir, checkpoint=None, sequence: bool = False, fps: float | None = None,
                   mode: str | None = None, device: str = "cpu", detector=None, progress: bool = True,
-                  focal: float | None = None, fov: float | None = None, export: str | None = None) -> dict:
+                  focal: float | None = None, fov: float | None = None, export: str | None = None,
+                  camera_fit: str | None = None) -> dict:
     """The whole pipeline on one video (or ``sequence`` folder): outputs in ``out_dir``; a summary.
     ``export="glb"`` adds ``<stem>.glb``: the tracks as rigged hands animated over the frames, and
-    the video's camera (``export_gltf.export_video``)."""
+    the video's camera (``export_gltf.export_video``). ``camera_fit`` as photos' (default
+    ``predict.default_camera_fit``: the perspective pose fit with an export)."""
     if export is not None and export not in EXPORTS:
         raise ValueError(f"--export: expected one of {', '.join(EXPORTS)}, got {export!r}")
     source = FrameSource(path, sequence, fps)
-    video = VideoPredictor(checkpoint, mode, device, detector, focal=focal, fov=fov)
+    video = VideoPredictor(checkpoint, mode, device, detector, focal=focal, fov=fov,
+                           camera_fit=camera_fit or default_camera_fit(export, "root"))
     start = time.perf_counter()
     records, tracks = video.run(source, progress)
     seconds = time.perf_counter() - start
@@ -593,6 +641,10 @@ def main(argv=None) -> int:
     camera.add_argument("--fov", type=float, default=None, metavar="DEG", help="horizontal field of view, degrees")
     parser.add_argument("--export", choices=EXPORTS, default=None,
                         help="glb: also write <stem>.glb, the tracks as rigged hands animated over the frames")
+    parser.add_argument("--camera-fit", choices=CAMERA_FITS, default=None,
+                        help="placing hands in the camera, frame by frame after the smoothing: pose (rotation, "
+                             "translation and pose fitted under perspective; the default with --export), "
+                             "translation (the translation alone; the default otherwise) or none")
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         print(f"wildhands predict: options {' '.join(unknown)} apply to photos, not videos", file=sys.stderr)
@@ -602,7 +654,7 @@ def main(argv=None) -> int:
         try:
             summary = predict_video(path, args.out, args.checkpoint, args.sequence, args.fps,
                                     args.smoothing, args.device, focal=args.focal, fov=args.fov,
-                                    export=args.export)
+                                    export=args.export, camera_fit=args.camera_fit)
         except (FileNotFoundError, ValueError) as err:
             print(f"wildhands predict: {err}", file=sys.stderr)
             continue

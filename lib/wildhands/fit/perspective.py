@@ -21,18 +21,27 @@ Left hands: the parameters are those of the mirrored right hand the network saw.
 camera frame (x -> -x) mirrors the pixels about the principal point (u -> 2 cx - u) exactly, so a left
 hand is fitted as that right hand against its mirrored keypoints, and the result mirrored back.
 
-Owns ``PerspectiveFit`` (the energy and its Jacobian, batched), ``fit_camera_space`` (one batch of
-hands: parameters in, fitted parameters and the posed, placed mesh out) and ``place_results`` (the
-camera-frame fields of ``predict.HandResult``s: weak-perspective start, translation fit, then this fit).
+Videos: a track's frames are fitted in order, each hand started from its weak-perspective solution
+corrected as the track's previous frame was (``carried_correction``: rotation increment, translation
+offset, pose offset), in ``warm_iterations``; perspective distorts a hand nearly alike in consecutive
+frames, so the fit starts near its solution and the track stays on one solution.
+
+Owns ``PerspectiveSettings`` (the profile's ``[camera_fit]``), ``PerspectiveFit`` (the energy and its
+Jacobian, batched), ``fit_camera_space`` (one batch of hands: parameters in, fitted parameters and the
+posed, placed mesh out), ``place_results`` (the camera-frame fields of ``predict.HandResult``s:
+weak-perspective start, translation fit, then this fit) and ``carried_correction`` (a video frame's
+warm start for the next).
 """
 from __future__ import annotations
 
+import itertools
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
+from wildhands.config import TableSettings
 from wildhands.fit.fit2d import POSE_SPACES
 from wildhands.fit.lm import levenberg_marquardt
 from wildhands.hand import keypoints as kp
@@ -45,23 +54,31 @@ MIRROR_X = np.diag([-1.0, 1.0, 1.0])
 
 
 @dataclass(frozen=True)
-class PerspectiveSettings:
-    """The fit's prior and search: ``pose_space`` "pca" or "full" (hands whose pose is 45-D are
-    fitted in "full" whatever this says); ``sigma_rotation`` (radians) and ``sigma_pose`` (PCA units,
-    or radians per finger axis-angle component) the prior's widths about the weak-perspective solution,
-    against keypoint residuals in pixels; ``iterations`` and ``tolerance`` of Levenberg-Marquardt."""
-    pose_space: str = "full"
-    sigma_rotation: float = 0.5
-    sigma_pose: float = 0.5
-    sigma_betas: float = 0.0
-    iterations: int = 50
-    tolerance: float = 1e-10
+class PerspectiveSettings(TableSettings):
+    """A profile's ``[camera_fit]`` table (``from_config``; units and sources in the profile): the fit's
+    prior and search. ``pose_space`` "pca" or "full" (hands whose pose is 45-D are fitted in "full"
+    whatever this says); ``sigma_rotation`` (radians), ``sigma_pose`` (PCA units, or radians per finger
+    axis-angle component) and ``sigma_betas`` (shape units; 0: the shape fixed) the prior's widths about
+    the weak-perspective solution, against keypoint residuals in pixels; ``iterations`` and ``tolerance``
+    (relative energy drop) of Levenberg-Marquardt, ``warm_iterations`` its iterations for a hand warm-started
+    from its video track's previous frame (``fit_camera_space`` ``carry``)."""
+    TABLE = "camera_fit"
+    pose_space: str
+    sigma_rotation: float
+    sigma_pose: float
+    sigma_betas: float
+    iterations: int
+    warm_iterations: int
+    tolerance: float
 
     def __post_init__(self):
         if self.pose_space not in POSE_SPACES:
-            raise ValueError(f"pose_space: expected one of {', '.join(POSE_SPACES)}, got {self.pose_space!r}")
-        if not (self.sigma_rotation > 0 and self.sigma_pose > 0 and self.sigma_betas >= 0 and self.iterations >= 1):
-            raise ValueError(f"perspective fit: sigmas must be > 0 and iterations >= 1, got {self}")
+            raise ValueError(f"[camera_fit] pose_space: expected one of {', '.join(POSE_SPACES)}, "
+                             f"got {self.pose_space!r}")
+        if not (self.sigma_rotation > 0 and self.sigma_pose > 0 and self.sigma_betas >= 0 and self.iterations >= 1
+                and self.warm_iterations >= 1 and self.tolerance >= 0):
+            raise ValueError("[camera_fit]: sigma_rotation and sigma_pose must be > 0, sigma_betas and tolerance "
+                             f">= 0, iterations and warm_iterations >= 1; got {self}")
 
 
 class PerspectiveFit:
@@ -143,12 +160,14 @@ class PerspectiveFit:
 
     @torch.no_grad()
     def fit(self, keypoints_2d, rotation, translation, betas, pose, intrinsics: Intrinsics,
-            settings: PerspectiveSettings = PerspectiveSettings(), weights=None):
+            settings: PerspectiveSettings, weights=None, start=None):
         """Fit B hands seen by one camera: ``keypoints_2d`` (B, 21, 2) image pixels (the hands already
         as right hands: a left hand's mirrored about cx), ``rotation`` (B, 3, 3) and ``pose`` (B, n)
-        the weak-perspective solution (the start and the prior's centre), ``translation`` (B, 3) the
-        start, ``betas`` (B, S) fixed. Returns (rotation (B, 3, 3), translation (B, 3), pose (B, n),
-        betas (B, S: ``betas`` unless fitted), camera-frame keypoints (B, 21, 3), iterations (B,))."""
+        the weak-perspective solution (the prior's centre, and the start), ``translation`` (B, 3) the
+        start, ``betas`` (B, S) fixed. ``start`` (B, 6 + n) replaces the start (packed as the fit's
+        parameters: rotation increment, translation, pose) where its rows are finite: a warm start,
+        e.g. the previous video frame's solution. Returns (rotation (B, 3, 3), translation (B, 3), pose
+        (B, n), betas (B, S: ``betas`` unless fitted), camera-frame keypoints (B, 21, 3), iterations (B,))."""
         t = lambda v: torch.as_tensor(np.asarray(v, np.float64), dtype=self.dtype)  # noqa: E731
         targets, rot0, trans0, betas, pose0 = (t(v) for v in (keypoints_2d, rotation, translation, betas, pose))
         batch = targets.shape[0]
@@ -168,6 +187,13 @@ class PerspectiveFit:
             centre = torch.cat([pose0, betas], 1)
         prior = t([inverse_sigmas]).expand(batch, -1)
         x0 = torch.cat([torch.zeros(batch, 3, dtype=self.dtype), trans0, centre], 1)
+        if start is not None:
+            start = t(start)
+            if start.shape != (batch, 6 + self.num_pose):
+                raise ValueError(f"start: expected ({batch}, {6 + self.num_pose}) (rotation increment, translation, "
+                                 f"{self.pose_space} pose), got {tuple(start.shape)}")
+            warm = torch.isfinite(start).all(1)
+            x0[warm, :6 + self.num_pose] = start[warm]
         state = levenberg_marquardt(self.residuals, x0, (targets, w.sqrt(), rot0, betas, centre, camera, prior),
                                     jacobian_fn=self.residuals_and_jacobian, iterations=settings.iterations,
                                     ftol=settings.tolerance)
@@ -224,7 +250,7 @@ def _perspective_fit(hand_model, pose_space: str, fit_betas: bool) -> Perspectiv
 
 
 def fit_camera_space(hand_model, params: list[dict], keypoints_2d, start_translations, mirrored, intrinsics: Intrinsics,
-                     settings: PerspectiveSettings = PerspectiveSettings()) -> list[dict]:
+                     settings: PerspectiveSettings, carry: list | None = None) -> list[dict]:
     """The perspective fit of hands of one photo, from their weak-perspective parameters.
 
     ``params``: per hand ``HandResult.params`` (``global_orient``, ``betas``, ``pose``, ``pose_space``;
@@ -232,15 +258,21 @@ def fit_camera_space(hand_model, params: list[dict], keypoints_2d, start_transla
     (B, 3) metres in the camera frame, ``mirrored`` (B,) left hands. Returns per hand
     ``camera_space_fit`` (the fitted ``global_orient``, ``pose``, ``pose_space``, ``betas``: the rig of
     ``export_gltf``), ``translation_m``, ``joints_3d_camera`` and ``vertices_camera`` (camera frame, x
-    mirrored back for a left hand)."""
+    mirrored back for a left hand). ``carry``: per hand None or a ``carried_correction`` (the previous
+    video frame's): the fit then starts from this hand's weak-perspective solution corrected as that
+    frame's was, so that a smooth track needs few iterations and stays on the same solution."""
+    carry = [None] * len(params) if carry is None else list(carry)
+    if len(carry) != len(params):
+        raise ValueError(f"carry: expected one entry (or None) per hand ({len(params)}), got {len(carry)}")
     out = [None] * len(params)
     keypoints_2d = np.asarray(keypoints_2d, np.float64)
     starts = np.asarray(start_translations, np.float64)
     mirrored = np.asarray(mirrored, bool)
     spaces = [("full" if p.get("pose_space", "pca") == "full" or settings.pose_space == "full" else "pca")
               for p in params]
-    for space in POSE_SPACES:
-        index = [i for i, s in enumerate(spaces) if s == space]
+    warm = [c is not None and c["pose_space"] == s for c, s in zip(carry, spaces)]
+    for space, warmed in itertools.product(POSE_SPACES, (False, True)):
+        index = [i for i, s in enumerate(spaces) if s == space and warm[i] == warmed]
         if not index:
             continue
         fit = _perspective_fit(hand_model, space, settings.sigma_betas > 0)
@@ -252,8 +284,14 @@ def fit_camera_space(hand_model, params: list[dict], keypoints_2d, start_transla
         targets = keypoints_2d[index].copy()
         targets[flip, :, 0] = 2 * intrinsics.cx - targets[flip, :, 0]
         trans0 = starts[index] * np.where(flip[:, None], [-1.0, 1.0, 1.0], 1.0)
-        rotation, trans, pose, betas, _, iterations = fit.fit(targets, rot0, trans0, betas, pose0, intrinsics,
-                                                              settings)
+        start = None
+        if warmed:      # the weak-perspective solution corrected as the track's previous frame was
+            start = np.stack([np.concatenate([carry[i]["rotation_increment"], trans0[row] + np.asarray(
+                carry[i]["translation_offset_m"], np.float64) * ([-1.0, 1.0, 1.0] if flip[row] else 1.0),
+                pose0[row] + carry[i]["pose_offset"]]) for row, i in enumerate(index)])
+        rotation, trans, pose, betas, _, iterations = fit.fit(
+            targets, rot0, trans0, betas, pose0, intrinsics,
+            replace(settings, iterations=settings.warm_iterations) if warmed else settings, start=start)
         vertices, keys = posed_mesh(hand_model, betas, fit.finger_pose(pose))
         root = keys[:, kp.ROOT:kp.ROOT + 1]
         seconds = (time.process_time() - started) / len(index)      # CPU time: what the fit costs, not the wait
@@ -268,6 +306,7 @@ def fit_camera_space(hand_model, params: list[dict], keypoints_2d, start_transla
                           "global_orient": matrix_to_axis_angle(rotation[row]).numpy(),
                           "pose": pose[row].numpy(), "pose_space": space, "betas": betas[row].numpy(),
                           "iterations": int(iterations[row]), "cpu_seconds": seconds,
+                          "warm_start": warmed,
                           "sigma_rotation_rad": settings.sigma_rotation,
                           "sigma_pose": settings.sigma_pose,
                           "note": ("perspective fit of keypoints_2d under camera_intrinsics: rotation, translation "
@@ -286,14 +325,34 @@ def _pose_in(fit: PerspectiveFit, params: dict, hand_model) -> np.ndarray:
     return pose @ fit.model.components.numpy()                  # PCA -> axis-angle offsets from the mean
 
 
-def place_results(results, intrinsics: Intrinsics, hand_model, mode: str = "pose",
-                  settings: PerspectiveSettings = PerspectiveSettings()) -> None:
+def carried_correction(hand_model, result) -> dict | None:
+    """What the perspective fit changed in a placed ``predict.HandResult`` (None where it did not run):
+    its rotation increment on the weak-perspective rotation (axis-angle, the mirrored right hand's), its
+    translation's offset from the pose-fixed translation (metres, camera frame) and its pose's offset
+    from the weak-perspective pose (in the fit's pose space). Carried to the next frame of a video
+    track (``fit_camera_space`` ``carry``), where perspective distorts the hand nearly as it did here."""
+    fitted = result.extras.get("camera_space_fit")
+    if fitted is None or "translation_pose_fixed_m" not in result.extras:
+        return None
+    turn = rotation_matrices(np.asarray(fitted["global_orient"], np.float64)) \
+        @ rotation_matrices(np.asarray(result.params["global_orient"], np.float64)).T
+    space = fitted["pose_space"]
+    pose0 = _pose_in(_perspective_fit(hand_model, space, False), result.params, hand_model)
+    return {"rotation_increment": matrix_to_axis_angle(torch.as_tensor(turn)[None])[0].numpy(),
+            "translation_offset_m": np.asarray(result.extras["translation_m"], np.float64)
+            - np.asarray(result.extras["translation_pose_fixed_m"], np.float64),
+            "pose_offset": np.asarray(fitted["pose"], np.float64) - pose0, "pose_space": space}
+
+
+def place_results(results, intrinsics: Intrinsics, hand_model, mode: str, settings: PerspectiveSettings,
+                  carry: list | None = None) -> None:
     """The camera-frame fields of ``predict.HandResult``s (one shared camera), in their JSON extras.
 
     ``mode``: "pose" (the weak-perspective start, the translation fit, then this fit of rotation,
     translation and pose), "translation" (``camera_space.place_hand``: the translation alone, the pose
-    fixed) or "none" (the weak-perspective placement alone). The root-relative fields, ``keypoints_2d``
-    and the weak-perspective camera are left as they are."""
+    fixed) or "none" (the weak-perspective placement alone); ``settings`` the fit's (``[camera_fit]``);
+    ``carry`` as ``fit_camera_space``'s (video tracks). The root-relative fields, ``keypoints_2d`` and
+    the weak-perspective camera are left as they are."""
     if mode not in MODES:
         raise ValueError(f"camera fit: expected one of {', '.join(MODES)}, got {mode!r}")
     if not results:
@@ -303,7 +362,7 @@ def place_results(results, intrinsics: Intrinsics, hand_model, mode: str = "pose
     if mode == "pose":
         fitted = fit_camera_space(hand_model, [r.params for r in results], [r.keypoints_2d for r in results],
                                   [p["translation_m"] for p in placed], [r.crop.mirrored for r in results],
-                                  intrinsics, settings)
+                                  intrinsics, settings, carry)
         for p, f, r in zip(placed, fitted, results):
             p["translation_pose_fixed_m"] = p["translation_m"]
             p.update(f)
