@@ -13,7 +13,10 @@ over the 21 keypoints of the perspective projection of ``joints_3d_camera`` from
 (median, max), the largest per-coordinate error over the 16 skeleton joints (what the glTF's camera
 shows), CPU milliseconds per hand (process time: run it with OMP_NUM_THREADS=1, and a busy machine's
 waits do not count) of the placement (the fit) and of the export (rig + .glb), and, for synthetic
-hands, the relative root-depth error.
+hands, the relative root-depth error. Per hand the JSON also keeps how near the hand is to its camera
+(``depth_span_ratio``: the depth range of ``joints_3d_camera`` over its mean depth, where weak and full
+perspective part) and how far predict's ``keypoints_2d`` are from the labels (``keypoints_2d_to_labels_rms_px``:
+a failed prediction); the real photos' worst hands under the pose fit are printed with them.
 """
 from __future__ import annotations
 
@@ -70,6 +73,7 @@ def measure(predictor, items, truth_depths=None) -> dict:
             if not results:
                 continue
             base = [dict(r.extras) for r in results]
+            labels = hand.keypoints_2d
             for mode in MODES:
                 for r, extras in zip(results, base):
                     r.extras = dict(extras)
@@ -84,7 +88,12 @@ def measure(predictor, items, truth_depths=None) -> dict:
                     row = {"name": name, "reprojection_rms_px": r.extras["reprojection_rms_px"],
                            "iterations": r.extras.get("camera_space_fit", {}).get("iterations", 0),
                            "skeleton_max_px": float(error[SKELETON].max()), "place_ms": place_ms,
-                           "export_ms": export_ms, "pose_space": r.params["pose_space"]}
+                           "export_ms": export_ms, "pose_space": r.params["pose_space"],
+                           "root_depth_m": float(r.extras["translation_m"][2]),
+                           "depth_span_ratio": float(np.ptp(r.extras["joints_3d_camera"][:, 2])
+                                                     / r.extras["joints_3d_camera"][:, 2].mean()),
+                           "keypoints_2d_to_labels_rms_px": float(np.sqrt(np.mean(np.sum(
+                               (r.keypoints_2d - labels) ** 2, axis=1))))}
                     if truth_depths is not None:
                         row["depth_rel_error"] = float(r.extras["translation_m"][2] / truth_depths[k] - 1)
                     rows[mode].append(row)
@@ -132,6 +141,12 @@ def main() -> None:
             print(f"{name + ', ' + mode:28s} {s['hands']:5d} {s['rms_median_px']:10.2f} {s['rms_max_px']:8.2f} "
                   f"{s['skeleton_max_px']:9.2f} {s['within_half_px']:6.2f} {s['place_ms_median']:8.1f} "
                   f"{s['export_ms_median']:9.1f} {depth}")
+    if "real photos" in report:
+        print("\nreal photos, pose fit, worst five: RMS px, root depth m, depth span / depth, keypoints_2d to labels "
+              "RMS px")
+        for row in sorted(report["real photos"]["pose"]["rows"], key=lambda r: -r["reprojection_rms_px"])[:5]:
+            print(f"  {row['name']:32s} {row['reprojection_rms_px']:6.2f} {row['root_depth_m']:6.3f} "
+                  f"{row['depth_span_ratio']:5.2f} {row['keypoints_2d_to_labels_rms_px']:7.1f}")
     if args.write:
         write_json(args.write, report)
         print(f"wrote {args.write}")
