@@ -18,7 +18,7 @@ hands, the relative root-depth error. Per hand the JSON also keeps how near the 
 perspective part) and how far predict's ``keypoints_2d`` are from the labels (``keypoints_2d_to_labels_rms_px``:
 a failed prediction); the real photos' worst hands under the pose fit are printed with them.
 ``--experiments`` adds the pose fit varied, to show what the 0.5 px target would take (``placements``):
-the betas freed, the 10 PCA coefficients, a focal length 2 and 3 times the camera's (the same hand
+the prior widths halved and doubled, the betas freed, the 10 PCA coefficients, a focal length 2 and 3 times the camera's (the same hand
 farther away), and the labelled keypoints as the fit's target instead of predict's ``keypoints_2d``
 (its reprojection then to the labels, beside ``keypoints_2d_to_labels_rms_px``).
 """
@@ -71,11 +71,14 @@ def labelled_photos(folder: Path) -> list[tuple[str, np.ndarray, HandInput, Intr
 def placements(experiments: bool) -> dict:
     """Label -> (``--camera-fit`` mode, ``[camera_fit]`` changes, focal length factor, fit the labels instead
     of ``keypoints_2d``): the two modes, and with ``experiments`` the pose fit varied (what the 0.5 px
-    target would need): the betas freed, the 10 PCA coefficients, a focal length 2 and 3 times the
-    hand's camera's (a farther hand), the labelled keypoints themselves as the target."""
+    target would need): the prior widths halved (0.25 rad) and doubled (1 rad), the betas freed, the 10
+    PCA coefficients, a focal length 2 and 3 times the hand's camera's (a farther hand), the labelled
+    keypoints themselves as the target."""
     out = {mode: (mode, {}, 1.0, False) for mode in MODES}
     if experiments:
-        out.update({"pose, betas free": ("pose", {"sigma_betas": 1.0}, 1.0, False),
+        out.update({"pose, priors x0.5": ("pose", {"sigma_rotation": 0.25, "sigma_pose": 0.25}, 1.0, False),
+                    "pose, priors x2": ("pose", {"sigma_rotation": 1.0, "sigma_pose": 1.0}, 1.0, False),
+                    "pose, betas free": ("pose", {"sigma_betas": 1.0}, 1.0, False),
                     "pose, pca": ("pose", {"pose_space": "pca"}, 1.0, False),
                     "pose, focal x2": ("pose", {}, 2.0, False), "pose, focal x3": ("pose", {}, 3.0, False),
                     "pose, fitted to labels": ("pose", {}, 1.0, True)})
