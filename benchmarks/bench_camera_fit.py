@@ -18,9 +18,10 @@ hands, the relative root-depth error. Per hand the JSON also keeps how near the 
 perspective part) and how far predict's ``keypoints_2d`` are from the labels (``keypoints_2d_to_labels_rms_px``:
 a failed prediction); the real photos' worst hands under the pose fit are printed with them.
 ``--experiments`` adds the pose fit varied, to show what the 0.5 px target would take (``placements``):
-the prior widths halved and doubled, the betas freed, the 10 PCA coefficients, a focal length 2 and 3 times the camera's (the same hand
-farther away), and the labelled keypoints as the fit's target instead of predict's ``keypoints_2d``
-(its reprojection then to the labels, beside ``keypoints_2d_to_labels_rms_px``).
+the prior widths halved and doubled, the betas freed, the 10 PCA coefficients, a focal length 2 and
+3 times the camera's (the same hand farther away), and the labelled keypoints as the fit's target
+instead of predict's ``keypoints_2d`` (its reprojection then to the labels, beside
+``keypoints_2d_to_labels_rms_px``).
 """
 from __future__ import annotations
 
