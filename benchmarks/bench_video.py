@@ -47,11 +47,11 @@ import torch
 
 from wildhands.app.video import KnownKeypoints, TrackingDetector, VideoPredictor, first_hand_joints
 from wildhands.config import load_profile
+from wildhands.data import augment
 from wildhands.data.images import read_image
 from wildhands.data.synthetic_video import detector_like_keypoints, render_video
 from wildhands.eval.video_metrics import mean_acceleration, video_errors
 from wildhands.fileio import write_json
-from wildhands.hand.camera import axis_angle_to_matrix
 from wildhands.hand.camera_space import Intrinsics, reprojection_rms_px
 from wildhands.hand.hand_model import hand_model_from_config
 from wildhands.paths import REAL_PHOTOS_DIR
@@ -87,20 +87,12 @@ def machine_load() -> str:
     return f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
 
 
-def simulated_world_landmarks(truth: np.ndarray, seed: int, rotation_sigma: float = 0.2,
-                              joint_sigma: float = 0.007) -> np.ndarray:
+def simulated_world_landmarks(truth: np.ndarray, seed: int) -> np.ndarray:
     """(T, 21, 3) world landmarks as MediaPipe's, from the true root-relative joints (metres, camera
-    axes): as ``bench_refinement_real_poses.py`` simulates them, each frame turned by a random rotation
-    (``rotation_sigma`` rad), scaled by 0.9 and given ``joint_sigma`` m of noise per axis."""
+    axes): each frame's drawn as ``bench_refinement_real_poses.py`` draws them
+    (``data.augment.world_landmarks``, the default ``WorldLandmarkNoise``), independently per frame."""
     rng = np.random.default_rng(seed + 1000)
-    out = []
-    for joints in truth:
-        axis = rng.normal(size=3)
-        turn = axis / np.linalg.norm(axis) * abs(rng.normal(0, rotation_sigma))
-        error = axis_angle_to_matrix(torch.as_tensor(turn)[None])[0].numpy()
-        world = 0.9 * joints @ error.T + rng.normal(0, joint_sigma, (21, 3))
-        out.append(world - world[0])
-    return np.stack(out)
+    return np.stack([augment.world_landmarks(joints - joints[0], rng, augment.WorldLandmarkNoise()) for joints in truth])
 
 
 def synthetic(args, config, hand_model, world_landmarks: bool = False) -> dict:

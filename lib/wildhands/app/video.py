@@ -455,8 +455,9 @@ class VideoPredictor:
                 by_track.setdefault(entry.track_id, []).append((record.index, entry))
         sides = {t.track_id: t.side for t in tracks}
         config = self.predictor.config
-        sigma = DetectorNoise.from_config(config).keypoint_sigma_px
-        world_sigma = self.predictor.inference.refine.world_sigma_mm / 1000.0
+        refine = self.predictor.inference.refine
+        sigma = refine.keypoint_sigma_scale * DetectorNoise.from_config(config).keypoint_sigma_px
+        world_sigma = refine.world_sigma_mm / 1000.0
         num_params = VectorLayout(self.num_betas, log_scale=True).size(self.hand_model.num_pca_comps)
         jobs = []
         for track_id, entries in by_track.items():
