@@ -320,6 +320,9 @@ def test_refinement_settings_come_from_the_profile():
     # A prediction that may be far off: more starts for the RGB network.
     assert RefineSettings.from_config(variant_config(config, "rgb")).options.extra_starts > 0
     assert settings.options_for("labels").robust == 0.0                # annotated keypoints: squared residuals
+    # ... in one round, which takes the rounds' iterations
+    assert settings.options_for("labels").iterations == refine["iterations"] * (1 + refine["robust_rounds"])
+    assert settings.options_for(["labels", "detector"]).iterations == refine["iterations"]
     per_hand = settings.options_for(["detector", "labels", "detector"]).robust
     assert per_hand.tolist() == [refine["robust"], 0.0, refine["robust"]]
     # [refine] and [refine.with_3d] replace [fit2d]'s pose space and priors where they set them.

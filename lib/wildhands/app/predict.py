@@ -387,8 +387,8 @@ def write_outputs(out_dir: Path, stem: str, image, results: list[HandResult], fa
 
 
 def default_camera_fit(export: str | None, space: str) -> str:
-    """The camera placement when none is asked for: the perspective pose fit ("pose", about 60-150
-    ms per hand on one core) when the camera-space hand is what the user takes away (a glTF export,
+    """The camera placement when none is asked for: the perspective pose fit ("pose", about 80-200
+    ms of CPU per hand, benchmarks/bench_camera_fit.py) when the camera-space hand is what the user takes away (a glTF export,
     camera-space OBJ files); else the translation alone ("translation", under a millisecond)."""
     return "pose" if export is not None or space == "camera" else "translation"
 

@@ -104,12 +104,16 @@ class RefineSettings:
     def options_for(self, sources="detector") -> FitOptions:
         """``options`` with ``robust`` for the hands' keypoint ``sources``: one source (a float) or one per
         hand (an array). Annotated keypoints ("labels") are fitted with squared residuals, so that a
-        far-off start is not read as all-outliers; detector keypoints with ``robust``."""
+        far-off start is not read as all-outliers; detector keypoints with ``robust``. A batch with
+        no detector keypoints has no reweighted rounds: its one round takes all the rounds' iterations."""
         for source in [sources] if isinstance(sources, str) else sources:
             if source not in KEYPOINT_SOURCES:
                 raise ValueError(f"keypoint source: expected one of {', '.join(KEYPOINT_SOURCES)}, got {source!r}")
         scale = (self.robust if sources == "detector" else 0.0) if isinstance(sources, str) else \
             np.array([self.robust if s == "detector" else 0.0 for s in sources])
+        if not np.any(scale):  # one round only: the rounds' steps in it, so every hand gets the same budget
+            return dataclasses.replace(self.options, robust=scale,
+                                       iterations=self.options.iterations * (1 + self.options.robust_rounds))
         return dataclasses.replace(self.options, robust=scale)
 
     def fit_settings(self, sources="detector", with_3d: bool = False) -> FitSettings:
