@@ -15,15 +15,20 @@ Per-photo keypoint uncertainty (``detector.KeypointSigmaRule``): the spread of M
 correlation, and the rule fitted to them by maximum likelihood (``detector.fit_sigma_rule``);
 ``--write-sigma`` writes that rule where the ``[detector] sigma_rule`` setting reads it.
 
-    python benchmarks/bench_detector.py --composites [--limit N] [--write-composites FILE]
+    python benchmarks/bench_detector.py --composites [--limit N] [--rendered N] [--write-composites FILE]
 
 Full scenes (issue 17, ``composites.py``): every labelled hand pasted into scikit-image's
 hand-free photos at l = 18, 28, 40, 56 px, alone and at the wrist of a person seen whole (the
 cameraman, and his mirror image), with the body pass (``body_finder``) on: detection rate and mean
-2D error (px at the 320 crop of 2.2 l) per size bin and per pass; false hands per hand-free photo
-(each background and its upside-down copy); the packaged photos of people; and the time per photo
-with the body pass on and off, on the close-ups where the hand pass already finds the labelled
-hand, the hand-free photos and the composites.
+2D error (px at the 320 crop of 2.2 l) per size bin and per pass, and the other hands reported in
+those scenes; false hands per hand-free photo (each background and its upside-down copy); the
+packaged photos of people; and the time per photo with the body pass on and off, on the close-ups
+where the hand pass already finds the labelled hand, the hand-free photos and the composites. All
+of it twice: with the detector's defaults (finer tile levels ``detector.TILE_LEVELS``, native
+views of small hands) and as before them (the half-side tiles only, magnified crops only: the
+``before`` entries). ``--rendered N`` adds N of the project's own rendered hands (found by
+MediaPipe at full size) as close-ups: the set the detector's 2D choices were made on, since the
+labelled photos are calibration data.
 """
 from __future__ import annotations
 
@@ -105,9 +110,11 @@ def main() -> None:
     parser.add_argument("--composites", action="store_true", help="the full-scene benchmark of issue 17 instead")
     parser.add_argument("--limit", type=int, default=None, help="--composites: the first N labelled hands only")
     parser.add_argument("--write-composites", default=None, help="--composites: write the report JSON here")
+    parser.add_argument("--rendered", type=int, default=0,
+                        help="--composites: also N rendered hands as close-ups (the tuning set)")
     args = parser.parse_args()
     if args.composites:
-        composites_benchmark(Path(args.photos), args.limit, args.write_composites)
+        composites_benchmark(Path(args.photos), args.limit, args.write_composites, args.rendered)
         return
     labels_path = Path(args.photos) / "labels.json"
     if not labels_path.is_file():
@@ -164,11 +171,23 @@ def sigma_report(detections, labels) -> dict:
     return out
 
 
-def composites_benchmark(folder: Path, limit: int | None, write: str | None) -> dict:
+BEFORE = {"tile_levels": (2,), "native_view": False}   # the detector before the finer tiles and native views
+
+
+def print_bins(bins: dict, title: str) -> None:
+    print(f"-- {title}")
+    print(f"{'hands':>22} {'found':>7} {'rate':>6} {'err px':>7} {'others':>6}  by pass (hand/tile/body)")
+    for name, row in bins.items():
+        err = "-" if row["mean_error_px"] is None else f"{row['mean_error_px']:.1f}"
+        print(f"{name:>22} {row['found']:>3}/{row['hands']:<3} {row['rate']:6.2f} {err:>7} {row['other_hands']:>6}  "
+              f"{row['by_pass']['hand']}/{row['by_pass']['tile']}/{row['by_pass']['body']}")
+
+
+def composites_benchmark(folder: Path, limit: int | None, write: str | None, rendered: int = 0) -> dict:
     """Issue 17's figures (see the module docstring); skips the pasted hands when ``folder`` is absent."""
     from wildhands.data.body_finder import BodyFinder, BodySettings
     from wildhands.data.composites import (HAND_FREE, background, build_composites, composite_report, labelled_photos,
-                                           person_arms, person_photos, seconds_per_photo)
+                                           person_arms, person_photos, rendered_close_ups, seconds_per_photo)
 
     photos, labels = labelled_photos(folder)
     photos, labels = photos[:limit], labels[:limit]
@@ -181,6 +200,7 @@ def composites_benchmark(folder: Path, limit: int | None, write: str | None) -> 
     print(f"\n== composites: {len(photos)} labelled hands x 4 sizes, alone and at the wrist of "
           f"{', '.join(name for name, _, _ in arms) or 'nobody'}; {len(hand_free)} hand-free photos "
           f"({', '.join(HAND_FREE)}, each also upside down)")
+
     def timings(detector) -> dict:
         return {"close-ups found": seconds_per_photo(detector, found_all, repeats=3),
                 "hand-free": seconds_per_photo(detector, hand_free),
@@ -189,33 +209,50 @@ def composites_benchmark(folder: Path, limit: int | None, write: str | None) -> 
     with HandDetector() as detector:   # the close-ups where the hand pass already finds the labelled hand
         found_all = [photo for photo, label in zip(photos, labels)
                      if match_detection(detector.detect(photo), label[:, :2], label[:, 2]) is not None]
-    with HandDetector(body=BodySettings()) as detector:
-        report = composite_report(detector, composites, hand_free)
-        people = {name: [{"side": d.handedness, "found_by": d.found_by, "score": round(d.score, 2),
-                          "box": [round(v) for v in d.box]} for d in detector.detect(image)]
-                  for name, image in person_photos().items()}
-        on = timings(detector)
+    reports, times = {}, {}
+    for name, settings in (("now", {}), ("before", BEFORE)):
+        with HandDetector(body=BodySettings(), **settings) as detector:
+            reports[name] = composite_report(detector, composites, hand_free)
+            if name == "now":
+                people = {photo_name: [{"side": d.handedness, "found_by": d.found_by, "score": round(d.score, 2),
+                                        "box": [round(v) for v in d.box]} for d in detector.detect(image)]
+                          for photo_name, image in person_photos().items()}
+            times["body_on_s" if name == "now" else "before_s"] = timings(detector)
     with HandDetector() as detector:
-        off = timings(detector)
-    print(f"{'hands':>22} {'found':>7} {'rate':>6} {'err px':>7}  by pass (hand/tile/body)")
-    for name, row in report["bins"].items():
-        err = "-" if row["mean_error_px"] is None else f"{row['mean_error_px']:.1f}"
-        print(f"{name:>22} {row['found']:>3}/{row['hands']:<3} {row['rate']:6.2f} {err:>7}  "
-              f"{row['by_pass']['hand']}/{row['by_pass']['tile']}/{row['by_pass']['body']}")
+        times["body_off_s"] = timings(detector)
+    report = reports["now"]
+    for name, title in (("now", "the detector now"), ("before", "before (half-side tiles only, magnified crops)")):
+        print_bins(reports[name]["bins"], title)
+        print(f"false hands per hand-free photo: {reports[name]['false_hands_per_photo']} "
+              f"({reports[name]['hand_free_photos']} photos)")
     body_scores = sorted(round(r["score"], 2) for r in report["rows"] if r["found_by"] == "body")
-    print(f"false hands per hand-free photo: {report['false_hands_per_photo']} ({report['hand_free_photos']} photos); "
-          f"scores of the body pass's true hands: {body_scores}")
+    print(f"scores of the body pass's true hands: {body_scores}")
     for name, hands in people.items():
         print(f"packaged photo of a person, {name}: {hands or 'no hands'}")
-    speed = {kind: {"body_on_s": round(on[kind], 3), "body_off_s": round(off[kind], 3)} for kind in on}
+    speed = {kind: {key: round(times[key][kind], 3) for key in ("body_on_s", "body_off_s", "before_s")}
+             for kind in times["body_on_s"]}
     for kind, row in speed.items():
-        print(f"seconds per photo, {kind:>15}: body pass on {row['body_on_s']:.3f}, off {row['body_off_s']:.3f}")
+        print(f"seconds per photo, {kind:>15}: body pass on {row['body_on_s']:.3f}, off {row['body_off_s']:.3f}, "
+              f"before (body on) {row['before_s']:.3f}")
     out = {"bins": report["bins"], "false_hands_per_photo": report["false_hands_per_photo"],
            "hand_free_photos": report["hand_free_photos"], "body_scores": body_scores, "people_photos": people,
-           "seconds_per_photo": speed, "labelled_hands": len(photos), "arms": [name for name, _, _ in arms]}
+           "seconds_per_photo": speed, "labelled_hands": len(photos), "arms": [name for name, _, _ in arms],
+           "before": {"settings": {k: list(v) if isinstance(v, tuple) else v for k, v in BEFORE.items()},
+                      "bins": reports["before"]["bins"],
+                      "false_hands_per_photo": reports["before"]["false_hands_per_photo"]}}
+    if rendered:
+        close_ups, close_up_labels = rendered_close_ups(rendered)
+        with HandDetector(body=BodySettings()) as detector:
+            tuning = composite_report(detector, build_composites(close_ups, close_up_labels, arms, seed=300))
+        print_bins(tuning["bins"], f"{len(close_ups)} rendered hands (the tuning set)")
+        out["rendered"] = {"close_ups": len(close_ups), "bins": tuning["bins"]}
     if write:
+        from wildhands.data.detector import TILE_LEVELS
+
         write_json(write, {"source": "benchmarks/bench_detector.py --composites (issue 17), MediaPipe 0.10.21 "
-                           "Hands + Pose, HandDetector defaults with body_finder.BodySettings() defaults",
+                           f"Hands + Pose, HandDetector defaults (tile levels {list(TILE_LEVELS)}, native views) "
+                           "with body_finder.BodySettings() defaults; 'before': the same without the finer tiles "
+                           "and native views; timings on a 2-core machine shared with other jobs",
                            "unit": "error: px at the 320 crop of 2.2 l around the labelled hand; hand sizes: l, "
                                    "scene pixels (1024x768 scenes)", **out})
         print(f"wrote {write}")

@@ -163,6 +163,13 @@ def detector():
         yield d
 
 
+@pytest.fixture(scope="module")
+def body_detector():
+    """The body pass with the half-side tiles only: the finer tiles find many of these hands first."""
+    with HandDetector(max_num_hands=4, body=BodySettings(), tile_levels=(2,)) as d:
+        yield d
+
+
 def test_no_hands_on_empty_or_hand_free_scenes(detector):
     assert detector.detect(np.full((480, 640, 3), 128, np.uint8)) == []
     assert detector.detect(background("coins")) == []
@@ -180,7 +187,7 @@ def test_the_cameraman_is_a_person_with_two_arms():
     assert sorted(a.side for a in arms) == ["left", "right"]
 
 
-def test_a_small_hand_of_a_person_seen_whole_is_found_by_the_body_pass(detector, labelled_photos):
+def test_a_small_hand_of_a_person_seen_whole_is_found_by_the_body_pass(detector, body_detector, labelled_photos):
     folder, entries = labelled_photos
     entry = entries[0]
     photo, label = read_image(folder / entry["image"]), np.array(entry["keypoints_2d"])
@@ -191,15 +198,16 @@ def test_a_small_hand_of_a_person_seen_whole_is_found_by_the_body_pass(detector,
         finder.close()
     right = next(a for a in arms if a.side == "right")
     composite = person_composite(person_photos()["camera"], right, photo, label, "immunohistochemistry", 28, seed=17)
-    found = detector.detect(composite.image)
+    found = body_detector.detect(composite.image)
     match = match_detection(found, composite.labels[0][:, :2], composite.labels[0][:, 2])
     assert match is not None and match.found_by == "body"
+    assert match_detection(detector.detect(composite.image), composite.labels[0][:, :2]) is not None
     alone = hand_composite(photo, label, "brick", 28, seed=17)
     assert build_composites([photo], [label], sizes=(20,))[0].hand_px == [20.0] and alone.labels.shape == (1, 21, 3)
     assert set(HAND_FREE) >= {"brick", "coins"}
 
 
-def test_a_rendered_hand_at_the_wrist_of_a_person_seen_whole_is_found_by_the_body_pass(detector):
+def test_a_rendered_hand_at_the_wrist_of_a_person_seen_whole_is_found_by_the_body_pass(body_detector):
     """Runs without ../shared: the project's own rendered hand (smoke profile scenes), pasted small
     at the cameraman's wrist, is missed by the hand and tile passes and found through his arm."""
     from wildhands.config import load_profile
@@ -224,7 +232,7 @@ def test_a_rendered_hand_at_the_wrist_of_a_person_seen_whole_is_found_by_the_bod
         image, hands = render_scene(model, config, scene, assets=assets)
         labels = np.c_[hands[0]["keypoints_2d"], np.ones(21)]
         composite = person_composite(people["camera"], arms[side], image, labels, "brick", size, seed=scene)
-        match = match_detection(detector.detect(composite.image), composite.labels[0][:, :2])
+        match = match_detection(body_detector.detect(composite.image), composite.labels[0][:, :2])
         outcomes.append(None if match is None else match.found_by)
         if outcomes[-1] == "body":
             # the side is the pose model's for the arm it saw (on a small side-on person it may swap the arms)
@@ -253,3 +261,30 @@ def test_several_people_by_painting_out_each_one_found():
     assert [tuple(points[0]) for points, _ in found] == [(100.0, 100.0), (400.0, 200.0)]
     finder.settings = BodySettings(max_people=1)
     assert len(finder.people(image)) == 1
+
+
+def test_a_small_arms_hand_is_also_searched_at_the_photos_resolution():
+    from wildhands.data.body_finder import NATIVE_VIEW_SIDE, arm_views
+
+    settings = BodySettings()
+    large = arm_views((768, 1024, 3), (500.0, 400.0, 100.0), settings)
+    assert [round(v.size) for v in large] == [220, 300, 400] and {v.out_size for v in large} == {320}
+    *crops, native = arm_views((768, 1024, 3), (500.0, 400.0, 20.0), settings)
+    assert len(crops) == 3 and native.zoom == pytest.approx(1.0) and native.out_size == NATIVE_VIEW_SIDE
+    assert len(arm_views((768, 1024, 3), (500.0, 400.0, 20.0), settings, native_view=False)) == 3
+    # the magnified crops show nothing, the native window shows the hand: found, in image pixels
+    arm = _arm((300, 300), (300, 330), (302, 336), (298, 336))     # a forearm of 30 px: a 21 px hand
+    seen = []
+
+    def run_hands(crop):
+        seen.append(crop.shape[0])
+        if crop.shape[0] != NATIVE_VIEW_SIDE:
+            return []
+        size = hand_size(arm, settings)
+        return [_hand((crop.shape[1] / 2, crop.shape[0] / 2), size=size, score=0.9)]
+
+    (hand,) = _finder_with(arm).find_hands(np.zeros((768, 1024, 3), np.uint8), [], run_hands)
+    assert seen == [320, 320, 320, NATIVE_VIEW_SIDE] and hand.found_by == "body"
+    cx, cy, size = hand_box(arm, settings)
+    assert crop_box(hand.keypoints_2d, None, 1.0) == pytest.approx((cx, cy, size), abs=0.5)
+    assert _finder_with(arm).find_hands(np.zeros((768, 1024, 3), np.uint8), [], run_hands, native_view=False) == []

@@ -197,3 +197,107 @@ def test_sigma_rule_file(tmp_path):
         sigma_rule_from_file(bad)
     with pytest.raises(ValueError, match="sigma rule"):
         KeypointSigmaRule(sigma_floor_px=0.0, gain=1.0, sigma_max_px=10.0)
+
+
+def test_tile_origins_cover_the_side_with_half_tile_overlaps():
+    from wildhands.data.detector import tile_origins
+
+    # the half-side tiles of a 1024 x 768 photo: the 3 x 3 grid of before
+    assert tile_origins(1024, 512) == [0, 256, 512] and tile_origins(768, 512) == [0, 128, 256]
+    assert tile_origins(100, 512) == [0] and tile_origins(512, 512) == [0]
+    for length, size in ((1024, 256), (768, 170), (1000, 333)):
+        starts = tile_origins(length, size)
+        assert starts[0] == 0 and starts[-1] == length - size
+        assert max(np.diff(starts)) <= size / 2 + 1        # neighbours overlap by half a tile at least
+
+
+def test_small_hands_get_a_view_at_the_photos_resolution():
+    from wildhands.data.detector import NATIVE_VIEW_SIDE, refine_views
+
+    large = refine_views((768, 1024, 3), (500.0, 400.0, 2.2 * 100), mirror=False)
+    assert len(large) == 1 and large[0].out_size == 320                 # magnified 1.45 times: the crop alone
+    crop, native = refine_views((768, 1024, 3), (500.0, 400.0, 2.2 * 20), mirror=True)
+    assert crop.zoom > 7 and crop.mirrored and native.mirrored
+    assert native.zoom == pytest.approx(1.0) and native.out_size == NATIVE_VIEW_SIDE
+    assert len(refine_views((768, 1024, 3), (500.0, 400.0, 44.0), False, native_view=False)) == 1
+
+
+class _SquareHands:
+    """A stand-in for MediaPipe's hand pass: a view shows a hand where the photo has its white
+    square, when the square fills at least ``min_fraction`` of the view's longer side (the palm
+    detector's limit) and the view is ``seen`` (by its side in px; None: every view)."""
+
+    def __init__(self, min_fraction=0.1, seen=None):
+        self.min_fraction, self.seen, self.views = min_fraction, seen, []
+
+    def __call__(self, view, found_by="hand"):
+        self.views.append(view.shape[:2])
+        ys, xs = np.nonzero(view[..., 0] > 200)
+        if not len(xs) or (self.seen is not None and max(view.shape[:2]) not in self.seen):
+            return []
+        side = xs.max() - xs.min() + 1
+        if side < self.min_fraction * max(view.shape[:2]):
+            return []
+        hand = _detection(((xs.min() + xs.max()) / 2, (ys.min() + ys.max()) / 2), size=float(side))
+        hand.found_by = found_by
+        return [hand]
+
+
+def _offline_detector(hand_pass, **settings):
+    """A ``HandDetector`` whose hand pass is ``hand_pass`` (no MediaPipe graph)."""
+    from wildhands.data.detector import TILE_LEVELS
+
+    detector = HandDetector.__new__(HandDetector)
+    detector.max_num_hands, detector.second_pass, detector.tiles = 4, True, True
+    detector.sigma = KeypointSigmaRule(2.0, 1.0, 20.0)
+    detector.tile_levels, detector.native_view = settings.get("tile_levels", TILE_LEVELS), True
+    detector._hands, detector._body = object(), None
+    detector._run = hand_pass
+    return detector
+
+
+def test_finer_tiles_find_a_small_hand_that_a_second_view_confirms():
+    photo = np.full((768, 1024, 3), 90, np.uint8)
+    photo[400:424, 600:624] = 255                   # a 24 px hand: 14 % of a 1/6 tile, 9 % of a 1/4 one
+    (hand,) = _offline_detector(_SquareHands()).detect(photo)
+    assert hand.found_by == "tile" and set(hand.passes) == {"first", "crop", "flipped"}
+    assert crop_box(hand.keypoints_2d, None, 1.0)[:2] == pytest.approx((611.5, 411.5), abs=1)
+    # the 2.2 l crops (320 px, magnified 6 times) show nothing; the native views (192 px) confirm it
+    hand_pass = _SquareHands(seen={1024 // 6, 192})
+    (hand,) = _offline_detector(hand_pass).detect(photo)
+    assert set(hand.passes) == {"first", "crop", "flipped"} and (320, 320) in hand_pass.views
+    # a single reading on a fine tile (a texture MediaPipe takes for a hand) is no hand
+    assert _offline_detector(_SquareHands(seen={1024 // 6})).detect(photo) == []
+    # the half-side tiles alone: too small for them
+    assert _offline_detector(_SquareHands(), tile_levels=(2,)).detect(photo) == []
+
+
+def test_finer_tiles_run_only_when_coarser_ones_find_nothing():
+    photo = np.full((768, 1024, 3), 90, np.uint8)
+    photo[300:360, 200:260] = 255                   # 60 px: 12 % of a half-side tile
+    hand_pass = _SquareHands()
+    (hand,) = _offline_detector(hand_pass).detect(photo)
+    assert hand.found_by == "tile"
+    assert (256, 256) not in hand_pass.views and (170, 170) not in hand_pass.views
+    # a hand the whole photo shows at an ordinary size: no tiles at all
+    photo[300:460, 200:360] = 255
+    hand_pass = _SquareHands()
+    (hand,) = _offline_detector(hand_pass).detect(photo)
+    assert hand.found_by == "hand" and (512, 512) not in hand_pass.views
+    # a small photo: its finer tiles would be magnified views (under MIN_FINE_TILE_SIDE), not searched
+    small = np.full((384, 512, 3), 90, np.uint8)
+    small[200:212, 300:312] = 255
+    hand_pass = _SquareHands()
+    assert _offline_detector(hand_pass).detect(small) == []
+    assert {max(shape) for shape in hand_pass.views} == {512, 256}
+
+
+def test_the_readmes_small_hand_figures_are_the_measured_ones():
+    import subprocess
+    import sys
+
+    from wildhands.paths import PROJECT_ROOT
+
+    script = PROJECT_ROOT / "docs" / "make_detector_results.py"
+    done = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -18,7 +18,9 @@ pinky points; this module owns what follows from them.
    missed in a 512 px view, found in a 384 px one).
 4. ``BodyFinder.find_hands``: for each arm with no hand found near its wrist, the box's crop
    (``crop_scales`` l at ``crop_size`` pixels: first 2.2 l, the scale of the detector's
-   refinement crop, then a wider one if that shows nothing) goes through the caller's hand pass;
+   refinement crop, then a wider one if that shows nothing; for a small hand, whose crops are
+   magnified blurs, last a window of ``NATIVE_VIEW_SIDE`` px at the photo's own resolution:
+   ``arm_views``) goes through the caller's hand pass;
    a hand it finds is kept when its score reaches ``min_hand_score`` and its wrist lies within
    ``max_wrist_offset`` l of the pose wrist. Its side is the body's. ``found_by = "body"``.
 5. ``fallback_keypoints`` (off unless ``low_confidence`` is set): when the hand pass reads nothing
@@ -42,6 +44,10 @@ from wildhands.hand.camera import CROP_SCALE, CROP_SIZE
 # MediaPipe Pose landmark indices per side of the person: elbow, wrist, pinky, index points.
 POSE_ARMS = {"left": (13, 15, 17, 19), "right": (14, 16, 18, 20)}
 MIN_PEOPLE_TILE_SIDE = 160  # smaller tiles are not searched for people (a person there is too small for a hand crop)
+# Views of a small hand at the photo's own resolution (the detector's refinement uses them too): a window
+# this large, MediaPipe's palm-detector input side, tried when a crop would magnify more than this.
+NATIVE_VIEW_SIDE = 192
+MAX_CROP_UPSAMPLING = 2.0
 
 # A right hand, palm towards the camera, fingers up, in units of its length (wrist to middle tip),
 # wrist at the origin, in our keypoint order: an average adult hand drawn from the DESIGN.md
@@ -230,10 +236,12 @@ class BodyFinder:
             arms += arms_from_pose(points, visibility, self.settings.min_wrist_visibility, person=i)
         return arms
 
-    def find_hands(self, image: np.ndarray, found: list, run_hands, arms: list[Arm] | None = None) -> list:
+    def find_hands(self, image: np.ndarray, found: list, run_hands, arms: list[Arm] | None = None,
+                   native_view: bool = True) -> list:
         """The hands of the arms that ``found`` (``detector.Detection``s in image pixels) leaves
         without one. ``run_hands(crop)`` is the hand landmark pass: a crop -> ``Detection``s in
-        crop pixels. ``arms``: the image's arms when already known (else the pose model runs)."""
+        crop pixels. ``arms``: the image's arms when already known (else the pose model runs);
+        ``native_view``: also search small hands at the photo's resolution (``arm_views``)."""
         settings = self.settings
         arms = self.arms(image) if arms is None else arms
         hands = []
@@ -242,8 +250,7 @@ class BodyFinder:
             if any(_covers(d, arm, box, settings) for d in list(found) + hands if not d.low_confidence):
                 continue
             candidates = []
-            for scale in settings.crop_scales:    # the next, wider crop only when one finds nothing
-                transform = make_transform(image.shape, (box[0], box[1], scale * box[2]), settings.crop_size)
+            for transform in arm_views(image.shape, box, settings, native_view):  # the next if one finds none
                 candidates = [d.mapped(transform.to_image, 1.0 / transform.zoom)
                               for d in run_hands(crop_image(image, transform))]
                 candidates = [d for d in candidates
@@ -257,6 +264,21 @@ class BodyFinder:
                 points = fallback_keypoints(arm, settings)
                 hands.append(Detection(points, arm.side, 0.0, tight_box(points), found_by="body", low_confidence=True))
         return hands
+
+
+def arm_views(image_shape, box, settings: BodySettings, native_view: bool = True) -> list:
+    """The crops searched for an arm's hand (``box`` = (cx, cy, expected l)), in the order tried: the
+    ``crop_scales`` at ``crop_size`` px, then, when ``native_view`` and the widest of them magnifies
+    the photo more than ``MAX_CROP_UPSAMPLING``, a window of ``NATIVE_VIEW_SIDE`` px (or the widest
+    crop, when larger) at the photo's own resolution: a 20 px hand magnified 4 times is a blur where
+    the palm detector often sees nothing."""
+    views = [make_transform(image_shape, (box[0], box[1], scale * box[2]), settings.crop_size)
+             for scale in settings.crop_scales]
+    widest = max(settings.crop_scales) * box[2]
+    if native_view and settings.crop_size / widest > MAX_CROP_UPSAMPLING:
+        side = max(widest, float(NATIVE_VIEW_SIDE))
+        views.append(make_transform(image_shape, (box[0], box[1], side), round(side)))
+    return views
 
 
 def _covers(hand, arm: Arm, box, settings: BodySettings) -> bool:

@@ -8,6 +8,8 @@ hand. ``person_photos`` lists the photos of people that installed packages ship.
 cut from its photo as a disc of 1.5 l around the hand (so some wrist or forearm comes along),
 feathered, resized (area-averaged) so the hand's l is the target size, turned, and laid over the
 scene. l: the edge of the tightest square box around the hand's visible keypoints.
+``rendered_close_ups`` gives the project's own rendered hands as close-ups: a labelled set apart
+from the calibration photos, to choose the detector's settings on.
 """
 from __future__ import annotations
 
@@ -15,10 +17,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from wildhands.config import load_profile
 from wildhands.data.body_finder import arms_from_pose
 from wildhands.data.crops import crop_box
-from wildhands.data.detector import keypoint_errors_at_crop, match_detection
+from wildhands.data.detector import HandDetector, keypoint_errors_at_crop, match_detection
 from wildhands.data.images import read_image
+from wildhands.data.synthetic import HandAssets, render_samples
+from wildhands.hand.hand_model import hand_model_from_config
 
 SCENE_SIZE = (768, 1024)   # (H, W) of every composite, pixels
 
@@ -232,7 +237,8 @@ def build_composites(photos, labels, arms=(), sizes=PASTE_SIZES, seed: int = 0) 
 def composite_report(detector, composites, hand_free=()) -> dict:
     """Detection rate and mean 2D error (px at the 320 crop of 2.2 l around the labelled hand) per
     hand-size bin, for hands alone and at a person's wrist, split by the pass that found them
-    (low-confidence guesses counted apart); false hands per hand-free photo; seconds per photo."""
+    (low-confidence guesses counted apart), and the other hands reported in those scenes (each
+    scene holds one); false hands per hand-free photo; seconds per photo."""
     import time
 
     rows, times = [], []
@@ -270,7 +276,8 @@ def composite_report(detector, composites, hand_free=()) -> dict:
                 "by_pass": {name: sum(r["found_by"] == name for r in read) for name in ("hand", "tile", "body")},
                 "low_confidence": len(guessed),
                 "low_confidence_error_px": (round(float(np.mean([r["error_px"] for r in guessed])), 1)
-                                            if guessed else None)}
+                                            if guessed else None),
+                "other_hands": sum(r["others"] for r in group)}
     return {"bins": bins, "rows": rows,
             "false_hands_per_photo": round(float(np.mean(false_hands)), 3) if false_hands else None,
             "hand_free_photos": len(false_hands),
@@ -290,6 +297,27 @@ def labelled_photos(folder) -> tuple[list, list]:
     entries = json.loads(path.read_text())
     return ([read_image(Path(folder) / e["image"]) for e in entries],
             [np.asarray(e["keypoints_2d"], float) for e in entries])
+
+
+def rendered_close_ups(count: int, profile: str = "quick", first_index: int = 20000, max_tries: int = 400
+                       ) -> tuple[list, list]:
+    """``count`` of the project's own rendered hands (the profile's synthetic test renders from
+    ``first_index`` on) that MediaPipe finds at full size, as close-ups in the format of
+    ``labelled_photos``: a labelled set that is not the calibration photos, to choose settings on."""
+    config = load_profile(profile)
+    model = hand_model_from_config(config)
+    assets = HandAssets.of(model)
+    photos, labels = [], []
+    with HandDetector(tiles=False, second_pass=False) as detector:
+        for index in range(first_index, first_index + max_tries):
+            if len(photos) >= count:
+                break
+            sample = render_samples(model, config, "test", [index], assets)[0]
+            keypoints = np.c_[sample["keypoints_2d"], np.ones(21)]
+            if match_detection(detector.detect(sample["image"]), keypoints[:, :2]) is not None:
+                photos.append(sample["image"])
+                labels.append(keypoints)
+    return photos, labels
 
 
 def seconds_per_photo(detector, images, repeats: int = 1) -> float:

@@ -17,9 +17,18 @@ Passes, all with one ``Hands`` object in static-image mode:
    overlapping tiles of half the longer side, which the palm detector sees at twice the
    scale. A hand cut by a tile's inner edge is dropped (a neighbouring tile holds it whole);
    a hand found more than once (box centres closer than half the larger l) is kept once,
-   the highest score winning;
+   the highest score winning. When those tiles find nothing either, finer tiles
+   (``TILE_LEVELS``: 1/4, then 1/6 of the longer side, overlapping by half, at least
+   ``MIN_FINE_TILE_SIDE`` px), each level only when the coarser ones found nothing: the palm
+   detector reads hands of about a tenth of its view and more, so a 20 px hand needs a view of
+   about 200 px. A hand of these finer levels is kept only when a second view (pass 3's crops)
+   finds it again: single readings there are where MediaPipe imagines hands in textures;
 3. per hand, the 2.2 l crop around its keypoints at 320 pixels, and the same crop flipped
-   left-right (``second_pass``): the hand fills the crop as it fills the network's input. A
+   left-right (``second_pass``): the hand fills the crop as it fills the network's input. For
+   a small hand that crop is a magnified blur (a 20 px hand magnified 7 times) where the palm
+   detector often sees nothing; then, for hands found by the tiles or the body pass, that pass
+   is read again on a window of the photo at its own resolution (``NATIVE_VIEW_SIDE`` px, or
+   2.2 l when larger; ``refine_views``). A
    crop pass counts when it finds the same hand at a size within 2/3 to 3/2 of the first
    (MediaPipe sometimes sees a small hand inside a fist on a crop). The hand's keypoints and
    world landmarks become the mean over the passes that found it (the flipped pass mapped
@@ -30,8 +39,8 @@ Passes, all with one ``Hands`` object in static-image mode:
    spread_i the per-axis sample standard deviation of keypoint i over the passes (px of the
    320 crop of 2.2 l). ``sigma_floor``, ``gain`` and ``sigma_max`` come from the file the
    profile's ``[detector] sigma_rule`` names, measured by ``benchmarks/bench_detector.py
-   --write-sigma`` (MediaPipe against the labelled calibration photos). A hand that only one pass found has no sigma (None): callers
-   fall back to the global noise model;
+   --write-sigma`` (MediaPipe against the labelled calibration photos). A hand that only one
+   pass found has no sigma (None): callers fall back to the global noise model;
 4. the body pass (``body_finder``), only on photos where passes 1 and 2 found nothing or only
    small hands (people seen whole or far away): MediaPipe Pose finds the people, and each arm
    whose wrist is visible but holds no hand found so far has its hand searched on a crop built
@@ -47,7 +56,7 @@ from pathlib import Path
 import numpy as np
 
 from wildhands.config import setting, table
-from wildhands.data.body_finder import BodyFinder, BodySettings
+from wildhands.data.body_finder import MAX_CROP_UPSAMPLING, NATIVE_VIEW_SIDE, BodyFinder, BodySettings
 from wildhands.data.crops import crop_box, crop_image, make_transform
 from wildhands.data.detection import Detection, swap_handedness, tight_box
 from wildhands.data.images import check_image
@@ -60,6 +69,14 @@ SECOND_PASS_SCALE = CROP_SCALE
 MAX_DETECTION_SIDE = 1920   # larger photos are downscaled for pass 1 (coordinates mapped back)
 MIN_TILE_SIDE = 64          # photos whose tiles would be smaller are not tiled
 SMALL_HAND = 1 / 8          # hands with l under this fraction of the longer side send the photo to tiles
+# Tile levels (pass 2), as divisions of the longer side, each searched only when the levels before it
+# found nothing: 2, the 3 x 3 tiles of half the side; finer ones overlap by half and keep a hand
+# only when a second view confirms it. Measured by benchmarks/bench_detector.py --composites.
+TILE_LEVELS = (2, 4, 6)
+# Finer tiles smaller than this are not searched: MediaPipe magnifies them to its palm detector's 192 px
+# view, and there it took textures for hands (a flag's stars and a building's windows, 85-150 px tiles of
+# the 512-600 px photos of people that scikit-image and matplotlib ship).
+MIN_FINE_TILE_SIDE = 160
 FOUND_BY = ("hand", "tile", "body")  # the pass that found a hand: the whole photo, a tile, a person's arm
 PASSES = ("first", "crop", "flipped")
 DEFAULT_SIGMA_RULE = "params/detector_sigma.json"  # the measured KeypointSigmaRule (bench_detector.py --write-sigma)
@@ -110,16 +127,24 @@ class HandDetector:
     detection threshold; ``second_pass``: refine each hand on its 2.2 l crop and the flipped
     crop; ``tiles``: search tiles when the whole photo gives nothing or only small hands (pass 2);
     ``sigma``: the per-keypoint uncertainty rule (default: the measured one); ``body``: the body
-    pass (pass 4) with these ``body_finder.BodySettings`` (None: off). Use as a context manager,
-    or call ``close()``.
+    pass (pass 4) with these ``body_finder.BodySettings`` (None: off); ``tile_levels``: pass 2's
+    levels (``TILE_LEVELS``; ``(2,)``: the half-side tiles only); ``native_view``: passes 3 and 4
+    read a small hand found by the tiles or the body pass again at the photo's resolution when
+    their magnified crops show nothing. Use as a context manager, or call ``close()``.
     """
 
     def __init__(self, max_num_hands: int = 4, min_detection_confidence: float = 0.3, second_pass: bool = True,
-                 tiles: bool = True, sigma: "KeypointSigmaRule | None" = None, body=None):
+                 tiles: bool = True, sigma: "KeypointSigmaRule | None" = None, body=None,
+                 tile_levels=TILE_LEVELS, native_view: bool = True):
         import mediapipe as mp
 
         if int(max_num_hands) != max_num_hands or max_num_hands < 1:
             raise ValueError(f"max_num_hands: expected a positive integer, got {max_num_hands}")
+        levels = tuple(tile_levels)
+        if not levels or levels[0] != 2 or any(int(n) != n for n in levels) or list(levels) != sorted(set(levels)):
+            raise ValueError(f"tile_levels: expected increasing integer divisions of the photo's longer side "
+                             f"starting at 2, got {tile_levels}")
+        self.tile_levels, self.native_view = tuple(int(n) for n in levels), bool(native_view)
         if not 0.0 <= min_detection_confidence <= 1.0:
             raise ValueError(f"min_detection_confidence: expected a value in [0, 1], got {min_detection_confidence}")
         self.max_num_hands = int(max_num_hands)
@@ -165,14 +190,21 @@ class HandDetector:
         small = image if factor == 1.0 else _resize(image, factor)
         found = self._run(small)
         if self.tiles and _needs_tiles(found, small.shape):
-            found = merge_detections(found + self._tiled(small), self.max_num_hands)
+            for level, parts in enumerate(self.tile_levels):
+                if level and (found or max(small.shape[:2]) // parts < MIN_FINE_TILE_SIDE):
+                    break
+                hands = self._tiled(small, parts)
+                if level:   # finer tiles: a hand only when a second view sees it too
+                    hands = [h for h in (self._refine(small, h) for h in hands) if len(h.passes) > 1]
+                found = merge_detections(found + hands, self.max_num_hands)
         # only photos whose hands are all small (or absent) can hold people seen whole
         people_likely = _needs_tiles(found, small.shape)
         found = [d.mapped(lambda p: (p + 0.5) / factor - 0.5, 1.0 / factor) for d in found]
         if self._body is not None and people_likely and len(found) < self.max_num_hands:
-            found = merge_detections(found + self._body.find_hands(image, found, self._run), self.max_num_hands)
-        if self.second_pass:
-            found = [d if d.low_confidence else self._refine(image, d) for d in found]
+            body = self._body.find_hands(image, found, self._run, native_view=self.native_view)
+            found = merge_detections(found + body, self.max_num_hands)
+        if self.second_pass:   # hands confirmed on finer tiles hold their crop passes already
+            found = [d if d.low_confidence or len(d.passes) > 1 else self._refine(image, d) for d in found]
         return found
 
     def _run(self, image: np.ndarray, found_by: str = "hand") -> list[Detection]:
@@ -185,32 +217,58 @@ class HandDetector:
         box = crop_box(det.keypoints_2d, None, SECOND_PASS_SCALE)
         views = {}
         for name, mirror in (("crop", False), ("flipped", True)):
-            transform = make_transform(image.shape, box, SECOND_PASS_SIZE, mirror=mirror)
-            for candidate in self._run(crop_image(image, transform)):
-                seen = candidate.mapped(transform.to_image, 1.0 / transform.zoom, mirrored=mirror)
-                if _same_hand_and_size(det.keypoints_2d, seen.keypoints_2d):
-                    views[name] = seen
+            # a hand the whole photo showed is refined as it always was (no cost on such photos)
+            native = self.native_view and det.found_by != "hand"
+            for transform in refine_views(image.shape, box, mirror, native):
+                for candidate in self._run(crop_image(image, transform)):
+                    seen = candidate.mapped(transform.to_image, 1.0 / transform.zoom, mirrored=mirror)
+                    if _same_hand_and_size(det.keypoints_2d, seen.keypoints_2d):
+                        views[name] = seen
+                        break
+                if name in views:
                     break
         return combine_passes(det, views, self.sigma)
 
-    def _tiled(self, image: np.ndarray) -> list[Detection]:
-        """Pass 2: the hands found whole on overlapping tiles of half the longer side.
+    def _tiled(self, image: np.ndarray, parts: int = 2) -> list[Detection]:
+        """Pass 2: the hands found whole on overlapping tiles of 1/``parts`` of the longer side
+        (``tile_origins``), each found hand once.
 
         A hand cut by a tile's inner edge gives MediaPipe a partial view and wrong keypoints;
         its neighbouring tiles hold it whole (the tiles overlap by half), so it is dropped.
         """
         h, w = image.shape[:2]
-        size = max(h, w) // 2
+        size = max(h, w) // parts
         if size < MIN_TILE_SIDE:
             return []
         found = []
-        for y0 in np.linspace(0, max(h - size, 0), 3).astype(int):
-            for x0 in np.linspace(0, max(w - size, 0), 3).astype(int):
+        for y0 in tile_origins(h, size):
+            for x0 in tile_origins(w, size):
                 tile = image[y0:y0 + size, x0:x0 + size]
                 inner = (x0 > 0, y0 > 0, x0 + tile.shape[1] < w, y0 + tile.shape[0] < h)
                 found += [d.mapped(lambda p, o=(x0, y0): p + o, 1.0) for d in self._run(tile, "tile")
                           if not _touches(d.keypoints_2d, tile.shape, inner)]
-        return found
+        return merge_detections(found, len(found))
+
+
+def tile_origins(length: int, size: int) -> list[int]:
+    """Tile origins along a side of ``length`` px for tiles of ``size``: evenly spaced from 0 to
+    ``length - size``, at least 3 and as many as keep neighbours overlapping by half a tile."""
+    if length <= size:
+        return [0]
+    count = max(3, int(np.ceil(2 * (length - size) / size)) + 1)
+    return sorted({int(v) for v in np.linspace(0, length - size, count)})
+
+
+def refine_views(image_shape, box, mirror: bool, native_view: bool = True) -> list:
+    """Pass 3's views of one hand (``box`` = (cx, cy, 2.2 l)), in the order tried: the crop at
+    ``SECOND_PASS_SIZE`` px; when that magnifies the photo more than ``MAX_CROP_UPSAMPLING`` and
+    ``native_view``, a window of ``NATIVE_VIEW_SIDE`` px (or the box, when larger) at the photo's
+    own resolution."""
+    views = [make_transform(image_shape, box, SECOND_PASS_SIZE, mirror=mirror)]
+    if native_view and views[0].zoom > MAX_CROP_UPSAMPLING:
+        side = max(float(box[2]), float(NATIVE_VIEW_SIDE))
+        views.append(make_transform(image_shape, (box[0], box[1], side), round(side), mirror=mirror))
+    return views
 
 
 def _same_hand_and_size(first: np.ndarray, other: np.ndarray) -> bool:

@@ -1,0 +1,74 @@
+"""The README's table of small hands found in full scenes, written from params/detector_composites.json.
+
+    .venv/bin/python docs/make_detector_results.py            # rewrite the table between the README's markers
+    .venv/bin/python docs/make_detector_results.py --check    # exit 1 if the README's table disagrees
+
+``benchmarks/bench_detector.py --composites --write-composites params/detector_composites.json``
+measures the detector on labelled close-ups pasted small into scikit-image's photos (issue 17),
+now and as it was before its finer tiles and native views. Nothing here is typed by hand: after a
+new measurement, run this script; tests/test_detector.py fails until the README agrees with the file.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from make_architecture import ROOT, replace_between
+
+README = ROOT / "README.md"
+METRICS = ROOT / "params" / "detector_composites.json"
+BEGIN, END = "<!-- detector:begin (docs/make_detector_results.py) -->", "<!-- detector:end -->"
+
+
+def _cell(row: dict) -> str:
+    error = "-" if row["mean_error_px"] is None else f"{row['mean_error_px']:.1f}"
+    return f"{row['found']}/{row['hands']} ({100 * row['rate']:.0f} %), {error}"
+
+
+def detector_table(metrics: dict) -> str:
+    """The caption and markdown table of the composites' figures, now against before."""
+    before = metrics.get("before")
+    if before is None:
+        raise KeyError(f"{METRICS.name}: no 'before' entry; re-measure with benchmarks/bench_detector.py --composites")
+    speed = metrics["seconds_per_photo"]
+    lines = [f"Hands found, and their mean 2D error (px at 320) over the found ones, by hand size l (scene px) in "
+             f"1024 x 768 scenes: {metrics['labelled_hands']} labelled close-ups pasted at each size, alone or at a "
+             f"person's wrist (`{METRICS.relative_to(ROOT)}`):", "",
+             "| hands | found now, error | before (half-side tiles, magnified crops) |", "|---|---|---|"]
+    for name, row in metrics["bins"].items():
+        lines.append(f"| {name} | {_cell(row)} | {_cell(before['bins'][name])} |")
+    lines.append(f"| false hands per hand-free photo ({metrics['hand_free_photos']}) | "
+                 f"{metrics['false_hands_per_photo']:.2f} | {before['false_hands_per_photo']:.2f} |")
+    lines.append(f"| other hands reported in the scenes | {sum(r['other_hands'] for r in metrics['bins'].values())} | "
+                 f"{sum(r['other_hands'] for r in before['bins'].values())} |")
+    for kind in ("close-ups found", "hand-free"):
+        lines.append(f"| seconds per photo, {kind} (2 shared cores) | {speed[kind]['body_on_s']:.2f} | "
+                     f"{speed[kind]['before_s']:.2f} |")
+    return "\n".join(lines)
+
+
+def readme_with_table(readme: str, metrics: dict) -> str:
+    """``readme`` with the generated table between its detector markers."""
+    return replace_between(readme, BEGIN, END, detector_table(metrics), str(README))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only check that the README's table is current")
+    args = parser.parse_args(argv)
+    readme = README.read_text()
+    current = readme_with_table(readme, json.loads(METRICS.read_text()))
+    if args.check:
+        if current != readme:
+            print(f"{README}'s detector table disagrees with {METRICS}: run docs/make_detector_results.py",
+                  file=sys.stderr)
+            return 1
+        return 0
+    README.write_text(current)
+    print(f"wrote the detector table of {README} from {METRICS}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
