@@ -121,6 +121,23 @@ def replace_between(document: str, begin: str, end: str, text: str, name: str = 
     return f"{head}{begin}\n{text}\n{end}{tail}"
 
 
+def update_document(argv, description: str, path: Path, current: str, source: str, script: str) -> int:
+    """The entry point of a script that writes a table into ``path``: ``current`` is the document as it
+    should read (from ``source``); with ``--check`` in ``argv``, exit 1 when ``path`` differs, else
+    write it."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--check", action="store_true", help="only check that the document's table is current")
+    args = parser.parse_args(argv)
+    if args.check:
+        if current != path.read_text():
+            print(f"{path}'s table disagrees with {source}: run {script}", file=sys.stderr)
+            return 1
+        return 0
+    path.write_text(current)
+    print(f"wrote the table of {path} from {source}")
+    return 0
+
+
 def with_table(document: str, table: str) -> str:
     """architecture.md's text with ``table`` between its module markers."""
     return replace_between(document, BEGIN, END, table, str(DOC))

@@ -10,11 +10,9 @@ new measurement, run this script; tests/test_detector.py fails until the README 
 """
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 
-from make_architecture import ROOT, replace_between
+from make_architecture import ROOT, replace_between, update_document
 
 README = ROOT / "README.md"
 METRICS = ROOT / "params" / "detector_composites.json"
@@ -54,20 +52,9 @@ def readme_with_table(readme: str, metrics: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only check that the README's table is current")
-    args = parser.parse_args(argv)
-    readme = README.read_text()
-    current = readme_with_table(readme, json.loads(METRICS.read_text()))
-    if args.check:
-        if current != readme:
-            print(f"{README}'s detector table disagrees with {METRICS}: run docs/make_detector_results.py",
-                  file=sys.stderr)
-            return 1
-        return 0
-    README.write_text(current)
-    print(f"wrote the detector table of {README} from {METRICS}")
-    return 0
+    current = readme_with_table(README.read_text(), json.loads(METRICS.read_text()))
+    return update_document(argv, __doc__.splitlines()[0], README, current, str(METRICS),
+                           "docs/make_detector_results.py")
 
 
 if __name__ == "__main__":

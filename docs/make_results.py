@@ -11,11 +11,9 @@ this script, and tests/test_docs.py fails until the README agrees with the check
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
-from make_architecture import ROOT, replace_between
+from make_architecture import ROOT, replace_between, update_document
 
 from wildhands.net.checkpoints import read_checkpoint
 
@@ -59,19 +57,8 @@ def readme_with_results(readme: str, payload: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only check that the README's table is current")
-    args = parser.parse_args(argv)
-    readme = README.read_text()
-    current = readme_with_results(readme, read_checkpoint(CHECKPOINT))
-    if args.check:
-        if current != readme:
-            print(f"{README}'s results table disagrees with {CHECKPOINT}: run docs/make_results.py", file=sys.stderr)
-            return 1
-        return 0
-    README.write_text(current)
-    print(f"wrote the results table of {README} from {CHECKPOINT}")
-    return 0
+    current = readme_with_results(README.read_text(), read_checkpoint(CHECKPOINT))
+    return update_document(argv, __doc__.splitlines()[0], README, current, str(CHECKPOINT), "docs/make_results.py")
 
 
 if __name__ == "__main__":

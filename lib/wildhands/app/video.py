@@ -456,7 +456,7 @@ class VideoPredictor:
         sides = {t.track_id: t.side for t in tracks}
         config = self.predictor.config
         refine = self.predictor.inference.refine
-        sigma = refine.keypoint_sigma_scale * DetectorNoise.from_config(config).keypoint_sigma_px
+        sigma = refine.detector_sigma_px(DetectorNoise.from_config(config).keypoint_sigma_px)
         world_sigma = refine.world_sigma_mm / 1000.0
         num_params = VectorLayout(self.num_betas, log_scale=True).size(self.hand_model.num_pca_comps)
         jobs = []

@@ -25,7 +25,7 @@ import numpy as np
 
 from wildhands.config import TableSettings, setting
 from wildhands.hand import keypoints as kp
-from wildhands.hand.camera import CROP_SIZE, rotation_z, tight_square
+from wildhands.hand.camera import CROP_SIZE, rotation_matrices, rotation_z, tight_square
 from wildhands.paths import PROJECT_ROOT
 
 # Fallback mean Euclidean error (px at the 320 crop) of a MediaPipe keypoint by joint level,
@@ -209,14 +209,10 @@ class WorldLandmarkNoise:
 
 
 def _random_turns(rng: np.random.Generator, count: int, sigma: float) -> np.ndarray:
-    """(count, 3, 3) rotations about uniform axes by normal angles of ``sigma`` rad (Rodrigues)."""
+    """(count, 3, 3) rotations about uniform axes by normal angles of ``sigma`` rad."""
     axis = rng.normal(size=(count, 3))
     axis /= np.linalg.norm(axis, axis=1, keepdims=True)
-    angle = rng.normal(0.0, sigma, (count, 1, 1))
-    cross = np.zeros((count, 3, 3))
-    cross[:, 0, 1], cross[:, 0, 2], cross[:, 1, 2] = -axis[:, 2], axis[:, 1], -axis[:, 0]
-    cross -= cross.transpose(0, 2, 1)
-    return np.eye(3) + np.sin(angle) * cross + (1 - np.cos(angle)) * cross @ cross
+    return rotation_matrices(axis * rng.normal(0.0, sigma, (count, 1)))
 
 
 def world_landmarks(joints: np.ndarray, rng: np.random.Generator, noise: WorldLandmarkNoise) -> np.ndarray:

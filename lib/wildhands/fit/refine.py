@@ -121,6 +121,10 @@ class RefineSettings:
         without the detector's 3D keypoints (``energy_for``); the anchor is ``anchor_sigma``."""
         return FitSettings(self.energy_for(with_3d), self.options_for(sources))
 
+    def detector_sigma_px(self, sigma_px) -> np.ndarray:
+        """The expected error the refinement gives a detector keypoint whose measured one is ``sigma_px``."""
+        return np.asarray(sigma_px, np.float64) * self.keypoint_sigma_scale
+
     def keypoint_weights(self, source: str, confidence=None, sigma_px=None) -> np.ndarray:
         """Per-keypoint weights p_i of eq. 10 when refining a prediction from keypoints of ``source``.
 
@@ -135,7 +139,7 @@ class RefineSettings:
         if source not in KEYPOINT_SOURCES:
             raise ValueError(f"keypoint source: expected one of {', '.join(KEYPOINT_SOURCES)}, got {source!r}")
         if source == "detector" and sigma_px is not None:
-            sigma = np.asarray(sigma_px, np.float64) * self.keypoint_sigma_scale
+            sigma = self.detector_sigma_px(sigma_px)
             if sigma.shape != (kp.NUM_KEYPOINTS,) or not (np.isfinite(sigma) & (sigma > 0)).all():
                 raise ValueError(f"sigma_px: expected {kp.NUM_KEYPOINTS} finite values > 0, got {sigma}")
         elif source == "detector":
