@@ -6,9 +6,15 @@ gives them, else from forward-mode autodiff (one pass per parameter, all problem
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
+
+# Problems whose normal equations have at most this many entries (batch x P x P) run with one
+# intra-op thread: their operations are too small to gain from a second one, and a parallel
+# region waits for a core to wake (milliseconds each when the cores are shared).
+SINGLE_THREAD_ENTRIES = 1 << 16
 
 
 def _jacobian(residual_fn, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -21,6 +27,20 @@ def _jacobian(residual_fn, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     basis = torch.eye(num_params, dtype=x.dtype, device=x.device)[:, None, :].expand(num_params, batch, num_params)
     primal, columns = torch.func.vmap(lambda v: torch.func.jvp(residual_fn, (x,), (v,)))(basis)
     return primal[0], columns.permute(1, 2, 0)
+
+
+@contextlib.contextmanager
+def _intra_op_threads(count: int | None):
+    """torch's intra-op threads set to ``count`` inside the block (None: unchanged), restored after."""
+    before = torch.get_num_threads()
+    if count is None or count == before:
+        yield
+        return
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @dataclass
@@ -71,7 +91,16 @@ def levenberg_marquardt(residual_fn, x0: torch.Tensor, data: tuple = (), jacobia
     Jacobian comes from forward-mode autodiff. Damping is Marquardt's (lambda * diag(J^T J)),
     updated per problem as Nielsen's. A problem stops when an accepted step lowers its energy
     by less than ``ftol`` (relative), its step or gradient vanishes, or its damping explodes.
+    Small batches (at most ``SINGLE_THREAD_ENTRIES`` entries of normal equations) run with one
+    intra-op thread, the caller's residual and Jacobian functions included; the setting is restored.
     """
+    single = x0.shape[0] * x0.shape[1] ** 2 <= SINGLE_THREAD_ENTRIES
+    with _intra_op_threads(1 if single else None):
+        return _levenberg_marquardt(residual_fn, x0, data, jacobian_fn, iterations, damping, ftol, xtol, gtol,
+                                    progress)
+
+
+def _levenberg_marquardt(residual_fn, x0, data, jacobian_fn, iterations, damping, ftol, xtol, gtol, progress):
     x = x0.clone()
     batch = x.shape[0]
     cost = residual_fn(x, *data).square().sum(1)

@@ -1,0 +1,58 @@
+"""The Levenberg-Marquardt solver's speed measures (fit.lm): same results, threads restored."""
+import torch
+
+from wildhands.fit import lm
+
+
+def _problem(batch: int, size: int):
+    """A batch of small nonlinear least-squares problems: r = (x^2 - target, x - 1)."""
+    target = torch.linspace(0.5, 2.0, batch * size, dtype=torch.float64).reshape(batch, size)
+
+    def residual_fn(x, t):
+        return torch.cat([x.square() - t, 0.1 * (x - 1)], 1)
+
+    def jacobian_fn(x, t):
+        eye = torch.eye(x.shape[1], dtype=x.dtype).expand(x.shape[0], -1, -1)
+        return residual_fn(x, t), torch.cat([2 * x[:, :, None] * eye, 0.1 * eye], 1)
+    return residual_fn, jacobian_fn, torch.full_like(target, 0.3), target
+
+
+def test_small_problems_run_on_one_thread_and_restore_the_setting():
+    residual_fn, jacobian_fn, x0, target = _problem(2, 5)
+    seen = []
+
+    def watched(x, t):
+        seen.append(torch.get_num_threads())
+        return jacobian_fn(x, t)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        state = lm.levenberg_marquardt(residual_fn, x0, (target,), jacobian_fn=watched, iterations=20)
+        assert torch.get_num_threads() == 2
+        assert seen and set(seen) == {1}
+        # The same problem with the solver's threads left alone gives the same answer.
+        limit, lm.SINGLE_THREAD_ENTRIES = lm.SINGLE_THREAD_ENTRIES, 0
+        try:
+            seen.clear()
+            threaded = lm.levenberg_marquardt(residual_fn, x0, (target,), jacobian_fn=watched, iterations=20)
+        finally:
+            lm.SINGLE_THREAD_ENTRIES = limit
+        assert set(seen) == {2}
+        torch.testing.assert_close(state.x, threaded.x, rtol=0, atol=1e-12)
+        torch.testing.assert_close(state.x, target.sqrt(), rtol=0, atol=1e-2)
+        assert torch.equal(state.iterations, threaded.iterations)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_threads_restored_when_the_residuals_raise():
+    residual_fn, jacobian_fn, x0, target = _problem(1, 3)
+
+    def failing(x, t):
+        raise RuntimeError("boom")
+    before = torch.get_num_threads()
+    try:
+        lm.levenberg_marquardt(residual_fn, x0, (target,), jacobian_fn=failing)
+    except RuntimeError:
+        pass
+    assert torch.get_num_threads() == before
