@@ -51,22 +51,12 @@ class LMState:
     converged: torch.Tensor    # (B,) bool
 
 
-def _refresh_normal_equations(residual_fn, jacobian_fn, x, data, todo, stale, jtj, grad):
-    """J^T J (B, P, P) and J^T r (B, P) at the current x, recomputed for the problems of ``todo``
-    whose x changed (``stale``, then cleared); allocated on the first call (``jtj`` None)."""
-    update = todo[stale[todo]]
-    if update.numel():
-        sub = tuple(d.index_select(0, update) for d in data)
-        xu = x.index_select(0, update)
-        r, jac = (_jacobian(lambda v: residual_fn(v, *sub), xu) if jacobian_fn is None  # noqa: B023
-                  else jacobian_fn(xu, *sub))
-        if jtj is None:
-            jtj = x.new_zeros(x.shape[0], x.shape[1], x.shape[1])
-            grad = x.new_zeros(x.shape[0], x.shape[1])
-        jtj[update] = jac.transpose(1, 2) @ jac
-        grad[update] = (jac.transpose(1, 2) @ r[..., None])[..., 0]
-        stale[update] = False
-    return jtj, grad
+def _normal_equations(residual_fn, jacobian_fn, x: torch.Tensor, data: tuple):
+    """Residuals r (b, M), J^T J (b, P, P) and J^T r (b, P) at x (b, P)."""
+    r, jac = (_jacobian(lambda v: residual_fn(v, *data), x) if jacobian_fn is None
+              else jacobian_fn(x, *data))
+    jac_t = jac.transpose(1, 2)
+    return r, jac_t @ jac, (jac_t @ r[..., None])[..., 0]
 
 
 def _damped_step(a: torch.Tensor, g: torch.Tensor, lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -74,9 +64,12 @@ def _damped_step(a: torch.Tensor, g: torch.Tensor, lam: torch.Tensor) -> tuple[t
     an unsolvable problem's step is -g (it is rejected)."""
     diag = a.diagonal(dim1=1, dim2=2)
     diag = diag.clamp_min(1e-12 * diag.amax(1, keepdim=True).clamp_min(1e-30))
-    chol, info = torch.linalg.cholesky_ex(a + torch.diag_embed(lam[:, None] * diag))
+    damped = a.clone()
+    damped.diagonal(dim1=1, dim2=2).add_(lam[:, None] * diag)
+    chol, info = torch.linalg.cholesky_ex(damped)
     solvable = info == 0
-    chol = torch.where(solvable[:, None, None], chol, torch.eye(chol.shape[-1], dtype=a.dtype, device=a.device))
+    if not bool(solvable.all()):
+        chol = torch.where(solvable[:, None, None], chol, torch.eye(chol.shape[-1], dtype=a.dtype, device=a.device))
     return -torch.cholesky_solve(g[..., None], chol)[..., 0], solvable
 
 
@@ -103,37 +96,52 @@ def levenberg_marquardt(residual_fn, x0: torch.Tensor, data: tuple = (), jacobia
 def _levenberg_marquardt(residual_fn, x0, data, jacobian_fn, iterations, damping, ftol, xtol, gtol, progress):
     x = x0.clone()
     batch = x.shape[0]
-    cost = residual_fn(x, *data).square().sum(1)
+    if iterations > 0:  # the first step needs the normal equations at x0: their residuals give its cost
+        r, jtj, grad = _normal_equations(residual_fn, jacobian_fn, x, data)
+        cost = r.square().sum(1)
+    else:
+        cost = residual_fn(x, *data).square().sum(1)
     lam = torch.full((batch,), damping, dtype=x.dtype, device=x.device)
     nu = torch.full_like(lam, 2.0)
     done = ~torch.isfinite(cost)
     count = torch.zeros(batch, dtype=torch.long, device=x.device)
-    # Normal equations at the current x, recomputed only where a step was accepted.
-    stale = torch.ones(batch, dtype=torch.bool, device=x.device)
-    jtj = grad = None
+    # Normal equations at the current x, recomputed only where a step was accepted (stale).
+    stale = torch.zeros(batch, dtype=torch.bool, device=x.device)
     for _ in range(iterations):
         idx = (~done).nonzero().squeeze(1)
         if idx.numel() == 0:
             break
-        jtj, grad = _refresh_normal_equations(residual_fn, jacobian_fn, x, data, idx, stale, jtj, grad)
-        xa, a, g = x.index_select(0, idx), jtj.index_select(0, idx), grad.index_select(0, idx)
-        step, solvable = _damped_step(a, g, lam[idx])
+        # While every problem is active (the usual case for a few hands), no gathering and scattering.
+        whole = idx.numel() == batch
+        take = (lambda t: t) if whole else (lambda t: t.index_select(0, idx))  # noqa: E731
+        sub = tuple(take(d) for d in data)
+        update = stale.nonzero().squeeze(1) if whole else idx[stale.index_select(0, idx)]
+        if update.numel() == batch:
+            _, jtj, grad = _normal_equations(residual_fn, jacobian_fn, x, data)
+        elif update.numel():
+            _, jtj[update], grad[update] = _normal_equations(
+                residual_fn, jacobian_fn, x.index_select(0, update), tuple(d.index_select(0, update) for d in data))
+        xa, a, g, lam_a, nu_a, cost_a = take(x), take(jtj), take(grad), take(lam), take(nu), take(cost)
+        step, solvable = _damped_step(a, g, lam_a)
         x_new = xa + step
-        cost_new = residual_fn(x_new, *(d.index_select(0, idx) for d in data)).square().sum(1)
+        cost_new = residual_fn(x_new, *sub).square().sum(1)
         predicted = -(2 * (step * g).sum(1) + (step[:, None, :] @ a @ step[..., None])[:, 0, 0])
-        gain = (cost[idx] - cost_new) / predicted.clamp_min(1e-300)
-        accept = solvable & torch.isfinite(cost_new) & (cost_new < cost[idx])
+        gain = (cost_a - cost_new) / predicted.clamp_min(1e-300)
+        accept = solvable & torch.isfinite(cost_new) & (cost_new < cost_a)
         small_step = step.norm(dim=1) <= xtol * (xa.norm(dim=1) + xtol)
-        small_drop = accept & (cost[idx] - cost_new <= ftol * cost[idx])
+        small_drop = accept & (cost_a - cost_new <= ftol * cost_a)
         flat = g.abs().amax(1) <= gtol
-        x[idx] = torch.where(accept[:, None], x_new, xa)
-        cost[idx] = torch.where(accept, cost_new, cost[idx])
         shrink = torch.clamp(1 - (2 * gain - 1) ** 3, min=1 / 3)
-        lam[idx] = torch.where(accept, lam[idx] * shrink, lam[idx] * nu[idx])
-        nu[idx] = torch.where(accept, torch.full_like(nu[idx], 2.0), nu[idx] * 2)
-        stale[idx] = accept
-        count[idx] += 1
-        done[idx] = small_step | small_drop | flat | (lam[idx] > 1e16)
+        lam_a = torch.where(accept, lam_a * shrink, lam_a * nu_a)
+        state = (torch.where(accept[:, None], x_new, xa), torch.where(accept, cost_new, cost_a), lam_a,
+                 torch.where(accept, torch.full_like(nu_a, 2.0), nu_a * 2), accept,
+                 small_step | small_drop | flat | (lam_a > 1e16))
+        if whole:
+            x, cost, lam, nu, stale, done = state
+            count += 1
+        else:
+            x[idx], cost[idx], lam[idx], nu[idx], stale[idx], done[idx] = state
+            count[idx] += 1
         if progress is not None:
             progress.update(1)
     return LMState(x=x, cost=cost, iterations=count, converged=done)
