@@ -94,7 +94,7 @@ def measure(predictor, items, truth_depths=None, experiments: bool = False) -> d
     profile = PerspectiveSettings.from_config(predictor.config)
     with tempfile.TemporaryDirectory() as folder:
         for k, (name, image, hand, camera) in enumerate(items):
-            results = predictor.predict(image, hands=[hand])
+            results = predictor.predict(image, hands=[hand], intrinsics=camera)
             if not results:
                 continue
             base = [(dict(r.extras), r.keypoints_2d) for r in results]
@@ -151,8 +151,11 @@ def main() -> None:
     parser.add_argument("--experiments", action="store_true",
                         help="also the pose fit varied: betas freed, PCA pose, focal x2 and x3, fitted to the labels")
     parser.add_argument("--write", default=None, help="write the numbers as JSON here")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting of predict (e.g. refine.projection=weak: the refinement before)")
     args = parser.parse_args()
-    predictor = Predictor(args.checkpoint)
+    overrides = dict(item.split("=", 1) for item in args.set)
+    predictor = Predictor(args.checkpoint, config_overrides=overrides)
     sets = {"fixtures": labelled_photos(FIXTURES)}
     if (Path(args.photos) / "labels.json").is_file():
         sets["real photos"] = labelled_photos(Path(args.photos))

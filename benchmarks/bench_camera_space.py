@@ -54,7 +54,7 @@ def export_cost_ms(predictor, hands, repeats: int = 3) -> float:
     with tempfile.TemporaryDirectory() as folder:
         for hand in hands:
             given = HandInput(hand.keypoints_2d, np.ones(21), hand.handedness, 1.0, "keypoints")
-            results = predictor.predict(hand.image, hands=[given])
+            results = predictor.predict(hand.image, hands=[given], intrinsics=hand.intrinsics)
             place_results(results, hand.intrinsics, predictor.hand_model, "pose",
                           PerspectiveSettings.from_config(predictor.config))
             for _ in range(repeats):
@@ -70,7 +70,10 @@ def main() -> None:
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--photos", default=str(REAL_PHOTOS_DIR), help="folder with labels.json")
     parser.add_argument("--write", default=None, help="write the numbers as JSON here")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting of predict (e.g. refine.projection=weak: the refinement before)")
     args = parser.parse_args()
+    overrides = dict(item.split("=", 1) for item in args.set)
     try:
         photo_hands = labelled_photo_hands(args.photos)
     except FileNotFoundError:
@@ -79,7 +82,8 @@ def main() -> None:
     report = {}
     for variant, refine in (("refined", True), ("network only", False)):
         # the hands come as given keypoints with no detection: the world-landmark term has nothing to use
-        predictor = Predictor(args.checkpoint, refine=refine, config_overrides={"refine.world_sigma_mm": 0.0})
+        predictor = Predictor(args.checkpoint, refine=refine,
+                              config_overrides={"refine.world_sigma_mm": 0.0, **overrides})
         start = time.perf_counter()
         hands = perspective_hands(predictor.hand_model, predictor.config, args.hands)
         rows = evaluate_placement(predictor, hands)

@@ -53,13 +53,18 @@ def main() -> None:
                              "refinement's expected errors follow)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a setting of every refinement (e.g. refine.anchor_pose=8)")
+    parser.add_argument("--depth", type=float, nargs=2, metavar=("NEAR_M", "FAR_M"),
+                        help="photograph the hands by a pinhole camera, the root this far away (metres, uniform); "
+                             "default: the weak-perspective camera")
+    parser.add_argument("--focal-scale", type=float, default=1.0,
+                        help="with --depth: the refinement's focal length times this (a lens guessed wrong)")
     parser.add_argument("--json", type=Path, help="also write the scores here")
     args = parser.parse_args()
     extra = dict(item.split("=", 1) for item in args.set)
     torch.set_num_threads(1)
     world_noise = WorldLandmarkNoise(**{key: float(value) for key, value in
                                         (item.split("=", 1) for item in args.world_noise)})
-    samples, worlds = real_pose_views(args.split, args.count, 0, world_noise)
+    samples, worlds = real_pose_views(args.split, args.count, 0, world_noise, depth_m=args.depth)
     landmarks = landmark_scores(samples, worlds)
     results = {"source": CREDIT, "split": args.split, "count": len(samples), LANDMARKS: landmarks, "checkpoints": {}}
     for checkpoint in args.checkpoint:
@@ -68,7 +73,7 @@ def main() -> None:
         config = apply_overrides(current_inference_config(config), {"noise.error_scale": args.detector_error_scale})
         for keypoints in args.keypoints:
             rows = evaluate(model, config, samples, worlds, keypoints, extra,
-                            None if args.no_refinements else REFINEMENTS)
+                            None if args.no_refinements else REFINEMENTS, focal_scale=args.focal_scale)
             results["checkpoints"][checkpoint][keypoints] = rows
             print(format_table(f"\n{checkpoint}\nDexYCB {args.split} subjects, {len(samples)} poses at random views, "
                                f"{keypoints} keypoints ({CREDIT})", {LANDMARKS: landmarks, **rows}))

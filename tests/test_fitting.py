@@ -9,7 +9,7 @@ from wildhands.config import MissingSetting, load_profile
 from wildhands.fit.fit2d import Fit2D, FitOptions, FitSettings, fit_keypoints_2d
 from wildhands.fit.lm import _jacobian
 from wildhands.hand import keypoints as kp
-from wildhands.hand.camera import axis_angle_to_matrix, weak_perspective_project
+from wildhands.hand.camera import axis_angle_to_matrix, pinhole_project, weak_perspective_project
 from wildhands.hand.hand_model import HandModel
 from wildhands.hand.keypoint_model import KeypointModel
 
@@ -88,6 +88,15 @@ def test_analytic_jacobian_matches_autodiff(tmp_path, pose_space):
     assert r_3d.shape[1] == r_anchor.shape[1] + 63
     torch.testing.assert_close(r_3d, r_auto)
     torch.testing.assert_close(j_3d, j_auto, rtol=1e-9, atol=1e-9)
+    # Under a pinhole camera (the photo's, in crop pixels): the same rows, the same agreement.
+    pinhole = torch.tensor([[900.0, 150.0, 170.0], [400.0, -300.0, 40.0], [2000.0, 160.0, 160.0]],
+                           dtype=torch.float64)
+    extra["pinhole"] = pinhole
+    r_auto, j_auto = _jacobian(lambda v: fit.residuals(v, targets, weights, **extra), x)
+    r_pin, j_pin = fit.residuals_and_jacobian(x, targets, weights, **extra)
+    assert r_pin.shape == r_3d.shape and not torch.allclose(r_pin, r_3d)
+    torch.testing.assert_close(r_pin, r_auto)
+    torch.testing.assert_close(j_pin, j_auto, rtol=1e-9, atol=1e-9)
 
 
 def test_fit_recovers_noise_free_keypoints(toy_model):
@@ -102,6 +111,30 @@ def test_fit_recovers_noise_free_keypoints(toy_model):
     torch.testing.assert_close(reprojected, result.keypoints_2d)
     summary = result.summary()
     assert summary["hands"] == 16 and summary["median_error_px"] < 1.0
+
+
+def test_pinhole_fit_recovers_a_near_hand_that_weak_perspective_cannot(toy_model):
+    """Keypoints of hands 25-40 cm from a camera of focal 600 px (crop pixels): the pinhole fit from
+    the true weak-perspective start explains them; the weak-perspective fit keeps pixels of error."""
+    _, truth = _synthetic(toy_model, 6, seed=2)
+    hand = toy_model(betas=truth["betas"], pose=truth["pose"]).keypoints
+    cam = torch.einsum("bij,bkj->bki", truth["rotation"], hand - hand[:, kp.ROOT:kp.ROOT + 1])
+    focal = 600.0
+    truth["scale"] = focal / torch.linspace(0.25, 0.4, 6, dtype=torch.float64)     # root depth f / s
+    pinhole = torch.tensor([[focal, 140.0, 180.0]], dtype=torch.float64).expand(6, 3)
+    keypoints_2d = pinhole_project(cam, truth["scale"], truth["trans"], pinhole)
+    weak = weak_perspective_project(hand, truth["rotation"], truth["scale"], truth["trans"], hand[:, kp.ROOT])
+    assert (keypoints_2d - weak).norm(dim=-1).mean() > 3.0            # perspective shows at this range
+    options = FitOptions(num_inits=1, iterations=30)
+    fit = Fit2D(toy_model, alpha_beta=1e-6, w_theta=1e-6)
+    pinned = fit.fit(keypoints_2d, init=truth, options=options, pinhole=pinhole)
+    flat = fit.fit(keypoints_2d, init=truth, options=options)
+    assert pinned.error_px.max() < 0.05 < 1.0 < flat.error_px.median()
+    assert pinned.settings["projection"] == "pinhole" and flat.settings["projection"] == "weak perspective"
+    torch.testing.assert_close(pinned.keypoints_2d, pinhole_project(pinned.keypoints_3d, pinned.scale, pinned.trans,
+                                                                    pinhole))
+    with pytest.raises(ValueError, match="pinhole"):
+        fit.fit(keypoints_2d, init=truth, options=options, pinhole=pinhole[:2])
 
 
 @pytest.mark.slow

@@ -110,8 +110,8 @@ def evaluate_placement(predictor, hands: list[CameraHand], intrinsics_override=N
     for hand in hands:
         confidence = np.ones(kp.NUM_KEYPOINTS) if hand.confidence is None else hand.confidence
         given = HandInput(hand.keypoints_2d, confidence, hand.handedness, 1.0, "keypoints")
-        result = predictor.predict(hand.image, hands=[given])[0]
         camera = hand.intrinsics if intrinsics_override is None else intrinsics_override(*hand.image.shape[1::-1])
+        result = predictor.predict(hand.image, hands=[given], intrinsics=camera)[0]
         place_results([result], camera, predictor.hand_model, camera_fit, settings)
         truth = hand.keypoints_3d_camera
         truth_root = truth[kp.ROOT]

@@ -25,6 +25,7 @@ from wildhands.data.detector import keypoint_errors_at_crop, match_detection
 from wildhands.data.images import read_image
 from wildhands.eval import metrics
 from wildhands.hand import keypoints as kp
+from wildhands.hand.camera_space import Intrinsics
 
 MODES = ("detector", "labels")
 ALIGNMENTS = ("root", "root_scale", "procrustes")
@@ -66,6 +67,17 @@ def score_hand(entry: dict, hand, result) -> dict:
     return row
 
 
+def label_intrinsics(entry: dict, image) -> Intrinsics | None:
+    """The labelled camera of a photo (RHD's), as a user would give it (``--focal``, ``--principal``), or
+    None (the default lens)."""
+    camera = entry.get("camera")
+    if not camera:
+        return None
+    (fx, fy), (cx, cy) = camera["focal"], camera["principal_point"]
+    return Intrinsics(float(fx), float(fy), float(cx), float(cy), image.shape[1], image.shape[0], "flag",
+                      "the photo's labelled camera")
+
+
 def evaluate_photos(predictor, folder, mode: str = "detector", progress: bool = True, limit: int = 0) -> dict:
     """Every labelled hand of ``folder`` (the first ``limit``; 0: all) through ``predictor`` (a
     ``predict.Predictor``) in ``mode``; per-hand rows and a summary (medians over hands, means of
@@ -90,7 +102,7 @@ def evaluate_photos(predictor, folder, mode: str = "detector", progress: bool = 
             rows.append(score_hand(entry, None, None))
             continue
         hand = predictor.with_detections(image, [hand])[0] if mode == "labels" else hand
-        result = predictor.predict(image, hands=[hand])[0]
+        result = predictor.predict(image, hands=[hand], intrinsics=label_intrinsics(entry, image))[0]
         rows.append(score_hand(entry, hand, result))
     return {"mode": mode, "hands": rows, "summary": summarize(rows)}
 

@@ -39,8 +39,8 @@ from wildhands.fit.fit2d import Fit2D
 from wildhands.fit.perspective import MODES as CAMERA_FITS
 from wildhands.fit.perspective import PerspectiveSettings, place_results
 from wildhands.hand import keypoints as kp
-from wildhands.hand.camera import CROP_SCALE
-from wildhands.hand.camera_space import check_camera_flags, photo_intrinsics
+from wildhands.hand.camera import CROP_SCALE, pinhole_project
+from wildhands.hand.camera_space import Intrinsics, check_camera_flags, default_intrinsics, photo_intrinsics
 from wildhands.hand.hand_model import hand_model_from_config
 from wildhands.hand.parameters import PARAMETER_FIELDS, HandParameters
 from wildhands.net.checkpoints import load_model
@@ -222,8 +222,12 @@ class Predictor:
     def use_world_landmarks(self) -> bool:
         return self.method == "network" and self.inference.refine.world_sigma_mm > 0
 
-    def predict(self, image: np.ndarray, hands: list[HandInput] | None = None, bbox=None) -> list[HandResult]:
-        """Reconstruct every hand of ``image`` (found by the detector unless ``hands`` are given)."""
+    def predict(self, image: np.ndarray, hands: list[HandInput] | None = None, bbox=None,
+                intrinsics: Intrinsics | None = None) -> list[HandResult]:
+        """Reconstruct every hand of ``image`` (found by the detector unless ``hands`` are given).
+
+        ``intrinsics``: the photo's camera (``camera_space.photo_intrinsics``; None: the default lens),
+        which the refinement projects the hands with when ``[refine] projection`` is "pinhole"."""
         hands = self.find_hands(image, bbox) if hands is None else self.with_detections(image, hands)
         prepared = [self._prepare(image, hand, i) for i, hand in enumerate(hands)]
         if not prepared:
@@ -231,9 +235,25 @@ class Predictor:
         crops = np.stack([p[1] for p in prepared])
         keypoints_crop = torch.as_tensor(np.stack([p[2] for p in prepared]))
         confidence = torch.as_tensor(np.stack([p[3] for p in prepared]))
-        params, fit_error = self._parameters(crops, keypoints_crop, confidence, hands, [p[0] for p in prepared])
-        return [self._result(hand, transform, params[i], None if fit_error is None else float(fit_error[i]))
-                for i, (hand, (transform, *_)) in enumerate(zip(hands, prepared))]
+        transforms = [p[0] for p in prepared]
+        pinholes = self.pinholes(image.shape, transforms, intrinsics)
+        params, fit_error = self._parameters(crops, keypoints_crop, confidence, hands, transforms, pinholes)
+        return [self._result(hand, transform, params[i], None if fit_error is None else float(fit_error[i]),
+                             None if pinholes is None else pinholes[i])
+                for i, (hand, transform) in enumerate(zip(hands, transforms))]
+
+    def pinholes(self, shape: tuple, transforms, intrinsics: Intrinsics | None) -> np.ndarray | None:
+        """(B, 3) each hand's crop's pinhole camera (``CropTransform.pinhole``) in an image of ``shape``
+        (height, width, ...) when the refinement projects by the photo's camera, else None."""
+        if not (self.method == "network" and self.refine and self.inference.refine.projection == "pinhole"):
+            return None
+        height, width = shape[:2]
+        if intrinsics is None:
+            intrinsics = default_intrinsics(width, height)
+        elif (intrinsics.width, intrinsics.height) != (width, height):
+            raise ValueError(f"intrinsics: made for a {intrinsics.width}x{intrinsics.height} image, the image is "
+                             f"{width}x{height}")
+        return np.stack([t.pinhole(intrinsics.focal, (intrinsics.cx, intrinsics.cy)) for t in transforms])
 
     def _prepare(self, image, hand: HandInput, index: int):
         pts = np.asarray(hand.keypoints_2d, np.float64)
@@ -251,7 +271,7 @@ class Predictor:
         return transform, crop, keypoints_crop.astype(np.float32), conf.astype(np.float32)
 
     @torch.no_grad()
-    def _parameters(self, crops, keypoints_crop, confidence, hands: list[HandInput], transforms):
+    def _parameters(self, crops, keypoints_crop, confidence, hands: list[HandInput], transforms, pinholes=None):
         """Per hand, its parameters (a batch of one each) and, when fitted, its 2D fit error (px)."""
         if self.method == "fit2d":
             if self._fit is None:
@@ -265,9 +285,9 @@ class Predictor:
         params = turned_average(self.model.encoder, x.to(self.device), self.inference.quarter_turns).detach()
         if not self.refine:
             return _split_hands(params), None
-        return self._refined(params, keypoints_crop, confidence, hands, transforms)
+        return self._refined(params, keypoints_crop, confidence, hands, transforms, pinholes)
 
-    def _refined(self, params, keypoints_crop, confidence, hands: list[HandInput], transforms):
+    def _refined(self, params, keypoints_crop, confidence, hands: list[HandInput], transforms, pinholes=None):
         """The 2D-fit refinement of the network's prediction, in two groups: hands with the
         detector's 3D keypoints are fitted with them and ``[refine.with_3d]``'s pose space, the
         others with ``[refine]``'s (``RefineSettings.energy_for``)."""
@@ -291,7 +311,7 @@ class Predictor:
             init = HandParameters(*(getattr(params, name)[pick.to(params.trans.device)] for name in PARAMETER_FIELDS))
             result = self._refine_fits[group].fit(
                 keypoints_crop[pick], weights[pick], init=init, options=refine.options_for([sources[i] for i in index]),
-                anchor_sigma=refine.anchor_sigma,
+                anchor_sigma=refine.anchor_sigma, pinhole=None if pinholes is None else pinholes[index],
                 **(self._world_term([hands[i] for i in index], [transforms[i] for i in index]) if group else {}))
             for row, i in enumerate(_split_hands(result.parameters())):
                 out[index[row]] = i
@@ -314,14 +334,21 @@ class Predictor:
         return {"keypoints_3d": points, "weights_3d": weights}
 
     @torch.no_grad()
-    def _result(self, hand: HandInput, transform: CropTransform, one, fit_error: float | None) -> HandResult:
+    def _result(self, hand: HandInput, transform: CropTransform, one, fit_error: float | None,
+                pinhole: np.ndarray | None = None) -> HandResult:
         one = HandParameters(*(getattr(one, name).float().cpu() for name in PARAMETER_FIELDS))
         full_pose = one.pose.shape[1] == 45 != self.hand_model.num_pca_comps
         recon = HandDecoder(self._full_pose_hand_model() if full_pose else self.hand_model.cpu())(one)
         joints = recon.keypoints_3d[0].double().numpy()
         vertices = recon.vertices[0].double().numpy()
-        keypoints_2d = transform.to_image(recon.keypoints_2d[0].double().numpy())
-        vertices_2d = transform.to_image(recon.vertices_2d[0].double().numpy())
+        if pinhole is None:
+            keypoints_2d, vertices_2d = recon.keypoints_2d[0], recon.vertices_2d[0]
+        else:   # the refinement's camera: the photo's pinhole through this crop
+            camera = (one.scale.double(), one.trans.double(), torch.as_tensor(pinhole[None], dtype=torch.float64))
+            keypoints_2d = pinhole_project(recon.keypoints_3d.double(), camera[0], camera[1], camera[2])[0]
+            vertices_2d = pinhole_project(recon.vertices.double(), camera[0], camera[1], camera[2])[0]
+        keypoints_2d = transform.to_image(keypoints_2d.double().numpy())
+        vertices_2d = transform.to_image(vertices_2d.double().numpy())
         if transform.mirrored:  # the network saw a right hand: mirror 3D results back to the left hand
             joints[:, 0] *= -1
             vertices[:, 0] *= -1
@@ -336,7 +363,12 @@ class Predictor:
                                else f"{self.hand_model.num_pca_comps} PCA coefficients of the hand model")},
             camera={"trans_crop_px": one.trans[0].numpy(), "scale_px_per_m": float(one.scale[0]),
                     "crop_size": transform.out_size,
-                    "projection": "x = s * Pi(R (J - J_root)) + t in crop pixels; crop_transform maps to the image"},
+                    **({"projection": "x = s * Pi(R (J - J_root)) + t in crop pixels; crop_transform maps to the "
+                                      "image"} if pinhole is None else
+                       {"pinhole_crop_px": pinhole,
+                        "projection": "x = c + (s * Pi(P) + t - c) / (1 + s * P_z / f), P = R (J - J_root), in crop "
+                                      "pixels, (f, c) = pinhole_crop_px: the photo's camera through the crop, the "
+                                      "root at depth f / s; crop_transform maps to the image"})},
             method=self.method if not (self.method == "network" and self.refine) else "network+fit2d",
             fit_error_px=fit_error,
             extras={"keypoints_source": hand.source, "variant": self.variant,
@@ -396,13 +428,14 @@ def default_camera_fit(export: str | None, space: str) -> str:
 def predict_paths(inputs, out_dir, checkpoint=None, method: str = "network", refine: bool = True,
                   keypoints=None, bbox=None, device: str = "cpu", progress: bool = True, log=print,
                   focal=None, fov=None, export=None, space: str = "root", principal=None,
-                  camera_fit: str | None = None) -> dict:
+                  camera_fit: str | None = None, config_overrides: dict | None = None) -> dict:
     """Run the pipeline over files and folders; returns {"processed": n, "failed": [...], "hands": n}.
 
     Hands are placed in each photo's camera (``focal`` px or horizontal ``fov`` degrees, else
     EXIF, else a default: ``camera_space``), ``camera_fit`` saying what the perspective fit refits
     (``fit.perspective.place_results``: "pose", "translation" or "none"; default
-    ``default_camera_fit``); ``export="glb"`` adds ``DIR/<stem>.glb``."""
+    ``default_camera_fit``); ``export="glb"`` adds ``DIR/<stem>.glb``; ``config_overrides`` as
+    ``Predictor``'s (e.g. ``{"refine.projection": "weak"}``)."""
     from tqdm.auto import tqdm
 
     if export is not None and export not in EXPORTS:
@@ -414,7 +447,7 @@ def predict_paths(inputs, out_dir, checkpoint=None, method: str = "network", ref
     if camera_fit not in CAMERA_FITS:
         raise ValueError(f"--camera-fit: expected one of {', '.join(CAMERA_FITS)}, got {camera_fit!r}")
     out_dir = Path(out_dir)
-    predictor = Predictor(checkpoint, method=method, refine=refine, device=device)
+    predictor = Predictor(checkpoint, method=method, refine=refine, device=device, config_overrides=config_overrides)
     camera_settings = PerspectiveSettings.from_config(predictor.config)     # [camera_fit]
     if predictor.model is not None and "rgb" in predictor.variant:
         log(f"note: {RGB_NOTE}")
@@ -427,10 +460,10 @@ def predict_paths(inputs, out_dir, checkpoint=None, method: str = "network", ref
             image = read_image(path)
             record.update(width=int(image.shape[1]), height=int(image.shape[0]))
             hands = given.get(path.name, []) if isinstance(given, dict) else given
-            results = predictor.predict(image, hands=hands, bbox=bbox)
+            intrinsics = photo_intrinsics(path, image.shape[1], image.shape[0], focal, fov, principal)
+            results = predictor.predict(image, hands=hands, bbox=bbox, intrinsics=intrinsics)
             if not results:
                 record["message"] = "no hand found"
-            intrinsics = photo_intrinsics(path, image.shape[1], image.shape[0], focal, fov, principal)
             place_results(results, intrinsics, predictor.hand_model, camera_fit, camera_settings)
             record["camera_intrinsics"] = intrinsics.to_dict()
             extra_files = []

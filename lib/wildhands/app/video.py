@@ -332,7 +332,7 @@ class VideoPredictor:
                     size = self.predictor.inputs.input_size
                     entry.inputs = (resize_image(crop, size) if "rgb" in self.predictor.variant else None, keys, conf)
                 else:
-                    entry.result = self.predictor.predict(image, [hand])[0]
+                    entry.result = self.predictor.predict(image, [hand], intrinsics=self.intrinsics(image.shape))[0]
                     entry.crop, entry.result.extras["track_id"] = entry.result.crop, track_id
             except ValueError as err:  # e.g. too few keypoints inside the frame
                 record.error = f"track {track_id}: {err}"
@@ -353,13 +353,17 @@ class VideoPredictor:
         if not done or record.shape is None:
             return
         started = time.process_time()
-        intrinsics = photo_intrinsics(None, record.shape[1], record.shape[0], *self.camera)
+        intrinsics = self.intrinsics(record.shape)
         results = [e.result for e in done]
         place_results(results, intrinsics, self.hand_model, self.camera_fit, self.camera_settings,
                       [self._carried.get(e.track_id) if self.warm_start else None for e in done])
         for entry in done:
             self._carried[entry.track_id] = carried_correction(self.hand_model, entry.result)
         self.placement_cpu_s += time.process_time() - started
+
+    def intrinsics(self, shape: tuple) -> Intrinsics:
+        """The camera of a frame of ``shape`` (height, width, ...): --focal / --fov, else the default lens."""
+        return photo_intrinsics(None, shape[1], shape[0], *self.camera)
 
     def network_estimates(self, records: list, chunk: int = 64) -> None:
         """Offline: the network on every kept hand, ``chunk`` hands per batch (faster than per frame)."""
@@ -395,7 +399,9 @@ class VideoPredictor:
         crop = entry.crop if entry.crop is not None and entry.crop.mirrored == left \
             else crop_for(entry.hand, shape, left)
         params = to_crop_parameters(packed, crop, left, self.num_betas)
-        out = self.predictor._result(entry.hand, crop, params, None)
+        # online, the smoothed hands are the per-frame refinement's: in its camera (the temporal fit's is weak)
+        pinholes = self.predictor.pinholes(shape, [crop], self.intrinsics(shape)) if method == "online" else None
+        out = self.predictor._result(entry.hand, crop, params, None, None if pinholes is None else pinholes[0])
         seen = np.isfinite(entry.hand.keypoints_2d).all(1)
         out.fit_error_px = float(np.linalg.norm(out.keypoints_2d - entry.hand.keypoints_2d, axis=1)[seen].mean()
                                  * crop.zoom)
@@ -424,8 +430,7 @@ class VideoPredictor:
                     records.append(FrameRecord(index, None, error) if image is None
                                    else self.frame(index, image, tracker))
                     if image is not None:
-                        records[-1].camera = photo_intrinsics(None, image.shape[1], image.shape[0],
-                                                              *self.camera).to_dict()
+                        records[-1].camera = self.intrinsics(image.shape).to_dict()
                 except ValueError as err:
                     records.append(FrameRecord(index, image.shape[:2], f"frame {index}: {err}"))
                 bar.update(1)

@@ -91,6 +91,15 @@ class CropTransform:
         """(..., 2) crop pixels -> original pixels."""
         return _apply(self.inverse_matrix, points)
 
+    def pinhole(self, focal_px: float, principal_point) -> np.ndarray:
+        """(3,) the photo's pinhole camera (focal length ``focal_px`` and ``principal_point`` (x, y), in
+        original pixels) in crop pixels: focal, principal point x, y (``camera.pinhole_project``'s). The
+        crop is a similarity of the photo, so its pinhole is the photo's, scaled and moved; a mirrored
+        crop mirrors the principal point with the hand."""
+        if not (math.isfinite(focal_px) and focal_px > 0):
+            raise ValueError(f"focal_px: expected a focal length > 0 in pixels, got {focal_px}")
+        return np.concatenate([[focal_px * self.zoom], self.to_crop(np.asarray(principal_point, np.float64))])
+
     def to_dict(self) -> dict:
         """Plain JSON-ready dict (``from_dict`` reads it back)."""
         return asdict(self)

@@ -47,26 +47,53 @@ REFINEMENTS = {
 PROFILE_REFINEMENT = "profile (with_3d) + 3D term"
 
 
-def views(joints: np.ndarray, rng, world_noise: WorldLandmarkNoise = WorldLandmarkNoise()):
+# The field of the default lens (hand.camera_space.DEFAULT_FOCAL_35MM, 26 mm in 35 mm terms) as tangents
+# of the half-angles across a 4:3 photo: where perspective views put a hand's root.
+FIELD_TANGENTS = (0.69, 0.52)
+
+
+def views(joints: np.ndarray, rng, world_noise: WorldLandmarkNoise = WorldLandmarkNoise(), depth_m=None):
     """``(samples, worlds)``: labels of each (21, 3) pose at a random view in a 2.2 l crop (the
-    samples ``predict_dataset`` reads), and (N, 21, 3) simulated root-relative world landmarks."""
+    samples ``predict_dataset`` reads), and (N, 21, 3) simulated root-relative world landmarks.
+
+    ``depth_m`` (near, far): photographed by a pinhole camera instead of the weak-perspective one, the
+    root ``depth_m`` away (uniform) anywhere in the default lens's field (``FIELD_TANGENTS``), framed as
+    ``place_in_crop`` frames weak-perspective views; each sample then has ``pinhole`` (3,): the camera in
+    its crop's pixels (focal, principal point), what ``Fit2D.fit`` ``pinhole`` takes."""
     samples, worlds = [], []
     for hand in joints:
         camera = hand @ random_rotation(rng).T
-        scale, trans = place_in_crop(camera, rng, 320, 2.2)
-        samples.append({"keypoints_2d": (scale * camera[:, :2] + trans).astype(np.float32),
-                        "keypoints_3d": camera.astype(np.float32), "visible": np.ones(21, np.float32),
-                        "has_3d": np.float32(1)})
+        sample = {"keypoints_3d": camera.astype(np.float32), "visible": np.ones(21, np.float32),
+                  "has_3d": np.float32(1)}
+        if depth_m is None:
+            scale, trans = place_in_crop(camera, rng, 320, 2.2)
+            sample["keypoints_2d"] = (scale * camera[:, :2] + trans).astype(np.float32)
+        else:
+            sample["keypoints_2d"], sample["pinhole"] = _photographed(camera - camera[kp.ROOT], rng, depth_m)
+        samples.append(sample)
         worlds.append(world_landmarks(camera - camera[kp.ROOT], rng, world_noise))
     return samples, np.stack(worlds)
 
 
+def _photographed(root_relative: np.ndarray, rng, depth_m) -> tuple[np.ndarray, np.ndarray]:
+    """Crop keypoints (21, 2) and the crop's pinhole (3,) of a hand whose root is ``depth_m`` away."""
+    depth = rng.uniform(*depth_m)
+    root = np.array([rng.uniform(-1, 1) * FIELD_TANGENTS[0], rng.uniform(-1, 1) * FIELD_TANGENTS[1], 1.0]) * depth
+    points = root_relative + root
+    pixels = points[:, :2] / points[:, 2:].clip(min=1e-3)                 # focal 1: the photo's own units
+    # place_in_crop's framing of those pixels (their box 320 / 2.2 wide, jittered and off-centre)
+    zoom, offset = place_in_crop(np.c_[pixels, np.zeros(len(pixels))], rng, 320, 2.2)
+    return ((zoom * pixels + offset).astype(np.float32),
+            np.array([zoom, *offset], np.float32))                          # focal zoom, principal point 0 -> offset
+
+
 def real_pose_views(split: str = "test", count: int | None = 300, seed: int = 0,
-                    world_noise: WorldLandmarkNoise = WorldLandmarkNoise(), path=None):
+                    world_noise: WorldLandmarkNoise = WorldLandmarkNoise(), path=None, depth_m=None):
     """``views`` of ``count`` poses of a DexYCB ``split`` (evenly spaced; None: all), drawn from ``seed``;
-    ``path``: the file (None: ``default_real_poses_path``; a missing one raises ``DatasetNotFound``)."""
+    ``path``: the file (None: ``default_real_poses_path``; a missing one raises ``DatasetNotFound``);
+    ``depth_m`` as ``views``'."""
     poses = load_real_poses(split, path).subsample(count)
-    return views(poses.joints, np.random.default_rng(seed), world_noise)
+    return views(poses.joints, np.random.default_rng(seed), world_noise, depth_m)
 
 
 def rotation_errors_deg(pred, truth) -> np.ndarray:
@@ -110,14 +137,16 @@ class Views(torch.utils.data.Dataset):
 
 
 def evaluate(model, config: dict, samples, worlds, keypoints: str, extra: dict | None = None,
-             refinements: dict | None = REFINEMENTS) -> dict:
+             refinements: dict | None = REFINEMENTS, focal_scale: float = 1.0) -> dict:
     """``{row: score}`` of a trained 2D-input network: "network" and each of ``refinements`` (name ->
     (overrides, with the 3D term), as ``REFINEMENTS``; None or empty: the network alone), from
     ``keypoints`` "detector" (detector-like noise) or "exact" (the true keypoints). ``config``: the
     settings the prediction and the refinements read (``current_inference_config`` of the checkpoint's,
     or a profile's); ``extra``: overrides of every refinement. The network's row adds ``input_2d_px``
     (the 2D error of the keypoints it was given: the output's should be lower), refined rows
-    ``ms_per_hand``."""
+    ``ms_per_hand``. Samples photographed by a pinhole camera (``views`` ``depth_m``) are refined under it
+    where ``[refine] projection`` is "pinhole", its focal length times ``focal_scale`` (a lens guessed
+    wrong)."""
     source = KEYPOINT_SOURCE[keypoints]
     pred = predict_dataset(model, Views(samples), config, noise=keypoints == "detector")
     truth_2d = np.stack([s["keypoints_2d"] for s in samples])
@@ -132,9 +161,13 @@ def evaluate(model, config: dict, samples, worlds, keypoints: str, extra: dict |
         term = {"keypoints_3d": worlds, "weights_3d": np.full((len(samples), 21), 1 / sigma ** 2)} if use_3d else {}
         noise = DetectorNoise.from_config(cfg)
         weights = settings.keypoint_weights(source, sigma_px=noise.keypoint_sigma_px * noise.error_scale)
+        pinhole = None
+        if settings.projection == "pinhole" and "pinhole" in samples[0]:
+            pinhole = np.stack([s["pinhole"] for s in samples]).astype(np.float64) * [focal_scale, 1.0, 1.0]
         result = fit.fit(pred["input_keypoints_2d"], np.tile(weights, (len(samples), 1)),
                          init=split_vector(pred["pred_params"], model.hand_model.num_betas),
-                         options=settings.options_for(source), anchor_sigma=settings.anchor_sigma, **term)
+                         options=settings.options_for(source), anchor_sigma=settings.anchor_sigma, pinhole=pinhole,
+                         **term)
         rows[name] = score(result.keypoints_3d.numpy(), result.keypoints_2d.numpy(), samples)
         rows[name]["ms_per_hand"] = 1000 * (time.perf_counter() - start) / len(samples)
     return rows

@@ -32,6 +32,10 @@ the pose space's own metric), plus a joint-range penalty w_range |max(0, lo - q_
 on the absolute axis-angle components (default limits: mean +- 3 standard deviations of
 the pose space, assuming unit-variance coefficients; pass ``pose_limits`` otherwise).
 
+Projection: the weak-perspective camera above (the paper's), or, given a photo's pinhole camera in
+the keypoints' pixels (``Fit2D.fit`` ``pinhole``), ``camera.pinhole_project`` with the same
+parameters: the root at depth f / s, so that near hands are fitted with their perspective.
+
 Settings: ``FitSettings.from_config`` reads a profile's ``[fit2d]`` once, into the energy
 (``EnergySettings``: ``Fit2D.from_settings``) and the search (``FitOptions``: ``Fit2D.fit``).
 The packed parameters are ``hand.parameters.VectorLayout(num_betas, log_scale=True)``'s.
@@ -49,7 +53,7 @@ import torch
 from wildhands.config import settings_from_table, table
 from wildhands.fit.lm import levenberg_marquardt
 from wildhands.hand import keypoints as kp
-from wildhands.hand.camera import axis_angle_to_matrix, matrix_to_axis_angle
+from wildhands.hand.camera import MIN_DEPTH_RATIO, axis_angle_to_matrix, matrix_to_axis_angle, pinhole_project
 from wildhands.hand.hand_model import HandModel, load_mano_arrays
 from wildhands.hand.keypoint_model import KeypointModel, so3_left_jacobian
 from wildhands.hand.parameters import ROTATION_DIMS, HandParameters, VectorLayout
@@ -341,29 +345,32 @@ class Fit2D:
             joints = self.model.keypoints(betas, pose + self.model.pose_mean)
         return torch.einsum("bij,bkj->bki", axis_angle_to_matrix(orient), joints - joints[:, kp.ROOT:kp.ROOT + 1])
 
-    def project(self, x: torch.Tensor, keypoints_3d: torch.Tensor | None = None) -> torch.Tensor:
+    def project(self, x: torch.Tensor, keypoints_3d: torch.Tensor | None = None,
+                pinhole: torch.Tensor | None = None) -> torch.Tensor:
         """Reprojected keypoints (B, 21, 2) in pixels for packed parameters x (B, P) (their
-        ``_keypoints_3d`` when already computed)."""
+        ``_keypoints_3d`` when already computed), by the weak-perspective camera or, with ``pinhole``
+        (B, 3: focal, principal point), by that pinhole camera (``camera.pinhole_project``)."""
         _, trans, scale, _, _ = self._unpack(x)
         cam = self._keypoints_3d(x) if keypoints_3d is None else keypoints_3d
-        return scale[:, None, None] * cam[..., :2] + trans[:, None]
+        return pinhole_project(cam, scale, trans, pinhole)
 
     # ------------------------------------------------------------------------- the energy
 
     def residuals(self, x: torch.Tensor, targets: torch.Tensor, sqrt_conf: torch.Tensor,
                   anchor: torch.Tensor | None = None, anchor_scale: torch.Tensor | None = None,
-                  targets_3d: torch.Tensor | None = None, sqrt_weight_3d: torch.Tensor | None = None) -> torch.Tensor:
+                  targets_3d: torch.Tensor | None = None, sqrt_weight_3d: torch.Tensor | None = None,
+                  pinhole: torch.Tensor | None = None) -> torch.Tensor:
         """Residual vector whose squared norm is eq. 10's energy: (B, 42 + priors [+ anchor] [+ 63 3D])."""
         terms = self._residual_terms(x, self._keypoints_3d(x), targets, sqrt_conf, anchor, anchor_scale,
-                                     targets_3d, sqrt_weight_3d)
+                                     targets_3d, sqrt_weight_3d, pinhole)
         return torch.cat(terms, 1)
 
     def _residual_terms(self, x, cam, targets, sqrt_conf, anchor, anchor_scale, targets_3d,
-                        sqrt_weight_3d) -> list[torch.Tensor]:
+                        sqrt_weight_3d, pinhole) -> list[torch.Tensor]:
         """The energy, term by term, for packed parameters x whose camera-frame keypoints are ``cam``:
         the 2D keypoints, the shape and pose priors, the anchor and the 3D keypoints (when given)."""
         _, _, _, betas, pose = self._unpack(x)
-        parts = [(sqrt_conf[..., None] * (self.project(x, cam) - targets)).flatten(1),
+        parts = [(sqrt_conf[..., None] * (self.project(x, cam, pinhole) - targets)).flatten(1),
                  math.sqrt(self.alpha_beta) * betas]
         if self.pose_space == "pca":
             parts.append(math.sqrt(self.w_theta) * pose)
@@ -381,12 +388,13 @@ class Fit2D:
     def residuals_and_jacobian(self, x: torch.Tensor, targets: torch.Tensor, sqrt_conf: torch.Tensor,
                                anchor: torch.Tensor | None = None, anchor_scale: torch.Tensor | None = None,
                                targets_3d: torch.Tensor | None = None,
-                               sqrt_weight_3d: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                               sqrt_weight_3d: torch.Tensor | None = None,
+                               pinhole: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``residuals`` and their analytic Jacobian (B, M, P), block by block of the same terms."""
         hand = self._derivatives(x)
         terms = self._residual_terms(x, hand.cam, targets, sqrt_conf, anchor, anchor_scale, targets_3d,
-                                     sqrt_weight_3d)
-        blocks = [self._jacobian_2d(x, hand, sqrt_conf), self._prior_jacobian(x, hand.finger_pose)]
+                                     sqrt_weight_3d, pinhole)
+        blocks = [self._jacobian_2d(x, hand, sqrt_conf, pinhole), self._prior_jacobian(x, hand.finger_pose)]
         if anchor is not None:
             blocks.append(self._anchor_jacobian(x.shape[0], anchor_scale, x))
         if targets_3d is not None:
@@ -408,18 +416,30 @@ class Fit2D:
                                       cam[:, :, None].expand(-1, -1, 3, -1)).transpose(-1, -2)   # (B, 21, 3, 3)
         return _Derivatives(rotation, cam, d_orient, dbeta, dpose, finger_pose)
 
-    def _jacobian_2d(self, x: torch.Tensor, hand: _Derivatives, sqrt_conf: torch.Tensor) -> torch.Tensor:
+    def _jacobian_2d(self, x: torch.Tensor, hand: _Derivatives, sqrt_conf: torch.Tensor,
+                     pinhole: torch.Tensor | None = None) -> torch.Tensor:
         """Rows of the 2D keypoint residuals: (B, 42, P)."""
-        _, _, scale, _, _ = self._unpack(x)
-        weighted_scale = (scale[:, None] * sqrt_conf)[..., None, None]                    # (B, 21, 1, 1)
-        layout, project = self.layout, hand.rotation[:, :2]
-        jac = x.new_empty(x.shape[0], hand.cam.shape[1], 2, self.num_params)
-        jac[..., layout.rotation] = weighted_scale * hand.d_orient[..., :2, :]
-        jac[..., layout.trans] = sqrt_conf[..., None, None] * torch.eye(2, dtype=x.dtype, device=x.device)
-        jac[..., layout.scale] = weighted_scale[..., 0] * hand.cam[..., :2]
-        jac[..., layout.betas] = weighted_scale * torch.einsum("bij,bkjs->bkis", project, hand.dbeta)
-        jac[..., layout.pose] = weighted_scale * torch.einsum("bij,bkjs->bkis", project, hand.dpose)
-        return jac.flatten(1, 2)
+        _, trans, scale, _, _ = self._unpack(x)
+        rows = 2 if pinhole is None else 3        # the pinhole camera also needs d(s z)
+        s = scale[:, None, None, None]
+        layout, turn = self.layout, hand.rotation[:, :rows]
+        # d(s R (J - J_root) + (t, 0)) / dx: the weak-perspective pixels, then s z
+        jac = x.new_zeros(x.shape[0], hand.cam.shape[1], rows, self.num_params)
+        jac[..., layout.rotation] = s * hand.d_orient[..., :rows, :]
+        jac[..., :2, layout.trans] = torch.eye(2, dtype=x.dtype, device=x.device)
+        jac[..., layout.scale] = s[..., 0] * hand.cam[..., :rows]                         # d / d log s
+        jac[..., layout.betas] = s * torch.einsum("bij,bkjs->bkis", turn, hand.dbeta)
+        jac[..., layout.pose] = s * torch.einsum("bij,bkjs->bkis", turn, hand.dpose)
+        if pinhole is not None:
+            # u = c + (w - c) / d, d = 1 + s z / f:  du = dw / d - (w - c) / d^2 * d(s z) / f
+            focal, centre = pinhole[:, None, :1], pinhole[:, None, 1:]
+            depth = 1 + scale[:, None, None] * hand.cam[..., 2:] / focal                 # (B, 21, 1)
+            clamped = depth < MIN_DEPTH_RATIO
+            depth = depth.clamp_min(MIN_DEPTH_RATIO)
+            offset = scale[:, None, None] * hand.cam[..., :2] + trans[:, None] - centre   # w - c (B, 21, 2)
+            d_depth = torch.where(clamped[..., None], 0.0, jac[..., 2:, :] / focal[..., None])
+            jac = jac[..., :2, :] / depth[..., None] - (offset / depth.square())[..., None] * d_depth
+        return (sqrt_conf[..., None, None] * jac).flatten(1, 2)
 
     def _prior_jacobian(self, x: torch.Tensor, finger_pose: torch.Tensor) -> torch.Tensor:
         """Rows of the shape and pose priors: (B, S + n [+ 45 range], P)."""
@@ -547,7 +567,7 @@ class Fit2D:
     # ------------------------------------------------------------------------- the fit
 
     def fit(self, keypoints_2d, confidences=None, init=None, options: FitOptions | None = None, *,
-            anchor_sigma: dict | None = None, keypoints_3d=None, weights_3d=None) -> Fit2DResult:
+            anchor_sigma: dict | None = None, keypoints_3d=None, weights_3d=None, pinhole=None) -> Fit2DResult:
         """Fit every hand of a batch: keypoints_2d (B, 21, 2) pixels, confidences (B, 21) or None.
 
         Keypoints with confidence 0 are ignored (they may be NaN). ``options`` (``FitOptions``, its
@@ -573,17 +593,24 @@ class Fit2D:
         rotation and pose towards the detector's 3D hand. lambda scales the 3D keypoints to the size
         of the hand at ``init`` (else the mean hand), by the sum of their bone lengths, so that the
         term constrains the shape of the hand and not its size.
+        ``pinhole`` (B, 3): the photo's camera in the keypoints' pixels (focal length, principal point
+        x, y; ``data.crops.CropTransform.pinhole``): the hands are then projected by it
+        (``camera.pinhole_project``: the root at depth f / s) instead of the weak-perspective camera,
+        and an ``init``'s scale is first taken to the root's depth (``_pinhole_start``).
         """
         options = FitOptions() if options is None else options
         targets, conf = self._check(keypoints_2d, confidences)
         robust_scale = self._robust_scales(options, targets.shape[0])
         rounds = 1 + (int(options.robust_rounds) if bool((robust_scale > 0).any()) else 0)
-        problem = self._problem(targets, conf, init, options, anchor_sigma, keypoints_3d, weights_3d)
+        pinhole = self._pinhole(pinhole, targets.shape[0])
+        problem = self._problem(targets, conf, init, options, anchor_sigma, keypoints_3d, weights_3d, pinhole)
         with torch.no_grad():
             x, cost, its = self._irls(problem, robust_scale, rounds, options)
             x, cost, its, best = self._best_starts(problem, x, cost, its)
-            fitted_3d, fitted_2d = self._keypoints_3d(x), self.project(x)
+            fitted_3d = self._keypoints_3d(x)
+            fitted_2d = self.project(x, fitted_3d, pinhole)
         settings = {"alpha_beta": self.alpha_beta, "w_theta": self.w_theta, "pose_space": self.pose_space,
+                    "projection": "weak perspective" if pinhole is None else "pinhole",
                     "num_inits": int(problem.starts), "iterations": int(options.iterations),
                     "tolerance": float(options.tolerance),
                     **({"robust": robust_scale.tolist() if np.ndim(options.robust) else float(options.robust),
@@ -608,14 +635,37 @@ class Fit2D:
                              f"got {options.extra_starts!r}")
         return robust_scale
 
-    def _problem(self, targets, conf, init, options: FitOptions, anchor_sigma, keypoints_3d, weights_3d) -> _Problem:
+    def _pinhole(self, pinhole, batch: int) -> torch.Tensor | None:
+        if pinhole is None:
+            return None
+        value = torch.as_tensor(np.asarray(pinhole) if not torch.is_tensor(pinhole) else pinhole)
+        value = value.to(self.device, self.dtype)
+        if tuple(value.shape) != (batch, 3) or not torch.isfinite(value).all() or (value[:, 0] <= 0).any():
+            raise ValueError(f"pinhole: expected ({batch}, 3) focal lengths > 0 and principal points in pixels, "
+                             f"got shape {tuple(value.shape)}")
+        return value
+
+    def _pinhole_start(self, x: torch.Tensor, pinhole: torch.Tensor) -> torch.Tensor:
+        """Packed weak-perspective parameters with the scale taken to the root's depth: the pinhole camera
+        then draws the hand at its mean depth as large as the weak-perspective camera did. (Turning the
+        rotation by the ray to the hand as well, as a crop shows an off-axis hand, changed no DexYCB
+        figure of bench_refinement_real_poses.py --depth: the keypoints settle the rotation.)"""
+        _, _, scale, _, _ = self._unpack(x)
+        mean_z = self._keypoints_3d(x)[..., 2].mean(1)
+        ratio = (1 - scale * mean_z / pinhole[:, 0]).clamp_min(MIN_DEPTH_RATIO)
+        x = x.clone()
+        x[:, self.layout.scale] = x[:, self.layout.scale] - torch.log(ratio)
+        return x
+
+    def _problem(self, targets, conf, init, options: FitOptions, anchor_sigma, keypoints_3d, weights_3d,
+                 pinhole) -> _Problem:
         """The starts of every hand and the data of its residuals, one row per (hand, start)."""
         batch, centre = targets.shape[0], None
         if init is not None:
             centre = self.pack(init)
             if centre.shape[0] != batch:
                 raise ValueError(f"init: {centre.shape[0]} hands, keypoints_2d has {batch}")
-            x0 = centre[:, None]
+            x0 = centre[:, None] if pinhole is None else self._pinhole_start(centre, pinhole)[:, None]
             if options.extra_starts:
                 x0 = torch.cat([x0, self.starts(targets, conf, int(options.extra_starts))], 1)
         else:
@@ -633,6 +683,9 @@ class Fit2D:
             sized = self._targets_3d(keypoints_3d, weights_3d, centre, batch)
             data += tuple(t.repeat_interleave(starts, 0) for t in sized)
             keys += ("targets_3d", "sqrt_weight_3d")
+        if pinhole is not None:
+            data += (pinhole.repeat_interleave(starts, 0),)
+            keys += ("pinhole",)
         return _Problem(batch, starts, x0.reshape(batch * starts, -1), data, keys)
 
     def _named_residuals(self, keys: tuple, x: torch.Tensor, *parts) -> torch.Tensor:
@@ -646,6 +699,7 @@ class Fit2D:
         # Per (hand, start) problem; infinite where a hand is fitted with squared residuals.
         flat_scale = torch.where(robust_scale > 0, robust_scale, math.inf).repeat_interleave(problem.starts)
         targets, sqrt_conf = problem.data[:2]
+        pinhole = dict(zip(problem.keys, problem.data)).get("pinhole")
         bar = None
         if options.progress:
             from tqdm.auto import tqdm
@@ -653,7 +707,7 @@ class Fit2D:
                        desc="2D fit", unit="it")
 
         def robust_weights(x):
-            residual = (self.project(x) - targets).norm(dim=-1) * sqrt_conf              # in expected errors
+            residual = (self.project(x, pinhole=pinhole) - targets).norm(dim=-1) * sqrt_conf  # in expected errors
             return sqrt_conf / (1 + (residual / flat_scale[:, None]).square()).sqrt()
 
         x, cost, its = self._solve(problem, problem.x0, problem.data, options, bar)

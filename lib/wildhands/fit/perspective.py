@@ -46,7 +46,8 @@ from wildhands.fit.fit2d import POSE_SPACES
 from wildhands.fit.lm import levenberg_marquardt
 from wildhands.hand import keypoints as kp
 from wildhands.hand.camera import axis_angle_to_matrix, matrix_to_axis_angle, rotation_matrices
-from wildhands.hand.camera_space import MIN_DEPTH_M, Intrinsics, image_pixels_per_metre, place_hand, reprojection_rms_px
+from wildhands.hand.camera_space import (MIN_DEPTH_M, Intrinsics, image_pixels_per_metre, pinhole_translation,
+                                         place_hand, reprojection_rms_px)
 from wildhands.hand.keypoint_model import KeypointModel, so3_left_jacobian
 
 MODES = ("pose", "translation", "none")   # what place_results fits under perspective
@@ -352,22 +353,43 @@ def place_results(results, intrinsics: Intrinsics, hand_model, mode: str, settin
     translation and pose), "translation" (``camera_space.place_hand``: the translation alone, the pose
     fixed) or "none" (the weak-perspective placement alone); ``settings`` the fit's (``[camera_fit]``);
     ``carry`` as ``fit_camera_space``'s (video tracks). The root-relative fields, ``keypoints_2d`` and
-    the weak-perspective camera are left as they are."""
+    the weak-perspective camera are left as they are. A hand the refinement already fitted under these
+    intrinsics (``camera_space.pinhole_translation``) is placed exactly, without a fit: its
+    ``keypoints_2d`` are its perspective projection."""
     if mode not in MODES:
         raise ValueError(f"camera fit: expected one of {', '.join(MODES)}, got {mode!r}")
     if not results:
         return
+    exact = [pinhole_translation(r.camera, r.crop, intrinsics) for r in results]
     placed = [place_hand(r.joints_3d, r.vertices, r.keypoints_2d, image_pixels_per_metre(r.camera, r.crop),
-                         intrinsics, refine=mode != "none") for r in results]
-    if mode == "pose":
-        fitted = fit_camera_space(hand_model, [r.params for r in results], [r.keypoints_2d for r in results],
-                                  [p["translation_m"] for p in placed], [r.crop.mirrored for r in results],
-                                  intrinsics, settings, carry)
-        for p, f, r in zip(placed, fitted, results):
+                         intrinsics, refine=mode != "none" and start is None, start=start)
+              for r, start in zip(results, exact)]
+    for p, start in zip(placed, exact):
+        if start is not None:
+            p["translation_method"] = "the refinement's pinhole camera (camera.pinhole_project): exact"
+    fit_index = [i for i, start in enumerate(exact) if start is None]
+    if mode == "pose" and fit_index:
+        fitted = fit_camera_space(hand_model, [results[i].params for i in fit_index],
+                                  [results[i].keypoints_2d for i in fit_index],
+                                  [placed[i]["translation_m"] for i in fit_index],
+                                  [results[i].crop.mirrored for i in fit_index], intrinsics, settings,
+                                  None if carry is None else [carry[i] for i in fit_index])
+        for i, f in zip(fit_index, fitted):
+            p, r = placed[i], results[i]
             p["translation_pose_fixed_m"] = p["translation_m"]
             p.update(f)
             p["translation_method"] = "perspective fit of keypoints_2d: rotation, translation and pose"
             p["keypoints_2d_camera"] = intrinsics.project(p["joints_3d_camera"])
             p["reprojection_rms_px"] = reprojection_rms_px(p["keypoints_2d_camera"], r.keypoints_2d)
+    if mode == "pose":
+        for p, r, start in zip(placed, results, exact):
+            if start is not None:
+                p["translation_pose_fixed_m"] = p["translation_m"]
+                p["camera_space_fit"] = {
+                    **{key: r.params[key] for key in ("global_orient", "betas", "pose")},
+                    "pose_space": r.params.get("pose_space", "pca"), "iterations": 0, "cpu_seconds": 0.0,
+                    "warm_start": False,
+                    "note": "the refinement fitted this hand under camera_intrinsics: its parameters (params) place "
+                            "it exactly, without a further fit"}
     for p, r in zip(placed, results):
         r.extras.update(p)

@@ -17,6 +17,7 @@ from wildhands.hand import keypoints as kp
 
 KEYPOINT_SOURCES = ("detector", "labels")
 KEYPOINT_SIGMAS = ("photo", "global")
+PROJECTIONS = ("pinhole", "weak")
 REFINE_MODEL_KEYS = ("pose_space", "w_theta", "alpha_beta", "pose_std_floor")
 ANCHOR_SETTINGS = {"rotation": "anchor_rotation_rad", "betas": "anchor_betas", "pose": "anchor_pose"}
 
@@ -57,7 +58,9 @@ class RefineSettings:
     ``label_sigma_px``: the expected error of annotated keypoints; ``keypoint_sigma``: detector
     keypoints weighted by this photo's spread ("photo") or the global noise model ("global"), each
     expected error times ``keypoint_sigma_scale`` (the weight of detector keypoints against the
-    priors); ``world_sigma_mm``: the sigma per axis of the detector's 3D keypoints (0: not used).
+    priors); ``world_sigma_mm``: the sigma per axis of the detector's 3D keypoints (0: not used);
+    ``projection``: hands of a photo projected by its pinhole camera ("pinhole": ``Fit2D.fit`` ``pinhole``,
+    the photo's intrinsics through the hand's crop) or by the weak-perspective camera ("weak").
     """
     energy: EnergySettings
     energy_with_3d: EnergySettings
@@ -68,8 +71,11 @@ class RefineSettings:
     keypoint_sigma: str
     world_sigma_mm: float
     keypoint_sigma_scale: float
+    projection: str
 
     def __post_init__(self):
+        if self.projection not in PROJECTIONS:
+            raise ValueError(f"[refine] projection: expected one of {', '.join(PROJECTIONS)}, got {self.projection!r}")
         if not (np.isfinite(self.keypoint_sigma_scale) and self.keypoint_sigma_scale > 0):
             raise ValueError(f"[refine] keypoint_sigma_scale: expected a number > 0, got {self.keypoint_sigma_scale}")
         if not (np.isfinite(self.world_sigma_mm) and self.world_sigma_mm >= 0):
@@ -95,7 +101,8 @@ class RefineSettings:
                    options=options, robust=robust, anchor_sigma=_anchor_sigma(config),
                    label_sigma_px=float(setting(config, "refine", "label_sigma_px")), keypoint_sigma=keypoint_sigma,
                    world_sigma_mm=float(setting(config, "refine", "world_sigma_mm")),
-                   keypoint_sigma_scale=float(setting(config, "refine", "keypoint_sigma_scale")))
+                   keypoint_sigma_scale=float(setting(config, "refine", "keypoint_sigma_scale")),
+                   projection=str(setting(config, "refine", "projection")))
 
     def energy_for(self, with_3d: bool) -> EnergySettings:
         """The pose space and priors of hands fitted with (True) or without the detector's 3D keypoints."""

@@ -6,7 +6,10 @@ Projection, in pixels of the crop with y down (DESIGN.md):
 
 R acts on root-relative points (root = keypoint 0, the wrist), Pi keeps the first
 two camera coordinates (x right, y down, z away from the camera), s is pixels per
-metre and t is the root keypoint's pixel. Left hands are mirrored to right ones:
+metre and t is the root keypoint's pixel. The same (s, t) read under a photo's pinhole
+camera (focal f, principal point c, in the crop's pixels) put the root at depth f / s
+(``pinhole_project``: x = c + (s Pi(P) + t - c) / (1 + s z / f), weak perspective as f
+grows). Left hands are mirrored to right ones:
 x' = W - 1 - x in pixels, x -> -x in 3D, and a mirrored mesh reverses its winding.
 
 Also owns the crop those pixels belong to (``CROP_SIZE`` pixels showing ``CROP_SCALE`` l, l the
@@ -23,6 +26,9 @@ import torch
 _EPS = 1e-8
 CROP_SIZE = 320     # the paper's crop edge in pixels: the unit of the camera's s and t
 CROP_SCALE = 2.2    # the crop's edge in l (STB's experiment: 1.5)
+# ``pinhole_project``: no point nearer the camera than this fraction of the root's depth (a fit's
+# intermediate step may swing a finger through the camera's plane)
+MIN_DEPTH_RATIO = 0.1
 
 
 def axis_angle_to_matrix(axis_angle: torch.Tensor) -> torch.Tensor:
@@ -83,6 +89,24 @@ def weak_perspective_project(points: torch.Tensor, rotation: torch.Tensor, scale
     """
     cam = rotate_root_relative(points, rotation, root)
     return scale.reshape(-1, 1, 1) * cam[..., :2] + trans[:, None, :]
+
+
+def pinhole_project(cam_points: torch.Tensor, scale: torch.Tensor, trans: torch.Tensor,
+                    pinhole: torch.Tensor | None = None) -> torch.Tensor:
+    """The weak-perspective camera (s, t) read as a pinhole camera: x = c + (s Pi(P) + t - c) / (1 + s z / f).
+
+    ``cam_points`` (B, N, 3) root-relative camera-frame metres R (P - P_root); ``scale`` (B,) pixels
+    per metre and ``trans`` (B, 2) the root's pixel, as ``weak_perspective_project``'s; ``pinhole``
+    (B, 3): the focal length f and principal point c = (cx, cy) in the same pixels (a crop's: the
+    photo's intrinsics mapped through its crop), or None for the weak-perspective camera itself.
+    The root is at depth f / s, at (t - c) / s across: the camera frame's root translation. As
+    f -> infinity this is the weak-perspective projection."""
+    weak = scale.reshape(-1, 1, 1) * cam_points[..., :2] + trans[:, None, :]
+    if pinhole is None:
+        return weak
+    focal, centre = pinhole[:, None, :1], pinhole[:, None, 1:]
+    depth = (1 + scale.reshape(-1, 1, 1) * cam_points[..., 2:] / focal).clamp_min(MIN_DEPTH_RATIO)
+    return centre + (weak - centre) / depth
 
 
 def rotate_root_relative(points: torch.Tensor, rotation: torch.Tensor, root: torch.Tensor) -> torch.Tensor:

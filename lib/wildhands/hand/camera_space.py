@@ -263,14 +263,15 @@ def perspective_translation(joints_3d, keypoints_2d, intrinsics: Intrinsics, sta
 
 
 def place_hand(joints_3d, vertices, keypoints_2d, pixels_per_metre: float, intrinsics: Intrinsics,
-               weights=None, refine: bool = True) -> dict:
+               weights=None, refine: bool = True, start=None) -> dict:
     """Camera-frame placement of one root-relative hand.
 
     ``joints_3d`` (21, 3) and ``vertices`` (V, 3) metres, root-relative, camera-aligned;
     ``keypoints_2d`` (21, 2) image pixels (what the fit reprojects); ``pixels_per_metre`` the
     weak-perspective scale in image pixels. Returns ``translation_m`` (the root, camera frame),
     ``joints_3d_camera``, ``vertices_camera``, ``keypoints_2d_camera`` (their perspective
-    projection), the weak-perspective start and the reprojection error.
+    projection), the weak-perspective start and the reprojection error. ``start`` (3,): the
+    translation to start from instead (``pinhole_translation``: a hand fitted under this camera).
     """
     joints = np.asarray(joints_3d, np.float64)
     if joints.shape != (21, 3):
@@ -279,17 +280,36 @@ def place_hand(joints_3d, vertices, keypoints_2d, pixels_per_metre: float, intri
     if points.shape != (21, 2):
         raise ValueError(f"keypoints_2d: expected (21, 2) image pixels, got {points.shape}")
     joints = joints - joints[0]
-    start = weak_perspective_translation(joints, points[0], pixels_per_metre, intrinsics)
+    weak = weak_perspective_translation(joints, points[0], pixels_per_metre, intrinsics)
+    start = weak if start is None else np.asarray(start, np.float64)
     translation, rms = (perspective_translation(joints, points, intrinsics, start, weights) if refine
                         else (start, float("nan")))
     joints_camera = joints + translation
     projected = intrinsics.project(joints_camera)
-    return {"translation_m": translation, "translation_weak_perspective_m": start,
+    return {"translation_m": translation, "translation_weak_perspective_m": weak,
             "translation_method": "perspective fit of keypoints_2d" if refine else "weak perspective",
             "joints_3d_camera": joints_camera,
             "vertices_camera": np.asarray(vertices, np.float64) - np.asarray(joints_3d, np.float64)[0] + translation,
             "keypoints_2d_camera": projected,
             "reprojection_rms_px": reprojection_rms_px(projected, points)}
+
+
+def pinhole_translation(camera: dict, crop_transform, intrinsics: Intrinsics) -> np.ndarray | None:
+    """The root's translation (3,) in the camera frame of a hand the refinement fitted under the photo's
+    pinhole camera (``HandResult.camera`` with ``pinhole_crop_px``: the root at depth f / s, at (t - c) / s
+    across, in its crop's mirrored frame for a left hand), or None when it was not fitted under
+    ``intrinsics``."""
+    if "pinhole_crop_px" not in camera:
+        return None
+    pinhole = np.asarray(camera["pinhole_crop_px"], np.float64)
+    if not np.allclose(pinhole, crop_transform.pinhole(intrinsics.focal, (intrinsics.cx, intrinsics.cy)),
+                       rtol=1e-6, atol=1e-6):
+        return None
+    scale = float(camera["scale_px_per_m"])
+    across = (np.asarray(camera["trans_crop_px"], np.float64) - pinhole[1:]) / scale
+    if crop_transform.mirrored:
+        across[0] = -across[0]
+    return np.array([across[0], across[1], pinhole[0] / scale])
 
 
 def reprojection_rms_px(projected, keypoints_2d) -> float:
