@@ -66,12 +66,16 @@ class KeypointModel(nn.Module):
             self._level_spans.append((start, start + len(level), None if same or not i else f"_parents_in_level_{i}"))
             start += len(level)
         index = lambda values: torch.as_tensor(values, dtype=torch.long)  # noqa: E731
-        self.register_buffer("pose_order", index([j - 1 for j in order[1:]]))       # internal joint -> axis-angle block
-        self.register_buffer("pose_columns", index([3 * (rank[b + 1] - 1) + m for b in range(num_joints - 1)
-                                                    for m in range(3)]))             # finger-pose column -> internal
+        # Finger-pose blocks (local rotations, left Jacobians, pose derivatives' columns) stay in the
+        # joints' own order (joint j's block j - 1); positions and global rotations are internal.
+        self.register_buffer("pose_order", index([j - 1 for j in order[1:]]))       # internal joint -> its block
         self.register_buffer("parent_rank", index([rank[parents[j]] for j in order[1:]]))
-        # OpenPose keypoint k from (16 joints in the internal order + 5 tips).
+        self.register_buffer("block_rank", index([rank[j] for j in range(1, num_joints)]))          # block -> internal
+        self.register_buffer("block_parent_rank", index([rank[parents[j]] for j in range(1, num_joints)]))
+        # OpenPose keypoint k from (16 joints in the internal order + 5 tips); where each tip lands.
         self.register_buffer("openpose_index", index([rank[i] if i < num_joints else i for i in kp.MANO_TO_OPENPOSE]))
+        self.register_buffer("openpose_tip_rows", index([kp.MANO_TO_OPENPOSE.index(num_joints + t)
+                                                         for t in range(len(tips))]))
         ordered = index(order)
         joint_template = (regressor @ v_template)[ordered]                                       # (16, 3)
         joint_dirs = torch.einsum("jv,vcs->jcs", regressor, shapedirs)[ordered]                 # (16, 3, S)
@@ -88,8 +92,8 @@ class KeypointModel(nn.Module):
         self.register_buffer("joint_dirs", joint_dirs)                                          # (16, 3, S)
         self.register_buffer("bone_dirs", bone_dirs)                                            # (15, 3, S)
         self.register_buffer("tip_dirs", tip_dirs)                                              # (5, 3, S)
-        # Pose blend shapes at the tips, rows (internal joint, 9 entries of its rotation).
-        tip_posedirs = posedirs[:, tips].reshape(num_joints - 1, 9, -1)[self.pose_order].reshape(posedirs.shape[0], -1)
+        # Pose blend shapes at the tips, rows (joint block, 9 entries of its rotation).
+        tip_posedirs = posedirs[:, tips].reshape(posedirs.shape[0], -1)
         self.register_buffer("tip_posedirs", tip_posedirs)                                      # (135, 15)
         self.has_tip_posedirs = bool(tip_posedirs.abs().max() > 0)
         tip_weights = to(mano.lbs_weights)[tips][:, ordered]                                      # (5, 16)
@@ -98,7 +102,7 @@ class KeypointModel(nn.Module):
         subtree = torch.eye(num_joints, dtype=dtype)
         for j in sorted(range(1, num_joints), key=lambda j: -depth[order[j]]):
             subtree[self.parent_rank[j - 1]] += subtree[j]
-        moving = subtree.clamp_max(1)[1:]                                                          # (15, 16)
+        moving = subtree.clamp_max(1)[self.block_rank]                                             # (15 blocks, 16)
         self.register_buffer("joint_moves", moving.T[:, :, None].contiguous())                   # (16, 15, 1)
         self.register_buffer("tip_moves", (moving[None] * tip_weights[:, None]).contiguous())    # (5, 15, 16)
         self.register_buffer("tip_move_sums", (tip_weights @ moving.T)[..., None])               # (5, 15, 1)
@@ -139,14 +143,13 @@ class KeypointModel(nn.Module):
         a, b = self._linear_split
         rest, bones, tip_rest = (linear[:, :a].unflatten(1, (-1, 3)), linear[:, a:b].unflatten(1, (-1, 3)),
                                  linear[:, b:].unflatten(1, (-1, 3)))                       # (B, 16 | 15 | 5, 3)
-        axis_angles = finger_pose.reshape(batch, -1, 3).index_select(1, self.pose_order)  # (B, 15, 3)
-        local, left = self._rotations(axis_angles, jacobians)                              # (B, 15, 3, 3)
-        rot, pos, pos_dbeta = self._forward_kinematics(rest, bones, local, jacobians)
+        local, left = self._rotations(finger_pose.reshape(batch, -1, 3), jacobians)      # (B, 15, 3, 3) by block
+        rot, pos, pos_dbeta = self._forward_kinematics(rest, bones, local.index_select(1, self.pose_order), jacobians)
         # Fingertip vertices: shape and pose blend shapes, then linear blend skinning.
         if self.has_tip_posedirs:
             tip_rest = tip_rest + ((local - self.eye).flatten(1) @ self.tip_posedirs).unflatten(1, (-1, 3))
-        per_joint = (rot[:, None] @ (tip_rest[:, :, None] - rest[:, None])[..., None])[..., 0] + pos[:, None]
-        tips = (self.tip_weights[:, None] @ per_joint)[:, :, 0]                            # (B, 5, 3)
+        per_joint = (rot[:, None] * (tip_rest[:, :, None] - rest[:, None])[..., None, :]).sum(-1) + pos[:, None]
+        tips = (self.tip_weights[..., None] * per_joint).sum(2)                            # (B, 5, 3)
         keypoints = torch.cat([pos, tips], 1).index_select(1, self.openpose_index)
         if not jacobians:
             return keypoints, None, None
@@ -155,11 +158,7 @@ class KeypointModel(nn.Module):
                                                   ).unflatten(2, (3, -1))                 # (B, 5, 3, S)
         dbeta = torch.cat([pos_dbeta, tips_dbeta], 1).index_select(1, self.openpose_index)
         dpose = self._pose_derivatives(local, left, rot, pos, per_joint, blend_rot)       # (B, 21, 3, 45)
-        if directions is None:
-            dpose = dpose.index_select(-1, self.pose_columns)
-        else:
-            dpose = dpose @ directions.reshape(directions.shape[0], -1, 3).index_select(1, self.pose_order).flatten(1).T
-        return keypoints, dbeta, dpose.index_select(1, self.openpose_index)
+        return keypoints, dbeta, dpose if directions is None else dpose @ directions.T
 
     def _rotations(self, axis_angles: torch.Tensor, with_left: bool):
         """Rotation matrices (…, 3, 3) of axis-angles (…, 3), as ``hand.camera.axis_angle_to_matrix``,
@@ -187,23 +186,24 @@ class KeypointModel(nn.Module):
                 where = getattr(self, parents)
                 parent_rot, parent_pos = parent_rot.index_select(1, where), parent_pos.index_select(1, where)
                 parent_dbeta = parent_dbeta.index_select(1, where) if with_dbeta else None
-            poss.append(parent_pos + (parent_rot @ bones[:, rows, :, None])[..., 0])
+            poss.append(parent_pos + (parent_rot * bones[:, rows, None, :]).sum(-1))
             rots.append(parent_rot @ local[:, rows])
             if with_dbeta:  # p_j is linear in the rest joints, hence in beta, for a fixed pose
                 dbetas.append(parent_dbeta + parent_rot @ self.bone_dirs[rows])
         return torch.cat(rots, 1), torch.cat(poss, 1), torch.cat(dbetas, 1) if with_dbeta else None
 
     def _pose_derivatives(self, local, left, rot, pos, per_joint, blend_rot) -> torch.Tensor:
-        """d/d finger pose of the joints and tips (B, 21, 3, 45): rows internal joints then tips, columns
-        (internal joint, axis-angle component)."""
+        """d/d finger pose of the keypoints (B, 21, 3, 45), OpenPose rows, columns (joint block, axis-angle
+        component); ``local`` and ``left`` by block, the rest internal."""
         # Turning joint j's axis-angle along e_m turns its frame by omega = G_parent(j) Jl(aa_j) e_m,
         # and every point x of its subtree by omega x (x - p_j): x - p_j is the point's lever. A tip
         # is a weighted sum of per-joint points, so its lever is that sum over the joint's subtree.
         batch, num_tips = pos.shape[0], per_joint.shape[1]
-        turned = rot.index_select(1, self.parent_rank) @ left                              # (B, 15, 3, 3)
-        joint_levers = self.joint_moves * (pos[:, :, None] - pos[:, None, 1:])            # (B, 16, 15, 3)
-        tip_levers = self.tip_moves @ per_joint - self.tip_move_sums * pos[:, None, 1:]   # (B, 5, 15, 3)
-        levers = torch.cat([joint_levers, tip_levers], 1)                                 # (B, 21, 15, 3)
+        turned = rot.index_select(1, self.block_parent_rank) @ left                        # (B, 15, 3, 3)
+        pivots = pos.index_select(1, self.block_rank)[:, None]                             # (B, 1, 15, 3)
+        joint_levers = self.joint_moves * (pos[:, :, None] - pivots)                       # (B, 16, 15, 3)
+        tip_levers = self.tip_moves @ per_joint - self.tip_move_sums * pivots              # (B, 5, 15, 3)
+        levers = torch.cat([joint_levers, tip_levers], 1).index_select(1, self.openpose_index)  # (B, 21, 15, 3)
         turns = torch.linalg.cross(turned.transpose(-1, -2)[:, None], levers[:, :, :, None], dim=-1)  # [b,q,j,m,i]
         dpose = turns.permute(0, 1, 4, 2, 3).reshape(batch, levers.shape[1], 3, -1)       # (B, 21, 3, 45)
         if self.has_tip_posedirs:
@@ -214,7 +214,7 @@ class KeypointModel(nn.Module):
             per_turn = torch.einsum("jfte,bjif->bjite", blend_dirs, basis_turns)            # (B, 15, 3, 5, 3)
             d_rest = torch.einsum("bjim,bjite->bjmte", left, per_turn)                      # (B, 15, 3, 5, 3)
             tips = torch.einsum("btie,bjmte->btijm", blend_rot, d_rest).flatten(-2)          # (B, 5, 3, 45)
-            dpose = torch.cat([dpose[:, :-num_tips], dpose[:, -num_tips:] + tips], 1)
+            dpose = dpose.index_add(1, self.openpose_tip_rows, tips)
         return dpose
 
 
