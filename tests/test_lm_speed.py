@@ -56,3 +56,26 @@ def test_threads_restored_when_the_residuals_raise():
     except RuntimeError:
         pass
     assert torch.get_num_threads() == before
+
+
+def test_batch_results_equal_each_problem_alone_and_the_start_costs_no_residual_pass():
+    """Problems that converge at different iterations (the batch shrinks) get what each gets alone;
+    with an analytic Jacobian the starting cost comes from the first normal equations."""
+    residual_fn, jacobian_fn, x0, target = _problem(4, 3)
+    x0 = x0 + torch.tensor([[0.0], [0.5], [1.0], [2.0]], dtype=torch.float64)   # different distances
+    calls = []
+
+    def counted(x, t):
+        calls.append(x.shape[0])
+        return residual_fn(x, t)
+    state = lm.levenberg_marquardt(counted, x0, (target,), jacobian_fn=jacobian_fn, iterations=30, ftol=1e-8)
+    assert len(set(state.iterations.tolist())) > 1 and max(state.iterations.tolist()) < 30
+    assert len(calls) == int(state.iterations.max()) and calls[0] == 4 and min(calls) < 4
+    for i in range(4):
+        alone = lm.levenberg_marquardt(residual_fn, x0[i:i + 1], (target[i:i + 1],), jacobian_fn=jacobian_fn,
+                                       iterations=30, ftol=1e-8)
+        torch.testing.assert_close(alone.x[0], state.x[i], rtol=0, atol=1e-14)
+        assert int(alone.iterations) == int(state.iterations[i]) and bool(alone.converged) == bool(state.converged[i])
+    # Autodiff Jacobians: the same answer.
+    auto = lm.levenberg_marquardt(residual_fn, x0, (target,), iterations=30, ftol=1e-8)
+    torch.testing.assert_close(auto.x, state.x, rtol=0, atol=1e-12)
