@@ -174,12 +174,15 @@ def evaluate(model, config: dict, samples, worlds, keypoints: str, extra: dict |
 
 
 def evaluate_real_poses(model, config: dict, count: int | None = 100, split: str = "test",
-                        keypoints=KEYPOINTS, refinements: dict | None = REFINEMENTS, seed: int = 0, path=None) -> dict:
+                        keypoints=KEYPOINTS, refinements: dict | None = REFINEMENTS, seed: int = 0, path=None,
+                        depth_m=None) -> dict:
     """The benchmark in one call, JSON-ready: ``count`` poses of ``split`` at random views
-    (``real_pose_views``), ``evaluate``d from each of ``keypoints``; with the source, the split, the
-    count and the simulated world landmarks' own scores (``LANDMARKS``) beside the rows."""
-    samples, worlds = real_pose_views(split, count, seed, path=path)
-    return {"source": CREDIT, "split": split, "count": len(samples), LANDMARKS: landmark_scores(samples, worlds),
+    (``real_pose_views``; ``depth_m`` (near, far): photographed by the default lens that far away),
+    ``evaluate``d from each of ``keypoints``; with the source, the split, the count, the views' depth
+    range and the simulated world landmarks' own scores (``LANDMARKS``) beside the rows."""
+    samples, worlds = real_pose_views(split, count, seed, path=path, depth_m=depth_m)
+    return {"source": CREDIT, "split": split, "count": len(samples),
+            "depth_m": None if depth_m is None else list(depth_m), LANDMARKS: landmark_scores(samples, worlds),
             "keypoints": {k: evaluate(model, config, samples, worlds, k, refinements=refinements) for k in keypoints}}
 
 

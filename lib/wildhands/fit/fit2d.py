@@ -30,7 +30,8 @@ of freedom q (relative to the model's mean pose) with a Mahalanobis prior w_thet
 C the model's 45 x 45 pose components (for the first PCA coefficients this is |theta|^2:
 the pose space's own metric), plus a joint-range penalty w_range |max(0, lo - q_abs, q_abs - hi)|^2
 on the absolute axis-angle components (default limits: mean +- 3 standard deviations of
-the pose space, assuming unit-variance coefficients; pass ``pose_limits`` otherwise).
+the pose space, assuming unit-variance coefficients; pass ``pose_limits`` otherwise). In both
+spaces the shape coefficients beyond ``SHAPE_LIMIT`` standard deviations pay w_range |max(0, |beta| - 3)|^2.
 
 Projection: the weak-perspective camera above (the paper's), or, given a photo's pinhole camera in
 the keypoints' pixels (``Fit2D.fit`` ``pinhole``), ``camera.pinhole_project`` with the same
@@ -59,6 +60,10 @@ from wildhands.hand.keypoint_model import KeypointModel, so3_left_jacobian
 from wildhands.hand.parameters import ROTATION_DIMS, HandParameters, VectorLayout
 
 POSE_SPACES = ("pca", "full")
+# Shape coefficients beyond this many standard deviations are penalised as joint angles out of range are
+# (w_range): 2D keypoints cannot tell a hand's size from its distance, and fitted to labels the shape
+# drifted to 10 sd (a 59 mm hand; RHD in benchmarks/bench_camera_space.py) for a pixel of fit.
+SHAPE_LIMIT = 3.0
 ANCHOR_KEYS = ("rotation", "betas", "pose")
 
 
@@ -371,7 +376,7 @@ class Fit2D:
         the 2D keypoints, the shape and pose priors, the anchor and the 3D keypoints (when given)."""
         _, _, _, betas, pose = self._unpack(x)
         parts = [(sqrt_conf[..., None] * (self.project(x, cam, pinhole) - targets)).flatten(1),
-                 math.sqrt(self.alpha_beta) * betas]
+                 math.sqrt(self.alpha_beta) * betas, math.sqrt(self.w_range) * torch.relu(betas.abs() - SHAPE_LIMIT)]
         if self.pose_space == "pca":
             parts.append(math.sqrt(self.w_theta) * pose)
         else:
@@ -442,12 +447,15 @@ class Fit2D:
         return (sqrt_conf[..., None, None] * jac).flatten(1, 2)
 
     def _prior_jacobian(self, x: torch.Tensor, finger_pose: torch.Tensor) -> torch.Tensor:
-        """Rows of the shape and pose priors: (B, S + n [+ 45 range], P)."""
+        """Rows of the shape prior, its range and the pose priors: (B, 2 S + n [+ 45 range], P)."""
         nb = self.num_betas
-        num_prior = nb + (self.num_pose if self.pose_space == "pca" else 90)
+        num_prior = 2 * nb + (self.num_pose if self.pose_space == "pca" else 90)
         jac = x.new_zeros(x.shape[0], num_prior, self.num_params)
         jac[:, :nb, self.layout.betas] = math.sqrt(self.alpha_beta) * torch.eye(nb, dtype=x.dtype, device=x.device)
-        pose_rows, pose_cols = slice(nb, nb + self.num_pose), self.layout.pose
+        betas = x[:, self.layout.betas]
+        jac[:, nb:2 * nb, self.layout.betas] = math.sqrt(self.w_range) * torch.diag_embed(
+            torch.sign(betas) * (betas.abs() > SHAPE_LIMIT).to(x.dtype))
+        pose_rows, pose_cols = slice(2 * nb, 2 * nb + self.num_pose), self.layout.pose
         if self.pose_space == "pca":
             eye = torch.eye(self.num_pose, dtype=x.dtype, device=x.device)
             jac[:, pose_rows, pose_cols] = math.sqrt(self.w_theta) * eye
