@@ -3,6 +3,8 @@
 (B, P, P) normal equations solved by batched Cholesky, Marquardt's diagonal damping and per-problem
 trust updates (Nielsen); converged problems leave the batch. Jacobians are analytic when the caller
 gives them, else from forward-mode autodiff (one pass per parameter, all problems at once).
+Small batches (a few hands: ``SINGLE_THREAD_ENTRIES``) run on one intra-op thread, which their tiny
+operations cannot share out.
 """
 from __future__ import annotations
 
