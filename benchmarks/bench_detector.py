@@ -25,10 +25,11 @@ those scenes; false hands per hand-free photo (each background and its upside-do
 packaged photos of people; and the time per photo with the body pass on and off, on the close-ups
 where the hand pass already finds the labelled hand, the hand-free photos and the composites. All
 of it twice: with the detector's defaults (finer tile levels ``detector.TILE_LEVELS``, native
-views of small hands) and as before them (the half-side tiles only, magnified crops only: the
-``before`` entries). ``--rendered N`` adds N of the project's own rendered hands (found by
-MediaPipe at full size) as close-ups: the set the detector's 2D choices were made on, since the
-labelled photos are calibration data.
+views of small hands, the finest tiles' palm proposals read again zoomed, the context view of
+small hands) and as before the last two (the ``before`` entries). ``--rendered N`` adds N of the
+project's own rendered hands (found by MediaPipe at full size) as close-ups, with the defaults and
+as before: the set the detector's 2D choices were made on, since the labelled photos are
+calibration data.
 """
 from __future__ import annotations
 
@@ -171,7 +172,8 @@ def sigma_report(detections, labels) -> dict:
     return out
 
 
-BEFORE = {"tile_levels": (2,), "native_view": False}   # the detector before the finer tiles and native views
+BEFORE = {"proposals": False, "context_view": False}   # the detector before palm proposals and context views
+BEFORE_LABEL = "before (no palm proposals, no context view)"
 
 
 def print_bins(bins: dict, title: str) -> None:
@@ -221,7 +223,7 @@ def composites_benchmark(folder: Path, limit: int | None, write: str | None, ren
     with HandDetector() as detector:
         times["body_off_s"] = timings(detector)
     report = reports["now"]
-    for name, title in (("now", "the detector now"), ("before", "before (half-side tiles only, magnified crops)")):
+    for name, title in (("now", "the detector now"), ("before", BEFORE_LABEL)):
         print_bins(reports[name]["bins"], title)
         print(f"false hands per hand-free photo: {reports[name]['false_hands_per_photo']} "
               f"({reports[name]['hand_free_photos']} photos)")
@@ -237,22 +239,28 @@ def composites_benchmark(folder: Path, limit: int | None, write: str | None, ren
     out = {"bins": report["bins"], "false_hands_per_photo": report["false_hands_per_photo"],
            "hand_free_photos": report["hand_free_photos"], "body_scores": body_scores, "people_photos": people,
            "seconds_per_photo": speed, "labelled_hands": len(photos), "arms": [name for name, _, _ in arms],
-           "before": {"settings": {k: list(v) if isinstance(v, tuple) else v for k, v in BEFORE.items()},
+           "before": {"label": BEFORE_LABEL,
+                      "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in BEFORE.items()},
                       "bins": reports["before"]["bins"],
                       "false_hands_per_photo": reports["before"]["false_hands_per_photo"]}}
     if rendered:
         close_ups, close_up_labels = rendered_close_ups(rendered)
-        with HandDetector(body=BodySettings()) as detector:
-            tuning = composite_report(detector, build_composites(close_ups, close_up_labels, arms, seed=300))
-        print_bins(tuning["bins"], f"{len(close_ups)} rendered hands (the tuning set)")
-        out["rendered"] = {"close_ups": len(close_ups), "bins": tuning["bins"]}
+        scenes = build_composites(close_ups, close_up_labels, arms, seed=300)
+        out["rendered"] = {"close_ups": len(close_ups)}
+        for name, settings in (("now", {}), ("before", BEFORE)):
+            with HandDetector(body=BodySettings(), **settings) as detector:
+                tuning = composite_report(detector, scenes)
+            print_bins(tuning["bins"], f"{len(close_ups)} rendered hands (the tuning set), {name}")
+            out["rendered"]["bins" if name == "now" else "before_bins"] = tuning["bins"]
     if write:
-        from wildhands.data.detector import TILE_LEVELS
+        from wildhands.data.detector import CONTEXT_VIEW, MAX_PROPOSALS, PROPOSAL_SCORE, TILE_LEVELS, ZOOM
 
         write_json(write, {"source": "benchmarks/bench_detector.py --composites (issue 17), MediaPipe 0.10.21 "
-                           f"Hands + Pose, HandDetector defaults (tile levels {list(TILE_LEVELS)}, native views) "
-                           "with body_finder.BodySettings() defaults; 'before': the same without the finer tiles "
-                           "and native views; timings on a 2-core machine shared with other jobs",
+                           f"Hands + Pose, HandDetector defaults (tile levels {list(TILE_LEVELS)}, native views, "
+                           f"palm proposals from {PROPOSAL_SCORE} read again {ZOOM}x zoomed, at most "
+                           f"{MAX_PROPOSALS}, context view {CONTEXT_VIEW} l) with body_finder.BodySettings() "
+                           "defaults; 'before': the same without palm proposals and context views; timings on a "
+                           "2-core machine shared with other jobs",
                            "unit": "error: px at the 320 crop of 2.2 l around the labelled hand; hand sizes: l, "
                                    "scene pixels (1024x768 scenes)", **out})
         print(f"wrote {write}")

@@ -87,6 +87,11 @@ def test_blank_image_has_no_hands(detector):
     assert detector.detect(np.full((240, 320, 3), 127, np.uint8)) == []
 
 
+def test_an_empty_scene_runs_every_tile_level_and_has_no_hands(detector):
+    # 640 px: tiles of 1/2 and 1/4 (160 px), the finest through the palm detector alone (palm proposals)
+    assert detector.proposals and detector.detect(np.full((480, 640, 3), 127, np.uint8)) == []
+
+
 def test_bad_images_get_clear_errors(detector):
     with pytest.raises(ImageError, match="too small"):
         detector.detect(np.zeros((1, 1, 3), np.uint8))
@@ -212,14 +217,17 @@ def test_tile_origins_cover_the_side_with_half_tile_overlaps():
 
 
 def test_small_hands_get_a_view_at_the_photos_resolution():
-    from wildhands.data.detector import NATIVE_VIEW_SIDE, refine_views
+    from wildhands.data.detector import CONTEXT_VIEW, NATIVE_VIEW_SIDE, refine_views
 
     large = refine_views((768, 1024, 3), (500.0, 400.0, 2.2 * 100), mirror=False)
     assert len(large) == 1 and large[0].out_size == 320                 # magnified 1.45 times: the crop alone
-    crop, native = refine_views((768, 1024, 3), (500.0, 400.0, 2.2 * 20), mirror=True)
-    assert crop.zoom > 7 and crop.mirrored and native.mirrored
+    crop, native, context = refine_views((768, 1024, 3), (500.0, 400.0, 2.2 * 20), mirror=True)
+    assert crop.zoom > 7 and crop.mirrored and native.mirrored and context.mirrored
     assert native.zoom == pytest.approx(1.0) and native.out_size == NATIVE_VIEW_SIDE
+    # the context view: CONTEXT_VIEW l at the photo's resolution
+    assert context.zoom == pytest.approx(1.0) and context.size == pytest.approx(CONTEXT_VIEW * 20)
     assert len(refine_views((768, 1024, 3), (500.0, 400.0, 44.0), False, native_view=False)) == 1
+    assert len(refine_views((768, 1024, 3), (500.0, 400.0, 44.0), False, context_view=False)) == 2
 
 
 class _SquareHands:
@@ -253,7 +261,41 @@ def _offline_detector(hand_pass, **settings):
     detector.tile_levels, detector.native_view = settings.get("tile_levels", TILE_LEVELS), True
     detector._hands, detector._body = object(), None
     detector._run = hand_pass
+    detector.proposals, detector.context_view = settings.get("proposals", False), settings.get("context_view", False)
+    palms = settings.get("palms")
+    detector._run_palms = lambda view, found_by="tile": (hand_pass(view, found_by), palms(view) if palms else [])
     return detector
+
+
+def _square_palms(min_fraction=0.05, score=0.2):
+    """A stand-in for the palm detector's weak detections: the white square's centre, side and
+    ``score`` when it fills at least ``min_fraction`` of the view's longer side."""
+    def palms(view):
+        ys, xs = np.nonzero(view[..., 0] > 200)
+        if not len(xs) or xs.max() - xs.min() + 1 < min_fraction * max(view.shape[:2]):
+            return []
+        return [((xs.min() + xs.max()) / 2, (ys.min() + ys.max()) / 2, float(xs.max() - xs.min() + 1), score)]
+    return palms
+
+
+def test_a_weak_palm_on_a_fine_tile_is_read_again_on_a_zoomed_window():
+    from wildhands.data.detector import ZOOM, zoom_windows
+
+    photo = np.full((768, 1024, 3), 90, np.uint8)
+    photo[400:420, 600:620] = 255                   # 20 px: 12 % of a 1/6 tile, 18 % of its zoomed window
+    hand_pass = _SquareHands(min_fraction=0.15)
+    (hand,) = _offline_detector(hand_pass, proposals=True, palms=_square_palms()).detect(photo)
+    window = round((1024 // 6) / ZOOM)
+    assert hand.found_by == "tile" and len(hand.passes) > 1 and any(max(v) >= window for v in hand_pass.views)
+    assert crop_box(hand.keypoints_2d, None, 1.0)[:2] == pytest.approx((609.5, 409.5), abs=1)
+    # without proposals, or with no palm there, the fine tiles alone miss it
+    assert _offline_detector(_SquareHands(min_fraction=0.15)).detect(photo) == []
+    assert _offline_detector(_SquareHands(min_fraction=0.15), proposals=True).detect(photo) == []
+    # proposals of one palm from overlapping tiles share one window; the strongest first, at most ``limit``
+    proposals = [(600, 400, 0.2), (602, 401, 0.5), (100, 100, 0.3)]
+    assert [(w.center_x, w.center_y, w.size) for w in zoom_windows((768, 1024, 3), proposals, 113.0)] == \
+        [(602, 401, 113.0), (100, 100, 113.0)]
+    assert len(zoom_windows((768, 1024, 3), proposals, 113.0, limit=1)) == 1
 
 
 def test_finer_tiles_find_a_small_hand_that_a_second_view_confirms():

@@ -22,13 +22,19 @@ Passes, all with one ``Hands`` object in static-image mode:
    ``MIN_FINE_TILE_SIDE`` px), each level only when the coarser ones found nothing: the palm
    detector reads hands of about a tenth of its view and more, so a 20 px hand needs a view of
    about 200 px. A hand of these finer levels is kept only when a second view (pass 3's crops)
-   finds it again: single readings there are where MediaPipe imagines hands in textures;
+   finds it again: single readings there are where MediaPipe imagines hands in textures. The
+   16-32 px hands these levels still miss mostly sit at the palm detector's lower limit there:
+   their palm fires weakly (under the threshold) or the landmark pass rejects the blur it reads
+   (measured per miss on the composites). So the finest level's tiles also report the palm
+   detector's weaker detections (``PROPOSAL_SCORE``), and when no level finds a hand, the
+   strongest of them (``MAX_PROPOSALS``) are read again on windows ``ZOOM`` times smaller than
+   that level's tiles (``zoom_windows``), each hand found there kept when a second view confirms it;
 3. per hand, the 2.2 l crop around its keypoints at 320 pixels, and the same crop flipped
    left-right (``second_pass``): the hand fills the crop as it fills the network's input. For
    a small hand that crop is a magnified blur (a 20 px hand magnified 7 times) where the palm
    detector often sees nothing; then, for hands found by the tiles or the body pass, that pass
    is read again on a window of the photo at its own resolution (``NATIVE_VIEW_SIDE`` px, or
-   2.2 l when larger; ``refine_views``). A
+   2.2 l when larger), then on one of ``CONTEXT_VIEW`` l (``refine_views``). A
    crop pass counts when it finds the same hand at a size within 2/3 to 3/2 of the first
    (MediaPipe sometimes sees a small hand inside a fist on a crop). The hand's keypoints and
    world landmarks become the mean over the passes that found it (the flipped pass mapped
@@ -77,6 +83,19 @@ TILE_LEVELS = (2, 4, 6)
 # view, and there it took textures for hands (a flag's stars and a building's windows, 85-150 px tiles of
 # the 512-600 px photos of people that scikit-image and matplotlib ship).
 MIN_FINE_TILE_SIDE = 160
+# Palm proposals (pass 2's finest tiles): the palm detector's detections there from PROPOSAL_SCORE on (under the
+# hand pass's own threshold, or where the landmark pass rejected the hand) are read again, when no level found a
+# hand, on windows of 1/ZOOM of the finest tile's side around the MAX_PROPOSALS strongest: a 16-32 px hand sits at
+# the palm detector's lower limit in the finest tiles (its palm fires weakly, its landmarks read a blur), and ZOOM
+# times larger in the window. Chosen on the rendered tuning set (benchmarks/bench_detector.py --composites
+# --rendered): ZOOM 1.5 and 2 found the same hands; 16 proposals one more than 8.
+PROPOSAL_SCORE = 0.1
+ZOOM = 1.5
+MAX_PROPOSALS = 16
+# A small hand's views in pass 3 (``refine_views``) also include a window of CONTEXT_VIEW l at the photo's
+# resolution: the hand a fifth of the view, where the palm detector reads it best (the 2.2 l crop magnifies a
+# 20 px hand 7 times; the NATIVE_VIEW_SIDE window shows it at a tenth). Chosen on the rendered tuning set.
+CONTEXT_VIEW = 5.0
 FOUND_BY = ("hand", "tile", "body")  # the pass that found a hand: the whole photo, a tile, a person's arm
 PASSES = ("first", "crop", "flipped")
 DEFAULT_SIGMA_RULE = "params/detector_sigma.json"  # the measured KeypointSigmaRule (bench_detector.py --write-sigma)
@@ -130,12 +149,16 @@ class HandDetector:
     pass (pass 4) with these ``body_finder.BodySettings`` (None: off); ``tile_levels``: pass 2's
     levels (``TILE_LEVELS``; ``(2,)``: the half-side tiles only); ``native_view``: passes 3 and 4
     read a small hand found by the tiles or the body pass again at the photo's resolution when
-    their magnified crops show nothing. Use as a context manager, or call ``close()``.
+    their magnified crops show nothing; ``proposals``: pass 2's finest tiles report the palm
+    detector's weaker detections, read again on zoomed windows when no tile finds a hand;
+    ``context_view``: pass 3 also reads such a small hand on a window of ``CONTEXT_VIEW`` l. Use as
+    a context manager, or call ``close()``.
     """
 
     def __init__(self, max_num_hands: int = 4, min_detection_confidence: float = 0.3, second_pass: bool = True,
                  tiles: bool = True, sigma: "KeypointSigmaRule | None" = None, body=None,
-                 tile_levels=TILE_LEVELS, native_view: bool = True):
+                 tile_levels=TILE_LEVELS, native_view: bool = True, proposals: bool = True,
+                 context_view: bool = True):
         import mediapipe as mp
 
         if int(max_num_hands) != max_num_hands or max_num_hands < 1:
@@ -153,6 +176,10 @@ class HandDetector:
         self._hands = mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=self.max_num_hands,
                                                min_detection_confidence=float(min_detection_confidence),
                                                model_complexity=1)
+        # the finest tiles' palm detector alone, reporting from PROPOSAL_SCORE on (``proposals``)
+        self.proposals, self.context_view = bool(proposals), bool(context_view)
+        self.min_detection_confidence = float(min_detection_confidence)
+        self._palms = _palm_detector(min(PROPOSAL_SCORE, self.min_detection_confidence)) if self.proposals else None
         self._body = None
         if body is not None:
             self._body = BodyFinder(body)
@@ -166,6 +193,9 @@ class HandDetector:
         if self._hands is not None:
             self._hands.close()
             self._hands = None
+        if getattr(self, "_palms", None) is not None:
+            self._palms.close()
+            self._palms = None
         if self._body is not None:
             self._body.close()
             self._body = None
@@ -190,13 +220,22 @@ class HandDetector:
         small = image if factor == 1.0 else _resize(image, factor)
         found = self._run(small)
         if self.tiles and _needs_tiles(found, small.shape):
-            for level, parts in enumerate(self.tile_levels):
-                if level and (found or max(small.shape[:2]) // parts < MIN_FINE_TILE_SIDE):
+            longest = max(small.shape[:2])
+            levels = [parts for level, parts in enumerate(self.tile_levels)
+                      if not level or longest // parts >= MIN_FINE_TILE_SIDE]
+            proposals = []
+            for level, parts in enumerate(levels):
+                if level and found:
                     break
-                hands = self._tiled(small, parts)
+                # the finest level's palm detections are proposals, read again zoomed if no level finds a hand
+                finest = level == len(levels) - 1 and level and self.proposals
+                hands = self._tiled(small, parts, proposals if finest else None)
                 if level:   # finer tiles: a hand only when a second view sees it too
-                    hands = [h for h in (self._refine(small, h) for h in hands) if len(h.passes) > 1]
+                    hands = self._confirmed(small, hands)
                 found = merge_detections(found + hands, self.max_num_hands)
+            if not found and proposals:
+                zoomed = self._zoomed(small, proposals, longest // levels[-1] / ZOOM)
+                found = merge_detections(self._confirmed(small, zoomed), self.max_num_hands)
         # only photos whose hands are all small (or absent) can hold people seen whole
         people_likely = _needs_tiles(found, small.shape)
         found = [d.mapped(lambda p: (p + 0.5) / factor - 0.5, 1.0 / factor) for d in found]
@@ -211,6 +250,30 @@ class HandDetector:
         result = self._hands.process(np.ascontiguousarray(image))
         return detections_from_result(result, image.shape[1], image.shape[0], found_by)
 
+    def _run_palms(self, image: np.ndarray, found_by: str = "tile") -> tuple[list[Detection], list[tuple]]:
+        """The hand pass of the finest tiles: the palm detector's detections from ``PROPOSAL_SCORE``
+        on as (cx, cy, side, score) in view pixels (``palm_proposals``), and the hand pass's hands,
+        run only when one of them reaches its own threshold (else it would find none: the hand
+        graph's palm detector is the same model on the same view)."""
+        h, w = image.shape[:2]
+        palms = palm_proposals(self._palms.process(np.ascontiguousarray(image)), w, h)
+        hands = self._run(image, found_by) if any(p[3] >= self.min_detection_confidence for p in palms) else []
+        return hands, palms
+
+    def _confirmed(self, image: np.ndarray, hands: list[Detection]) -> list[Detection]:
+        """The hands that a second view (pass 3's crops) finds again, refined by it."""
+        return [h for h in (self._refine(image, h) for h in hands) if len(h.passes) > 1]
+
+    def _zoomed(self, image: np.ndarray, proposals: list[tuple], side: float) -> list[Detection]:
+        """The hands read on windows of ``side`` px around the strongest palm proposals
+        (``zoom_windows``), found whole in them."""
+        found = []
+        for transform in zoom_windows(image.shape, proposals, side):
+            view = crop_image(image, transform)
+            found += [d.mapped(transform.to_image, 1.0 / transform.zoom) for d in self._run(view, "tile")
+                      if not _touches(d.keypoints_2d, view.shape, (True,) * 4)]
+        return merge_detections(found, len(found))
+
     def _refine(self, image: np.ndarray, det: Detection) -> Detection:
         """Pass 3: the hand found again on its 2.2 l crop and on that crop flipped; the passes
         that show it are averaged and their spread gives each keypoint's sigma."""
@@ -219,7 +282,7 @@ class HandDetector:
         for name, mirror in (("crop", False), ("flipped", True)):
             # a hand the whole photo showed is refined as it always was (no cost on such photos)
             native = self.native_view and det.found_by != "hand"
-            for transform in refine_views(image.shape, box, mirror, native):
+            for transform in refine_views(image.shape, box, mirror, native, self.context_view):
                 for candidate in self._run(crop_image(image, transform)):
                     seen = candidate.mapped(transform.to_image, 1.0 / transform.zoom, mirrored=mirror)
                     if _same_hand_and_size(det.keypoints_2d, seen.keypoints_2d):
@@ -229,9 +292,11 @@ class HandDetector:
                     break
         return combine_passes(det, views, self.sigma)
 
-    def _tiled(self, image: np.ndarray, parts: int = 2) -> list[Detection]:
+    def _tiled(self, image: np.ndarray, parts: int = 2, proposals: list | None = None) -> list[Detection]:
         """Pass 2: the hands found whole on overlapping tiles of 1/``parts`` of the longer side
-        (``tile_origins``), each found hand once.
+        (``tile_origins``), each found hand once. With a ``proposals`` list, the tiles are read by
+        the palm-proposing graph and all their palm detections are appended to it as (cx, cy, score),
+        image pixels.
 
         A hand cut by a tile's inner edge gives MediaPipe a partial view and wrong keypoints;
         its neighbouring tiles hold it whole (the tiles overlap by half), so it is dropped.
@@ -245,7 +310,12 @@ class HandDetector:
             for x0 in tile_origins(w, size):
                 tile = image[y0:y0 + size, x0:x0 + size]
                 inner = (x0 > 0, y0 > 0, x0 + tile.shape[1] < w, y0 + tile.shape[0] < h)
-                found += [d.mapped(lambda p, o=(x0, y0): p + o, 1.0) for d in self._run(tile, "tile")
+                if proposals is None:
+                    hands = self._run(tile, "tile")
+                else:
+                    hands, palms = self._run_palms(tile, "tile")
+                    proposals += [(cx + x0, cy + y0, score) for cx, cy, _, score in palms]
+                found += [d.mapped(lambda p, o=(x0, y0): p + o, 1.0) for d in hands
                           if not _touches(d.keypoints_2d, tile.shape, inner)]
         return merge_detections(found, len(found))
 
@@ -259,15 +329,71 @@ def tile_origins(length: int, size: int) -> list[int]:
     return sorted({int(v) for v in np.linspace(0, length - size, count)})
 
 
-def refine_views(image_shape, box, mirror: bool, native_view: bool = True) -> list:
+def palm_proposals(result, width: int, height: int) -> list[tuple]:
+    """MediaPipe's palm detections (``palm_detections`` of the hand graph) as (cx, cy, side, score)
+    in pixels of a ``width`` x ``height`` view: the box's centre and its longer side."""
+    out = []
+    for detection in getattr(result, "palm_detections", None) or []:
+        box = detection.location_data.relative_bounding_box
+        out.append(((box.xmin + box.width / 2) * width - 0.5, (box.ymin + box.height / 2) * height - 0.5,
+                    max(box.width * width, box.height * height), float(detection.score[0])))
+    return out
+
+
+def zoom_windows(image_shape, proposals, side: float, limit: int | None = None) -> list:
+    """The windows (``CropTransform``s at the photo's resolution) of ``side`` px around the ``limit``
+    (default ``MAX_PROPOSALS``) strongest palm proposals (cx, cy, score);
+    a proposal whose centre lies within a quarter window of a stronger one's shares its window."""
+    limit = MAX_PROPOSALS if limit is None else limit
+    windows, centres = [], []
+    for cx, cy, _ in sorted(proposals, key=lambda p: -p[2]):
+        if any(np.hypot(cx - x, cy - y) < 0.25 * side for x, y in centres):
+            continue
+        centres.append((cx, cy))
+        windows.append(make_transform(image_shape, (cx, cy, side), max(1, round(side))))
+        if len(windows) >= limit:
+            break
+    return windows
+
+
+PALM_GRAPH = """
+input_stream: "image"
+output_stream: "palm_detections"
+node {
+  calculator: "PalmDetectionCpu"
+  input_side_packet: "MODEL_COMPLEXITY:model_complexity"
+  input_stream: "IMAGE:image"
+  output_stream: "DETECTIONS:palm_detections"
+}
+"""
+
+
+def _palm_detector(min_score: float):
+    """MediaPipe's palm detector alone (the full model of the hand graph, inside the wheel):
+    ``process(image).palm_detections``, those from ``min_score`` on."""
+    from google.protobuf import text_format
+    from mediapipe.framework import calculator_pb2
+    from mediapipe.python.solution_base import SolutionBase
+
+    config = text_format.Parse(PALM_GRAPH, calculator_pb2.CalculatorGraphConfig())
+    return SolutionBase(graph_config=config, side_inputs={"model_complexity": 1},
+                        calculator_params={"palmdetectioncpu__TensorsToDetectionsCalculator.min_score_thresh":
+                                           float(min_score)},
+                        outputs=["palm_detections"])
+
+
+def refine_views(image_shape, box, mirror: bool, native_view: bool = True, context_view: bool = True) -> list:
     """Pass 3's views of one hand (``box`` = (cx, cy, 2.2 l)), in the order tried: the crop at
     ``SECOND_PASS_SIZE`` px; when that magnifies the photo more than ``MAX_CROP_UPSAMPLING`` and
     ``native_view``, a window of ``NATIVE_VIEW_SIDE`` px (or the box, when larger) at the photo's
-    own resolution."""
+    own resolution, and with ``context_view`` one of ``CONTEXT_VIEW`` l."""
     views = [make_transform(image_shape, box, SECOND_PASS_SIZE, mirror=mirror)]
     if native_view and views[0].zoom > MAX_CROP_UPSAMPLING:
         side = max(float(box[2]), float(NATIVE_VIEW_SIDE))
         views.append(make_transform(image_shape, (box[0], box[1], side), round(side), mirror=mirror))
+        if context_view:
+            side = CONTEXT_VIEW * float(box[2]) / SECOND_PASS_SCALE
+            views.append(make_transform(image_shape, (box[0], box[1], side), max(1, round(side)), mirror=mirror))
     return views
 
 
