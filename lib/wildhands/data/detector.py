@@ -25,8 +25,8 @@ Passes, all with one ``Hands`` object in static-image mode:
    finds it again: single readings there are where MediaPipe imagines hands in textures. The
    16-32 px hands these levels still miss mostly sit at the palm detector's lower limit there:
    their palm fires weakly (under the threshold) or the landmark pass rejects the blur it reads
-   (measured per miss on the composites). So the finest level's tiles also report the palm
-   detector's weaker detections (``PROPOSAL_SCORE``), and when no level finds a hand, the
+   (measured per miss on the composites). So on the finest level's tiles the palm detector reads
+   from ``PROPOSAL_SCORE`` on and reports its detections, and when no level finds a hand, the
    strongest of them (``MAX_PROPOSALS``) are read again on windows ``ZOOM`` times smaller than
    that level's tiles (``zoom_windows``), each hand found there kept when a second view confirms it;
 3. per hand, the 2.2 l crop around its keypoints at 320 pixels, and the same crop flipped
@@ -176,10 +176,10 @@ class HandDetector:
         self._hands = mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=self.max_num_hands,
                                                min_detection_confidence=float(min_detection_confidence),
                                                model_complexity=1)
-        # the finest tiles' palm detector alone, reporting from PROPOSAL_SCORE on (``proposals``)
+        # the finest tiles' hand graph: its palm detector reads from PROPOSAL_SCORE on and reports (``proposals``)
         self.proposals, self.context_view = bool(proposals), bool(context_view)
-        self.min_detection_confidence = float(min_detection_confidence)
-        self._palms = _palm_detector(min(PROPOSAL_SCORE, self.min_detection_confidence)) if self.proposals else None
+        self._palms = (_palm_hands(self.max_num_hands, min(PROPOSAL_SCORE, float(min_detection_confidence)))
+                       if self.proposals else None)
         self._body = None
         if body is not None:
             self._body = BodyFinder(body)
@@ -251,14 +251,12 @@ class HandDetector:
         return detections_from_result(result, image.shape[1], image.shape[0], found_by)
 
     def _run_palms(self, image: np.ndarray, found_by: str = "tile") -> tuple[list[Detection], list[tuple]]:
-        """The hand pass of the finest tiles: the palm detector's detections from ``PROPOSAL_SCORE``
-        on as (cx, cy, side, score) in view pixels (``palm_proposals``), and the hand pass's hands,
-        run only when one of them reaches its own threshold (else it would find none: the hand
-        graph's palm detector is the same model on the same view)."""
+        """The hand pass of the finest tiles, its palm detector reading from ``PROPOSAL_SCORE`` on (a
+        hand it finds is still kept only when a second view confirms it): its hands, and its palm
+        detections as (cx, cy, side, score) in view pixels (``palm_proposals``)."""
         h, w = image.shape[:2]
-        palms = palm_proposals(self._palms.process(np.ascontiguousarray(image)), w, h)
-        hands = self._run(image, found_by) if any(p[3] >= self.min_detection_confidence for p in palms) else []
-        return hands, palms
+        result = self._palms.process(np.ascontiguousarray(image))
+        return detections_from_result(result, w, h, found_by), palm_proposals(result, w, h)
 
     def _confirmed(self, image: np.ndarray, hands: list[Detection]) -> list[Detection]:
         """The hands that a second view (pass 3's crops) finds again, refined by it."""
@@ -356,30 +354,19 @@ def zoom_windows(image_shape, proposals, side: float, limit: int | None = None) 
     return windows
 
 
-PALM_GRAPH = """
-input_stream: "image"
-output_stream: "palm_detections"
-node {
-  calculator: "PalmDetectionCpu"
-  input_side_packet: "MODEL_COMPLEXITY:model_complexity"
-  input_stream: "IMAGE:image"
-  output_stream: "DETECTIONS:palm_detections"
-}
-"""
-
-
-def _palm_detector(min_score: float):
-    """MediaPipe's palm detector alone (the full model of the hand graph, inside the wheel):
-    ``process(image).palm_detections``, those from ``min_score`` on."""
-    from google.protobuf import text_format
-    from mediapipe.framework import calculator_pb2
+def _palm_hands(max_num_hands: int, min_detection_confidence: float):
+    """MediaPipe Hands (static images, the full models, inside the wheel) whose palm detector reports
+    from ``min_detection_confidence`` on, and which also returns those palm detections
+    (``process(image).palm_detections``, the hand graph's own output stream)."""
     from mediapipe.python.solution_base import SolutionBase
 
-    config = text_format.Parse(PALM_GRAPH, calculator_pb2.CalculatorGraphConfig())
-    return SolutionBase(graph_config=config, side_inputs={"model_complexity": 1},
-                        calculator_params={"palmdetectioncpu__TensorsToDetectionsCalculator.min_score_thresh":
-                                           float(min_score)},
-                        outputs=["palm_detections"])
+    return SolutionBase(
+        binary_graph_path="mediapipe/modules/hand_landmark/hand_landmark_tracking_cpu.binarypb",
+        side_inputs={"model_complexity": 1, "num_hands": int(max_num_hands), "use_prev_landmarks": False},
+        calculator_params={"palmdetectioncpu__TensorsToDetectionsCalculator.min_score_thresh":
+                           float(min_detection_confidence),
+                           "handlandmarkcpu__ThresholdingCalculator.threshold": 0.5},   # MediaPipe's default
+        outputs=["multi_hand_landmarks", "multi_hand_world_landmarks", "multi_handedness", "palm_detections"])
 
 
 def refine_views(image_shape, box, mirror: bool, native_view: bool = True, context_view: bool = True) -> list:
