@@ -73,9 +73,14 @@ class Frames:
             yield index, image, None
 
 
-def run_mode(mode: str, source, detector, checkpoint=None):
+# The synthetic video is drawn by the weak-perspective camera: its hands are refined under that camera
+# (real footage, under the video's own: [refine] projection).
+WEAK_FRAMES = {"refine.projection": "weak"}
+
+
+def run_mode(mode: str, source, detector, checkpoint=None, config_overrides: dict | None = None):
     """(records, wall seconds of the pipeline) of one smoothing mode (``MODES``)."""
-    video = VideoPredictor(checkpoint, mode.split(" ")[0], detector=detector,
+    video = VideoPredictor(checkpoint, mode.split(" ")[0], detector=detector, config_overrides=config_overrides,
                            video_settings={"online_refine": "refined" in mode})
     start = time.perf_counter()
     records, _ = video.run(source, progress=False)
@@ -105,7 +110,7 @@ def synthetic(args, config, hand_model, world_landmarks: bool = False) -> dict:
     report = {}
     for mode in MODES:
         records, seconds = run_mode(mode, Frames(video.frames, video.fps, "synthetic"),
-                                    KnownKeypoints(noisy, video.side, world=world), args.checkpoint)
+                                    KnownKeypoints(noisy, video.side, world=world), args.checkpoint, WEAK_FRAMES)
         report[mode] = {**video_errors(first_hand_joints(records), truth), "frames_per_s": len(records) / seconds}
     report["truth_acceleration_mm_per_frame2"] = 1000 * mean_acceleration(truth)
     report["machine"] = machine_load()
@@ -121,7 +126,7 @@ def camera_space(args, config, hand_model) -> dict:
     report = {}
     for label, fit, warm in CAMERA_ROWS:
         predictor = VideoPredictor(args.checkpoint, "offline", detector=KnownKeypoints(noisy, video.side),
-                                   camera_fit=fit)
+                                   camera_fit=fit, config_overrides=WEAK_FRAMES)
         predictor.warm_start = warm
         records, _ = predictor.run(Frames(video.frames, video.fps, "synthetic"), progress=False)
         placed = [(Intrinsics.from_dict(r.camera), e.result) for r in records for e in r.hands[:1]

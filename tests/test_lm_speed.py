@@ -58,9 +58,8 @@ def test_threads_restored_when_the_residuals_raise():
     assert torch.get_num_threads() == before
 
 
-def test_batch_results_equal_each_problem_alone_and_the_start_costs_no_residual_pass():
-    """Problems that converge at different iterations (the batch shrinks) get what each gets alone;
-    with an analytic Jacobian the starting cost comes from the first normal equations."""
+def test_batch_results_equal_each_problem_alone():
+    """Problems that converge at different iterations (the batch shrinks) get what each gets alone."""
     residual_fn, jacobian_fn, x0, target = _problem(4, 3)
     x0 = x0 + torch.tensor([[0.0], [0.5], [1.0], [2.0]], dtype=torch.float64)   # different distances
     calls = []
@@ -70,7 +69,7 @@ def test_batch_results_equal_each_problem_alone_and_the_start_costs_no_residual_
         return residual_fn(x, t)
     state = lm.levenberg_marquardt(counted, x0, (target,), jacobian_fn=jacobian_fn, iterations=30, ftol=1e-8)
     assert len(set(state.iterations.tolist())) > 1 and max(state.iterations.tolist()) < 30
-    assert len(calls) == int(state.iterations.max()) and calls[0] == 4 and min(calls) < 4
+    assert len(calls) == 1 + int(state.iterations.max()) and calls[:2] == [4, 4] and min(calls) < 4
     for i in range(4):
         alone = lm.levenberg_marquardt(residual_fn, x0[i:i + 1], (target[i:i + 1],), jacobian_fn=jacobian_fn,
                                        iterations=30, ftol=1e-8)
@@ -79,3 +78,22 @@ def test_batch_results_equal_each_problem_alone_and_the_start_costs_no_residual_
     # Autodiff Jacobians: the same answer.
     auto = lm.levenberg_marquardt(residual_fn, x0, (target,), iterations=30, ftol=1e-8)
     torch.testing.assert_close(auto.x, state.x, rtol=0, atol=1e-12)
+
+
+def test_a_square_root_factor_of_the_normal_equations_gives_the_same_fit():
+    """jacobian_fn may return (R^-T J^T r, R) with R^T R = J^T J instead of (r, J), as fit.temporal does:
+    the energy still comes from residual_fn, so the fit is the same."""
+    residual_fn, jacobian_fn, x0, target = _problem(3, 4)
+
+    def square_root(x, t):
+        r, jac = jacobian_fn(x, t)
+        factor = torch.linalg.cholesky(jac.transpose(1, 2) @ jac).transpose(1, 2)           # R, upper
+        rhs = torch.linalg.solve_triangular(factor.transpose(1, 2), jac.transpose(1, 2) @ r[..., None], upper=False)
+        return rhs[..., 0], factor
+    for iterations in (1, 2, 4, 30):          # step by step: every step accepted or rejected alike
+        plain = lm.levenberg_marquardt(residual_fn, x0, (target,), jacobian_fn=jacobian_fn, iterations=iterations,
+                                       ftol=0.0)
+        folded = lm.levenberg_marquardt(residual_fn, x0, (target,), jacobian_fn=square_root, iterations=iterations,
+                                        ftol=0.0)
+        torch.testing.assert_close(folded.x, plain.x, rtol=0, atol=1e-10)
+        torch.testing.assert_close(folded.cost, plain.cost, rtol=1e-10, atol=1e-14)

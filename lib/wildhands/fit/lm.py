@@ -98,11 +98,11 @@ def levenberg_marquardt(residual_fn, x0: torch.Tensor, data: tuple = (), jacobia
 def _levenberg_marquardt(residual_fn, x0, data, jacobian_fn, iterations, damping, ftol, xtol, gtol, progress):
     x = x0.clone()
     batch = x.shape[0]
-    if iterations > 0:  # the first step needs the normal equations at x0: their residuals give its cost
-        r, jtj, grad = _normal_equations(residual_fn, jacobian_fn, x, data)
-        cost = r.square().sum(1)
-    else:
-        cost = residual_fn(x, *data).square().sum(1)
+    # The energy always from residual_fn: a jacobian_fn may return any factor with the same normal
+    # equations (fit.temporal's square-root factor), whose residuals do not sum to the energy.
+    cost = residual_fn(x, *data).square().sum(1)
+    if iterations > 0:  # the first step's normal equations
+        _, jtj, grad = _normal_equations(residual_fn, jacobian_fn, x, data)
     lam = torch.full((batch,), damping, dtype=x.dtype, device=x.device)
     nu = torch.full_like(lam, 2.0)
     done = ~torch.isfinite(cost)
