@@ -30,6 +30,16 @@ small hands) and as before the last two (the ``before`` entries). ``--rendered N
 project's own rendered hands (found by MediaPipe at full size) as close-ups, with the defaults and
 as before: the set the detector's 2D choices were made on, since the labelled photos are
 calibration data.
+
+    python benchmarks/bench_detector.py --diagnose [--rendered N] [--before]
+
+Why the 16-32 px hands alone are missed (``diagnose_misses``): for each such composite the
+detector misses, the strongest palm detection near the hand and the landmark pass's verdict on
+the best tile of each level (and of 1/8 of the side, one level finer than the detector searches),
+then the cause: the palm detector silent (under 0.1), weak (0.1 to its 0.3 threshold), the
+landmark pass rejecting the hand (MediaPipe's hand presence under 0.5), or a hand read on a tile
+but lost when no second view confirmed it. With ``--rendered N`` on N rendered hands instead;
+with ``--before`` the misses of the detector as before (``BEFORE``).
 """
 from __future__ import annotations
 
@@ -111,9 +121,14 @@ def main() -> None:
     parser.add_argument("--composites", action="store_true", help="the full-scene benchmark of issue 17 instead")
     parser.add_argument("--limit", type=int, default=None, help="--composites: the first N labelled hands only")
     parser.add_argument("--write-composites", default=None, help="--composites: write the report JSON here")
+    parser.add_argument("--diagnose", action="store_true", help="why the 16-32 px hands alone are missed")
+    parser.add_argument("--before", action="store_true", help="--diagnose: the detector before (BEFORE)")
     parser.add_argument("--rendered", type=int, default=0,
                         help="--composites: also N rendered hands as close-ups (the tuning set)")
     args = parser.parse_args()
+    if args.diagnose:
+        diagnose_misses(Path(args.photos), args.rendered, args.before)
+        return
     if args.composites:
         composites_benchmark(Path(args.photos), args.limit, args.write_composites, args.rendered)
         return
@@ -170,6 +185,102 @@ def sigma_report(detections, labels) -> dict:
           f"Spearman(spread, error) = {out['spearman_spread_error']:.2f}; fitted rule {asdict(rule)}; "
           f"{100 * within:.0f} % of errors under the rule's median (50 % expected)")
     return out
+
+
+PRESENCE_LEVELS = (0.5, 0.3, 0.15, 0.05, 0.0)   # hand presence bins of the landmark pass (0.5: MediaPipe's own)
+
+
+def _probe_graph(presence: float):
+    """MediaPipe's hand graph with its palm detector reading from 0.05, its landmark pass keeping hands
+    from ``presence`` on, and its palm detections reported."""
+    from mediapipe.python.solution_base import SolutionBase
+
+    return SolutionBase(
+        binary_graph_path="mediapipe/modules/hand_landmark/hand_landmark_tracking_cpu.binarypb",
+        side_inputs={"model_complexity": 1, "num_hands": 8, "use_prev_landmarks": False},
+        calculator_params={"palmdetectioncpu__TensorsToDetectionsCalculator.min_score_thresh": 0.05,
+                           "handlandmarkcpu__ThresholdingCalculator.threshold": presence},
+        outputs=["multi_hand_landmarks", "multi_handedness", "palm_detections"])
+
+
+def _view_verdict(graphs: dict, view: np.ndarray, labels: np.ndarray) -> tuple[float, float | None]:
+    """(the strongest palm detection within 0.75 l of the labelled hand, the highest of
+    ``PRESENCE_LEVELS`` at which the landmark pass still reads the hand; None: never) on one view."""
+    from wildhands.data.crops import crop_box
+    from wildhands.data.detector import palm_proposals
+
+    h, w = view.shape[:2]
+    cx, cy, size = crop_box(labels, None, 1.0)
+
+    def reads(result) -> bool:
+        for marks in result.multi_hand_landmarks or []:
+            points = np.array([[m.x * w - 0.5, m.y * h - 0.5] for m in marks.landmark])
+            if np.median(np.linalg.norm(points - labels, axis=1)) < 0.5 * size:
+                return True
+        return False
+
+    result = graphs[0.0].process(np.ascontiguousarray(view))
+    palm = max([p[3] for p in palm_proposals(result, w, h) if np.hypot(p[0] - cx, p[1] - cy) < 0.75 * size],
+               default=0.0)
+    if not reads(result):
+        return palm, None
+    presence = 0.0
+    for level in sorted(PRESENCE_LEVELS)[1:]:
+        if not reads(graphs[level].process(np.ascontiguousarray(view))):
+            break
+        presence = level
+    return palm, presence
+
+
+def diagnose_misses(folder: Path, rendered: int = 0, before: bool = False) -> dict:
+    """Per 16-32 px hand alone that the detector misses: palm score and presence on the best tile of
+    each level (1/2, 1/4, 1/6 and 1/8 of the longer side), and the cause (see the module docstring)."""
+    from collections import Counter
+
+    from wildhands.data.composites import build_composites, labelled_photos, rendered_close_ups
+    from wildhands.data.detector import TILE_LEVELS, _touches, tile_origins
+
+    photos, labels = rendered_close_ups(rendered) if rendered else labelled_photos(folder)
+    scenes = [c for c in build_composites(photos, labels, (), seed=300 if rendered else 0) if c.hand_px[0] < 32]
+    graphs = {level: _probe_graph(level) for level in PRESENCE_LEVELS}
+    causes = Counter()
+    with HandDetector(**(BEFORE if before else {})) as detector:
+        for scene in scenes:
+            label = scene.labels[0]
+            if match_detection(detector.detect(scene.image), label[:, :2], label[:, 2]) is not None:
+                continue
+            best = {}
+            for parts in TILE_LEVELS + (8,):
+                h, w = scene.image.shape[:2]
+                size = max(h, w) // parts
+                for y0 in tile_origins(h, size):
+                    for x0 in tile_origins(w, size):
+                        tile = scene.image[y0:y0 + size, x0:x0 + size]
+                        local = label[:, :2] - [x0, y0]
+                        if _touches(local, tile.shape, (True,) * 4):
+                            continue
+                        palm, presence = _view_verdict(graphs, tile, local)
+                        key = (-1 if presence is None else presence, palm)
+                        if parts not in best or key > best[parts]:
+                            best[parts] = key
+            searched = [best[p] for p in TILE_LEVELS if p in best]
+            if any(palm >= 0.3 and presence >= 0.5 for presence, palm in searched):
+                cause = "read on a tile, lost at confirmation"
+            elif any(palm >= 0.3 for _, palm in searched):
+                cause = "palm fired, landmark pass rejected it"
+            elif any(palm >= 0.1 for _, palm in searched):
+                cause = "palm weak (0.1-0.3)"
+            else:
+                cause = "palm detector silent"
+            finer = best.get(8, (-1, 0.0))
+            causes[cause] += 1
+            causes["of which a 1/8 tile reads it"] += finer[1] >= 0.3 and finer[0] >= 0.5
+            print(f"{scene.name:>28}: {cause}; best tile per level (presence bin, palm score): "
+                  f"{ {p: (b[0], round(b[1], 2)) for p, b in sorted(best.items())} }")
+    for graph in graphs.values():
+        graph.close()
+    print(f"misses of {len(scenes)} hands of 16-32 px alone: {dict(causes)}")
+    return dict(causes)
 
 
 BEFORE = {"proposals": False, "context_view": False}   # the detector before palm proposals and context views
