@@ -99,6 +99,7 @@ def measure(predictor, items, truth_depths=None, experiments: bool = False) -> d
                 continue
             base = [(dict(r.extras), r.keypoints_2d) for r in results]
             labels = hand.keypoints_2d
+            seen = np.asarray(hand.confidence) > 0         # the labels of hidden keypoints are (0, 0)
             for label, (mode, changes, focal, to_labels) in chosen.items():
                 for r, (extras, keypoints) in zip(results, base):
                     r.extras, r.keypoints_2d = dict(extras), (labels if to_labels else keypoints)
@@ -120,7 +121,7 @@ def measure(predictor, items, truth_depths=None, experiments: bool = False) -> d
                            "depth_span_ratio": float(np.ptp(r.extras["joints_3d_camera"][:, 2])
                                                      / r.extras["joints_3d_camera"][:, 2].mean()),
                            "keypoints_2d_to_labels_rms_px": float(np.sqrt(np.mean(np.sum(
-                               (keypoints - labels) ** 2, axis=1))))}
+                               (keypoints - labels)[seen] ** 2, axis=1))))}
                     if truth_depths is not None:
                         row["depth_rel_error"] = float(r.extras["translation_m"][2] / truth_depths[k] - 1)
                     rows[label].append(row)
