@@ -5,8 +5,9 @@
 
 ``benchmarks/bench_detector.py --composites --write-composites params/detector_composites.json``
 measures the detector on labelled close-ups pasted small into scikit-image's photos (issue 17),
-now and as it was before its finer tiles and native views. Nothing here is typed by hand: after a
-new measurement, run this script; tests/test_detector.py fails until the README agrees with the file.
+now and as it was before its last change (the JSON's ``before`` entry; its ``label`` titles the
+column). Nothing here is typed by hand: after a new measurement, run this script;
+tests/test_detector.py fails until the README agrees with the file.
 """
 from __future__ import annotations
 
@@ -24,6 +25,19 @@ def _cell(row: dict) -> str:
     return f"{row['found']}/{row['hands']} ({100 * row['rate']:.0f} %), {error}"
 
 
+# issue 17's targets: the share of hands found, alone and at a person's wrist pooled, by size
+TARGETS = (("16-32 px", ("16-24 px", "24-32 px"), 0.5), ("32 px and more", ("32-48 px", "48-64 px"), 0.8))
+
+
+def _pooled(bins: dict, sizes: tuple) -> dict:
+    """One row of ``bins`` pooling every bin whose name ends with one of ``sizes``."""
+    rows = [row for name, row in bins.items() if name.endswith(sizes)]
+    found, hands = sum(r["found"] for r in rows), sum(r["hands"] for r in rows)
+    errors = [(r["mean_error_px"], r["found"]) for r in rows if r["mean_error_px"] is not None]
+    error = round(sum(e * n for e, n in errors) / found, 1) if found else None
+    return {"found": found, "hands": hands, "rate": found / hands if hands else 0.0, "mean_error_px": error}
+
+
 def detector_table(metrics: dict) -> str:
     """The caption and markdown table of the composites' figures, now against before."""
     before = metrics.get("before")
@@ -33,9 +47,18 @@ def detector_table(metrics: dict) -> str:
     lines = [f"Hands found, and their mean 2D error (px at 320) over the found ones, by hand size l (scene px) in "
              f"1024 x 768 scenes: {metrics['labelled_hands']} labelled close-ups pasted at each size, alone or at a "
              f"person's wrist (`{METRICS.relative_to(ROOT)}`):", "",
-             "| hands | found now, error | before (half-side tiles, magnified crops) |", "|---|---|---|"]
+             f"| hands | found now, error | {before.get('label', 'before')} |", "|---|---|---|"]
     for name, row in metrics["bins"].items():
         lines.append(f"| {name} | {_cell(row)} | {_cell(before['bins'][name])} |")
+    for name, sizes, target in TARGETS:
+        lines.append(f"| all {name} (target {100 * target:.0f} %) | {_cell(_pooled(metrics['bins'], sizes))} | "
+                     f"{_cell(_pooled(before['bins'], sizes))} |")
+    rendered = metrics.get("rendered")
+    if rendered:   # the tuning set: the project's own rendered hands (the labelled photos are calibration data)
+        for name, sizes, _ in TARGETS:
+            lines.append(f"| tuning set ({rendered['close_ups']} rendered hands), all {name} | "
+                         f"{_cell(_pooled(rendered['bins'], sizes))} | "
+                         f"{_cell(_pooled(rendered['before_bins'], sizes))} |")
     lines.append(f"| false hands per hand-free photo ({metrics['hand_free_photos']}) | "
                  f"{metrics['false_hands_per_photo']:.2f} | {before['false_hands_per_photo']:.2f} |")
     lines.append(f"| other hands reported in the scenes | {sum(r['other_hands'] for r in metrics['bins'].values())} | "
