@@ -2,7 +2,7 @@
 truth, and stability on a real clip.
 
     python benchmarks/bench_video.py [--frames 150] [--seed 0] [--threads 2] [--photos DIR] [--world-landmarks]
-                                     [--camera-space] [--skip-synthetic] [--skip-real] [--write JSON]
+                                     [--pinhole] [--camera-space] [--skip-synthetic] [--skip-real] [--write JSON]
 
 Synthetic: ``data.synthetic_video`` renders one hand moving smoothly (pose, rotation, translation,
 zoom) over a background; every frame's keypoints get detector-like noise (``data.augment``'s
@@ -19,14 +19,23 @@ synthetic video a second time with simulated MediaPipe world landmarks per frame
 ``bench_refinement_real_poses.py`` simulates them): the per-photo refinement and the offline fit
 then work in the 45-D pose space of ``[refine.with_3d]``.
 
+The synthetic video is drawn by the weak-perspective camera, and refined under it (``WEAK_FRAMES``).
+``--pinhole`` runs it again with its keypoints drawn by the default lens of the 640x480 frame
+(``pinhole_keypoints``: the same hands, each frame's root at the depth that keeps its size; the
+frames themselves stay the weak-perspective renders, which the 2D network does not read), refined
+under that camera as the profile does ([refine] projection), and offline also under the
+weak-perspective camera for comparison (its hands then turned by the ray to them, ``camera.ray_rotation``).
+
 Real clip: a slow pan and zoom over a labelled real photo (read at run time from ``--photos``,
 never copied), MediaPipe in tracking mode finding the hand in every frame. The hand does not
 move, so its root-relative 3D joints should not either: reported per mode, their mean
 acceleration (mm/frame^2, 0 for a perfectly stable output) and the 2D error against the photo's
 labels (px of the photo). Skipped with a message when the folder is absent.
 
-Camera space (``--camera-space``): the synthetic video's offline tracks placed in the camera frame by
-frame (the default camera of a 640x480 frame) three ways: the translation alone (``--camera-fit
+Camera space (``--camera-space``): the synthetic video's keypoints drawn by the default lens of its
+640x480 frames (``pinhole_keypoints``), its offline tracks fitted under the weak-perspective camera
+(turned by the ray to each hand, ``camera.ray_rotation``; under the profile's pinhole camera they would be
+placed exactly) and placed in the camera frame by frame three ways: the translation alone (``--camera-fit
 translation``, the default without an export), the perspective pose fit from each frame's own start,
 and the same fit warm-started from the track's previous frame (``--export glb``'s default). Reported:
 the RMS over the 21 keypoints of the perspective projection of ``joints_3d_camera`` from
@@ -52,11 +61,13 @@ from wildhands.data.images import read_image
 from wildhands.data.synthetic_video import detector_like_keypoints, render_video
 from wildhands.eval.video_metrics import mean_acceleration, video_errors
 from wildhands.fileio import write_json
-from wildhands.hand.camera_space import Intrinsics, reprojection_rms_px
+from wildhands.hand import keypoints as kp
+from wildhands.hand.camera_space import Intrinsics, default_intrinsics, reprojection_rms_px
 from wildhands.hand.hand_model import hand_model_from_config
 from wildhands.paths import REAL_PHOTOS_DIR
 
 MODES = ("per-frame", "offline", "online", "online refined")   # online: one-euro on the network's estimates
+REPORT_ROWS = MODES + ("offline, weak camera",)
 # camera-space placements of the offline tracks: (label, --camera-fit, warm start from the previous frame)
 CAMERA_ROWS = (("translation", "translation", False), ("pose fit, cold", "pose", False),
                ("pose fit, warm", "pose", True))
@@ -74,14 +85,18 @@ class Frames:
 
 
 # The synthetic video is drawn by the weak-perspective camera: its hands are refined under that camera
-# (real footage, under the video's own: [refine] projection).
+# (real footage, under the video's own: [refine] projection), seen through a lens so long (WEAK_FOCAL_PX)
+# that no hand is off its axis, so that nothing is turned by the ray to it (camera.ray_rotation).
 WEAK_FRAMES = {"refine.projection": "weak"}
+WEAK_FOCAL_PX = 1e9
 
 
-def run_mode(mode: str, source, detector, checkpoint=None, config_overrides: dict | None = None):
-    """(records, wall seconds of the pipeline) of one smoothing mode (``MODES``)."""
+def run_mode(mode: str, source, detector, checkpoint=None, config_overrides: dict | None = None,
+             focal: float | None = None):
+    """(records, wall seconds of the pipeline) of one smoothing mode (``MODES``); ``focal``: px (None: the
+    default lens)."""
     video = VideoPredictor(checkpoint, mode.split(" ")[0], detector=detector, config_overrides=config_overrides,
-                           video_settings={"online_refine": "refined" in mode})
+                           video_settings={"online_refine": "refined" in mode}, focal=focal)
     start = time.perf_counter()
     records, _ = video.run(source, progress=False)
     return records, time.perf_counter() - start
@@ -100,18 +115,36 @@ def simulated_world_landmarks(truth: np.ndarray, seed: int) -> np.ndarray:
     return np.stack([augment.world_landmarks(joints - joints[0], rng, augment.WorldLandmarkNoise()) for joints in truth])
 
 
-def synthetic(args, config, hand_model, world_landmarks: bool = False) -> dict:
-    """Per mode, the errors and frames/s on the synthetic video (``world_landmarks``: with simulated ones)."""
+def pinhole_keypoints(video, camera: Intrinsics) -> np.ndarray:
+    """(T, 21, 2) the synthetic video's hands as the pinhole camera ``camera`` sees them: each frame's
+    root at depth f / s on the ray through its weak-perspective image (so the hand is drawn as large),
+    its camera-frame 3D as rendered. Off the optical axis, the view along the ray differs from the
+    weak-perspective drawing (up to about 20 degrees away in a 640x480 frame of the default lens)."""
+    focal, centre = camera.focal, np.array([camera.cx, camera.cy])
+    depth = focal / np.asarray(video.scale, np.float64)
+    root = np.concatenate([(video.keypoints_2d[:, kp.ROOT] - centre) * (depth / focal)[:, None], depth[:, None]], 1)
+    points = root[:, None] + (video.keypoints_3d - video.keypoints_3d[:, kp.ROOT:kp.ROOT + 1])
+    return centre + focal * points[..., :2] / points[..., 2:]
+
+
+def synthetic(args, config, hand_model, world_landmarks: bool = False, pinhole: bool = False) -> dict:
+    """Per mode, the errors and frames/s on the synthetic video (``world_landmarks``: with simulated ones;
+    ``pinhole``: its keypoints drawn by the default lens (``pinhole_keypoints``), refined under it, and
+    offline also under the weak-perspective camera)."""
     video = render_video(hand_model, config, frames=args.frames, seed=args.seed, width=640, height=480,
                          side=args.side)
-    noisy = detector_like_keypoints(video.keypoints_2d, video.frames.shape[1:3], config, args.seed)
+    height, width = video.frames.shape[1:3]
+    keypoints = pinhole_keypoints(video, default_intrinsics(width, height)) if pinhole else video.keypoints_2d
+    noisy = detector_like_keypoints(keypoints, (height, width), config, args.seed)
     truth = video.keypoints_3d - video.keypoints_3d[:, :1]
     world = simulated_world_landmarks(truth, args.seed) if world_landmarks else None
     report = {}
-    for mode in MODES:
+    runs = [(mode, mode, None, None) if pinhole else (mode, mode, WEAK_FRAMES, WEAK_FOCAL_PX) for mode in MODES]
+    runs += [("offline, weak camera", "offline", WEAK_FRAMES, None)] if pinhole else []
+    for name, mode, overrides, focal in runs:
         records, seconds = run_mode(mode, Frames(video.frames, video.fps, "synthetic"),
-                                    KnownKeypoints(noisy, video.side, world=world), args.checkpoint, WEAK_FRAMES)
-        report[mode] = {**video_errors(first_hand_joints(records), truth), "frames_per_s": len(records) / seconds}
+                                    KnownKeypoints(noisy, video.side, world=world), args.checkpoint, overrides, focal)
+        report[name] = {**video_errors(first_hand_joints(records), truth), "frames_per_s": len(records) / seconds}
     report["truth_acceleration_mm_per_frame2"] = 1000 * mean_acceleration(truth)
     report["machine"] = machine_load()
     return report
@@ -122,7 +155,9 @@ def camera_space(args, config, hand_model) -> dict:
     CPU ms per hand-frame, camera-space jitter."""
     video = render_video(hand_model, config, frames=args.frames, seed=args.seed, width=640, height=480,
                          side=args.side)
-    noisy = detector_like_keypoints(video.keypoints_2d, video.frames.shape[1:3], config, args.seed)
+    height, width = video.frames.shape[1:3]
+    keypoints = pinhole_keypoints(video, default_intrinsics(width, height))
+    noisy = detector_like_keypoints(keypoints, (height, width), config, args.seed)
     report = {}
     for label, fit, warm in CAMERA_ROWS:
         predictor = VideoPredictor(args.checkpoint, "offline", detector=KnownKeypoints(noisy, video.side),
@@ -208,11 +243,11 @@ def real_clip(args) -> dict | None:
 
 def print_report(name: str, report: dict) -> None:
     print(f"\n{name}")
-    for mode in MODES:
+    for mode in REPORT_ROWS:
         if mode in report:
-            print(f"  {mode:17s} " + "  ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
+            print(f"  {mode:20s} " + "  ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
                                               for k, v in report[mode].items()))
-    rest = {k: v for k, v in report.items() if k not in MODES}
+    rest = {k: v for k, v in report.items() if k not in REPORT_ROWS}
     if rest:
         print("  " + "  ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in rest.items()))
 
@@ -230,6 +265,8 @@ def main() -> None:
     parser.add_argument("--skip-real", action="store_true")
     parser.add_argument("--world-landmarks", action="store_true",
                         help="also the synthetic video with simulated world landmarks (the 45-D temporal fit)")
+    parser.add_argument("--pinhole", action="store_true",
+                        help="also the synthetic video's keypoints drawn by the default lens (the pinhole fits)")
     parser.add_argument("--camera-space", action="store_true",
                         help="also the offline track placed in the camera: translation, pose fit cold and warm")
     parser.add_argument("--skip-synthetic", action="store_true", help="skip the smoothing modes' comparison")
@@ -241,6 +278,9 @@ def main() -> None:
     if not args.skip_synthetic:
         results["synthetic"] = synthetic(args, config, hand_model_from_config(config))
         print_report(f"synthetic video ({args.frames} frames, 30 fps, detector-like noise)", results["synthetic"])
+    if args.pinhole:
+        results["synthetic_pinhole"] = synthetic(args, config, hand_model_from_config(config), pinhole=True)
+        print_report("synthetic video drawn by the default lens (keypoints only)", results["synthetic_pinhole"])
     if args.camera_space:
         results["camera_space"] = camera_space(args, config, hand_model_from_config(config))
         print_camera_report(results["camera_space"])

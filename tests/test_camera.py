@@ -85,3 +85,26 @@ def test_frame_in_crop_shows_the_points_as_the_paper_crop_does():
     zoomed, shifted = camera.frame_in_crop(points, 64, 1.5, zoom=2.0, centre_offset=np.array([3.0, -1.0]))
     assert zoomed == pytest.approx(2.0 * 64 / 1.5 / edge)
     assert shifted == pytest.approx(31.5 + np.array([3.0, -1.0]) - zoomed * centre)
+
+
+def test_ray_rotation_turns_the_axis_onto_the_ray_and_the_crop_view_into_the_camera_frame():
+    pinhole = np.array([[500.0, 160.0, 120.0], [500.0, 160.0, 120.0]])
+    turn = camera.ray_rotation([[160.0, 120.0], [460.0, 20.0]], pinhole)
+    assert np.allclose(turn[0], np.eye(3))                                         # on the axis: none
+    ray = np.array([300.0 / 500.0, -100.0 / 500.0, 1.0])
+    assert np.allclose(turn[1] @ [0, 0, 1], ray / np.linalg.norm(ray))
+    assert np.allclose(turn[1] @ turn[1].T, np.eye(3)) and np.isclose(np.linalg.det(turn[1]), 1.0)
+    # A small object far along that ray: its perspective image is the weak-perspective image of the
+    # object turned back by the ray (stretched by the image plane's tilt), not of the object itself.
+    rng = np.random.default_rng(0)
+    points = rng.normal(scale=0.01, size=(30, 3))
+    depth = 5.0
+    centre = ray / ray[2] * depth
+    image = 500.0 * (centre + points)[:, :2] / (centre + points)[:, 2:]
+    image -= image.mean(0)
+
+    def misfit(weak):   # after the best affine map of the weak image onto the perspective one
+        weak = np.c_[weak - weak.mean(0), np.ones(len(weak))]
+        return np.linalg.norm(weak @ np.linalg.lstsq(weak, image, rcond=None)[0] - image, axis=1).mean()
+
+    assert misfit((points @ turn[1])[:, :2]) < 0.01 * misfit(points[:, :2])

@@ -194,12 +194,14 @@ def _skeleton_errors(record):
 
 def test_pose_fit_brings_the_camera_onto_keypoints_2d(fixture_photos):
     """On the rendered fixture photos (hands 0.27-0.35 m from a 67-degree camera), for hands refined under
-    the weak-perspective camera, fitting rotation, translation and pose under perspective cuts the
-    reprojection from ``keypoints_2d`` to under a third of the translation fit's, and leaves the
-    root-relative output as it was."""
+    the weak-perspective camera (and turned by the ray to them), fitting rotation, translation and pose
+    under perspective cuts the reprojection from ``keypoints_2d`` to under 60 % of the translation fit's
+    (2026-12-03: RMS 3.3 against 6.4 px and 0.57 against 2.3; 12.7 and 5.4 for the translation fit before
+    the turn), and leaves the root-relative output as it was."""
     for fitted, fixed in zip(fixture_photos["pose-weak"], fixture_photos["translation-weak"]):
         for (pose_max, pose_rms), (fixed_max, fixed_rms) in zip(_skeleton_errors(fitted), _skeleton_errors(fixed)):
-            assert pose_rms < fixed_rms / 3 and pose_max < fixed_max / 2, (pose_rms, fixed_rms, pose_max, fixed_max)
+            assert pose_rms < 0.6 * fixed_rms and pose_max < 0.6 * fixed_max, (pose_rms, fixed_rms, pose_max,
+                                                                              fixed_max)
         for a, b in zip(fitted["hands"], fixed["hands"]):
             for key in ("keypoints_2d", "joints_3d", "vertices", "camera", "params"):
                 assert json.dumps(a[key]) == json.dumps(b[key]), key
@@ -506,8 +508,10 @@ def test_video_animation_skins_to_the_track_vertices(video):
 
 @pytest.fixture(scope="module")
 def video_pose(tmp_path_factory):
-    """The 12-frame left-hand video of ``video`` (lost in frame 4), its offline track placed by the
-    perspective pose fit frame by frame (``--export glb``'s default), exported."""
+    """The 12-frame left-hand video of ``video`` (lost in frame 4), its offline track fitted under the
+    weak-perspective camera and placed by the perspective pose fit frame by frame (``--export glb``'s
+    default), exported; with ``[refine] projection = "pinhole"`` (the profile's) the track is fitted
+    under the video's camera and placed exactly: ``test_offline_track_under_the_videos_camera``."""
     from wildhands.app.export_gltf import export_video
     from wildhands.app.video import KnownKeypoints, VideoPredictor, write_video_outputs
     from wildhands.config import load_profile
@@ -519,7 +523,8 @@ def video_pose(tmp_path_factory):
     clip = render_video(hand_model_from_config(config), config, frames=12, width=160, height=120, side="left")
     source = _Frames(clip.frames, VIDEO_FPS)
     keys = [k if t != HIDDEN_FRAME else None for t, k in enumerate(clip.keypoints_2d)]
-    predictor = VideoPredictor(mode="offline", detector=KnownKeypoints(keys, "left"), camera_fit="pose")
+    predictor = VideoPredictor(mode="offline", detector=KnownKeypoints(keys, "left"), camera_fit="pose",
+                               config_overrides={"refine.projection": "weak"})
     records, tracks = predictor.run(source, progress=False)
     write_video_outputs(root / "out", source, records, tracks, predictor.hand_model.faces)
     track_files = sorted((root / "out").glob("clip_track*.npz"))
@@ -556,6 +561,28 @@ def test_video_pose_fit_animation_skins_to_vertices_camera(video_pose):
         assert np.abs(intrinsics.project(joints) - hands[frame].extras["keypoints_2d_camera"][_MANO_KEYPOINTS]
                       ).max() < 1e-2, frame
         assert hands[frame].extras["reprojection_rms_px"] < 1.0, frame
+
+
+def test_offline_track_under_the_videos_camera(tmp_path):
+    """The profile's offline fit projects by the video's pinhole camera: every frame's hand lies on its
+    keypoints under that camera, so the pose fit has nothing left to do (iterations 0)."""
+    from wildhands.app.video import KnownKeypoints, VideoPredictor
+    from wildhands.config import load_profile
+    from wildhands.data.synthetic_video import render_video
+    from wildhands.hand.hand_model import hand_model_from_config
+
+    config = load_profile("smoke")
+    clip = render_video(hand_model_from_config(config), config, frames=6, width=160, height=120, side="left")
+    predictor = VideoPredictor(mode="offline", detector=KnownKeypoints(list(clip.keypoints_2d), "left"),
+                               camera_fit="pose")
+    assert predictor.offline_pinhole
+    records, _ = predictor.run(_Frames(clip.frames, VIDEO_FPS), progress=False)
+    for record in records:
+        hand = record.hands[0].result
+        assert hand.method == "network+temporal (offline)" and "pinhole_crop_px" in hand.camera
+        assert hand.extras["camera_space_fit"]["iterations"] == 0
+        assert hand.extras["reprojection_rms_px"] < 1e-3
+        assert np.linalg.norm(hand.keypoints_2d - clip.keypoints_2d[record.index], axis=1).mean() < 5.0
 
 
 def test_video_export_refuses_another_camera_than_the_fit(video_pose):

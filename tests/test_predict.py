@@ -92,6 +92,31 @@ def test_left_hand_is_mirrored_back(tmp_path, checkpoint):
     assert np.allclose(l.joints_3d[:, 1:], r.joints_3d[:, 1:], atol=1e-5)
 
 
+def test_a_hand_not_refined_is_turned_by_the_ray_to_it(checkpoint):
+    # The network (or any weak-perspective fit) answers in its crop's view: an off-axis hand seen along
+    # the ray to it. Its 3D and parameters are turned by that ray into the camera frame.
+    from wildhands.app.predict import HandInput
+    from wildhands.hand.camera import rotation_matrices
+    from wildhands.hand.camera_space import default_intrinsics, intrinsics_from_focal
+
+    image = np.random.default_rng(2).integers(0, 255, (200, 300, 3), dtype=np.uint8)
+    hands = [HandInput(_hand_keypoints(240, 150), np.ones(21), "right")]
+    predictor = Predictor(checkpoint, refine=False)
+    camera = default_intrinsics(300, 200)
+    (turned,) = predictor.predict(image, hands, intrinsics=camera)
+    (seen,) = predictor.predict(image, hands, intrinsics=intrinsics_from_focal(1e12, 300, 200))  # on the axis
+    view = np.asarray(turned.camera["view_rotation"])
+    middle = turned.keypoints_2d.mean(0) - [camera.cx, camera.cy]
+    ray = np.append(middle / camera.focal, 1.0)
+    assert np.allclose(view @ [0, 0, 1], ray / np.linalg.norm(ray), atol=1e-6)
+    assert np.degrees(np.arccos(view[2, 2])) > 10                                  # well off the axis
+    assert np.allclose(turned.keypoints_2d, seen.keypoints_2d, atol=1e-4)          # the crop's view is kept
+    assert np.allclose(turned.joints_3d, seen.joints_3d @ view.T, atol=1e-5)
+    assert np.allclose(rotation_matrices(turned.params["global_orient"]),
+                       view @ rotation_matrices(seen.params["global_orient"]), atol=1e-5)
+    assert "view_rotation" not in Predictor(checkpoint).predict(image, hands, intrinsics=camera)[0].camera
+
+
 def test_bad_inputs_never_stop_the_batch(tmp_path, checkpoint):
     good = _photo(tmp_path, "good.png")
     (tmp_path / "empty.jpg").write_bytes(b"")

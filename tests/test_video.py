@@ -235,6 +235,29 @@ def test_tracks_with_world_landmarks_are_fitted_in_the_45d_space(fit2d):
         _settings(angle_velocity_sigma=0.0)
 
 
+def test_a_track_under_the_videos_pinhole_camera(fit2d):
+    # An off-axis hand drawn by a pinhole camera (its root 0.33 m away, about 25 degrees off the axis):
+    # fitted under that camera, the track lies on its keypoints and keeps its 3D; the weak-perspective
+    # camera can do neither, reading the view along the ray as a turn of the hand.
+    truth, _, init = _track(fit2d, 12, True, 1.0)
+    pinhole = np.tile([300.0, 20.0, 10.0], (12, 1))
+    keys = fit2d.project(torch.as_tensor(truth), None, torch.as_tensor(pinhole)).numpy()
+    true_3d = fit2d._keypoints_3d(torch.as_tensor(truth)).numpy()
+    settings = _settings(window=12, overlap=4, iterations=8, robust_rounds=0)
+    reprojection, error_3d = {}, {}
+    for name, camera in (("pinhole", pinhole), ("weak", None)):
+        obs = TrackObservations(keys, np.full((12, 21), 0.25), init, np.ones(12, bool), pinhole=camera)
+        x = torch.as_tensor(TemporalFit(fit2d, settings, ANCHOR, robust=0.0).fit_tracks([obs], 30.0)[0].params)
+        projected = fit2d.project(x, None, None if camera is None else torch.as_tensor(camera)).numpy()
+        reprojection[name] = np.linalg.norm(projected - keys, axis=-1).mean()
+        error_3d[name] = np.linalg.norm(fit2d._keypoints_3d(x).numpy() - true_3d, axis=-1).mean()
+    assert reprojection["pinhole"] < 1.0 < reprojection["weak"]
+    assert error_3d["pinhole"] < 0.004 and error_3d["pinhole"] < error_3d["weak"] / 2
+    with pytest.raises(ValueError, match="pinhole"):
+        TemporalFit(fit2d, settings, ANCHOR).fit_tracks(
+            [TrackObservations(keys, np.full((12, 21), 0.25), init, np.ones(12, bool), pinhole=pinhole[:5])], 30.0)
+
+
 def _smoke_hand_model():
     from wildhands.config import load_profile
     from wildhands.hand.hand_model import hand_model_from_config

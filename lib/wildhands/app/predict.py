@@ -39,7 +39,7 @@ from wildhands.fit.fit2d import Fit2D
 from wildhands.fit.perspective import MODES as CAMERA_FITS
 from wildhands.fit.perspective import PerspectiveSettings, place_results
 from wildhands.hand import keypoints as kp
-from wildhands.hand.camera import CROP_SCALE, pinhole_project
+from wildhands.hand.camera import CROP_SCALE, matrix_to_axis_angle, pinhole_project, ray_rotation
 from wildhands.hand.camera_space import Intrinsics, check_camera_flags, default_intrinsics, photo_intrinsics
 from wildhands.hand.hand_model import hand_model_from_config
 from wildhands.hand.parameters import PARAMETER_FIELDS, HandParameters
@@ -236,17 +236,27 @@ class Predictor:
         keypoints_crop = torch.as_tensor(np.stack([p[2] for p in prepared]))
         confidence = torch.as_tensor(np.stack([p[3] for p in prepared]))
         transforms = [p[0] for p in prepared]
-        pinholes = self.pinholes(image.shape, transforms, intrinsics)
+        cameras = self.crop_pinholes(image.shape, transforms, intrinsics)
+        pinholes = cameras if self.projects_by_pinhole else None
         params, fit_error = self._parameters(crops, keypoints_crop, confidence, hands, transforms, pinholes)
         return [self._result(hand, transform, params[i], None if fit_error is None else float(fit_error[i]),
-                             None if pinholes is None else pinholes[i])
+                             None if pinholes is None else pinholes[i], cameras[i])
                 for i, (hand, transform) in enumerate(zip(hands, transforms))]
+
+    @property
+    def projects_by_pinhole(self) -> bool:
+        """Whether the refinement projects by the photo's pinhole camera (``[refine] projection``)."""
+        return self.method == "network" and self.refine and self.inference.refine.projection == "pinhole"
 
     def pinholes(self, shape: tuple, transforms, intrinsics: Intrinsics | None) -> np.ndarray | None:
         """(B, 3) each hand's crop's pinhole camera (``CropTransform.pinhole``) in an image of ``shape``
         (height, width, ...) when the refinement projects by the photo's camera, else None."""
-        if not (self.method == "network" and self.refine and self.inference.refine.projection == "pinhole"):
-            return None
+        return self.crop_pinholes(shape, transforms, intrinsics) if self.projects_by_pinhole else None
+
+    @staticmethod
+    def crop_pinholes(shape: tuple, transforms, intrinsics: Intrinsics | None) -> np.ndarray:
+        """(B, 3) the pinhole camera ``intrinsics`` (None: the default lens) of an image of ``shape``
+        through each crop of ``transforms`` (``CropTransform.pinhole``)."""
         height, width = shape[:2]
         if intrinsics is None:
             intrinsics = default_intrinsics(width, height)
@@ -335,12 +345,22 @@ class Predictor:
 
     @torch.no_grad()
     def _result(self, hand: HandInput, transform: CropTransform, one, fit_error: float | None,
-                pinhole: np.ndarray | None = None) -> HandResult:
+                pinhole: np.ndarray | None = None, view: np.ndarray | None = None) -> HandResult:
+        """``one`` hand's output. ``pinhole``: the crop's camera the hand was fitted under (the refinement's);
+        else ``view``, the crop's camera (``crop_pinholes``) of a hand fitted under the weak-perspective
+        camera: its 3D is then turned by the ray to it (through its keypoints' centroid,
+        ``camera.ray_rotation``) into the camera frame."""
         one = HandParameters(*(getattr(one, name).float().cpu() for name in PARAMETER_FIELDS))
         full_pose = one.pose.shape[1] == 45 != self.hand_model.num_pca_comps
         recon = HandDecoder(self._full_pose_hand_model() if full_pose else self.hand_model.cpu())(one)
         joints = recon.keypoints_3d[0].double().numpy()
         vertices = recon.vertices[0].double().numpy()
+        turn = None if pinhole is not None or view is None else \
+            ray_rotation(recon.keypoints_2d[0].double().numpy().mean(0, keepdims=True), np.asarray(view)[None])[0]
+        global_orient = one.global_orient[0].numpy()
+        if turn is not None:   # the crop's view of the hand, in the camera frame (root-relative: about the root)
+            joints, vertices = joints @ turn.T, vertices @ turn.T
+            global_orient = matrix_to_axis_angle(torch.as_tensor(turn @ one.rotation[0].double().numpy())[None])[0]
         if pinhole is None:
             keypoints_2d, vertices_2d = recon.keypoints_2d[0], recon.vertices_2d[0]
         else:   # the refinement's camera: the photo's pinhole through this crop
@@ -355,7 +375,7 @@ class Predictor:
         return HandResult(
             handedness=hand.handedness, score=float(hand.score), crop=transform, keypoints_2d=keypoints_2d,
             joints_3d=joints, vertices=vertices, vertices_2d=vertices_2d,
-            params={"global_orient": one.global_orient[0].numpy(), "betas": one.betas[0].numpy(),
+            params={"global_orient": np.asarray(global_orient, np.float32), "betas": one.betas[0].numpy(),
                     "pose": one.pose[0].numpy(),
                     "pose_space": "full" if full_pose else "pca",
                     "note": "parameters of the (mirrored, for left hands) right hand the network saw; pose: "
@@ -364,7 +384,12 @@ class Predictor:
             camera={"trans_crop_px": one.trans[0].numpy(), "scale_px_per_m": float(one.scale[0]),
                     "crop_size": transform.out_size,
                     **({"projection": "x = s * Pi(R (J - J_root)) + t in crop pixels; crop_transform maps to the "
-                                      "image"} if pinhole is None else
+                                      "image"} if pinhole is None and turn is None else
+                       {"view_rotation": turn,
+                        "projection": "x = s * Pi(V^T R (J - J_root)) + t in crop pixels, V = view_rotation: the "
+                                      "crop shows the hand as seen along the ray to its keypoints' centroid, and R (params global_orient)"
+                                      " is V times the rotation fitted in the crop; crop_transform maps to the image"}
+                       if pinhole is None else
                        {"pinhole_crop_px": pinhole,
                         "projection": "x = c + (s * Pi(P) + t - c) / (1 + s * P_z / f), P = R (J - J_root), in crop "
                                       "pixels, (f, c) = pinhole_crop_px: the photo's camera through the crop, the "

@@ -238,8 +238,9 @@ def crop_for(hand: HandInput, shape: tuple, left: bool):
 
 
 def track_observations(entries: list, first: int, last: int, left: bool, sigma_320: np.ndarray,
-                       world_sigma_m: float, num_params: int) -> TrackObservations:
-    """A track's ``TrackObservations`` from its (frame index, ``HandEntry``) pairs, frames first..last."""
+                       world_sigma_m: float, num_params: int, camera: Intrinsics | None = None) -> TrackObservations:
+    """A track's ``TrackObservations`` from its (frame index, ``HandEntry``) pairs, frames first..last;
+    ``camera``: the video's, for the fit under its pinhole camera (None: the weak-perspective camera)."""
     frames = last - first + 1
     points, weights = np.zeros((frames, 21, 2)), np.zeros((frames, 21))
     init = np.full((frames, num_params), np.nan)
@@ -256,7 +257,11 @@ def track_observations(entries: list, first: int, last: int, left: bool, sigma_3
         if entry.hand.world_landmarks is not None and world_sigma_m > 0:
             world[t] = np.asarray(entry.hand.world_landmarks) * ([-1.0, 1.0, 1.0] if left else 1.0)
             world_weights[t] = 1.0 / world_sigma_m ** 2
-    return TrackObservations(points, weights, init, np.isfinite(init).all(1), world, world_weights)
+    pinhole = None
+    if camera is not None:
+        pinhole = np.array([camera.focal, camera.width - 1 - camera.cx if left else camera.cx, camera.cy])
+        pinhole = np.repeat(pinhole[None], frames, 0)
+    return TrackObservations(points, weights, init, np.isfinite(init).all(1), world, world_weights, pinhole)
 
 
 # ----------------------------------------------------------------------------- the pipeline
@@ -297,6 +302,12 @@ class VideoPredictor:
         self._carried: dict = {}          # track id -> the perspective fit's correction in its last frame
         self.warm_start = True            # False: every frame's pose fit from its own start (benchmarks)
         self.placement_cpu_s = 0.0        # process time spent placing hands in the camera (this run)
+
+    @property
+    def offline_pinhole(self) -> bool:
+        """Whether the offline temporal fit projects by the video's pinhole camera, as the per-photo
+        refinement does (``[refine] projection``; the network method only)."""
+        return self.predictor.method == "network" and self.predictor.inference.refine.projection == "pinhole"
 
     def set_mode(self, mode: str) -> None:
         """Switch the smoothing mode (``fit.temporal.MODES``) of later runs."""
@@ -380,7 +391,10 @@ class VideoPredictor:
     def _online(self, entry: HandEntry, shape: tuple) -> HandResult:
         left = entry.hand.handedness == "left"
         r = entry.result
-        one = HandParameters(axis_angle_to_matrix(torch.as_tensor(np.asarray(r.params["global_orient"]))[None]),
+        rotation = axis_angle_to_matrix(torch.as_tensor(np.asarray(r.params["global_orient"], np.float64))[None])
+        if r.camera.get("view_rotation") is not None:   # back to the crop's view, which the smoothing works in
+            rotation = torch.as_tensor(np.asarray(r.camera["view_rotation"]).T) @ rotation
+        one = HandParameters(rotation,
                              torch.as_tensor(np.asarray(r.camera["trans_crop_px"]))[None],
                              torch.as_tensor([float(r.camera["scale_px_per_m"])]),
                              torch.as_tensor(np.asarray(r.params["betas"]))[None],
@@ -399,9 +413,10 @@ class VideoPredictor:
         crop = entry.crop if entry.crop is not None and entry.crop.mirrored == left \
             else crop_for(entry.hand, shape, left)
         params = to_crop_parameters(packed, crop, left, self.num_betas)
-        # online, the smoothed hands are the per-frame refinement's: in its camera (the temporal fit's is weak)
-        pinholes = self.predictor.pinholes(shape, [crop], self.intrinsics(shape)) if method == "online" else None
-        out = self.predictor._result(entry.hand, crop, params, None, None if pinholes is None else pinholes[0])
+        # online: the per-frame refinement's camera (its hands smoothed); offline: the temporal fit's
+        (camera,) = self.predictor.crop_pinholes(shape, [crop], self.intrinsics(shape))
+        fitted_under = self.offline_pinhole if method == "offline" else self.predictor.projects_by_pinhole
+        out = self.predictor._result(entry.hand, crop, params, None, camera if fitted_under else None, camera)
         seen = np.isfinite(entry.hand.keypoints_2d).all(1)
         out.fit_error_px = float(np.linalg.norm(out.keypoints_2d - entry.hand.keypoints_2d, axis=1)[seen].mean()
                                  * crop.zoom)
@@ -469,8 +484,9 @@ class VideoPredictor:
             for _, entry in entries:
                 entry.hand.handedness = sides[track_id]
             first, last = entries[0][0], entries[-1][0]
+            camera = self.intrinsics(shapes[first]) if self.offline_pinhole else None
             obs = track_observations(entries, first, last, sides[track_id] == "left", sigma,
-                                     world_sigma if self.predictor.use_world_landmarks else 0.0, num_params)
+                                     world_sigma if self.predictor.use_world_landmarks else 0.0, num_params, camera)
             if np.isfinite(obs.init).all(1).any():
                 jobs.append((entries, first, obs))
         for with_3d in (False, True):   # tracks with the detector's 3D landmarks: the refinement's 45-D space

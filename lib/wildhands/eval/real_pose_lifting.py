@@ -30,6 +30,7 @@ from wildhands.fit.fit2d import Fit2D
 from wildhands.fit.fit3d import kabsch_rotation
 from wildhands.fit.refine import RefineSettings
 from wildhands.hand import keypoints as kp
+from wildhands.hand.camera import ray_rotation
 from wildhands.net.train import predict_dataset
 
 ALIGNMENTS = ("root", "root_scale", "procrustes")
@@ -45,6 +46,7 @@ REFINEMENTS = {
     "profile (with_3d) + 3D term": ({}, True),
 }
 PROFILE_REFINEMENT = "profile (with_3d) + 3D term"
+TURNED_NETWORK = "network, turned by the ray"   # photographed views: predict's output without the refinement
 
 
 # The field of the default lens (hand.camera_space.DEFAULT_FOCAL_35MM, 26 mm in 35 mm terms) as tangents
@@ -152,6 +154,13 @@ def evaluate(model, config: dict, samples, worlds, keypoints: str, extra: dict |
     truth_2d = np.stack([s["keypoints_2d"] for s in samples])
     rows = {"network": {**score(pred["pred_keypoints_3d"], pred["pred_keypoints_2d"], samples),
                         "input_2d_px": float(np.linalg.norm(pred["input_keypoints_2d"] - truth_2d, axis=-1).mean())}}
+    if "pinhole" in samples[0]:   # photographed: the crop's view turned into the camera frame, as predict does
+        # (by the ray through the hand's keypoints' centroid, camera.ray_rotation)
+        cameras = np.stack([s["pinhole"] for s in samples]).astype(np.float64) * [focal_scale, 1.0, 1.0]
+        turns = ray_rotation(pred["pred_keypoints_2d"].mean(1), cameras)
+        roots = pred["pred_keypoints_3d"][:, kp.ROOT:kp.ROOT + 1]
+        turned = np.einsum("nij,nkj->nki", turns, pred["pred_keypoints_3d"] - roots) + roots
+        rows[TURNED_NETWORK] = score(turned, pred["pred_keypoints_2d"], samples)
     for name, (overrides, use_3d) in (refinements or {}).items():
         cfg = apply_overrides(config, {**(extra or {}), **overrides})
         start = time.perf_counter()

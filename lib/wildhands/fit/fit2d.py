@@ -604,7 +604,7 @@ class Fit2D:
         ``pinhole`` (B, 3): the photo's camera in the keypoints' pixels (focal length, principal point
         x, y; ``data.crops.CropTransform.pinhole``): the hands are then projected by it
         (``camera.pinhole_project``: the root at depth f / s) instead of the weak-perspective camera,
-        and an ``init``'s scale is first taken to the root's depth (``_pinhole_start``).
+        and an ``init``'s scale is first taken to the root's depth (``pinhole_start``).
         """
         options = FitOptions() if options is None else options
         targets, conf = self._check(keypoints_2d, confidences)
@@ -653,11 +653,13 @@ class Fit2D:
                              f"got shape {tuple(value.shape)}")
         return value
 
-    def _pinhole_start(self, x: torch.Tensor, pinhole: torch.Tensor) -> torch.Tensor:
+    def pinhole_start(self, x: torch.Tensor, pinhole: torch.Tensor) -> torch.Tensor:
         """Packed weak-perspective parameters with the scale taken to the root's depth: the pinhole camera
         then draws the hand at its mean depth as large as the weak-perspective camera did. (Turning the
-        rotation by the ray to the hand as well, as a crop shows an off-axis hand, changed no DexYCB
-        figure of bench_refinement_real_poses.py --depth: the keypoints settle the rotation.)"""
+        rotation by the ray to the hand as well, as a crop shows an off-axis hand (``camera.ray_rotation``,
+        through the root or the keypoints' centroid, the anchor turned with it or not), changed no DexYCB
+        figure of bench_refinement_real_poses.py --depth by more than 0.1 mm: the keypoints settle the
+        rotation.)"""
         _, _, scale, _, _ = self._unpack(x)
         mean_z = self._keypoints_3d(x)[..., 2].mean(1)
         ratio = (1 - scale * mean_z / pinhole[:, 0]).clamp_min(MIN_DEPTH_RATIO)
@@ -673,7 +675,7 @@ class Fit2D:
             centre = self.pack(init)
             if centre.shape[0] != batch:
                 raise ValueError(f"init: {centre.shape[0]} hands, keypoints_2d has {batch}")
-            x0 = centre[:, None] if pinhole is None else self._pinhole_start(centre, pinhole)[:, None]
+            x0 = centre[:, None] if pinhole is None else self.pinhole_start(centre, pinhole)[:, None]
             if options.extra_starts:
                 x0 = torch.cat([x0, self.starts(targets, conf, int(options.extra_starts))], 1)
         else:

@@ -5,7 +5,9 @@ windows of frames) and online (a one-euro filter, causal).
 
 A track's frames are fitted in one frame of reference, its "track frame": image pixels, mirrored
 (x' = W - 1 - x) for a left hand, so that the right-hand model and eq. 10's weak-perspective
-camera x = s Pi(R (J - J_root)) + t apply to every frame whatever its crop. Per frame the
+camera x = s Pi(R (J - J_root)) + t apply to every frame whatever its crop; or, given the video's
+pinhole camera (``TrackObservations.pinhole``, mirrored with the track frame), the per-photo
+refinement's perspective camera (``camera.pinhole_project``: the root at depth f / s). Per frame the
 parameters are z_t = (R axis-angle 3, t 2, log s 1, pose n); the shape beta is one for the track.
 
 Offline energy of a window of T frames (every term in units of its expected error, as the
@@ -115,6 +117,8 @@ class TrackObservations:
     anchored: np.ndarray            # (T,) hold ``init`` as the anchor of that frame
     world: np.ndarray | None = None          # (T, 21, 3) detector's 3D keypoints (mirrored for a left track)
     world_weights: np.ndarray | None = None  # (T, 21) 1 / sigma_m^2; 0: none
+    pinhole: np.ndarray | None = None        # (T, 3) the video's camera in the track frame (focal length,
+    #                                          principal point x, y; px), or None: the weak-perspective camera
 
 
 @dataclass
@@ -204,7 +208,7 @@ def blend_windows(solved: list[np.ndarray], starts: list[int], frames: int, over
     return total / weight[:, None]
 
 
-FRAME_KEYS = ("targets", "sqrt_conf", "anchor", "anchor_scale", "targets_3d", "sqrt_weight_3d")
+FRAME_KEYS = ("targets", "sqrt_conf", "anchor", "anchor_scale", "targets_3d", "sqrt_weight_3d", "pinhole")
 
 
 class TemporalFit:
@@ -264,6 +268,9 @@ class TemporalFit:
         if obs.world is not None and np.any(np.asarray(obs.world_weights) > 0):
             out["targets_3d"], out["sqrt_weight_3d"] = self.fit._targets_3d(
                 tensor(obs.world), tensor(obs.world_weights), tensor(init), len(init))
+        if obs.pinhole is not None:   # the per-photo refinement's start: the scale taken to the root's depth
+            out["pinhole"] = self.fit._pinhole(obs.pinhole, len(init))
+            out["init"] = init = self.fit.pinhole_start(tensor(init), out["pinhole"]).numpy()
         px_per_m = float(np.median(np.exp(init[:, self.layout.scale])))
         inv_v, inv_a = prior_scales(self.settings, fps, px_per_m, self.fit.num_pose,
                                     joint_angles=self.fit.pose_space == "full")
@@ -334,7 +341,8 @@ class TemporalFit:
                 x = state.x
                 if self.robust > 0:  # Geman-McClure weights from the residuals in expected errors
                     flat, _ = self._frames(x, length, batch.get("betas"))
-                    error = (self.fit.project(flat) - batch["targets"].flatten(0, 1)).norm(dim=-1)
+                    pinhole = batch["pinhole"].flatten(0, 1) if "pinhole" in batch else None
+                    error = (self.fit.project(flat, None, pinhole) - batch["targets"].flatten(0, 1)).norm(dim=-1)
                     error = error.reshape(measured.shape) * measured
                     batch["sqrt_conf"] = measured / (1 + (error / self.robust).square()).sqrt()
         return x, state.cost

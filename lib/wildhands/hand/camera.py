@@ -109,6 +109,24 @@ def pinhole_project(cam_points: torch.Tensor, scale: torch.Tensor, trans: torch.
     return centre + (weak - centre) / depth
 
 
+def ray_rotation(points_px, pinhole) -> np.ndarray:
+    """(B, 3, 3) the rotations turning the optical axis onto the ray through each pixel ``points_px``
+    (B, 2) of the pinhole cameras ``pinhole`` (B, 3: focal length, principal point; a crop's, as
+    ``pinhole_project`` takes them), about the axis perpendicular to both.
+
+    A weak-perspective crop shows an off-axis hand as seen along the ray to it: a hand fitted in the
+    crop's frame, R_view, is R_ray R_view in the camera frame. The ray through the hand's middle (its
+    keypoints' centroid), not its root: close to the camera, the hand's own depth bends the view
+    about its middle (benchmarks/bench_refinement_real_poses.py --depth prints the network alone so
+    turned beside it as seen)."""
+    points, camera = np.asarray(points_px, np.float64), np.asarray(pinhole, np.float64)
+    ray = np.concatenate([(points - camera[:, 1:]) / camera[:, :1], np.ones((len(points), 1))], 1)
+    ray /= np.linalg.norm(ray, axis=1, keepdims=True)
+    axis = np.stack([-ray[:, 1], ray[:, 0], np.zeros(len(ray))], 1)            # z x ray
+    sine = np.linalg.norm(axis, axis=1, keepdims=True)
+    return rotation_matrices(axis / np.maximum(sine, 1e-12) * np.arctan2(sine, ray[:, 2:]))
+
+
 def rotate_root_relative(points: torch.Tensor, rotation: torch.Tensor, root: torch.Tensor) -> torch.Tensor:
     """R (P - root): points in the camera frame, root-relative, metres."""
     return torch.einsum("bij,bnj->bni", rotation, points - root[:, None, :])
