@@ -248,11 +248,6 @@ class Predictor:
         """Whether the refinement projects by the photo's pinhole camera (``[refine] projection``)."""
         return self.method == "network" and self.refine and self.inference.refine.projection == "pinhole"
 
-    def pinholes(self, shape: tuple, transforms, intrinsics: Intrinsics | None) -> np.ndarray | None:
-        """(B, 3) each hand's crop's pinhole camera (``CropTransform.pinhole``) in an image of ``shape``
-        (height, width, ...) when the refinement projects by the photo's camera, else None."""
-        return self.crop_pinholes(shape, transforms, intrinsics) if self.projects_by_pinhole else None
-
     @staticmethod
     def crop_pinholes(shape: tuple, transforms, intrinsics: Intrinsics | None) -> np.ndarray:
         """(B, 3) the pinhole camera ``intrinsics`` (None: the default lens) of an image of ``shape``
@@ -365,8 +360,8 @@ class Predictor:
             keypoints_2d, vertices_2d = recon.keypoints_2d[0], recon.vertices_2d[0]
         else:   # the refinement's camera: the photo's pinhole through this crop
             camera = (one.scale.double(), one.trans.double(), torch.as_tensor(pinhole[None], dtype=torch.float64))
-            keypoints_2d = pinhole_project(recon.keypoints_3d.double(), camera[0], camera[1], camera[2])[0]
-            vertices_2d = pinhole_project(recon.vertices.double(), camera[0], camera[1], camera[2])[0]
+            keypoints_2d = pinhole_project(recon.keypoints_3d.double(), *camera)[0]
+            vertices_2d = pinhole_project(recon.vertices.double(), *camera)[0]
         keypoints_2d = transform.to_image(keypoints_2d.double().numpy())
         vertices_2d = transform.to_image(vertices_2d.double().numpy())
         if transform.mirrored:  # the network saw a right hand: mirror 3D results back to the left hand
@@ -387,8 +382,9 @@ class Predictor:
                                       "image"} if pinhole is None and turn is None else
                        {"view_rotation": turn,
                         "projection": "x = s * Pi(V^T R (J - J_root)) + t in crop pixels, V = view_rotation: the "
-                                      "crop shows the hand as seen along the ray to its keypoints' centroid, and R (params global_orient)"
-                                      " is V times the rotation fitted in the crop; crop_transform maps to the image"}
+                                      "crop shows the hand as seen along the ray to its keypoints' centroid, and R "
+                                      "(params global_orient) is V times the rotation fitted in the crop; "
+                                      "crop_transform maps to the image"}
                        if pinhole is None else
                        {"pinhole_crop_px": pinhole,
                         "projection": "x = c + (s * Pi(P) + t - c) / (1 + s * P_z / f), P = R (J - J_root), in crop "

@@ -154,9 +154,10 @@ def evaluate(model, config: dict, samples, worlds, keypoints: str, extra: dict |
     truth_2d = np.stack([s["keypoints_2d"] for s in samples])
     rows = {"network": {**score(pred["pred_keypoints_3d"], pred["pred_keypoints_2d"], samples),
                         "input_2d_px": float(np.linalg.norm(pred["input_keypoints_2d"] - truth_2d, axis=-1).mean())}}
-    if "pinhole" in samples[0]:   # photographed: the crop's view turned into the camera frame, as predict does
-        # (by the ray through the hand's keypoints' centroid, camera.ray_rotation)
+    cameras = None   # photographed views: each crop's pinhole camera, its focal length times focal_scale
+    if "pinhole" in samples[0]:
         cameras = np.stack([s["pinhole"] for s in samples]).astype(np.float64) * [focal_scale, 1.0, 1.0]
+        # the crop's view turned into the camera frame, as predict does (the ray through the keypoints' centroid)
         turns = ray_rotation(pred["pred_keypoints_2d"].mean(1), cameras)
         roots = pred["pred_keypoints_3d"][:, kp.ROOT:kp.ROOT + 1]
         turned = np.einsum("nij,nkj->nki", turns, pred["pred_keypoints_3d"] - roots) + roots
@@ -170,9 +171,7 @@ def evaluate(model, config: dict, samples, worlds, keypoints: str, extra: dict |
         term = {"keypoints_3d": worlds, "weights_3d": np.full((len(samples), 21), 1 / sigma ** 2)} if use_3d else {}
         noise = DetectorNoise.from_config(cfg)
         weights = settings.keypoint_weights(source, sigma_px=noise.keypoint_sigma_px * noise.error_scale)
-        pinhole = None
-        if settings.projection == "pinhole" and "pinhole" in samples[0]:
-            pinhole = np.stack([s["pinhole"] for s in samples]).astype(np.float64) * [focal_scale, 1.0, 1.0]
+        pinhole = cameras if settings.projection == "pinhole" else None
         result = fit.fit(pred["input_keypoints_2d"], np.tile(weights, (len(samples), 1)),
                          init=split_vector(pred["pred_params"], model.hand_model.num_betas),
                          options=settings.options_for(source), anchor_sigma=settings.anchor_sigma, pinhole=pinhole,
