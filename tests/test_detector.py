@@ -125,6 +125,19 @@ def test_finds_a_real_hand_with_its_side(detector, labelled_photos):
     assert np.nanmedian(keypoint_errors_at_crop(best.keypoints_2d, labels[:, :2], labels[:, 2])) < 40
 
 
+def test_parallel_crop_passes_give_what_sequential_ones_give(detector, labelled_photos):
+    folder, entries = labelled_photos
+    images = [read_image(folder / e["image"]) for e in entries[:3]]
+    with HandDetector(max_num_hands=2, parallel_passes=False) as sequential:
+        for image in images:
+            together, alone = detector.detect(image), sequential.detect(image)
+            assert together and [d.passes.keys() for d in together] == [d.passes.keys() for d in alone]
+            for a, b in zip(together, alone):
+                for key in ("keypoints_2d", "sigma_px", "world_landmarks"):
+                    x, y = getattr(a, key), getattr(b, key)
+                    assert (x is None and y is None) or np.allclose(x, y), key
+
+
 # ----------------------------------------------------------------------------- passes and their spread
 
 RULE = KeypointSigmaRule(sigma_floor_px=4.0, gain=3.0, sigma_max_px=20.0)
@@ -238,7 +251,7 @@ class _SquareHands:
     def __init__(self, min_fraction=0.1, seen=None):
         self.min_fraction, self.seen, self.views = min_fraction, seen, []
 
-    def __call__(self, view, found_by="hand"):
+    def __call__(self, view, found_by="hand", graph=None):
         self.views.append(view.shape[:2])
         ys, xs = np.nonzero(view[..., 0] > 200)
         if not len(xs) or (self.seen is not None and max(view.shape[:2]) not in self.seen):
@@ -259,7 +272,7 @@ def _offline_detector(hand_pass, **settings):
     detector.max_num_hands, detector.second_pass, detector.tiles = 4, True, True
     detector.sigma = KeypointSigmaRule(2.0, 1.0, 20.0)
     detector.tile_levels, detector.native_view = settings.get("tile_levels", TILE_LEVELS), True
-    detector._hands, detector._body = object(), None
+    detector._hands, detector._body, detector._flipped_hands, detector._worker = object(), None, None, None
     detector._run = hand_pass
     detector.proposals, detector.context_view = settings.get("proposals", False), settings.get("context_view", False)
     palms = settings.get("palms")
