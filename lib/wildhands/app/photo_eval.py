@@ -57,6 +57,8 @@ def score_hand(entry: dict, hand, result) -> dict:
     row["output_px"] = float(np.nanmean(keypoint_errors_at_crop(result.keypoints_2d, labels[:, :2], visible)))
     if detector_2d is not None:
         row["detector_px"] = float(np.nanmean(keypoint_errors_at_crop(detector_2d, labels[:, :2], visible)))
+        # how far the mesh left the keypoints it was fitted to, per keypoint (px at the 320 crop of 2.2 l)
+        row["gap_px"] = keypoint_errors_at_crop(result.keypoints_2d, detector_2d).tolist()
     if entry.get("keypoints_3d_cam"):
         truth = np.asarray(entry["keypoints_3d_cam"], np.float64)
         truth = truth - truth[kp.ROOT]
@@ -124,8 +126,25 @@ def summarize(rows: list[dict]) -> dict:
             "detector_median_px": median("detector_px", both), "output_median_px": median("output_px", both),
             "output_median_px_all": median("output_px", found),
             "output_not_worse": sum(r["output_px"] <= r["detector_px"] + 1e-9 for r in both),
+            **gap_summary([r["gap_px"] for r in both if "gap_px" in r]),
             "output_mm": mean_3d("output_mm"), "detector_mm": mean_3d("detector_mm"),
             "with_3d": sum("output_mm" in r for r in found)}
+
+
+# The palm's keypoints (the wrist and the knuckles), which the hand model places by its shape and global pose alone
+PALM_KEYPOINTS = (kp.ROOT,) + tuple(kp.FINGER_KEYPOINTS[f][0] for f in kp.FINGERS[1:])
+
+
+def gap_summary(gaps: list) -> dict:
+    """Medians over hands of how far the output left its detector's keypoints (px at 320): all 21,
+    the palm's (``PALM_KEYPOINTS``) and the rest; empty without hands."""
+    if not gaps:
+        return {}
+    gaps = np.asarray(gaps)
+    rest = [k for k in range(kp.NUM_KEYPOINTS) if k not in PALM_KEYPOINTS]
+    return {"gap_median_px": float(np.median(gaps.mean(1))),
+            "gap_palm_median_px": float(np.median(gaps[:, PALM_KEYPOINTS].mean(1))),
+            "gap_fingers_median_px": float(np.median(gaps[:, rest].mean(1)))}
 
 
 def print_report(report: dict) -> None:
@@ -151,6 +170,9 @@ def print_report(report: dict) -> None:
     print(f"found {s['found']}/{s['hands']}; median over hands: detector {fmt(s['detector_median_px'])} px, "
           f"output {fmt(s['output_median_px'])} px; output no worse than the detector on "
           f"{s['output_not_worse']}/{s['with_detector']} hands")
+    if "gap_median_px" in s:
+        print(f"  the output left the detector's keypoints by {s['gap_median_px']:.2f} px (median over hands): the "
+              f"palm's (wrist, knuckles) {s['gap_palm_median_px']:.2f}, the others {s['gap_fingers_median_px']:.2f}")
     for key in ("output_mm", "detector_mm"):
         if s[key]:
             print(f"  {key} ({s['with_3d']} hands with 3D): " + ", ".join(f"{a} {v:.1f}" for a, v in s[key].items()))
