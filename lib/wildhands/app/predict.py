@@ -5,9 +5,10 @@
 ``joints_3d`` 21x3 metres, root-relative, camera-aligned (x right, y down, z away from the
 camera), vertices, parameters and camera), ``DIR/<stem>_overlay.png`` (shaded mesh and
 skeleton on the photo) and ``DIR/<stem>_hand<i>.obj``. Left hands are mirrored into right
-ones for the network and the results mirrored back. A bad image never stops the batch: its
-JSON holds the error, the others are processed, and the exit code is non-zero only when no
-image could be processed.
+ones for the network and the results mirrored back. A ``2d+depth`` network also reads each
+hand's depth cue from the detector's world landmarks (zero for a hand without them). A bad image
+never stops the batch: its JSON holds the error, the others are processed, and the exit code is
+non-zero only when no image could be processed.
 
 Every hand is also placed in the photo's camera (``camera_space``: ``camera_intrinsics`` per
 image, ``translation_m``, ``joints_3d_camera``, ``vertices_camera`` per hand, from the perspective
@@ -46,7 +47,7 @@ from wildhands.hand.parameters import PARAMETER_FIELDS, HandParameters
 from wildhands.net.checkpoints import load_model
 from wildhands.net.inference import InferenceSettings, current_inference_config
 from wildhands.net.model import HandDecoder, turned_average
-from wildhands.net.samples import InputSettings, network_input
+from wildhands.net.samples import InputSettings, depth_cue, network_input
 from wildhands.paths import OUTPUTS_DIR, PARAMS_DIR
 
 DEFAULT_CHECKPOINT = PARAMS_DIR / "checkpoints" / "wildhands_2d_open_hand.pt"
@@ -204,8 +205,10 @@ class Predictor:
 
     def with_detections(self, image: np.ndarray, hands: list[HandInput]) -> list[HandInput]:
         """Given hands (``--keypoints``) with the detection of the same hand attached, when the
-        detector finds it: its 3D world landmarks then join the fit (the given keypoints stay)."""
-        if not self.refine or not self.use_world_landmarks or all(h.detection is not None for h in hands):
+        detector finds it: its 3D world landmarks then join the fit and feed a depth-reading network
+        (the given keypoints stay)."""
+        wanted = (self.refine and self.use_world_landmarks) or self.reads_depth
+        if not wanted or all(h.detection is not None for h in hands):
             return hands
         found = self.detector.detect(image)
         out = []
@@ -221,6 +224,23 @@ class Predictor:
     @property
     def use_world_landmarks(self) -> bool:
         return self.method == "network" and self.inference.refine.world_sigma_mm > 0
+
+    @property
+    def reads_depth(self) -> bool:
+        """Whether the network reads the detector's depth cue (a ``2d+depth`` checkpoint)."""
+        return self.method == "network" and "depth" in self.variant
+
+    @staticmethod
+    def depth_cues(hands: list[HandInput], transforms) -> torch.Tensor:
+        """(B, 21) each hand's ``samples.depth_cue`` from its world landmarks, in its crop's frame (a left
+        hand's mirrored with it); zeros for a hand without them."""
+        cues = []
+        for hand, transform in zip(hands, transforms):
+            world = hand.world_landmarks
+            if world is not None and transform.mirrored:
+                world = np.asarray(world, np.float64) * [-1.0, 1.0, 1.0]
+            cues.append(depth_cue(world))
+        return torch.as_tensor(np.stack(cues))
 
     def predict(self, image: np.ndarray, hands: list[HandInput] | None = None, bbox=None,
                 intrinsics: Intrinsics | None = None) -> list[HandResult]:
@@ -285,8 +305,9 @@ class Predictor:
             return _split_hands(result.parameters()), result.error_px.numpy()
         size = self.inputs.input_size
         images = torch.as_tensor(np.stack([resize_image(c, size) for c in crops])) if "rgb" in self.variant else None
+        depth = self.depth_cues(hands, transforms) if self.reads_depth else None
         x = network_input(self.variant, size, self.inputs.heatmap_sigma, images=images, keypoints_2d=keypoints_crop,
-                          confidence=confidence, crop_size=self.inputs.crop_size)
+                          confidence=confidence, crop_size=self.inputs.crop_size, depth=depth)
         params = turned_average(self.model.encoder, x.to(self.device), self.inference.quarter_turns).detach()
         if not self.refine:
             return _split_hands(params), None

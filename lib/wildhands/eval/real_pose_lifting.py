@@ -126,16 +126,22 @@ def landmark_scores(samples, worlds) -> dict:
 
 
 class Views(torch.utils.data.Dataset):
-    """The labelled views as the data set ``predict_dataset`` reads."""
+    """The labelled views as the data set ``predict_dataset`` reads; with ``worlds`` (N, 21, 3), each
+    with its simulated world landmarks, the depth cue a depth variant reads (``samples.depth_cue``)."""
 
-    def __init__(self, samples: list[dict]):
-        self.samples = samples
+    def __init__(self, samples: list[dict], worlds=None):
+        if worlds is not None and len(worlds) != len(samples):
+            raise ValueError(f"worlds: expected world landmarks for each of the {len(samples)} views, "
+                             f"got {len(worlds)}")
+        self.samples, self.worlds = samples, worlds
 
     def __len__(self):
         return len(self.samples)
 
     def __getitem__(self, i):
-        return self.samples[i]
+        if self.worlds is None:
+            return self.samples[i]
+        return {**self.samples[i], "world_landmarks": np.asarray(self.worlds[i], np.float32)}
 
 
 def evaluate(model, config: dict, samples, worlds, keypoints: str, extra: dict | None = None,
@@ -150,7 +156,8 @@ def evaluate(model, config: dict, samples, worlds, keypoints: str, extra: dict |
     where ``[refine] projection`` is "pinhole", its focal length times ``focal_scale`` (a lens guessed
     wrong)."""
     source = KEYPOINT_SOURCE[keypoints]
-    pred = predict_dataset(model, Views(samples), config, noise=keypoints == "detector")
+    # A depth variant reads the world landmarks the 3D term is given; the others never look at them.
+    pred = predict_dataset(model, Views(samples, worlds), config, noise=keypoints == "detector")
     truth_2d = np.stack([s["keypoints_2d"] for s in samples])
     rows = {"network": {**score(pred["pred_keypoints_3d"], pred["pred_keypoints_2d"], samples),
                         "input_2d_px": float(np.linalg.norm(pred["input_keypoints_2d"] - truth_2d, axis=-1).mean())}}

@@ -24,17 +24,18 @@ import torch
 from wildhands import __version__
 from wildhands.fileio import atomic_path
 from wildhands.hand.hand_model import HandModel, hand_model_from_config
-from wildhands.net.encoder import HEATMAP_FILTER_STD, VARIANTS, load_torch_file
+from wildhands.net.encoder import HEATMAP_FILTER_STD, channel_layout, load_torch_file
 from wildhands.net.model import build_model
 from wildhands.paths import PROJECT_ROOT
 
 FORMAT = "wildhands-checkpoint-1"
 # Settings added to the profiles after checkpoints were first written, at the values the code used
 # while a profile lacked them (the detector's own sigma rule and no body pass; no real hands in the
-# sampled set): a checkpoint's recorded profile takes them where it has none.
+# sampled set; no depth input to drop): a checkpoint's recorded profile takes them where it has none.
 ADDED_SETTINGS = {
     "detector": {"body": False, "sigma_rule": ""},
     "eval": {"real_photo_limit": 0},
+    "model": {"depth_dropout": 0.0},
     "synthetic": {"real_pose_fraction": 0.0, "real_view_fraction": 0.0},
 }
 
@@ -173,27 +174,25 @@ def _weights_for(encoder, payload: dict) -> dict:
 def load_encoder_weights_from_variant(model, payload: dict, path) -> None:
     """Start ``model`` from a checkpoint of another input variant (same backbone and hand model).
 
-    Every layer but conv1 is copied. conv1's heat-map filters go to the heat-map channels and its
-    image filters to the image channels where both networks have them; input channels the
-    checkpoint lacks get small filters (``encoder.HEATMAP_FILTER_STD``), so that at first the
-    network answers as the checkpoint's did and learns to use its new input from there.
+    Every layer but conv1 is copied. conv1's filters go to the channels of the same kind (image,
+    heat-map, depth: ``encoder.channel_layout``) where both networks have them; image and heat-map
+    channels the checkpoint lacks get small filters (``encoder.HEATMAP_FILTER_STD``), depth channels
+    zero ones, so that at first the network answers as the checkpoint's did (from a network without
+    depth, exactly: the 2d / 2d+depth comparison of issue 15 starts from the same function) and
+    learns to use its new input from there.
     """
     check_hand_model(payload, model.hand_model, path)
     encoder = model.encoder
     if payload["backbone"] != encoder.backbone_name:
         raise CheckpointError(f"checkpoint {path} holds a {payload['backbone']}, not the "
                               f"{encoder.backbone_name} this run trains")
-    source, target = payload["variant"], encoder.variant
-
-    def layout(variant):  # channel ranges of conv1's inputs: image first, then heat-maps
-        image = 3 if "rgb" in variant else 0
-        return {"image": slice(0, image), "heatmaps": slice(image, VARIANTS[variant])}
-
+    source, target = channel_layout(payload["variant"]), channel_layout(encoder.variant)
     weights = _weights_for(encoder, payload)
     key = "backbone.conv1.weight"
     conv1 = torch.empty_like(encoder.state_dict()[key]).normal_(std=HEATMAP_FILTER_STD)
-    for part, into in layout(target).items():
-        taken = layout(source)[part]
+    conv1[:, target["depth"]] = 0.0
+    for part, into in target.items():
+        taken = source[part]
         if into.stop > into.start and taken.stop > taken.start:
             conv1[:, into] = weights[key][:, taken]
     weights[key] = conv1

@@ -19,10 +19,12 @@ iterative regressor (``head = "iterative"``, HMR-style iterative error feedback,
 times over; it starts at zero like the linear layer.
 
 Input variants: ``rgb`` (3 channels, ImageNet-normalised), ``2d`` (21 heat-map channels),
-``rgb+2d`` (24: RGB first). ImageNet weights (``pretrained``) are "imagenet", torchvision's
-IMAGENET1K_V1 weights through its weights API and torch's cache (the one download the project
-makes, and only when asked), or a local state-dict file; conv1 is adapted for heat-map channels
-(RGB filters for image channels, small random filters for heat-maps).
+``rgb+2d`` (24: RGB first), ``2d+depth`` (42: the 21 heat-maps, then each heat-map times its
+keypoint's depth cue, ``samples.depth_cue``: the detector's world landmarks' z, issue 15).
+ImageNet weights (``pretrained``) are "imagenet", torchvision's IMAGENET1K_V1 weights through its
+weights API and torch's cache (the one download the project makes, and only when asked), or a
+local state-dict file; conv1 is adapted for heat-map channels (RGB filters for image channels,
+small random filters for heat-maps and depth channels).
 """
 from __future__ import annotations
 
@@ -38,7 +40,16 @@ from wildhands.hand import keypoints as kp
 from wildhands.hand.camera import CROP_SIZE, matrix_to_rot6d, rot6d_to_matrix
 from wildhands.hand.parameters import HandParameters
 
-VARIANTS = {"rgb": 3, "2d": kp.NUM_KEYPOINTS, "rgb+2d": 3 + kp.NUM_KEYPOINTS}
+VARIANTS = {"rgb": 3, "2d": kp.NUM_KEYPOINTS, "rgb+2d": 3 + kp.NUM_KEYPOINTS, "2d+depth": 2 * kp.NUM_KEYPOINTS}
+
+
+def channel_layout(variant: str) -> dict:
+    """conv1's input channel ranges of ``variant``: "image" (RGB), "heatmaps", then "depth" (empty where absent)."""
+    check_variant(variant)
+    image = 3 if "rgb" in variant else 0
+    heatmaps = image + (kp.NUM_KEYPOINTS if "2d" in variant else 0)
+    depth = heatmaps + (kp.NUM_KEYPOINTS if "depth" in variant else 0)
+    return {"image": slice(0, image), "heatmaps": slice(image, heatmaps), "depth": slice(heatmaps, depth)}
 
 
 def resnet10(weights=None, **kwargs) -> torchvision.models.ResNet:

@@ -47,7 +47,7 @@ from wildhands.fileio import atomic_path
 from wildhands.hand.hand_model import HandModel, hand_model_from_config
 from wildhands.net.checkpoints import (load_encoder_weights, load_encoder_weights_from_variant, read_checkpoint,
                                        restore_rng_states, save_checkpoint)
-from wildhands.net.encoder import check_variant
+from wildhands.net.encoder import VARIANTS, check_variant
 from wildhands.net.inference import inference_quarter_turns
 from wildhands.net.losses import (LossSettings, ParameterWeights, keypoint_errors, parameter_losses,
                                   reconstruction_losses)
@@ -368,13 +368,15 @@ def train(config: dict, stage: str = "pretrain", variant: str | None = None, ini
     supervision on synthetic samples) or "finetune" (eq. 5 on mixed 2D/3D/mask labels, starting
     from ``init_checkpoint``, by default this profile's pretraining result; a pretraining run
     whose ``[pretrain] init_variant`` names another input variant starts from that variant's
-    network, by default its pretraining result in this profile). ``resume``: continue
+    network, by default its pretraining result in this profile; one given ``init_checkpoint``
+    starts from it whatever ``init_variant`` says). A checkpoint of another input variant is
+    taken over as ``checkpoints.load_encoder_weights_from_variant`` says. ``resume``: continue
     from ``run_dir/last.pt`` when it exists. ``datasets``: (train, val) data sets in the sample
     format (default: the synthetic set). ``callback(step, record)`` is called at each log step.
     """
     if stage not in TRAIN_STAGES:
         raise ValueError(f"stage: expected one of {', '.join(TRAIN_STAGES)}, got {stage!r}")
-    run = _set_up(variant_config(config, variant), stage, hand_model, run_dir)
+    run = _set_up(variant_config(config, variant), stage, hand_model, run_dir, init_checkpoint is not None)
     start = _starting_step(run, resume, init_checkpoint)
     history = _start_log(run.log_path, start) if run.main_process else []
     train_set, val_set = datasets if datasets is not None else default_datasets(run.config, stage, run.hand_model)
@@ -385,8 +387,9 @@ def train(config: dict, stage: str = "pretrain", variant: str | None = None, ini
                        history=history, metrics=metrics, model=run.model.eval())
 
 
-def _set_up(config: dict, stage: str, hand_model: HandModel | None, run_dir) -> _Run:
-    """Settings, device and process group, the seeded network, its optimiser and schedule."""
+def _set_up(config: dict, stage: str, hand_model: HandModel | None, run_dir, init_given: bool = False) -> _Run:
+    """Settings, device and process group, the seeded network, its optimiser and schedule
+    (``init_given``: the run starts from a given checkpoint)."""
     settings = TrainSettings.from_config(config, stage)
     device = resolve_device(config)
     rank, world, local_rank = _distributed(ddp_backend(config, device.type))
@@ -398,7 +401,7 @@ def _set_up(config: dict, stage: str, hand_model: HandModel | None, run_dir) -> 
     hand_model = hand_model or hand_model_from_config(config)
     torch.manual_seed(settings.seed)
     # ImageNet weights start fresh pretraining only; otherwise a checkpoint's weights replace them.
-    from_checkpoint = stage == "finetune" or bool(settings.stage.init_variant)
+    from_checkpoint = stage == "finetune" or bool(settings.stage.init_variant) or init_given
     model = build_model({**config, "model": {**config["model"], "pretrained": ""}} if from_checkpoint else config,
                         hand_model).to(device)
     optimizer = torch.optim.Adam(model.encoder.parameters(), lr=settings.stage.lr,
@@ -413,7 +416,8 @@ def _set_up(config: dict, stage: str, hand_model: HandModel | None, run_dir) -> 
 
 def _starting_step(run: _Run, resume: bool, init_checkpoint) -> int:
     """Resume from ``last.pt`` when asked and it belongs to this run, else load the starting weights:
-    fine-tuning from a pretrained network, pretraining from ``init_variant``'s. The step to start at."""
+    fine-tuning from a pretrained network, pretraining from ``init_checkpoint`` or ``init_variant``'s.
+    The step to start at."""
     start = 0
     if resume and run.last_path.is_file():
         start = _resume(run.last_path, run.model, run.optimizer, run.scheduler, run.scaler, run.config,
@@ -421,11 +425,21 @@ def _starting_step(run: _Run, resume: bool, init_checkpoint) -> int:
     if start == 0 and run.settings.stage.name == "finetune":  # a fresh run, or a stale last.pt set aside
         init_checkpoint = Path(init_checkpoint) if init_checkpoint else \
             default_run_dir(run.config, "pretrain") / "final.pt"
-        load_encoder_weights(run.model, read_checkpoint(init_checkpoint), init_checkpoint)
-    elif start == 0 and run.settings.stage.init_variant:
+        _load_initial_weights(run.model, init_checkpoint)
+    elif start == 0 and (init_checkpoint or run.settings.stage.init_variant):
         init_checkpoint = Path(init_checkpoint) if init_checkpoint else pretrained_variant_path(run.config)
-        load_encoder_weights_from_variant(run.model, read_checkpoint(init_checkpoint), init_checkpoint)
+        _load_initial_weights(run.model, init_checkpoint)
     return start
+
+
+def _load_initial_weights(model: HandReconstructor, path: Path) -> None:
+    """A run's starting weights from the checkpoint ``path``: as they are for the same input variant,
+    else conv1 adapted (``load_encoder_weights_from_variant``)."""
+    payload = read_checkpoint(path)
+    if payload["variant"] == model.variant:
+        load_encoder_weights(model, payload, path)
+    else:
+        load_encoder_weights_from_variant(model, payload, path)
 
 
 def _training_loader(run: _Run, train_set, start: int) -> DataLoader:
@@ -648,10 +662,12 @@ def predict_dataset(model: HandReconstructor, dataset, config: dict, noise: bool
                     batch_size: int = 64, seed: int | None = None, quarter_turns: int | None = None) -> dict:
     """Run ``model`` over ``dataset`` (no augmentation); numpy arrays of predictions and labels.
 
-    ``noise``: feed heat-maps from detector-like keypoints instead of the clean labels.
+    ``noise``: feed heat-maps from detector-like keypoints instead of the clean labels (and a depth
+    variant simulated world landmarks instead of the true depths, where a sample has no
+    ``world_landmarks`` (21, 3) of its own: ``TrainingSamples``).
     ``quarter_turns``: test-time averaging (``InferenceSettings``; None: ``config``'s ``[inference]``).
     Returns the predicted keypoints (3D, 2D), reprojected vertices and parameters (N, 26) under
-    ``pred_*``, the labels, per-sample errors and the network's input keypoints.
+    ``pred_*``, the labels, per-sample errors and the network's input keypoints (and depth cues).
     """
     device = next(model.parameters()).device
     seed = int(setting(config, "", "seed")) if seed is None else seed
@@ -671,8 +687,9 @@ def predict_dataset(model: HandReconstructor, dataset, config: dict, noise: bool
                 "pred_vertices_2d": pred.vertices_2d, "pred_params": pred.params.to_vector(), "keypoints_3d": batch["keypoints_3d"],
                 "keypoints_2d": batch["keypoints_2d"], "visible": batch["visible"], "has_3d": batch["has_3d"],
                 "index": batch["index"], **errors}
-        if "input_keypoints_2d" in batch:
-            rows["input_keypoints_2d"] = batch["input_keypoints_2d"]
+        for given in ("input_keypoints_2d", "input_depth"):
+            if given in batch:
+                rows[given] = batch[given]
         for key, value in rows.items():
             out.setdefault(key, []).append(value.float().cpu().numpy() if value.is_floating_point()
                                            else value.cpu().numpy())
@@ -694,10 +711,12 @@ def parse_args(argv):
     parser.add_argument("--config", default="quick", help="profile name (smoke, quick, paper) or TOML path")
     parser.add_argument("--stage", choices=TRAIN_STAGES + ("all",), default="all",
                         help="pretrain, finetune, or both in turn (default)")
-    parser.add_argument("--variant", choices=("rgb", "2d", "rgb+2d"), default=None,
+    parser.add_argument("--variant", choices=tuple(VARIANTS), default=None,
                         help="input variant (default: the profile's model.variant)")
-    parser.add_argument("--init", default=None, help="checkpoint to fine-tune from (default: this profile's "
-                                                     "pretraining result)")
+    parser.add_argument("--init", default=None,
+                        help="checkpoint to start from, of this or another input variant with the same backbone "
+                             "(default: fine-tuning from this profile's pretraining result, pretraining from "
+                             "pretrain.init_variant's or from scratch); with --stage all, fine-tuning's")
     parser.add_argument("--resume", action="store_true", help="continue a killed run from its last.pt")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a profile setting, e.g. --set finetune.steps=100 (repeatable)")
@@ -718,8 +737,9 @@ def main(argv=None) -> int:
     stages = TRAIN_STAGES if args.stage == "all" else (args.stage,)
     for stage in stages:
         run_dir = None if args.run_dir is None else Path(f"{args.run_dir}-{stage}" if len(stages) > 1 else args.run_dir)
-        result = train(config, stage, variant=args.variant, init_checkpoint=args.init if stage == "finetune" else None,
-                       resume=args.resume, progress=not args.no_progress, run_dir=run_dir)
+        init = args.init if stage == "finetune" or len(stages) == 1 else None
+        result = train(config, stage, variant=args.variant, init_checkpoint=init, resume=args.resume,
+                       progress=not args.no_progress, run_dir=run_dir)
         if int(os.environ.get("RANK", "0")) == 0:
             print(f"{stage}: {result.checkpoint}  log {result.log_path}  {json.dumps(result.metrics)}")
     if dist.is_initialized():

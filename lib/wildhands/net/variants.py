@@ -1,4 +1,4 @@
-"""A profile for one input variant (rgb, 2d, rgb+2d): its ``[variants.<name>]`` entry applied.
+"""A profile for one input variant (rgb, 2d, rgb+2d, 2d+depth): its ``[variants.<name>]`` entry applied.
 
 Training and inference both need a variant's settings as the profile gives them (the 2D
 variant trains on sampled hands, the RGB variant refines without the prior, ...), so the
