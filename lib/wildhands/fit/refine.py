@@ -11,13 +11,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from wildhands.config import REFINE_MODEL_KEYS, setting, table
+from wildhands.config import setting, table
 from wildhands.fit.fit2d import EnergySettings, FitOptions, FitSettings
 from wildhands.hand import keypoints as kp
 
 KEYPOINT_SOURCES = ("detector", "labels")
 KEYPOINT_SIGMAS = ("photo", "global")
 PROJECTIONS = ("pinhole", "weak")
+REFINE_MODEL_KEYS = ("pose_space", "w_theta", "alpha_beta", "pose_std_floor")
 ANCHOR_SETTINGS = {"rotation": "anchor_rotation_rad", "betas": "anchor_betas", "pose": "anchor_pose"}
 
 
