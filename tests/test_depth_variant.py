@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import toy_mano_arrays
-from train_fixtures import ListDataset, make_samples
+from train_fixtures import ListDataset, make_samples, moved_from_2d
 
 from wildhands.config import load_profile
 from wildhands.hand import keypoints as kp
@@ -71,12 +71,7 @@ def test_depth_channels_are_the_heatmaps_times_each_keypoints_cue():
 def test_a_depth_network_started_from_a_2d_one_answers_exactly_as_it_whatever_the_depth(toy_mano_path, tmp_path):
     hand = HandModel(toy_mano_path)
     config = load_profile("smoke", {"model.input_size": 32})
-    torch.manual_seed(0)
-    source = build_model(config, hand, variant="2d").eval()
-    torch.nn.init.normal_(source.encoder.head.weight, std=0.01)
-    path = save_checkpoint(tmp_path / "2d.pt", model=source, config=config, stage="finetune", step=1)
-    target = build_model(config, hand, variant="2d+depth").eval()
-    load_encoder_weights_from_variant(target, read_checkpoint(path), path)
+    source, target, _ = moved_from_2d(hand, config, tmp_path, "2d+depth", stage="finetune")
     conv1 = target.encoder.state_dict()["backbone.conv1.weight"]
     assert torch.equal(conv1[:, :21], source.encoder.state_dict()["backbone.conv1.weight"])
     assert not conv1[:, 21:].any()

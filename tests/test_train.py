@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 from conftest import toy_mano_arrays
-from train_fixtures import ListDataset, make_samples
+from train_fixtures import ListDataset, make_samples, moved_from_2d
 
 from wildhands.config import apply_overrides, load_profile
 from wildhands.hand.hand_model import HandModel
@@ -189,17 +189,12 @@ def test_finetune_started_over_still_starts_from_the_pretrained_weights(setup, c
 
 
 def test_weights_move_to_another_input_variant(toy_mano_path, tmp_path):
-    from wildhands.net.checkpoints import load_encoder_weights_from_variant, save_checkpoint
+    from wildhands.net.checkpoints import load_encoder_weights_from_variant
     from wildhands.net.model import build_model
 
     hand = HandModel(toy_mano_path)
     config = load_profile("smoke", {"model.input_size": 32})
-    torch.manual_seed(0)
-    source = build_model(config, hand, variant="2d").eval()
-    torch.nn.init.normal_(source.encoder.head.weight, std=0.01)
-    path = save_checkpoint(tmp_path / "2d.pt", model=source, config=config, stage="pretrain", step=1)
-    target = build_model(config, hand, variant="rgb+2d").eval()
-    load_encoder_weights_from_variant(target, read_checkpoint(path), path)
+    source, target, path = moved_from_2d(hand, config, tmp_path, "rgb+2d")
     moved, kept = target.encoder.state_dict(), source.encoder.state_dict()
     conv1 = moved["backbone.conv1.weight"]
     assert torch.equal(conv1[:, 3:], kept["backbone.conv1.weight"])     # heat-map filters behind the RGB ones

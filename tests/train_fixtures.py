@@ -64,3 +64,18 @@ class ListDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index):
         return self.samples[index]
+
+
+def moved_from_2d(hand_model, config: dict, tmp_path, variant: str, stage: str = "pretrain"):
+    """A seeded 2D network (its head made non-zero, so that it answers something), saved as a ``stage``
+    checkpoint, and a ``variant`` network started from that checkpoint: ``(source, target, path)``."""
+    from wildhands.net.checkpoints import load_encoder_weights_from_variant, read_checkpoint, save_checkpoint
+    from wildhands.net.model import build_model
+
+    torch.manual_seed(0)
+    source = build_model(config, hand_model, variant="2d").eval()
+    torch.nn.init.normal_(source.encoder.head.weight, std=0.01)
+    path = save_checkpoint(tmp_path / "2d.pt", model=source, config=config, stage=stage, step=1)
+    target = build_model(config, hand_model, variant=variant).eval()
+    load_encoder_weights_from_variant(target, read_checkpoint(path), path)
+    return source, target, path
