@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from wildhands.fit.fit2d import Fit2D
 from wildhands.hand import keypoints as kp
 from wildhands.hand import mesh_ops
 from wildhands.hand import open_hand as oh
@@ -185,3 +186,16 @@ def test_builder_is_deterministic_and_matches_the_shipped_file(arrays, tmp_path)
     # without them the builder makes the rest of the file exactly.
     assert oh.build_differences(arrays) == []
     assert arrays["model_version"] == oh.MODEL_VERSION
+
+
+def test_full_pose_fits_let_the_named_poses_pay_no_joint_range_penalty(model, arrays):
+    """The 45-D fits' range box is the one the file stores (the corpus' extent), not mean +- 3 sd of
+    the pose space as if its coefficients had unit variance (they vary by 1 / pca_scale, about 3.4):
+    that box kept flexion within 0.7 rad, so a flat hand paid as a keypoint 4 expected errors off."""
+    fit = Fit2D(model, pose_space="full")
+    limits = fit.pose_limits.numpy()
+    assert np.allclose(limits, arrays["pose_prior"]["axis_angle_limits"])
+    for name, pose in arrays["pose_prior"]["named_poses"].items():
+        assert ((pose >= limits[:, 0]) & (pose <= limits[:, 1])).all(), name
+    finger_flexion = limits[2:36:3]                  # index to ring joints' flexion component (about z)
+    assert ((finger_flexion[:, 1] - finger_flexion[:, 0]) > 1.4).all()

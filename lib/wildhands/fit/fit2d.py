@@ -29,8 +29,9 @@ theta with the prior w_theta |theta|^2. ``"full"`` optimises all 45 finger axis-
 of freedom q (relative to the model's mean pose) with a Mahalanobis prior w_theta |q C^+|^2,
 C the model's 45 x 45 pose components (for the first PCA coefficients this is |theta|^2:
 the pose space's own metric), plus a joint-range penalty w_range |max(0, lo - q_abs, q_abs - hi)|^2
-on the absolute axis-angle components (default limits: mean +- 3 standard deviations of
-the pose space, assuming unit-variance coefficients; pass ``pose_limits`` otherwise). In both
+on the absolute axis-angle components (default limits, ``default_pose_limits``: the box the
+model's file stores, else mean +- 3 standard deviations of the pose space; pass ``pose_limits``
+otherwise). In both
 spaces the shape coefficients beyond ``SHAPE_LIMIT`` standard deviations pay w_range |max(0, |beta| - 3)|^2.
 
 Projection: the weak-perspective camera above (the paper's), or, given a photo's pinhole camera in
@@ -84,6 +85,22 @@ def whitening(components: torch.Tensor, std_floor: float = 0.0) -> torch.Tensor:
         return torch.linalg.pinv(components)
     u, std, vt = torch.linalg.svd(components)                                         # C = U diag(std) V^T
     return vt.T @ torch.diag(1.0 / std.clamp_min(std_floor)) @ u.T
+
+
+def default_pose_limits(arrays: dict, components: torch.Tensor, pose_mean: torch.Tensor) -> torch.Tensor:
+    """(45, 2) bounds of the absolute finger axis-angles for the joint-range penalty: the box the hand
+    model's file stores (the open hand's ``pose_prior["axis_angle_limits"]``: its pose corpus' extent
+    plus 5 degrees, the anatomical ranges widened to real hands'), else the pose space's mean +- 3
+    standard deviations, taking the coefficients to have unit variance (MANO's file has no box).
+
+    Not the mean +- 3 sd for the open hand: its coefficients vary by 1 / ``pca_scale`` (about 3.4,
+    so that 10 coefficients in [-2, 2] stay in range), and that box held each flexion within 0.7
+    rad (a straightened finger paid as much as a keypoint 4 expected errors off)."""
+    prior = arrays.get("pose_prior")
+    if isinstance(prior, dict) and "axis_angle_limits" in prior:
+        return torch.as_tensor(np.asarray(prior["axis_angle_limits"]), dtype=components.dtype, device=components.device)
+    std = components.square().sum(0).sqrt()
+    return torch.stack([pose_mean - 3 * std, pose_mean + 3 * std], 1)
 
 
 def bone_length_sum(keypoints_3d: torch.Tensor, usable: torch.Tensor | None = None) -> torch.Tensor:
@@ -316,13 +333,11 @@ class Fit2D:
             zeros = torch.zeros(1, self.num_betas, dtype=dtype, device=self.device)
             self.rest = self.model(zeros, zeros.new_zeros(1, self.model.num_pca_comps))[0]
         if pose_space == "full":
-            components = torch.as_tensor(load_mano_arrays(hand_model.path)["hands_components"], dtype=dtype,
-                                         device=self.device)
+            arrays = load_mano_arrays(hand_model.path)
+            components = torch.as_tensor(arrays["hands_components"], dtype=dtype, device=self.device)
             self.whiten = whitening(components, float(pose_std_floor))                    # (45, 45): q -> coefficients
             if pose_limits is None:
-                std = components.square().sum(0).sqrt()
-                mean = self.model.pose_mean
-                pose_limits = torch.stack([mean - 3 * std, mean + 3 * std], 1)
+                pose_limits = default_pose_limits(arrays, components, self.model.pose_mean)
             self.pose_limits = torch.as_tensor(pose_limits, dtype=dtype, device=self.device)
             if self.pose_limits.shape != (45, 2):
                 raise ValueError(f"pose_limits: expected shape (45, 2), got {tuple(self.pose_limits.shape)}")
