@@ -254,3 +254,26 @@ def test_real_pose_lifting_scores_a_checkpoint_on_a_handmade_file(poses_file):
     rotation = axis_angle_to_matrix(torch.tensor([[0.0, 0.0, np.radians(30.0)]], dtype=torch.float64))[0].numpy()
     joints = load_real_poses("test", poses_file).joints[:2]
     np.testing.assert_allclose(rotation_errors_deg(joints @ rotation.T, joints), 30.0, atol=1e-6)
+
+
+def test_gesture_poses_are_open_hand_gestures_in_views_like_dexycbs(toy_mano_path):
+    from wildhands.eval.real_pose_lifting import gesture_pose_views
+    from wildhands.hand.open_hand import synthetic_pose_corpus
+    from wildhands.paths import OPEN_HAND_PATH
+
+    model = HandModel(OPEN_HAND_PATH)
+    samples, worlds = gesture_pose_views(model, count=6, seed=0, depth_m=(0.3, 0.8))
+    again, _ = gesture_pose_views(model, count=6, seed=0, depth_m=(0.3, 0.8))
+    assert len(samples) == 6 and worlds.shape == (6, kp.NUM_KEYPOINTS, 3)
+    for sample, same in zip(samples, again):
+        np.testing.assert_array_equal(sample["keypoints_2d"], same["keypoints_2d"])
+        assert sample["keypoints_3d"].shape == (kp.NUM_KEYPOINTS, 3) and sample["pinhole"].shape == (3,)
+        lengths = np.linalg.norm(np.diff(sample["keypoints_3d"][[9, 10, 11, 12]], axis=0), axis=1)
+        assert (lengths > 0.01).all() and (lengths < 0.06).all()        # a hand's middle finger, metres
+    # the corpus holds open hands: some gesture has its fingers nearly straight (tips far from the wrist)
+    corpus, _, named = synthetic_pose_corpus(0)
+    assert "flat" in named and len(corpus) >= 6
+    reach = [np.linalg.norm(s["keypoints_3d"][12] - s["keypoints_3d"][0]) for s in samples]
+    assert max(reach) > 0.12
+    with pytest.raises(ValueError, match="not the open hand model"):
+        gesture_pose_views(HandModel(toy_mano_path), count=2)

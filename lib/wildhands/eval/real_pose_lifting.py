@@ -11,7 +11,9 @@ rescaled hand with bent bones, whose defaults reproduce the root, root + scale a
 errors of MediaPipe's world landmarks on held-out real photos, issue 15). ``score``: root-aligned, root + scale
 aligned and Procrustes 3D errors (mm), the rotation error (degrees: the angle of the rotation that
 best aligns the predicted root-relative joints with the true ones, Kabsch) and the 2D error (px at
-320) against the true hands. ``benchmarks/bench_refinement_real_poses.py`` and notebook 04 run it.
+320) against the true hands. ``gesture_pose_views``: the same views of gestures from the open hand's
+anatomical pose corpus instead, hands that grasp nothing. ``benchmarks/bench_refinement_real_poses.py``
+and notebook 04 run it.
 """
 from __future__ import annotations
 
@@ -31,6 +33,9 @@ from wildhands.fit.fit3d import kabsch_rotation
 from wildhands.fit.refine import RefineSettings
 from wildhands.hand import keypoints as kp
 from wildhands.hand.camera import ray_rotation
+from wildhands.hand.hand_model import load_mano_arrays
+from wildhands.hand.keypoint_model import KeypointModel
+from wildhands.hand.open_hand import synthetic_pose_corpus
 from wildhands.net.train import predict_dataset
 
 ALIGNMENTS = ("root", "root_scale", "procrustes")
@@ -96,6 +101,26 @@ def real_pose_views(split: str = "test", count: int | None = 300, seed: int = 0,
     ``depth_m`` as ``views``'."""
     poses = load_real_poses(split, path).subsample(count)
     return views(poses.joints, np.random.default_rng(seed), world_noise, depth_m)
+
+
+def gesture_pose_views(hand_model, count: int = 300, seed: int = 0,
+                       world_noise: WorldLandmarkNoise = WorldLandmarkNoise(), depth_m=None):
+    """``views`` of ``count`` poses outside the captured grasps: the open hand builder's anatomical
+    corpus (``open_hand.synthetic_pose_corpus``: named gestures and synergy samples within the
+    published joint ranges, open and spread hands among them), posed on ``hand_model`` with shapes
+    drawn from the unit normal (clipped at 2). DexYCB's poses are grasps, the corpus most of the pose
+    space is learnt from; these show how the priors fare on hands that grasp nothing. Needs the open
+    hand model (the corpus' angles are in its joint frames)."""
+    if "pose_prior" not in load_mano_arrays(hand_model.path):
+        raise ValueError(f"gesture poses: {hand_model.path} is not the open hand model, whose joint frames the "
+                         "corpus' angles are in; use the DexYCB poses")
+    corpus, _, _ = synthetic_pose_corpus(seed)
+    rng = np.random.default_rng([seed, 11])
+    poses = corpus[rng.choice(len(corpus), min(count, len(corpus)), replace=False)]
+    betas = np.clip(rng.standard_normal((len(poses), hand_model.num_betas)), -2, 2)
+    with torch.no_grad():
+        joints = KeypointModel(hand_model).keypoints(torch.as_tensor(betas), torch.as_tensor(poses)).numpy()
+    return views(joints, rng, world_noise, depth_m)
 
 
 def rotation_errors_deg(pred, truth) -> np.ndarray:

@@ -23,10 +23,10 @@ from wildhands.hand.open_hand.build import (MODEL_VERSION, build_differences, bu
                                             save_open_hand_model)
 from wildhands.hand.open_hand.kinematics import JointFrames, forward, joint_angles, posed_tips
 from wildhands.hand.open_hand.measures import digit_penetration, knuckle_breadth
-from wildhands.hand.open_hand.pose_pca import mixed_pose_corpus
+from wildhands.hand.open_hand.pose_pca import mixed_pose_corpus, synthetic_pose_corpus
 from wildhands.hand.open_hand.shape_pca import deform, sample_proportions
 
 __all__ = ["BONE_LENGTHS_MM", "DIGIT_JOINTS", "PALM_JOINTS_MM", "MODEL_VERSION", "JointFrames", "hand_length",
            "build_differences", "build_open_hand_model", "deform", "digit_penetration", "forward", "joint_angles",
            "knuckle_breadth", "mixed_pose_corpus", "posed_tips", "replace_pose_space", "rest_skeleton", "sample_proportions",
-           "save_open_hand_model"]
+           "save_open_hand_model", "synthetic_pose_corpus"]
