@@ -16,7 +16,9 @@ scale aligned and Procrustes 3D errors (mm), the rotation error (degrees, median
 the rotation that best aligns the predicted root-relative joints with the true ones, Kabsch) and
 2D error (px at 320) against the true hands. ``--keypoints exact`` gives the network the true
 keypoints instead (the refinement then weighs them as annotated labels, ``[refine]
-label_sigma_px``); several ``--checkpoint``s are scored on the same views, old against new.
+label_sigma_px``), and ``--keypoints articulated`` detector-like ones whose errors are shaped as a
+plausible hand's (``data.augment.ArticulatedNoise``: a hand model fits independent jitter away, and
+MediaPipe's errors mostly not); several ``--checkpoint``s are scored on the same views, old against new.
 Settings are chosen on the training subjects (01-08); the test subjects (09-10) are for reporting.
 DexYCB's hands grasp objects, and its poses make most of the pose space the priors come from;
 ``--poses gestures`` poses the checkpoint's hand model by the open hand's anatomical corpus instead

@@ -5,8 +5,8 @@ import torchvision
 from train_fixtures import make_samples
 
 from wildhands.config import MissingSetting, load_profile
-from wildhands.data.augment import (AugmentSettings, DetectorNoise, WorldLandmarkNoise, augment_sample, detector_keypoints,
-                                    world_landmarks)
+from wildhands.data.augment import (ArticulatedNoise, AugmentSettings, DetectorNoise, WorldLandmarkNoise, articulated_keypoints,
+                                    augment_sample, detector_keypoints, world_landmarks)
 from wildhands.hand import keypoints as kp
 from wildhands.hand.camera import axis_angle_to_matrix
 from wildhands.hand.hand_model import HandModel
@@ -255,6 +255,34 @@ def test_world_landmark_noise_bends_bones_without_stretching_them():
         world_landmarks(joints[:20], rng, WorldLandmarkNoise())
     with pytest.raises(ValueError, match="WorldLandmarkNoise"):
         WorldLandmarkNoise(bone_sigma=-0.1)
+
+
+def test_articulated_noise_turns_bones_and_keeps_the_hand_a_hand():
+    rng = np.random.default_rng(5)
+    truth = 160 + np.cumsum(rng.normal(0, 12, (21, 2)), axis=0)
+    quiet = DetectorNoise(global_shift_px=0.0, global_scale=0.0, hallucinate_probability=0.0, swap_probability=0.0,
+                          mirror_probability=0.0, clean_probability=0.0)
+    none = ArticulatedNoise(palm_turn_sigma=0, bone_turn_sigma=0, length_sigma=0, independent_share=0)
+    np.testing.assert_allclose(articulated_keypoints(truth, rng, quiet, none), truth, atol=1e-4)
+
+    def bone_lengths(points):
+        return np.array([np.linalg.norm(points[c] - points[p]) for p, c in kp.BONES])
+
+    turned = ArticulatedNoise(length_sigma=0, independent_share=0)
+    bent = articulated_keypoints(truth, rng, quiet, turned)
+    np.testing.assert_allclose(bone_lengths(bent), bone_lengths(truth), rtol=1e-5)
+    assert np.allclose(bent[kp.ROOT], truth[kp.ROOT], atol=1e-4) and np.abs(bent - truth).max() > 1.0
+    # turns accumulate down each finger, and error_scale scales them as it scales the jitter
+    many = np.stack([articulated_keypoints(truth, rng, quiet, turned) for _ in range(300)])
+    spread = np.linalg.norm(many - truth, axis=-1).mean(0)
+    assert (spread[list(kp.FINGERTIPS)] > spread[[1, 5, 9, 13, 17]]).all()
+    half = np.stack([articulated_keypoints(truth, rng, DetectorNoise(**{**quiet.__dict__, "error_scale": 0.5}), turned)
+                     for _ in range(300)])
+    np.testing.assert_allclose(np.linalg.norm(half - truth, axis=-1).mean(), 0.5 * spread.mean(), rtol=0.15)
+    with pytest.raises(ValueError, match="keypoints_2d"):
+        articulated_keypoints(truth[:20], rng, quiet)
+    with pytest.raises(ValueError, match="ArticulatedNoise"):
+        ArticulatedNoise(bone_turn_sigma=-1.0)
 
 
 def test_heatmaps_peak_at_the_keypoints_at_the_input_resolution():

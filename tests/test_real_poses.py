@@ -277,3 +277,15 @@ def test_gesture_poses_are_open_hand_gestures_in_views_like_dexycbs(toy_mano_pat
     assert max(reach) > 0.12
     with pytest.raises(ValueError, match="not the open hand model"):
         gesture_pose_views(HandModel(toy_mano_path), count=2)
+
+    # the network is given articulated detector-like keypoints as drawn, and scored against the truth
+    from wildhands.eval.real_pose_lifting import evaluate
+    from wildhands.net.checkpoints import load_model
+    from wildhands.net.inference import current_inference_config
+    from wildhands.paths import PROJECT_ROOT
+
+    network, config = load_model(PROJECT_ROOT / "params" / "checkpoints" / "wildhands_2d_open_hand.pt")
+    rows = {k: evaluate(network, current_inference_config(config), samples, worlds, k, refinements=None)
+            for k in ("exact", "articulated")}
+    assert rows["exact"]["network"]["input_2d_px"] == 0 and rows["articulated"]["network"]["input_2d_px"] > 1
+    assert np.isfinite(rows["articulated"]["network"]["procrustes"])

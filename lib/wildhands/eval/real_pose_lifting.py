@@ -18,12 +18,13 @@ and notebook 04 run it.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
 
 from wildhands.config import apply_overrides
-from wildhands.data.augment import DetectorNoise, WorldLandmarkNoise, world_landmarks
+from wildhands.data.augment import DetectorNoise, WorldLandmarkNoise, articulated_keypoints, world_landmarks
 from wildhands.data.datasets.real_poses import load_real_poses
 from wildhands.data.synthetic import place_in_crop, random_rotation
 from wildhands.eval.metrics import hand_errors_3d
@@ -40,7 +41,8 @@ from wildhands.net.train import predict_dataset
 
 ALIGNMENTS = ("root", "root_scale", "procrustes")
 KEYPOINTS = ("exact", "detector")           # the network's input: the true keypoints, or detector-like ones
-KEYPOINT_SOURCE = {"detector": "detector", "exact": "labels"}   # -> RefineSettings' keypoint source
+# -> RefineSettings' keypoint source; "articulated": detector-like errors shaped as a hand's (ArticulatedNoise)
+KEYPOINT_SOURCE = {"detector": "detector", "exact": "labels", "articulated": "detector"}
 CREDIT = "DexYCB: Chao et al., CVPR 2021, CC BY-NC 4.0"
 LANDMARKS = "simulated world landmarks"
 # name -> (overrides of the refinement settings, with the 3D term)
@@ -173,7 +175,9 @@ def evaluate(model, config: dict, samples, worlds, keypoints: str, extra: dict |
              refinements: dict | None = REFINEMENTS, focal_scale: float = 1.0) -> dict:
     """``{row: score}`` of a trained 2D-input network: "network" and each of ``refinements`` (name ->
     (overrides, with the 3D term), as ``REFINEMENTS``; None or empty: the network alone), from
-    ``keypoints`` "detector" (detector-like noise) or "exact" (the true keypoints). ``config``: the
+    ``keypoints`` "detector" (detector-like noise), "articulated" (detector-like errors shaped as a
+    plausible hand's, ``data.augment.ArticulatedNoise``, as MediaPipe's are) or "exact" (the true
+    keypoints). ``config``: the
     settings the prediction and the refinements read (``current_inference_config`` of the checkpoint's,
     or a profile's); ``extra``: overrides of every refinement. The network's row adds ``input_2d_px``
     (the 2D error of the keypoints it was given: the output's should be lower), refined rows
@@ -181,8 +185,14 @@ def evaluate(model, config: dict, samples, worlds, keypoints: str, extra: dict |
     where ``[refine] projection`` is "pinhole", its focal length times ``focal_scale`` (a lens guessed
     wrong)."""
     source = KEYPOINT_SOURCE[keypoints]
+    given = samples
+    if keypoints == "articulated":      # the network is given these keypoints as they are
+        rng = np.random.default_rng([int(config.get("seed", 0)), 17])
+        noise = replace(DetectorNoise.from_config(config), clean_probability=0.0)
+        given = [{**s, "keypoints_2d": articulated_keypoints(s["keypoints_2d"], rng, noise).astype(np.float32)}
+                 for s in samples]
     # A depth variant reads the world landmarks the 3D term is given; the others never look at them.
-    pred = predict_dataset(model, Views(samples, worlds), config, noise=keypoints == "detector")
+    pred = predict_dataset(model, Views(given, worlds), config, noise=keypoints == "detector")
     truth_2d = np.stack([s["keypoints_2d"] for s in samples])
     rows = {"network": {**score(pred["pred_keypoints_3d"], pred["pred_keypoints_2d"], samples),
                         "input_2d_px": float(np.linalg.norm(pred["input_keypoints_2d"] - truth_2d, axis=-1).mean())}}
