@@ -39,6 +39,7 @@ from wildhands.fileio import atomic_path, write_json, write_obj
 from wildhands.fit.fit2d import Fit2D
 from wildhands.fit.perspective import MODES as CAMERA_FITS
 from wildhands.fit.perspective import PerspectiveSettings, place_results
+from wildhands.fit.refine import REFINE_DTYPE, REFINE_QUARTER_TURNS
 from wildhands.hand import keypoints as kp
 from wildhands.hand.camera import CROP_SCALE, matrix_to_axis_angle, pinhole_project, ray_rotation
 from wildhands.hand.camera_space import Intrinsics, check_camera_flags, default_intrinsics, photo_intrinsics
@@ -308,7 +309,8 @@ class Predictor:
         depth = self.depth_cues(hands, transforms) if self.reads_depth else None
         x = network_input(self.variant, size, self.inputs.heatmap_sigma, images=images, keypoints_2d=keypoints_crop,
                           confidence=confidence, crop_size=self.inputs.crop_size, depth=depth)
-        params = turned_average(self.model.encoder, x.to(self.device), self.inference.quarter_turns).detach()
+        turns = REFINE_QUARTER_TURNS if self.refine else self.inference.quarter_turns
+        params = turned_average(self.model.encoder, x.to(self.device), turns).detach()
         if not self.refine:
             return _split_hands(params), None
         return self._refined(params, keypoints_crop, confidence, hands, transforms, pinholes)
@@ -332,7 +334,8 @@ class Predictor:
             if not len(index):
                 continue
             if group not in self._refine_fits:
-                self._refine_fits[group] = Fit2D.from_settings(self.hand_model, refine.energy_for(group))
+                self._refine_fits[group] = Fit2D.from_settings(self.hand_model, refine.energy_for(group),
+                                                               dtype=REFINE_DTYPE)
             pick = torch.as_tensor(index)
             init = HandParameters(*(getattr(params, name)[pick.to(params.trans.device)] for name in PARAMETER_FIELDS))
             result = self._refine_fits[group].fit(

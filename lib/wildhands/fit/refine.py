@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from wildhands.config import setting, table
 from wildhands.fit.fit2d import EnergySettings, FitOptions, FitSettings
@@ -20,6 +21,15 @@ KEYPOINT_SIGMAS = ("photo", "global")
 PROJECTIONS = ("pinhole", "weak")
 REFINE_MODEL_KEYS = ("pose_space", "w_theta", "alpha_beta", "pose_std_floor")
 ANCHOR_SETTINGS = {"rotation": "anchor_rotation_rad", "betas": "anchor_betas", "pose": "anchor_pose"}
+# predict's refinement solves in single precision: the same results to 0.01 mm and 0.01 px as double
+# (DexYCB test subjects, detector-like, articulated and exact keypoints, benchmarks/
+# bench_refinement_real_poses.py; the calibration photos' medians), 5 ms a hand faster on 2 cores.
+REFINE_DTYPE = torch.float32
+# ... and from the network's plain view: its test-time average over quarter turns ([inference]) is
+# 0.5 mm closer unrefined, but the refinement ends where it ends from either (DexYCB training subjects,
+# half noise, detector-like 11.16 / 11.06 / 5.97 mm both, exact 5.19 / 4.51 / 2.76 against 5.15 / 4.45 /
+# 2.69; the calibration photos' median 14.72 px both), 4 ms a hand sooner.
+REFINE_QUARTER_TURNS = 1
 
 
 def _energy_over(energy: EnergySettings, overrides: dict, table_name: str) -> EnergySettings:
