@@ -66,9 +66,13 @@ def test_settings_are_checked_and_read_from_the_profile(monkeypatch):
     detector = detector_from_config(load_profile("quick", {"detector.body_min_hand_score": 0.7}))
     assert detector.body.min_hand_score == pytest.approx(0.7)
     assert detector_from_config(load_profile("quick", {"detector.body": False})).body is None
-    with pytest.raises(ValueError, match="body_colour"):
-        detector_from_config(load_profile("quick", {"detector.body_colour": 1}))
+    with pytest.raises(KeyError, match="body_colour"):      # a misspelt override
+        load_profile("quick", {"detector.body_colour": 1})
     config = load_profile("quick")
+    config["detector"]["body_colour"] = 1                       # a profile file's unknown setting
+    with pytest.raises(ValueError, match="body_colour"):
+        detector_from_config(config)
+    del config["detector"]["body_colour"]
     del config["detector"]["body_max_people"]
     with pytest.raises(MissingSetting, match=r"\[detector\] body_max_people: missing"):
         detector_from_config(config)

@@ -372,8 +372,12 @@ def test_refinement_settings_come_from_the_profile():
         RefineSettings.from_config(load_profile("quick", {"refine.robust": -2}))
     with pytest.raises(ValueError, match="anchor_pose"):
         RefineSettings.from_config({**config, "refine": {k: v for k, v in refine.items() if k != "anchor_pose"}})
+    with pytest.raises(KeyError, match="'iterations' there"):                 # a misspelt or misplaced --set
+        load_profile("quick", {"refine.with_3d.iterations": 3})
     with pytest.raises(ValueError, match=r"\[refine.with_3d\]: unknown settings iterations"):
-        RefineSettings.from_config(load_profile("quick", {"refine.with_3d.iterations": 3}))
+        RefineSettings.from_config({**config, "refine": {**refine, "with_3d": {**refine["with_3d"], "iterations": 3}}})
+    # the pose space and priors [refine] and [refine.with_3d] may override without listing them
+    assert RefineSettings.from_config(load_profile("quick", {"refine.with_3d.w_theta": 0.5})).energy_with_3d.w_theta == 0.5
     with pytest.raises(MissingSetting, match=r"\[refine\] world_sigma_mm"):
         RefineSettings.from_config({**config, "refine": {k: v for k, v in refine.items() if k != "world_sigma_mm"}})
     with pytest.raises(MissingSetting, match=r"\[refine.with_3d\]"):

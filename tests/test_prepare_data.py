@@ -66,8 +66,12 @@ def test_strict_counts_no_set_and_unknown_set(tmp_path, outputs):
         prepare_data(paper_with({"panoptic": tmp_path / "panoptic"}), masks=False, strict=True, log=lambda _: None)
     with pytest.raises(DataPreparationError, match="configures no data set.*--set data.stb="):
         prepare_data(load_profile("paper"))
+    with pytest.raises(KeyError, match="'nzsl'.*known: dexter_object"):   # a misspelt --set
+        load_profile("paper", {"data.nzsl": str(tmp_path)})
+    config = load_profile("paper")
+    config["data"]["nzsl"] = str(tmp_path)                                  # a profile file's unknown set
     with pytest.raises(DataPreparationError, match="unknown set"):
-        prepare_data(load_profile("paper", {"data.nzsl": str(tmp_path)}))
+        prepare_data(config)
 
 
 def test_command_line(tmp_path, outputs, capsys):

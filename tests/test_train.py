@@ -141,6 +141,8 @@ def test_command_line_rejects_bad_overrides():
         main(["--config", "smoke", "--set", "no-equals-sign"])
     with pytest.raises(KeyError, match="nosuchsection"):
         main(["--config", "smoke", "--set", "nosuchsection.steps=3", "--stage", "pretrain"])
+    with pytest.raises(KeyError, match="'seed' there; known: .*steps"):    # a misplaced setting is not ignored
+        main(["--config", "smoke", "--set", "pretrain.seed=1", "--stage", "pretrain"])
 
 
 def test_variant_config_applies_overrides_and_budget_once():

@@ -21,6 +21,13 @@ PROFILES = ("smoke", "quick", "paper", "paper-dryrun")
 # Tables that steer only inference (test-time averaging, the 2D fit, the camera-space fit), never the
 # trained weights.
 INFERENCE_TABLES = ("inference", "fit2d", "refine", "camera_fit")
+# Settings a table may take without listing them, each falling back to another table's: [refine] and
+# [refine.with_3d] override these of the table they sit over ([fit2d]'s, then [refine]'s); a training
+# stage, its learning rate and warm-up over [optim]'s. Any other override must name a listed setting.
+REFINE_MODEL_KEYS = ("pose_space", "w_theta", "alpha_beta", "pose_std_floor")
+STAGE_OPTIM_KEYS = ("lr", "warmup_steps")
+UNLISTED_SETTINGS = {"refine": REFINE_MODEL_KEYS, "refine.with_3d": REFINE_MODEL_KEYS,
+                     "pretrain": STAGE_OPTIM_KEYS, "finetune": STAGE_OPTIM_KEYS}
 
 
 class MissingSetting(KeyError):
@@ -96,7 +103,8 @@ def _parse_scalar(text: str):
 
 
 def apply_overrides(config: dict, overrides: dict | None) -> dict:
-    """Return ``config`` with dotted-key ``overrides`` set; unknown sections are an error."""
+    """Return ``config`` with dotted-key ``overrides`` set; unknown sections and settings are an error (a
+    misspelt setting would otherwise change nothing, silently)."""
     config = copy.deepcopy(config)
     for dotted, value in (overrides or {}).items():
         *parents, leaf = dotted.split(".")
@@ -105,6 +113,9 @@ def apply_overrides(config: dict, overrides: dict | None) -> dict:
             if part not in node or not isinstance(node[part], dict):
                 raise KeyError(f"override {dotted!r}: no section {part!r} in the profile")
             node = node[part]
+        if leaf not in node and leaf not in UNLISTED_SETTINGS.get(".".join(parents), ()):
+            known = ", ".join(sorted(k for k in node if not isinstance(node[k], dict)))
+            raise KeyError(f"override {dotted!r}: no setting {leaf!r} there; known: {known}")
         node[leaf] = _parse_scalar(value) if isinstance(value, str) else value
     return config
 

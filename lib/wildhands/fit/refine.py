@@ -12,14 +12,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from wildhands.config import setting, table
+from wildhands.config import REFINE_MODEL_KEYS, setting, table
 from wildhands.fit.fit2d import EnergySettings, FitOptions, FitSettings
 from wildhands.hand import keypoints as kp
 
 KEYPOINT_SOURCES = ("detector", "labels")
 KEYPOINT_SIGMAS = ("photo", "global")
 PROJECTIONS = ("pinhole", "weak")
-REFINE_MODEL_KEYS = ("pose_space", "w_theta", "alpha_beta", "pose_std_floor")
 ANCHOR_SETTINGS = {"rotation": "anchor_rotation_rad", "betas": "anchor_betas", "pose": "anchor_pose"}
 # predict's refinement solves in single precision: the same results to 0.01 mm and 0.01 px as double
 # (DexYCB test subjects, detector-like, articulated and exact keypoints, benchmarks/

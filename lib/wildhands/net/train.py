@@ -110,7 +110,7 @@ class StageSettings:
             raise ValueError(f"stage: expected one of {', '.join(TRAIN_STAGES)}, got {stage!r}")
         section = table(config, stage)
 
-        def own_or_optim(key: str):
+        def own_or_optim(key: str):     # config.STAGE_OPTIM_KEYS
             return section[key] if key in section else setting(config, "optim", key)
 
         settings = settings_from_table(
