@@ -8,14 +8,16 @@ Runs ``photo_eval.evaluate_photos`` in both modes (MediaPipe finding the hands; 
 keypoints given) for three refinements: none (the network alone), the refinement as it was
 (global keypoint noise model, no 3D term) and as it is now (this photo's keypoint sigmas and the
 detector's 3D world landmarks). The guarantee: the output's median 2D error is no higher than
-the detector's. Skips with a message when the folder is absent; the photos are only read.
+the detector's. Then how closely the hand model itself, with no prior, reaches the detector's keypoints
+and the labels (``photo_eval.photo_model_reach``). Skips with a message when the folder is absent; the
+photos are only read.
 """
 from __future__ import annotations
 
 import argparse
 import time
 
-from wildhands.app.photo_eval import MODES, evaluate_photos, print_report, summary_table
+from wildhands.app.photo_eval import MODES, evaluate_photos, photo_model_reach, print_report, summary_table
 from wildhands.app.predict import Predictor
 from wildhands.fileio import write_json
 from wildhands.paths import REAL_PHOTOS_DIR
@@ -49,6 +51,11 @@ def main() -> None:
             print_report(report)
             out.setdefault(name, {})[mode] = report
     print("\n" + summary_table(out))
+    reach = photo_model_reach(Predictor(args.checkpoint, refine=False), args.photos)
+    print(f"\nWith no prior the hand model comes within {reach['detector_px_median']:.2f} px of the detector's "
+          f"keypoints and {reach['labels_px_median']:.2f} px of the labels (median over hands, px at 320; "
+          f"photo_eval.model_reach_px): errors the model can reach are a hand's, which no refinement removes")
+    out["model_reach"] = reach
     if args.write:
         write_json(args.write, out)
         print(f"wrote {args.write}")

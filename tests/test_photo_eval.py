@@ -30,3 +30,30 @@ def test_a_hand_scores_its_errors_and_how_far_the_output_left_its_detector():
 def test_gap_summary_takes_medians_over_hands():
     gaps = [np.full(21, 1.0), np.full(21, 2.0), np.full(21, 9.0)]
     assert gap_summary(gaps)["gap_median_px"] == pytest.approx(2.0) and gap_summary([]) == {}
+
+
+def test_the_hand_model_reaches_its_own_hands_and_not_a_broken_one():
+    import torch
+
+    from wildhands.app.photo_eval import model_reach_px
+    from wildhands.hand.hand_model import HandModel
+    from wildhands.hand.keypoint_model import KeypointModel
+    from wildhands.paths import OPEN_HAND_PATH
+
+    model = HandModel(OPEN_HAND_PATH)
+    pose = torch.as_tensor(load_named_pose(model, "relaxed"))[None]
+    joints = KeypointModel(model).keypoints(torch.zeros(1, model.num_betas, dtype=torch.float64), pose)[0].numpy()
+    hand = joints[:, :2] * 1500 + 300                          # a weak-perspective view, px
+    broken = hand.copy()
+    broken[8] += [60.0, -60.0]                                   # an index tip no finger can reach
+    mirrored = hand * [-1, 1] + [1000, 0]                        # the same hand seen as a left one
+    reach = model_reach_px(model, np.stack([hand, broken, mirrored]), mirrored=[False, False, True])
+    assert reach[0] < 0.5 and reach[2] < 0.5 and reach[1] > 1.5
+    with pytest.raises(ValueError, match="keypoints_2d"):
+        model_reach_px(model, hand)
+
+
+def load_named_pose(model, name):
+    from wildhands.hand.hand_model import load_mano_arrays
+
+    return load_mano_arrays(model.path)["pose_prior"]["named_poses"][name]

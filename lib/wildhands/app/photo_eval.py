@@ -11,7 +11,8 @@ one is scored:
 
 Modes: ``"detector"`` (MediaPipe finds the hand, as ``predict`` does) and ``"labels"`` (the
 labelled 2D keypoints given, as ``predict --keypoints``; the detector's world landmarks join
-when it finds the same hand). The photos are only read.
+when it finds the same hand). The photos are only read. ``photo_model_reach``: how closely the hand
+model itself can reach the detector's keypoints and the labels, nothing else pulling.
 """
 from __future__ import annotations
 
@@ -19,11 +20,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from wildhands.app.predict import HandInput
 from wildhands.data.detector import keypoint_errors_at_crop, match_detection
 from wildhands.data.images import read_image
 from wildhands.eval import metrics
+from wildhands.fit.fit2d import Fit2D, FitOptions
 from wildhands.hand import keypoints as kp
 from wildhands.hand.camera_space import Intrinsics
 
@@ -145,6 +148,46 @@ def gap_summary(gaps: list) -> dict:
     return {"gap_median_px": float(np.median(gaps.mean(1))),
             "gap_palm_median_px": float(np.median(gaps[:, PALM_KEYPOINTS].mean(1))),
             "gap_fingers_median_px": float(np.median(gaps[:, rest].mean(1)))}
+
+
+def model_reach_px(hand_model, keypoints_2d, visible=None, mirrored=None) -> np.ndarray:
+    """(N,) how closely ``hand_model`` can reach each hand's (N, 21, 2) image keypoints when nothing
+    else pulls: the 2D fit with no prior (45-D pose within the model's joint-range box, shape within
+    3 sd, 8 starts, the weak-perspective camera), its mean distance to the ``visible`` keypoints in px
+    of the 320 crop of 2.2 l around them. ``mirrored`` (N,) marks left hands (fitted mirrored)."""
+    points = np.asarray(keypoints_2d, np.float64)
+    if points.ndim != 3 or points.shape[1:] != (kp.NUM_KEYPOINTS, 2):
+        raise ValueError(f"keypoints_2d: expected (N, {kp.NUM_KEYPOINTS}, 2), got shape {points.shape}")
+    visible = np.ones(points.shape[:2]) if visible is None else (np.asarray(visible) > 0).astype(np.float64)
+    flip = np.zeros(len(points), bool) if mirrored is None else np.asarray(mirrored, bool)
+    sign = np.where(flip, -1.0, 1.0)[:, None, None] * np.array([1.0, 0.0]) + np.array([0.0, 1.0])
+    fit = Fit2D(hand_model, alpha_beta=0.0, w_theta=0.0, pose_space="full")
+    result = fit.fit(torch.as_tensor(points * sign), torch.as_tensor(visible),
+                     options=FitOptions(num_inits=8, iterations=60, tolerance=1e-7))
+    reached = result.keypoints_2d.numpy() * sign
+    return np.array([np.nanmean(keypoint_errors_at_crop(r, p, v)) for r, p, v in zip(reached, points, visible)])
+
+
+def photo_model_reach(predictor, folder, limit: int = 0) -> dict:
+    """``model_reach_px`` of ``predictor``'s hand model to each labelled hand's detector keypoints
+    (where the detector finds it) and to its labels, with the medians over hands. A detector whose
+    keypoints the model reaches much closer than they lie from the labels errs as a hand could, a hand
+    in another pose: no refinement can take such errors out (MediaPipe's on ../shared/real_photos:
+    2.2 px, 14.9 px from the labels)."""
+    detected, detected_left, labelled, labelled_visible, labelled_left = [], [], [], [], []
+    entries = load_labels(folder)
+    for entry in entries[:limit] if limit else entries:
+        labels = np.asarray(entry["keypoints_2d"], np.float64)
+        image = read_image(Path(folder) / entry["image"])
+        match = match_detection([h.detection for h in predictor.find_hands(image)], labels[:, :2], labels[:, 2])
+        side = entry.get("side") or (match.handedness if match is not None else "right")
+        labelled.append(labels[:, :2]), labelled_visible.append(labels[:, 2]), labelled_left.append(side == "left")
+        if match is not None:
+            detected.append(match.keypoints_2d), detected_left.append(match.handedness == "left")
+    model = predictor.hand_model
+    out = {"labels_px": model_reach_px(model, labelled, labelled_visible, labelled_left).tolist(),
+           "detector_px": model_reach_px(model, detected, None, detected_left).tolist() if detected else []}
+    return {**out, **{f"{key}_median": float(np.median(values)) if values else None for key, values in out.items()}}
 
 
 def print_report(report: dict) -> None:
