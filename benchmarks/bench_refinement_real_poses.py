@@ -1,7 +1,7 @@
 """The network and its refinement on real hand poses: lifting, pose spaces and 3D terms for hands the model did not make.
 
     python benchmarks/bench_refinement_real_poses.py [--split train|test] [--count 300] [--poses dexycb|gestures]
-        [--checkpoint PATH [PATH ...]] [--keypoints detector exact] [--no-refinements] [--json PATH]
+        [--checkpoint PATH [PATH ...]] [--keypoints detector exact articulated] [--no-refinements] [--json PATH]
 
 DexYCB's captured poses (``datasets.real_poses``; Chao et al., CVPR 2021, CC BY-NC 4.0), seen from
 uniformly random views and framed as 2.2 l crops, give the network detector-like keypoints

@@ -182,6 +182,13 @@ def detector_keypoints(keypoints_2d: np.ndarray, rng: np.random.Generator, noise
     return points.astype(np.float32)
 
 
+def _check_noise_fields(noise, also: bool = True, also_text: str = "") -> None:
+    """A noise model's fields must all be finite and >= 0 (and ``also``): else an error naming them."""
+    values = {name: getattr(noise, name) for name in noise.__dataclass_fields__}
+    if not all(np.isfinite(v) and v >= 0 for v in values.values()) or not also:
+        raise ValueError(f"{type(noise).__name__}: expected finite values >= 0{also_text}, got {values}")
+
+
 @dataclass(frozen=True)
 class ArticulatedNoise:
     """MediaPipe-like 2D keypoint errors shaped as those of a plausible hand in another pose.
@@ -204,9 +211,7 @@ class ArticulatedNoise:
     independent_share: float = 0.45
 
     def __post_init__(self):
-        values = {name: getattr(self, name) for name in self.__dataclass_fields__}
-        if not all(np.isfinite(v) and v >= 0 for v in values.values()):
-            raise ValueError(f"ArticulatedNoise: expected finite values >= 0, got {values}")
+        _check_noise_fields(self)
 
 
 def articulated_keypoints(keypoints_2d: np.ndarray, rng: np.random.Generator, noise: DetectorNoise,
@@ -252,9 +257,7 @@ class WorldLandmarkNoise:
     scale_sigma: float = 0.18
 
     def __post_init__(self):
-        values = {name: getattr(self, name) for name in self.__dataclass_fields__}
-        if not all(np.isfinite(v) and v >= 0 for v in values.values()) or self.scale_mean <= 0:
-            raise ValueError(f"WorldLandmarkNoise: expected finite values >= 0 and scale_mean > 0, got {values}")
+        _check_noise_fields(self, self.scale_mean > 0, " and scale_mean > 0")
 
 
 def _random_turns(rng: np.random.Generator, count: int, sigma: float) -> np.ndarray:

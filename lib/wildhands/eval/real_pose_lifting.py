@@ -23,7 +23,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from wildhands.config import apply_overrides
+from wildhands.config import apply_overrides, setting
 from wildhands.data.augment import DetectorNoise, WorldLandmarkNoise, articulated_keypoints, world_landmarks
 from wildhands.data.datasets.real_poses import load_real_poses
 from wildhands.data.synthetic import place_in_crop, random_rotation
@@ -187,7 +187,7 @@ def evaluate(model, config: dict, samples, worlds, keypoints: str, extra: dict |
     source = KEYPOINT_SOURCE[keypoints]
     given = samples
     if keypoints == "articulated":      # the network is given these keypoints as they are
-        rng = np.random.default_rng([int(config.get("seed", 0)), 17])
+        rng = np.random.default_rng([int(setting(config, "", "seed")), 17])
         noise = replace(DetectorNoise.from_config(config), clean_probability=0.0)
         given = [{**s, "keypoints_2d": articulated_keypoints(s["keypoints_2d"], rng, noise).astype(np.float32)}
                  for s in samples]
