@@ -27,7 +27,8 @@ REFINE_DTYPE = torch.float32
 # ... and from the network's plain view: its test-time average over quarter turns ([inference]) is
 # 0.5 mm closer unrefined, but the refinement ends where it ends from either (DexYCB training subjects,
 # half noise, detector-like 11.16 / 11.06 / 5.97 mm both, exact 5.19 / 4.51 / 2.76 against 5.15 / 4.45 /
-# 2.69; the calibration photos' median 14.72 px both), 4 ms a hand sooner.
+# 2.69; the calibration photos' median 14.72 px both, with the labels given 1.4 px against 1.6 and,
+# on the 3 RHD hands, 20.3 / 14.9 / 9.8 mm against 19.3 / 15.0 / 9.6), 4 ms a hand sooner.
 REFINE_QUARTER_TURNS = 1
 
 
