@@ -143,6 +143,8 @@ def test_command_line_rejects_bad_overrides():
         main(["--config", "smoke", "--set", "nosuchsection.steps=3", "--stage", "pretrain"])
     with pytest.raises(KeyError, match="'seed' there; known: .*steps"):    # a misplaced setting is not ignored
         main(["--config", "smoke", "--set", "pretrain.seed=1", "--stage", "pretrain"])
+    with pytest.raises(KeyError, match="known: .*lr"):    # the settings a stage takes from [optim] are listed too
+        main(["--config", "smoke", "--set", "pretrain.lrr=1", "--stage", "pretrain"])
 
 
 def test_variant_config_applies_overrides_and_budget_once():

@@ -114,7 +114,8 @@ def apply_overrides(config: dict, overrides: dict | None) -> dict:
                 raise KeyError(f"override {dotted!r}: no section {part!r} in the profile")
             node = node[part]
         if leaf not in node and leaf not in UNLISTED_SETTINGS.get(".".join(parents), ()):
-            known = ", ".join(sorted(k for k in node if not isinstance(node[k], dict)))
+            listed = {k for k in node if not isinstance(node[k], dict)}
+            known = ", ".join(sorted(listed | set(UNLISTED_SETTINGS.get(".".join(parents), ()))))
             raise KeyError(f"override {dotted!r}: no setting {leaf!r} there; known: {known}")
         node[leaf] = _parse_scalar(value) if isinstance(value, str) else value
     return config
