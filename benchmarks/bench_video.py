@@ -57,11 +57,13 @@ import torch
 from wildhands.app.video import KnownKeypoints, TrackingDetector, VideoPredictor, first_hand_joints
 from wildhands.config import load_profile
 from wildhands.data import augment
+from wildhands.hand.camera import WORLD_VIEW_KEYPOINT
 from wildhands.data.images import read_image
 from wildhands.data.synthetic_video import detector_like_keypoints, render_video
 from wildhands.eval.video_metrics import mean_acceleration, video_errors
 from wildhands.fileio import write_json
 from wildhands.hand import keypoints as kp
+from wildhands.hand.camera import ray_view_to_camera
 from wildhands.hand.camera_space import Intrinsics, default_intrinsics, reprojection_rms_px
 from wildhands.hand.hand_model import hand_model_from_config
 from wildhands.paths import REAL_PHOTOS_DIR
@@ -107,12 +109,19 @@ def machine_load() -> str:
     return f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
 
 
-def simulated_world_landmarks(truth: np.ndarray, seed: int) -> np.ndarray:
+def simulated_world_landmarks(truth: np.ndarray, seed: int, keypoints=None, camera: Intrinsics | None = None
+                              ) -> np.ndarray:
     """(T, 21, 3) world landmarks as MediaPipe's, from the true root-relative joints (metres, camera
     axes): each frame's drawn as ``bench_refinement_real_poses.py`` draws them
-    (``data.augment.world_landmarks``, the default ``WorldLandmarkNoise``), independently per frame."""
+    (``data.augment.world_landmarks``, the default ``WorldLandmarkNoise``), independently per frame;
+    of hands drawn by the pinhole ``camera`` at ``keypoints`` (T, 21, 2), as seen along the ray to them
+    (``camera.WORLD_VIEW_KEYPOINT``), as MediaPipe sees a hand."""
     rng = np.random.default_rng(seed + 1000)
-    return np.stack([augment.world_landmarks(joints - joints[0], rng, augment.WorldLandmarkNoise()) for joints in truth])
+    seen = np.asarray(truth, np.float64) - truth[:, :1]
+    if camera is not None:
+        pinhole = np.tile([camera.focal, camera.cx, camera.cy], (len(seen), 1))
+        seen = ray_view_to_camera(seen, keypoints[:, WORLD_VIEW_KEYPOINT], pinhole, inverse=True)
+    return np.stack([augment.world_landmarks(joints, rng, augment.WorldLandmarkNoise()) for joints in seen])
 
 
 def pinhole_keypoints(video, camera: Intrinsics) -> np.ndarray:
@@ -137,7 +146,8 @@ def synthetic(args, config, hand_model, world_landmarks: bool = False, pinhole: 
     keypoints = pinhole_keypoints(video, default_intrinsics(width, height)) if pinhole else video.keypoints_2d
     noisy = detector_like_keypoints(keypoints, (height, width), config, args.seed)
     truth = video.keypoints_3d - video.keypoints_3d[:, :1]
-    world = simulated_world_landmarks(truth, args.seed) if world_landmarks else None
+    camera = default_intrinsics(width, height) if pinhole else None
+    world = simulated_world_landmarks(truth, args.seed, keypoints, camera) if world_landmarks else None
     report = {}
     runs = [(mode, mode, None, None) if pinhole else (mode, mode, WEAK_FRAMES, WEAK_FOCAL_PX) for mode in MODES]
     runs += [("offline, weak camera", "offline", WEAK_FRAMES, None)] if pinhole else []

@@ -356,3 +356,30 @@ def test_the_readmes_small_hand_figures_are_the_measured_ones():
     script = PROJECT_ROOT / "docs" / "make_detector_results.py"
     done = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_world_landmarks_are_turned_from_the_ray_view_into_the_camera_frame():
+    from wildhands.hand.camera import WORLD_VIEW_KEYPOINT, ray_view_to_camera, world_landmarks_in_camera
+
+    rng = np.random.default_rng(0)
+    world = 0.05 * rng.standard_normal((2, 21, 3))
+    pinhole = np.array([[500.0, 160.0, 160.0], [500.0, 160.0, 160.0]])
+    keypoints = 160.0 + 20.0 * rng.standard_normal((2, 21, 2))
+    keypoints[0, WORLD_VIEW_KEYPOINT] = (160.0, 160.0)                  # a wrist on the optical axis: no turn
+    keypoints[1, WORLD_VIEW_KEYPOINT] = (160.0 + 500.0, 160.0)          # 45 degrees to the right
+    turned = world_landmarks_in_camera(world, keypoints, pinhole)
+    np.testing.assert_allclose(turned[0], world[0], atol=1e-12)
+    # the hand seen along a ray 45 degrees right of the axis: what it faces (+z in its view) faces
+    # along that ray in the camera's frame
+    facing = world_landmarks_in_camera(np.tile([0.0, 0.0, 1.0], (2, 21, 1)), keypoints, pinhole)[1, 0]
+    np.testing.assert_allclose(facing, [np.sqrt(0.5), 0.0, np.sqrt(0.5)], atol=1e-12)
+    back = ray_view_to_camera(turned, keypoints[:, WORLD_VIEW_KEYPOINT], pinhole, inverse=True)
+    np.testing.assert_allclose(back, world, atol=1e-12)
+    # a wrist not to be trusted: the ray through the usable keypoints' mean instead
+    usable = np.ones((2, 21), bool)
+    usable[1, WORLD_VIEW_KEYPOINT] = False
+    mean = keypoints[1, 1:].mean(0)
+    np.testing.assert_allclose(world_landmarks_in_camera(world, keypoints, pinhole, usable)[1],
+                               ray_view_to_camera(world[1:], mean[None], pinhole[1:])[0], atol=1e-12)
+    with pytest.raises(ValueError, match="keypoints_px"):
+        world_landmarks_in_camera(world, keypoints[:, :20], pinhole)

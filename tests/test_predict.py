@@ -229,21 +229,40 @@ def test_detector_cues_reach_the_fit_and_the_json(tmp_path, checkpoint):
     right = HandInput.from_detection(_detected(_hand_keypoints(90, 150)))
     left = HandInput.from_detection(_detected(_hand_keypoints(230, 160), side="left"))
     prepared = [predictor._prepare(image, hand, i) for i, hand in enumerate((right, left))]
-    term = predictor._world_term([right, left], [p[0] for p in prepared])
+    transforms = [p[0] for p in prepared]
+    keypoints, usable = np.stack([p[2] for p in prepared]), np.stack([p[3] for p in prepared]) > 0
+    term = predictor._world_term([right, left], transforms, keypoints, usable)
     # The network sees a left hand mirrored: so do its world landmarks (x flips, y and z stay).
     assert np.allclose(term["keypoints_3d"][0], right.world_landmarks)
     assert np.allclose(term["keypoints_3d"][1], left.world_landmarks * [-1, 1, 1])
     sigma_mm = predictor.inference.refine.world_sigma_mm
     assert np.allclose(term["weights_3d"], 1 / (sigma_mm / 1000) ** 2)
+    # Under the photo's pinhole camera they are turned into its frame: each hand as seen along the ray
+    # to its wrist, so the turn takes the optical axis onto that ray (both hands are off the axis).
+    pinholes = predictor.crop_pinholes(image.shape, transforms, None)
+    turned = predictor._world_term([right, left], transforms, keypoints, usable, pinholes)["keypoints_3d"]
+    for i in range(2):
+        ray = np.r_[(keypoints[i, 0] - pinholes[i, 1:]) / pinholes[i, 0], 1.0]
+        turn = np.linalg.lstsq(term["keypoints_3d"][i], turned[i], rcond=None)[0].T
+        assert np.allclose(turn @ [0, 0, 1], ray / np.linalg.norm(ray), atol=1e-6)
+        assert np.allclose(np.linalg.norm(turned[i], axis=1), np.linalg.norm(term["keypoints_3d"][i], axis=1))
+        assert np.degrees(np.arccos(turn[2, 2])) > 5
+    camera = Predictor(checkpoint, detector=False, config_overrides={"refine.world_frame": "camera"})
+    assert np.allclose(camera._world_term([right, left], transforms, keypoints, usable, pinholes)["keypoints_3d"],
+                       term["keypoints_3d"])
     results = predictor.predict(image, hands=[right, left])
     record = write_outputs(tmp_path, "cues", image, results, predictor.hand_model.faces, {})
     block = record["hands"][1]["detector"]
     assert np.shape(block["world_landmarks_m"]) == (21, 3) and np.shape(block["sigma_px"]) == (21,)
+    # and as the refinement takes them: turned into the camera frame (a rotation), as the image shows them
+    raw, camera_frame = np.array(block["world_landmarks_m"]), np.array(block["world_landmarks_camera_m"])
+    np.testing.assert_allclose(np.linalg.norm(camera_frame, axis=1), np.linalg.norm(raw, axis=1), atol=1e-5)
+    assert not np.allclose(camera_frame, raw, atol=1e-4)
     assert set(block["passes"]) == {"first", "crop"}
     # Without world landmarks (or with the term off), the 2D term alone: no 3D term is passed.
     bare = HandInput.from_detection(_detected(_hand_keypoints(90, 150), world=False))
-    assert predictor._world_term([bare], [prepared[0][0]]) == {}
+    assert predictor._world_term([bare], [prepared[0][0]], keypoints[:1], usable[:1]) == {}
     (result,) = predictor.predict(image, hands=[bare])
     assert np.isfinite(result.joints_3d).all() and result.extras["detector"]["world_landmarks_m"] is None
     off = Predictor(checkpoint, detector=False, config_overrides={"refine.world_sigma_mm": 0.0})
-    assert off._world_term([right], [prepared[0][0]]) == {}
+    assert off._world_term([right], [prepared[0][0]], keypoints[:1], usable[:1]) == {}

@@ -289,3 +289,21 @@ def test_gesture_poses_are_open_hand_gestures_in_views_like_dexycbs(toy_mano_pat
             for k in ("exact", "articulated")}
     assert rows["exact"]["network"]["input_2d_px"] == 0 and rows["articulated"]["network"]["input_2d_px"] > 1
     assert np.isfinite(rows["articulated"]["network"]["procrustes"])
+
+
+def test_photographed_views_simulate_world_landmarks_seen_along_the_ray(poses_file):
+    from wildhands.data.augment import WorldLandmarkNoise
+    from wildhands.eval.real_pose_lifting import landmarks_in_camera, real_pose_views
+
+    exact = WorldLandmarkNoise(rotation_sigma=0, palm_sigma=0, bone_sigma=0, length_sigma=0, scale_sigma=0)
+    samples, worlds = real_pose_views("test", 12, 0, exact, path=poses_file, depth_m=(0.3, 0.8))
+    truth = np.stack([s["keypoints_3d"] - s["keypoints_3d"][kp.ROOT] for s in samples])
+    # as MediaPipe gives them, off-axis hands come out turned by the ray's angle; turned back by the
+    # ray through the wrist, they are the hands in the camera's frame
+    angles = np.degrees(np.arccos(np.clip((worlds * truth).sum(-1) / (np.linalg.norm(worlds, axis=-1)
+                                                                      * np.linalg.norm(truth, axis=-1) + 1e-12),
+                                          -1, 1)))[:, 1:].max(1)
+    assert angles.max() > 10
+    np.testing.assert_allclose(landmarks_in_camera(samples, worlds), truth, atol=1e-5)
+    flat, flat_worlds = real_pose_views("test", 4, 0, exact, path=poses_file)     # weak perspective: no ray
+    np.testing.assert_allclose(flat_worlds, [s["keypoints_3d"] - s["keypoints_3d"][kp.ROOT] for s in flat], atol=1e-6)

@@ -284,3 +284,21 @@ def test_sampled_hands_are_the_rendered_distribution_without_pixels(model, confi
     rgb = load_profile("smoke", {"model.variant": "rgb", "pretrain.data": "sampled"})
     with pytest.raises(ValueError, match="no images"):
         default_datasets(rgb, "pretrain", model)
+
+
+def test_a_photographed_hand_is_drawn_by_its_pinhole_camera(model, config):
+    shot = synthetic.render_photographed(model, config, 3, angle_deg=25.0, depth_m=0.6, width=640, height=480)
+    camera, keys_3d, keys_2d = shot["intrinsics"], shot["keypoints_3d"], shot["keypoints_2d"]
+    centroid = keys_3d.mean(0)
+    assert np.linalg.norm(centroid) > 0.6 and centroid[2] == pytest.approx(0.6)
+    assert np.degrees(np.arctan(np.hypot(*centroid[:2]) / centroid[2])) == pytest.approx(25.0)
+    np.testing.assert_allclose(keys_2d, camera.project(keys_3d), atol=1e-9)
+    assert shot["image"].shape == (480, 640, 3) and shot["inside"]
+    # the hand is drawn where its keypoints project, as large as they say
+    palm = np.round(keys_2d[[0, 5, 9, 13, 17]].mean(0)).astype(int)
+    assert shot["mask"][palm[1], palm[0]] == 1
+    ys, xs = np.nonzero(shot["mask"])
+    box = max(np.ptp(keys_2d[:, 0]), np.ptp(keys_2d[:, 1]))
+    assert 0.8 * box < max(np.ptp(xs), np.ptp(ys)) < 1.5 * box
+    with pytest.raises(ValueError, match="depth_m"):
+        synthetic.render_photographed(model, config, 3, angle_deg=25.0, depth_m=0.0)

@@ -279,3 +279,33 @@ def test_offline_video_with_world_landmarks_uses_the_45d_pose(tmp_path, clip):
     assert all(line["hands"][0]["params"]["pose_space"] == "full" for line in lines)
     assert np.load(tmp_path / "out" / "frames_track0.npz")["pose"].shape == (6, 45)
     assert len(pygltflib.GLTF2().load(str(summary["glb"])).animations) == 1     # the 45-D track animated
+
+
+def test_a_tracks_world_landmarks_are_turned_into_the_videos_camera_frame():
+    from wildhands.app.predict import HandInput
+    from wildhands.app.video import HandEntry, track_observations
+    from wildhands.config import load_profile
+    from wildhands.data.detection import Detection, tight_box
+    from wildhands.fit.refine import RefineSettings
+    from wildhands.hand.camera_space import Intrinsics
+
+    rng = np.random.default_rng(0)
+    camera = Intrinsics.centred(500.0, 640, 480, "flag")
+    entries = []
+    for t, x in enumerate((319.5, 600.0)):           # the wrist on the optical axis, then far to its right
+        keys = np.c_[x + 30 * rng.random(21), 239.5 + 30 * rng.random(21)]
+        keys[0] = (x, 239.5)
+        world = 0.05 * rng.standard_normal((21, 3))
+        hand = HandInput.from_detection(Detection(keys, "left", 0.9, tight_box(keys), world_landmarks=world))
+        entries.append((t, HandEntry(0, hand, 640)))
+    refine = RefineSettings.from_config(load_profile("quick"))
+    args = (entries, 0, 1, True, np.full(21, 4.0), 0.025, 26)
+    plain = track_observations(*args, camera=camera)
+    turned = track_observations(*args, camera=camera, refine=refine)
+    # a left hand's landmarks are mirrored with its frames, then turned by the ray through its wrist
+    np.testing.assert_allclose(plain.world[0], entries[0][1].hand.world_landmarks * [-1, 1, 1])
+    np.testing.assert_allclose(turned.world[0], plain.world[0], atol=1e-9)
+    assert not np.allclose(turned.world[1], plain.world[1], atol=1e-3)
+    np.testing.assert_allclose(np.linalg.norm(turned.world[1], axis=1), np.linalg.norm(plain.world[1], axis=1))
+    weak = track_observations(*args, camera=None, refine=refine)      # the weak camera fits the crop's view
+    np.testing.assert_allclose(weak.world, plain.world)

@@ -341,15 +341,19 @@ class Predictor:
             result = self._refine_fits[group].fit(
                 keypoints_crop[pick], weights[pick], init=init, options=refine.options_for([sources[i] for i in index]),
                 anchor_sigma=refine.anchor_sigma, pinhole=None if pinholes is None else pinholes[index],
-                **(self._world_term([hands[i] for i in index], [transforms[i] for i in index]) if group else {}))
+                **(self._world_term([hands[i] for i in index], [transforms[i] for i in index],
+                                    keypoints_crop[pick].numpy(), confidence[pick].numpy() > 0,
+                                    None if pinholes is None else pinholes[index]) if group else {}))
             for row, i in enumerate(_split_hands(result.parameters())):
                 out[index[row]] = i
             errors[index] = result.error_px.numpy()
         return out, errors
 
-    def _world_term(self, hands: list[HandInput], transforms) -> dict:
+    def _world_term(self, hands: list[HandInput], transforms, keypoints_crop, usable, pinholes=None) -> dict:
         """``Fit2D.fit``'s 3D term from the detector's world landmarks (mirrored with a left hand's
-        crop), each keypoint weighted 1 / ``[refine] world_sigma_mm``^2; {} when no hand has them."""
+        crop; under the crops' ``pinholes``, in the camera frame: ``RefineSettings.world_for_fit`` of the
+        hands' ``keypoints_crop``), each keypoint weighted 1 / ``[refine] world_sigma_mm``^2; {} when no
+        hand has them."""
         if not self.use_world_landmarks or all(h.world_landmarks is None for h in hands):
             return {}
         sigma_m = self.inference.refine.world_sigma_mm / 1000.0
@@ -360,6 +364,7 @@ class Predictor:
                 world = np.asarray(hand.world_landmarks, np.float64)
                 points[i] = world * ([-1.0, 1.0, 1.0] if transform.mirrored else 1.0)
                 weights[i] = 1.0 / sigma_m ** 2
+        points = self.inference.refine.world_for_fit(points, keypoints_crop, pinholes, usable)
         return {"keypoints_3d": points, "weights_3d": weights}
 
     @torch.no_grad()
@@ -417,7 +422,22 @@ class Predictor:
             method=self.method if not (self.method == "network" and self.refine) else "network+fit2d",
             fit_error_px=fit_error,
             extras={"keypoints_source": hand.source, "variant": self.variant,
-                    "detector": None if hand.detection is None else hand.detection.to_dict()})
+                    "detector": self._detector_block(hand, transform, view)})
+
+    def _detector_block(self, hand: HandInput, transform: CropTransform, view) -> dict | None:
+        """The JSON's ``detector`` block: all the detector said (``Detection.to_dict``), and its world
+        landmarks in the photo's camera frame as the refinement takes them (``world_landmarks_camera_m``,
+        ``RefineSettings.world_for_fit`` under the crop's camera ``view``)."""
+        if hand.detection is None:
+            return None
+        block = hand.detection.to_dict()
+        if hand.world_landmarks is not None and view is not None:
+            flip = np.array([-1.0, 1.0, 1.0]) if transform.mirrored else np.ones(3)   # the crop's mirror and back
+            keys = transform.to_crop(np.asarray(hand.detection.keypoints_2d, np.float64))
+            world = self.inference.refine.world_for_fit(np.asarray(hand.world_landmarks)[None] * flip, keys[None],
+                                                        np.asarray(view, np.float64)[None])[0] * flip
+            block["world_landmarks_camera_m"] = np.round(world, 6).tolist()
+        return block
 
 
     def _full_pose_hand_model(self):

@@ -166,7 +166,7 @@ class TrackingDetector:
 class KnownKeypoints:
     """A stand-in for the detector: given keypoints, one hand per frame ((T, 21, 2) image pixels,
     or a list with None where there is no hand), all of one ``side``; ``world``: (T, 21, 3) world
-    landmarks (metres, camera axes) to go with them, as MediaPipe's (None: none)."""
+    landmarks (metres, the hand as seen along the ray to it) to go with them, as MediaPipe's (None: none)."""
 
     def __init__(self, keypoints, side: str = "right", score: float = 0.95, world=None):
         self.keypoints, self.side, self.score, self.world, self.calls = keypoints, side, float(score), world, 0
@@ -238,9 +238,11 @@ def crop_for(hand: HandInput, shape: tuple, left: bool):
 
 
 def track_observations(entries: list, first: int, last: int, left: bool, sigma_320: np.ndarray,
-                       world_sigma_m: float, num_params: int, camera: Intrinsics | None = None) -> TrackObservations:
+                       world_sigma_m: float, num_params: int, camera: Intrinsics | None = None,
+                       refine=None) -> TrackObservations:
     """A track's ``TrackObservations`` from its (frame index, ``HandEntry``) pairs, frames first..last;
-    ``camera``: the video's, for the fit under its pinhole camera (None: the weak-perspective camera)."""
+    ``camera``: the video's, for the fit under its pinhole camera (None: the weak-perspective camera),
+    the world landmarks then in its frame as ``refine`` (``RefineSettings``) takes them."""
     frames = last - first + 1
     points, weights = np.zeros((frames, 21, 2)), np.zeros((frames, 21))
     init = np.full((frames, num_params), np.nan)
@@ -261,6 +263,9 @@ def track_observations(entries: list, first: int, last: int, left: bool, sigma_3
     if camera is not None:
         pinhole = np.array([camera.focal, camera.width - 1 - camera.cx if left else camera.cx, camera.cy])
         pinhole = np.repeat(pinhole[None], frames, 0)
+        seen = world_weights.any(1)
+        if refine is not None and seen.any():
+            world[seen] = refine.world_for_fit(world[seen], points[seen], pinhole[seen], weights[seen] > 0)
     return TrackObservations(points, weights, init, np.isfinite(init).all(1), world, world_weights, pinhole)
 
 
@@ -486,7 +491,8 @@ class VideoPredictor:
             first, last = entries[0][0], entries[-1][0]
             camera = self.intrinsics(shapes[first]) if self.offline_pinhole else None
             obs = track_observations(entries, first, last, sides[track_id] == "left", sigma,
-                                     world_sigma if self.predictor.use_world_landmarks else 0.0, num_params, camera)
+                                     world_sigma if self.predictor.use_world_landmarks else 0.0, num_params, camera,
+                                     refine)
             if np.isfinite(obs.init).all(1).any():
                 jobs.append((entries, first, obs))
         for with_3d in (False, True):   # tracks with the detector's 3D landmarks: the refinement's 45-D space

@@ -1,5 +1,6 @@
 """What a hand detector says of one hand (``Detection``): keypoints per pass, handedness, world landmarks,
-per-keypoint sigma, and the pass that found it."""
+per-keypoint sigma, and the pass that found it. Its world landmarks show the hand as seen along the
+ray to it (``hand.camera.world_landmarks_in_camera`` turns them into the camera's frame)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -14,7 +15,8 @@ class Detection:
     handedness: str            # "left" or "right", for an ordinary (unmirrored) photo
     score: float               # MediaPipe's handedness score (0-1)
     box: tuple                 # (x0, y0, x1, y1): tight box around the keypoints, image pixels
-    world_landmarks: np.ndarray | None = None  # (21, 3) metres, hand-centred, camera axes (x right, y down, z away)
+    world_landmarks: np.ndarray | None = None  # (21, 3) metres, hand-centred, as seen along the ray to the hand
+                                               # (x right, y down, z away; world_landmarks_in_camera)
     depth: np.ndarray | None = None            # (21,) MediaPipe's relative z in image pixels (wrist 0, < 0 nearer)
     sigma_px: np.ndarray | None = None         # (21,) per-keypoint uncertainty, image pixels per axis (None: unknown)
     passes: dict = field(default_factory=dict)  # pass name -> (21, 2) keypoints it gave, image pixels

@@ -42,6 +42,7 @@ from wildhands.data.render import is_closed_outward, projected_face_areas, rende
 from wildhands.fileio import atomic_path, write_json
 from wildhands.hand import keypoints as kp
 from wildhands.hand.camera import CROP_SIZE, frame_in_crop, matrix_to_axis_angle, rotation_about
+from wildhands.hand.camera_space import Intrinsics, default_intrinsics
 from wildhands.hand.hand_model import HandModel, hand_model_from_config, rest_keypoints
 from wildhands.hand.keypoint_model import KeypointModel
 from wildhands.paths import OUTPUTS_DIR
@@ -619,6 +620,45 @@ def render_scene(hand_model: HandModel, config: dict, index: int, height: int = 
         image[ty[inside], tx[inside]] = crop[ys[inside], xs[inside]]
         hands.append({"keypoints_2d": (keys + 0.5) * zoom - 0.5 + [x0, y0], "handedness": "left" if is_left else "right"})
     return image, hands
+
+
+def render_photographed(hand_model: HandModel, config: dict, index: int, angle_deg: float, depth_m: float,
+                        width: int = 1280, height: int = 960, focal_px: float | None = None,
+                        assets: HandAssets | None = None) -> dict:
+    """A hand photographed by a pinhole camera, where ``render_samples`` draws crops by the
+    weak-perspective one: the test split's sample ``index`` (pose, shape, view, skin, background),
+    its keypoints' centroid ``depth_m`` metres away and ``angle_deg`` off the optical axis in a random
+    direction, in a ``width`` x ``height`` photo of focal length ``focal_px`` (None: the default lens,
+    ``camera_space.default_intrinsics``). Off the axis the camera sees the hand along the ray to it.
+    Returns ``image``, the hand's ``mask``, ``keypoints_2d`` (21, 2) px, ``keypoints_3d`` (21, 3) camera frame, metres,
+    ``intrinsics`` and ``inside`` (whether every keypoint is in the photo)."""
+    import cv2
+
+    if not (depth_m > 0 and 0 <= angle_deg < 80):
+        raise ValueError(f"photographed hand: expected depth_m > 0 and angle_deg in [0, 80), got {depth_m}, "
+                         f"{angle_deg}")
+    settings = SyntheticSettings.from_config(config)
+    assets = HandAssets.of(hand_model) if assets is None else assets
+    intrinsics = default_intrinsics(width, height) if focal_px is None else \
+        Intrinsics.centred(float(focal_px), width, height, "flag", f"focal {focal_px:g} px")
+    rng = np.random.default_rng([int(setting(config, "", "seed")), SPLITS["test"], int(index), 29])
+    p, verts, verts_cam, keys_cam, _, _ = _posed_hand(hand_model, settings, assets.frame, rng, CROP_SIZE)
+    turn = rng.uniform(0, 2 * np.pi)
+    ray = np.array([np.tan(np.radians(angle_deg)) * np.cos(turn), np.tan(np.radians(angle_deg)) * np.sin(turn), 1.0])
+    shift = ray * depth_m - keys_cam.mean(0)
+    verts_cam, keys_cam = verts_cam + shift, keys_cam + shift
+    centre = np.array([intrinsics.cx, intrinsics.cy])
+    verts_2d = centre + intrinsics.focal * verts_cam[:, :2] / verts_cam[:, 2:]
+    keys_2d = centre + intrinsics.focal * keys_cam[:, :2] / keys_cam[:, 2:]
+    colors = hand_colors(rng, verts, vertex_normals(verts, hand_model.faces) @ p.rotation.T, assets.regions)
+    backdrop = cv2.resize(background_image(rng, CROP_SIZE), (max(width, height),) * 2)[:height, :width]
+    hand = render(verts_2d, verts_cam[:, 2], hand_model.faces, colors, width, height,
+                  flat=settings.shading == "flat", cull_backfaces=assets.cull_backfaces)
+    image = (backdrop + 0.5).astype(np.uint8)
+    image[hand.mask > 0] = (hand.color[hand.mask > 0] * 255 + 0.5).astype(np.uint8)
+    image = cv2.GaussianBlur(image, (3, 3), rng.uniform(0.3, 0.9))
+    return {"image": image, "mask": hand.mask, "keypoints_2d": keys_2d, "keypoints_3d": keys_cam,
+            "intrinsics": intrinsics, "inside": bool(_in_image(keys_2d, width, height).all())}
 
 
 def write_scenes(directory, count: int, config: dict, hand_model: HandModel | None = None) -> Path:

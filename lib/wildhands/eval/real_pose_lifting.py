@@ -33,7 +33,7 @@ from wildhands.fit.fit2d import Fit2D
 from wildhands.fit.fit3d import kabsch_rotation
 from wildhands.fit.refine import RefineSettings
 from wildhands.hand import keypoints as kp
-from wildhands.hand.camera import ray_rotation
+from wildhands.hand.camera import WORLD_VIEW_KEYPOINT, ray_rotation, ray_view_to_camera, world_landmarks_in_camera
 from wildhands.hand.hand_model import load_mano_arrays
 from wildhands.hand.keypoint_model import KeypointModel
 from wildhands.hand.open_hand import synthetic_pose_corpus
@@ -68,20 +68,33 @@ def views(joints: np.ndarray, rng, world_noise: WorldLandmarkNoise = WorldLandma
     ``depth_m`` (near, far): photographed by a pinhole camera instead of the weak-perspective one, the
     root ``depth_m`` away (uniform) anywhere in the default lens's field (``FIELD_TANGENTS``), framed as
     ``place_in_crop`` frames weak-perspective views; each sample then has ``pinhole`` (3,): the camera in
-    its crop's pixels (focal, principal point), what ``Fit2D.fit`` ``pinhole`` takes."""
+    its crop's pixels (focal, principal point), what ``Fit2D.fit`` ``pinhole`` takes, and its world
+    landmarks show the hand as seen along the ray to it, as MediaPipe's do (``camera.WORLD_VIEW_KEYPOINT``)."""
     samples, worlds = [], []
     for hand in joints:
         camera = hand @ random_rotation(rng).T
         sample = {"keypoints_3d": camera.astype(np.float32), "visible": np.ones(21, np.float32),
                   "has_3d": np.float32(1)}
+        seen = camera - camera[kp.ROOT]
         if depth_m is None:
             scale, trans = place_in_crop(camera, rng, 320, 2.2)
             sample["keypoints_2d"] = (scale * camera[:, :2] + trans).astype(np.float32)
         else:
-            sample["keypoints_2d"], sample["pinhole"] = _photographed(camera - camera[kp.ROOT], rng, depth_m)
+            sample["keypoints_2d"], sample["pinhole"] = _photographed(seen, rng, depth_m)
+            anchor = sample["keypoints_2d"][None, WORLD_VIEW_KEYPOINT]
+            seen = ray_view_to_camera(seen[None], anchor, sample["pinhole"][None], inverse=True)[0]
         samples.append(sample)
-        worlds.append(world_landmarks(camera - camera[kp.ROOT], rng, world_noise))
+        worlds.append(world_landmarks(seen, rng, world_noise))
     return samples, np.stack(worlds)
+
+
+def landmarks_in_camera(samples, worlds) -> np.ndarray:
+    """(N, 21, 3) the simulated world landmarks of ``views`` in the camera frame (photographed views'
+    turned by the ray through their true wrist): what a refinement that turns them sees."""
+    if "pinhole" not in samples[0]:
+        return np.asarray(worlds, np.float64)
+    return world_landmarks_in_camera(worlds, np.stack([s["keypoints_2d"] for s in samples]),
+                                     np.stack([s["pinhole"] for s in samples]))
 
 
 def _photographed(root_relative: np.ndarray, rng, depth_m) -> tuple[np.ndarray, np.ndarray]:
@@ -146,8 +159,9 @@ def score(k3d, k2d, samples) -> dict:
 
 
 def landmark_scores(samples, worlds) -> dict:
-    """``score`` of the simulated world landmarks themselves (3D only: they have no 2D)."""
-    row = score(worlds, np.stack([s["keypoints_2d"] for s in samples]), samples)
+    """``score`` of the simulated world landmarks themselves, in the camera frame (``landmarks_in_camera``;
+    3D only: they have no 2D)."""
+    row = score(landmarks_in_camera(samples, worlds), np.stack([s["keypoints_2d"] for s in samples]), samples)
     row["2d_px"] = float("nan")
     return row
 
@@ -210,10 +224,11 @@ def evaluate(model, config: dict, samples, worlds, keypoints: str, extra: dict |
         settings = RefineSettings.from_config(cfg)
         fit = Fit2D.from_settings(model.hand_model, settings.energy_for(use_3d))
         sigma = settings.world_sigma_mm / 1000
-        term = {"keypoints_3d": worlds, "weights_3d": np.full((len(samples), 21), 1 / sigma ** 2)} if use_3d else {}
         noise = DetectorNoise.from_config(cfg)
         weights = settings.keypoint_weights(source, sigma_px=noise.keypoint_sigma_px * noise.error_scale)
         pinhole = cameras if settings.projection == "pinhole" else None
+        term = {"keypoints_3d": settings.world_for_fit(worlds, pred["input_keypoints_2d"], pinhole),
+                "weights_3d": np.full((len(samples), 21), 1 / sigma ** 2)} if use_3d else {}
         result = fit.fit(pred["input_keypoints_2d"], np.tile(weights, (len(samples), 1)),
                          init=split_vector(pred["pred_params"], model.hand_model.num_betas),
                          options=settings.options_for(source), anchor_sigma=settings.anchor_sigma, pinhole=pinhole,

@@ -13,12 +13,14 @@ import numpy as np
 import torch
 
 from wildhands.config import REFINE_MODEL_KEYS, setting, table
+from wildhands.hand.camera import world_landmarks_in_camera
 from wildhands.fit.fit2d import EnergySettings, FitOptions, FitSettings
 from wildhands.hand import keypoints as kp
 
 KEYPOINT_SOURCES = ("detector", "labels")
 KEYPOINT_SIGMAS = ("photo", "global")
 PROJECTIONS = ("pinhole", "weak")
+WORLD_FRAMES = ("ray", "camera")
 ANCHOR_SETTINGS = {"rotation": "anchor_rotation_rad", "betas": "anchor_betas", "pose": "anchor_pose"}
 # predict's refinement solves in single precision: the same results to 0.01 mm and 0.01 px as double
 # (DexYCB test subjects, detector-like, articulated and exact keypoints, benchmarks/
@@ -70,7 +72,10 @@ class RefineSettings:
     expected error times ``keypoint_sigma_scale`` (the weight of detector keypoints against the
     priors); ``world_sigma_mm``: the sigma per axis of the detector's 3D keypoints (0: not used);
     ``projection``: hands of a photo projected by its pinhole camera ("pinhole": ``Fit2D.fit`` ``pinhole``,
-    the photo's intrinsics through the hand's crop) or by the weak-perspective camera ("weak").
+    the photo's intrinsics through the hand's crop) or by the weak-perspective camera ("weak");
+    ``world_frame``: the axes of the detector's 3D keypoints, "ray" (the hand as seen along the ray to
+    it, as MediaPipe's: turned into the camera frame under the pinhole camera, ``world_for_fit``) or
+    "camera".
     """
     energy: EnergySettings
     energy_with_3d: EnergySettings
@@ -82,10 +87,14 @@ class RefineSettings:
     world_sigma_mm: float
     keypoint_sigma_scale: float
     projection: str
+    world_frame: str = "ray"
 
     def __post_init__(self):
         if self.projection not in PROJECTIONS:
             raise ValueError(f"[refine] projection: expected one of {', '.join(PROJECTIONS)}, got {self.projection!r}")
+        if self.world_frame not in WORLD_FRAMES:
+            raise ValueError(f"[refine] world_frame: expected one of {', '.join(WORLD_FRAMES)}, "
+                             f"got {self.world_frame!r}")
         if not (np.isfinite(self.keypoint_sigma_scale) and self.keypoint_sigma_scale > 0):
             raise ValueError(f"[refine] keypoint_sigma_scale: expected a number > 0, got {self.keypoint_sigma_scale}")
         if not (np.isfinite(self.world_sigma_mm) and self.world_sigma_mm >= 0):
@@ -112,7 +121,19 @@ class RefineSettings:
                    label_sigma_px=float(setting(config, "refine", "label_sigma_px")), keypoint_sigma=keypoint_sigma,
                    world_sigma_mm=float(setting(config, "refine", "world_sigma_mm")),
                    keypoint_sigma_scale=float(setting(config, "refine", "keypoint_sigma_scale")),
-                   projection=str(setting(config, "refine", "projection")))
+                   projection=str(setting(config, "refine", "projection")),
+                   world_frame=str(setting(config, "refine", "world_frame")))
+
+    def world_for_fit(self, world, keypoints_px, pinhole=None, usable=None) -> np.ndarray:
+        """(B, 21, 3) the detector's 3D keypoints ``world`` in the frame the refinement fits in: under the
+        pinhole cameras ``pinhole`` (B, 3) of the crops whose pixels the keypoints ``keypoints_px``
+        (B, 21, 2; ``usable`` (B, 21) of them) are in, "ray" landmarks turned into the camera frame
+        (``camera.world_landmarks_in_camera``); as they are under the weak-perspective camera,
+        whose fit is the crop's view of the hand, and for "camera" landmarks."""
+        world = np.asarray(world, np.float64)
+        if pinhole is None or self.world_frame == "camera":
+            return world
+        return world_landmarks_in_camera(world, keypoints_px, pinhole, usable)
 
     def energy_for(self, with_3d: bool) -> EnergySettings:
         """The pose space and priors of hands fitted with (True) or without the detector's 3D keypoints."""

@@ -23,6 +23,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from wildhands.hand import keypoints as kp
+
 _EPS = 1e-8
 CROP_SIZE = 320     # the paper's crop edge in pixels: the unit of the camera's s and t
 CROP_SCALE = 2.2    # the crop's edge in l (STB's experiment: 1.5)
@@ -125,6 +127,39 @@ def ray_rotation(points_px, pinhole) -> np.ndarray:
     axis = np.stack([-ray[:, 1], ray[:, 0], np.zeros(len(ray))], 1)            # z x ray
     sine = np.linalg.norm(axis, axis=1, keepdims=True)
     return rotation_matrices(axis / np.maximum(sine, 1e-12) * np.arctan2(sine, ray[:, 2:]))
+
+
+def ray_view_to_camera(points, anchor_px, pinhole, inverse: bool = False) -> np.ndarray:
+    """(B, N, 3) root-relative points of hands as seen along the ray to each, turned into the camera
+    frame: R_ray P, R_ray the ``ray_rotation`` through each hand's pixel ``anchor_px`` (B, 2) of the
+    pinhole cameras ``pinhole`` (B, 3). A detector that reads only the hand's crop reports its 3D so
+    (MediaPipe's world landmarks: ``world_landmarks_in_camera``). ``inverse``: camera-frame
+    points to that view, R_ray^T P."""
+    turns = ray_rotation(anchor_px, pinhole)
+    return np.einsum("bji,bnj->bni" if inverse else "bij,bnj->bni", turns, np.asarray(points, np.float64))
+
+
+# MediaPipe reads a hand's 3D from its crop alone, so its world landmarks show the hand as seen along
+# the ray to it, not in the camera's axes (an off-axis hand comes out turned by the ray's angle). On
+# our hands rendered by a pinhole camera 0-25 degrees off its axis, the ray through the wrist explains
+# them best (benchmarks/bench_world_frame.py).
+WORLD_VIEW_KEYPOINT = kp.ROOT
+
+
+def world_landmarks_in_camera(world, keypoints_px, pinhole, usable=None) -> np.ndarray:
+    """(B, 21, 3) detectors' world landmarks ``world`` (B, 21, 3, as MediaPipe gives them: the hand as
+    seen along the ray to its ``WORLD_VIEW_KEYPOINT``) in the frame of the pinhole cameras ``pinhole``
+    (B, 3: focal length, principal point) whose pixels the hands' keypoints ``keypoints_px`` (B, 21, 2)
+    are in. ``usable`` (B, 21): keypoints to trust; a hand whose wrist is not is turned by the ray
+    through its usable keypoints' mean."""
+    points = np.asarray(keypoints_px, np.float64)
+    usable = np.isfinite(points).all(-1) if usable is None else np.asarray(usable, bool) & np.isfinite(points).all(-1)
+    if points.shape[1:] != (kp.NUM_KEYPOINTS, 2) or not usable.any(1).all():
+        raise ValueError(f"keypoints_px: expected (B, {kp.NUM_KEYPOINTS}, 2) with a usable keypoint per hand, "
+                         f"got shape {points.shape}")
+    mean = np.nansum(np.where(usable[..., None], points, 0.0), 1) / usable.sum(1, keepdims=True)
+    anchor = np.where(usable[:, WORLD_VIEW_KEYPOINT, None], points[:, WORLD_VIEW_KEYPOINT], mean)
+    return ray_view_to_camera(world, anchor, pinhole)
 
 
 def rotate_root_relative(points: torch.Tensor, rotation: torch.Tensor, root: torch.Tensor) -> torch.Tensor:
