@@ -1,6 +1,6 @@
 """In which axes are MediaPipe's 3D world landmarks, and what turning them into the camera frame does.
 
-    python benchmarks/bench_world_frame.py [--count 24] [--angles 0 15 25] [--depths 0.45 0.9]
+    python benchmarks/bench_world_frame.py [--count 24] [--angles 0 15 25] [--depths 0.45 0.9] [--mirror]
                                            [--checkpoint PATH] [--write outputs/metrics/world_frame.json]
 
 MediaPipe reads a hand's 3D from its crop alone, so it cannot know where in the photo the hand was:
@@ -15,6 +15,8 @@ angle and depth:
 - ``predict``'s output with the photo's intrinsics given, the landmarks taken as seen along the ray
   (``[refine] world_frame = "ray"``) or in the camera's axes ("camera"): 3D root-aligned (the output's
   camera-frame orientation counts), root + scale aligned and Procrustes mm, and 2D px at 320.
+
+``--mirror`` mirrors each photo (the default lens is centred, so it stays that lens): left hands.
 
 Our renders are not photographs: MediaPipe is about twice as far off on them (its landmarks 20-35 mm
 against 21.5 on held-out real photos). The comparisons hold the renders fixed.
@@ -68,6 +70,11 @@ def measure(args) -> dict:
             if not shot["inside"]:
                 continue
             tried += 1
+            if args.mirror:     # the photo mirrored: a left hand, its camera-frame 3D mirrored with it
+                width = shot["image"].shape[1]
+                shot["image"] = np.ascontiguousarray(shot["image"][:, ::-1])
+                shot["keypoints_2d"] = np.c_[width - 1 - shot["keypoints_2d"][:, 0], shot["keypoints_2d"][:, 1]]
+                shot["keypoints_3d"] = shot["keypoints_3d"] * [-1.0, 1.0, 1.0]
             truth = shot["keypoints_3d"] - shot["keypoints_3d"][WORLD_VIEW_KEYPOINT]
             hands = predictors["ray"].find_hands(shot["image"])
             match = match_detection([h.detection for h in hands], shot["keypoints_2d"])
@@ -126,6 +133,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=24, help="hands per angle and depth")
     parser.add_argument("--angles", type=float, nargs="+", default=[0.0, 15.0, 25.0], help="degrees off the axis")
     parser.add_argument("--depths", type=float, nargs="+", default=[0.45, 0.9], help="metres to the hand's centroid")
+    parser.add_argument("--mirror", action="store_true", help="mirror each photo: left hands (the lens is centred)")
     parser.add_argument("--checkpoint", default=None, help="a checkpoint (default: the shipped network)")
     parser.add_argument("--write", default=None, help="write the report JSON here")
     parser.add_argument("--report", default=None, help="print this report JSON (from --write) instead of measuring")
