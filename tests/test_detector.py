@@ -383,3 +383,10 @@ def test_world_landmarks_are_turned_from_the_ray_view_into_the_camera_frame():
                                ray_view_to_camera(world[1:], mean[None], pinhole[1:])[0], atol=1e-12)
     with pytest.raises(ValueError, match="keypoints_px"):
         world_landmarks_in_camera(world, keypoints[:, :20], pinhole)
+    # a weak-perspective fit's frame: the view along the ray through the keypoints' mean
+    from wildhands.hand.camera import world_landmarks_in_crop_view
+    view = world_landmarks_in_crop_view(world, keypoints, pinhole)
+    np.testing.assert_allclose(view, ray_view_to_camera(turned, keypoints.mean(1), pinhole, inverse=True), atol=1e-12)
+    centred = keypoints.copy()        # keypoints whose mean is the wrist: the two rays are one
+    centred[:, 1:] -= (keypoints[:, 1:].mean(1) - keypoints[:, WORLD_VIEW_KEYPOINT])[:, None]
+    np.testing.assert_allclose(world_landmarks_in_crop_view(world, centred, pinhole), world, atol=1e-12)

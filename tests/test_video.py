@@ -307,5 +307,14 @@ def test_a_tracks_world_landmarks_are_turned_into_the_videos_camera_frame():
     np.testing.assert_allclose(turned.world[0], plain.world[0], atol=1e-9)
     assert not np.allclose(turned.world[1], plain.world[1], atol=1e-3)
     np.testing.assert_allclose(np.linalg.norm(turned.world[1], axis=1), np.linalg.norm(plain.world[1], axis=1))
-    weak = track_observations(*args, camera=None, refine=refine)      # the weak camera fits the crop's view
-    np.testing.assert_allclose(weak.world, plain.world)
+    unknown = track_observations(*args, camera=None, refine=refine)   # no lens known: as they are
+    np.testing.assert_allclose(unknown.world, plain.world)
+    # the weak camera fits each frame's view along the ray to the hand's middle, which its results are
+    # turned by: the landmarks go into that view
+    from dataclasses import replace
+
+    from wildhands.hand.camera import world_landmarks_in_crop_view
+    weak = track_observations(*args, camera=None, refine=replace(refine, projection="weak"), view=camera)
+    assert weak.pinhole is None
+    lens = np.tile([500.0, 639 - camera.cx, camera.cy], (2, 1))
+    np.testing.assert_allclose(weak.world, world_landmarks_in_crop_view(plain.world, plain.keypoints_2d, lens))

@@ -41,7 +41,8 @@ from wildhands.fit.perspective import MODES as CAMERA_FITS
 from wildhands.fit.perspective import PerspectiveSettings, place_results
 from wildhands.fit.refine import REFINE_DTYPE, REFINE_QUARTER_TURNS
 from wildhands.hand import keypoints as kp
-from wildhands.hand.camera import CROP_SCALE, matrix_to_axis_angle, pinhole_project, ray_rotation
+from wildhands.hand.camera import (CROP_SCALE, matrix_to_axis_angle, pinhole_project, ray_rotation,
+                                   world_landmarks_in_camera)
 from wildhands.hand.camera_space import Intrinsics, check_camera_flags, default_intrinsics, photo_intrinsics
 from wildhands.hand.hand_model import hand_model_from_config
 from wildhands.hand.parameters import PARAMETER_FIELDS, HandParameters
@@ -259,7 +260,7 @@ class Predictor:
         transforms = [p[0] for p in prepared]
         cameras = self.crop_pinholes(image.shape, transforms, intrinsics)
         pinholes = cameras if self.projects_by_pinhole else None
-        params, fit_error = self._parameters(crops, keypoints_crop, confidence, hands, transforms, pinholes)
+        params, fit_error = self._parameters(crops, keypoints_crop, confidence, hands, transforms, pinholes, cameras)
         return [self._result(hand, transform, params[i], None if fit_error is None else float(fit_error[i]),
                              None if pinholes is None else pinholes[i], cameras[i])
                 for i, (hand, transform) in enumerate(zip(hands, transforms))]
@@ -297,7 +298,8 @@ class Predictor:
         return transform, crop, keypoints_crop.astype(np.float32), conf.astype(np.float32)
 
     @torch.no_grad()
-    def _parameters(self, crops, keypoints_crop, confidence, hands: list[HandInput], transforms, pinholes=None):
+    def _parameters(self, crops, keypoints_crop, confidence, hands: list[HandInput], transforms, pinholes=None,
+                    cameras=None):
         """Per hand, its parameters (a batch of one each) and, when fitted, its 2D fit error (px)."""
         if self.method == "fit2d":
             if self._fit is None:
@@ -313,9 +315,10 @@ class Predictor:
         params = turned_average(self.model.encoder, x.to(self.device), turns).detach()
         if not self.refine:
             return _split_hands(params), None
-        return self._refined(params, keypoints_crop, confidence, hands, transforms, pinholes)
+        return self._refined(params, keypoints_crop, confidence, hands, transforms, pinholes, cameras)
 
-    def _refined(self, params, keypoints_crop, confidence, hands: list[HandInput], transforms, pinholes=None):
+    def _refined(self, params, keypoints_crop, confidence, hands: list[HandInput], transforms, pinholes=None,
+                 cameras=None):
         """The 2D-fit refinement of the network's prediction, in two groups: hands with the
         detector's 3D keypoints are fitted with them and ``[refine.with_3d]``'s pose space, the
         others with ``[refine]``'s (``RefineSettings.energy_for``)."""
@@ -343,17 +346,17 @@ class Predictor:
                 anchor_sigma=refine.anchor_sigma, pinhole=None if pinholes is None else pinholes[index],
                 **(self._world_term([hands[i] for i in index], [transforms[i] for i in index],
                                     keypoints_crop[pick].numpy(), confidence[pick].numpy() > 0,
-                                    None if pinholes is None else pinholes[index]) if group else {}))
+                                    None if cameras is None else cameras[index]) if group else {}))
             for row, i in enumerate(_split_hands(result.parameters())):
                 out[index[row]] = i
             errors[index] = result.error_px.numpy()
         return out, errors
 
-    def _world_term(self, hands: list[HandInput], transforms, keypoints_crop, usable, pinholes=None) -> dict:
-        """``Fit2D.fit``'s 3D term from the detector's world landmarks (mirrored with a left hand's
-        crop; under the crops' ``pinholes``, in the camera frame: ``RefineSettings.world_for_fit`` of the
-        hands' ``keypoints_crop``), each keypoint weighted 1 / ``[refine] world_sigma_mm``^2; {} when no
-        hand has them."""
+    def _world_term(self, hands: list[HandInput], transforms, keypoints_crop, usable, cameras=None) -> dict:
+        """``Fit2D.fit``'s 3D term from the detector's world landmarks (mirrored with a left hand's crop;
+        in the frame the fit works in, ``RefineSettings.world_for_fit`` of the hands' ``keypoints_crop``
+        under their crops' pinhole ``cameras``), each keypoint weighted 1 / ``[refine] world_sigma_mm``^2;
+        {} when no hand has them."""
         if not self.use_world_landmarks or all(h.world_landmarks is None for h in hands):
             return {}
         sigma_m = self.inference.refine.world_sigma_mm / 1000.0
@@ -364,7 +367,7 @@ class Predictor:
                 world = np.asarray(hand.world_landmarks, np.float64)
                 points[i] = world * ([-1.0, 1.0, 1.0] if transform.mirrored else 1.0)
                 weights[i] = 1.0 / sigma_m ** 2
-        points = self.inference.refine.world_for_fit(points, keypoints_crop, pinholes, usable)
+        points = self.inference.refine.world_for_fit(points, keypoints_crop, cameras, usable)
         return {"keypoints_3d": points, "weights_3d": weights}
 
     @torch.no_grad()
@@ -426,16 +429,18 @@ class Predictor:
 
     def _detector_block(self, hand: HandInput, transform: CropTransform, view) -> dict | None:
         """The JSON's ``detector`` block: all the detector said (``Detection.to_dict``), and its world
-        landmarks in the photo's camera frame as the refinement takes them (``world_landmarks_camera_m``,
-        ``RefineSettings.world_for_fit`` under the crop's camera ``view``)."""
+        landmarks in the photo's camera frame (``world_landmarks_camera_m``: ``camera.world_landmarks_in_camera``
+        under the crop's camera ``view``, as the pinhole refinement takes them)."""
         if hand.detection is None:
             return None
         block = hand.detection.to_dict()
         if hand.world_landmarks is not None and view is not None:
             flip = np.array([-1.0, 1.0, 1.0]) if transform.mirrored else np.ones(3)   # the crop's mirror and back
             keys = transform.to_crop(np.asarray(hand.detection.keypoints_2d, np.float64))
-            world = self.inference.refine.world_for_fit(np.asarray(hand.world_landmarks)[None] * flip, keys[None],
-                                                        np.asarray(view, np.float64)[None])[0] * flip
+            world = np.asarray(hand.world_landmarks, np.float64) * flip
+            if self.inference.refine.world_frame == "ray":
+                world = world_landmarks_in_camera(world[None], keys[None], np.asarray(view, np.float64)[None])[0]
+            world = world * flip
             block["world_landmarks_camera_m"] = np.round(world, 6).tolist()
         return block
 

@@ -239,10 +239,11 @@ def crop_for(hand: HandInput, shape: tuple, left: bool):
 
 def track_observations(entries: list, first: int, last: int, left: bool, sigma_320: np.ndarray,
                        world_sigma_m: float, num_params: int, camera: Intrinsics | None = None,
-                       refine=None) -> TrackObservations:
+                       refine=None, view: Intrinsics | None = None) -> TrackObservations:
     """A track's ``TrackObservations`` from its (frame index, ``HandEntry``) pairs, frames first..last;
-    ``camera``: the video's, for the fit under its pinhole camera (None: the weak-perspective camera),
-    the world landmarks then in its frame as ``refine`` (``RefineSettings``) takes them."""
+    ``camera``: the video's, for the fit under its pinhole camera (None: the weak-perspective camera,
+    whose results are turned into the frame of the video's camera ``view``); the world landmarks in the
+    frame the fit works in, as ``refine`` (``RefineSettings.world_for_fit``) takes them."""
     frames = last - first + 1
     points, weights = np.zeros((frames, 21, 2)), np.zeros((frames, 21))
     init = np.full((frames, num_params), np.nan)
@@ -259,13 +260,13 @@ def track_observations(entries: list, first: int, last: int, left: bool, sigma_3
         if entry.hand.world_landmarks is not None and world_sigma_m > 0:
             world[t] = np.asarray(entry.hand.world_landmarks) * ([-1.0, 1.0, 1.0] if left else 1.0)
             world_weights[t] = 1.0 / world_sigma_m ** 2
-    pinhole = None
-    if camera is not None:
-        pinhole = np.array([camera.focal, camera.width - 1 - camera.cx if left else camera.cx, camera.cy])
-        pinhole = np.repeat(pinhole[None], frames, 0)
-        seen = world_weights.any(1)
-        if refine is not None and seen.any():
-            world[seen] = refine.world_for_fit(world[seen], points[seen], pinhole[seen], weights[seen] > 0)
+    lens = camera if camera is not None else view
+    lens_px = None if lens is None else \
+        np.repeat(np.array([[lens.focal, lens.width - 1 - lens.cx if left else lens.cx, lens.cy]]), frames, 0)
+    seen = world_weights.any(1)
+    if refine is not None and lens_px is not None and seen.any():
+        world[seen] = refine.world_for_fit(world[seen], points[seen], lens_px[seen], weights[seen] > 0)
+    pinhole = None if camera is None else lens_px
     return TrackObservations(points, weights, init, np.isfinite(init).all(1), world, world_weights, pinhole)
 
 
@@ -489,10 +490,10 @@ class VideoPredictor:
             for _, entry in entries:
                 entry.hand.handedness = sides[track_id]
             first, last = entries[0][0], entries[-1][0]
-            camera = self.intrinsics(shapes[first]) if self.offline_pinhole else None
+            view = self.intrinsics(shapes[first])
             obs = track_observations(entries, first, last, sides[track_id] == "left", sigma,
-                                     world_sigma if self.predictor.use_world_landmarks else 0.0, num_params, camera,
-                                     refine)
+                                     world_sigma if self.predictor.use_world_landmarks else 0.0, num_params,
+                                     view if self.offline_pinhole else None, refine, view)
             if np.isfinite(obs.init).all(1).any():
                 jobs.append((entries, first, obs))
         for with_3d in (False, True):   # tracks with the detector's 3D landmarks: the refinement's 45-D space

@@ -227,7 +227,7 @@ def evaluate(model, config: dict, samples, worlds, keypoints: str, extra: dict |
         noise = DetectorNoise.from_config(cfg)
         weights = settings.keypoint_weights(source, sigma_px=noise.keypoint_sigma_px * noise.error_scale)
         pinhole = cameras if settings.projection == "pinhole" else None
-        term = {"keypoints_3d": settings.world_for_fit(worlds, pred["input_keypoints_2d"], pinhole),
+        term = {"keypoints_3d": settings.world_for_fit(worlds, pred["input_keypoints_2d"], cameras),
                 "weights_3d": np.full((len(samples), 21), 1 / sigma ** 2)} if use_3d else {}
         result = fit.fit(pred["input_keypoints_2d"], np.tile(weights, (len(samples), 1)),
                          init=split_vector(pred["pred_params"], model.hand_model.num_betas),

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from wildhands.config import REFINE_MODEL_KEYS, setting, table
-from wildhands.hand.camera import world_landmarks_in_camera
+from wildhands.hand.camera import world_landmarks_in_camera, world_landmarks_in_crop_view
 from wildhands.fit.fit2d import EnergySettings, FitOptions, FitSettings
 from wildhands.hand import keypoints as kp
 
@@ -74,8 +74,7 @@ class RefineSettings:
     ``projection``: hands of a photo projected by its pinhole camera ("pinhole": ``Fit2D.fit`` ``pinhole``,
     the photo's intrinsics through the hand's crop) or by the weak-perspective camera ("weak");
     ``world_frame``: the axes of the detector's 3D keypoints, "ray" (the hand as seen along the ray to
-    it, as MediaPipe's: turned into the camera frame under the pinhole camera, ``world_for_fit``) or
-    "camera".
+    it, as MediaPipe's: turned into the frame the fit works in, ``world_for_fit``) or "camera".
     """
     energy: EnergySettings
     energy_with_3d: EnergySettings
@@ -125,14 +124,16 @@ class RefineSettings:
                    world_frame=str(setting(config, "refine", "world_frame")))
 
     def world_for_fit(self, world, keypoints_px, pinhole=None, usable=None) -> np.ndarray:
-        """(B, 21, 3) the detector's 3D keypoints ``world`` in the frame the refinement fits in: under the
-        pinhole cameras ``pinhole`` (B, 3) of the crops whose pixels the keypoints ``keypoints_px``
-        (B, 21, 2; ``usable`` (B, 21) of them) are in, "ray" landmarks turned into the camera frame
-        (``camera.world_landmarks_in_camera``); as they are under the weak-perspective camera,
-        whose fit is the crop's view of the hand, and for "camera" landmarks."""
+        """(B, 21, 3) the detector's 3D keypoints ``world`` in the frame the refinement fits in, for hands
+        whose keypoints ``keypoints_px`` (B, 21, 2; ``usable`` (B, 21) of them) are in the pixels of the
+        pinhole cameras ``pinhole`` (B, 3; a crop's): "ray" landmarks turned into the camera frame under
+        ``projection`` "pinhole" (``camera.world_landmarks_in_camera``), into the crop's view under
+        "weak" (``camera.world_landmarks_in_crop_view``); "camera" landmarks, or no camera known, as they are."""
         world = np.asarray(world, np.float64)
         if pinhole is None or self.world_frame == "camera":
             return world
+        if self.projection == "weak":
+            return world_landmarks_in_crop_view(world, keypoints_px, pinhole, usable)
         return world_landmarks_in_camera(world, keypoints_px, pinhole, usable)
 
     def energy_for(self, with_3d: bool) -> EnergySettings:
