@@ -185,6 +185,14 @@ class Views(torch.utils.data.Dataset):
         return {**self.samples[i], "world_landmarks": np.asarray(self.worlds[i], np.float32)}
 
 
+def _turned_by_ray(keypoints_3d, keypoints_2d, cameras) -> np.ndarray:
+    """(N, 21, 3) hands fitted in their crops' view turned into the camera frame about their roots, as
+    predict turns them: by the ray through their (N, 21, 2) keypoints' centroid of the crops' ``cameras``."""
+    turns = ray_rotation(np.asarray(keypoints_2d, np.float64).mean(1), cameras)
+    roots = keypoints_3d[:, kp.ROOT:kp.ROOT + 1]
+    return np.einsum("nij,nkj->nki", turns, keypoints_3d - roots) + roots
+
+
 def evaluate(model, config: dict, samples, worlds, keypoints: str, extra: dict | None = None,
              refinements: dict | None = REFINEMENTS, focal_scale: float = 1.0) -> dict:
     """``{row: score}`` of a trained 2D-input network: "network" and each of ``refinements`` (name ->
@@ -197,7 +205,7 @@ def evaluate(model, config: dict, samples, worlds, keypoints: str, extra: dict |
     (the 2D error of the keypoints it was given: the output's should be lower), refined rows
     ``ms_per_hand``. Samples photographed by a pinhole camera (``views`` ``depth_m``) are refined under it
     where ``[refine] projection`` is "pinhole", its focal length times ``focal_scale`` (a lens guessed
-    wrong)."""
+    wrong); under "weak" their fits are turned by the ray to them, as ``predict`` turns them."""
     source = KEYPOINT_SOURCE[keypoints]
     given = samples
     if keypoints == "articulated":      # the network is given these keypoints as they are
@@ -213,11 +221,8 @@ def evaluate(model, config: dict, samples, worlds, keypoints: str, extra: dict |
     cameras = None   # photographed views: each crop's pinhole camera, its focal length times focal_scale
     if "pinhole" in samples[0]:
         cameras = np.stack([s["pinhole"] for s in samples]).astype(np.float64) * [focal_scale, 1.0, 1.0]
-        # the crop's view turned into the camera frame, as predict does (the ray through the keypoints' centroid)
-        turns = ray_rotation(pred["pred_keypoints_2d"].mean(1), cameras)
-        roots = pred["pred_keypoints_3d"][:, kp.ROOT:kp.ROOT + 1]
-        turned = np.einsum("nij,nkj->nki", turns, pred["pred_keypoints_3d"] - roots) + roots
-        rows[TURNED_NETWORK] = score(turned, pred["pred_keypoints_2d"], samples)
+        rows[TURNED_NETWORK] = score(_turned_by_ray(pred["pred_keypoints_3d"], pred["pred_keypoints_2d"], cameras),
+                                     pred["pred_keypoints_2d"], samples)
     for name, (overrides, use_3d) in (refinements or {}).items():
         cfg = apply_overrides(config, {**(extra or {}), **overrides})
         start = time.perf_counter()
@@ -233,7 +238,10 @@ def evaluate(model, config: dict, samples, worlds, keypoints: str, extra: dict |
                          init=split_vector(pred["pred_params"], model.hand_model.num_betas),
                          options=settings.options_for(source), anchor_sigma=settings.anchor_sigma, pinhole=pinhole,
                          **term)
-        rows[name] = score(result.keypoints_3d.numpy(), result.keypoints_2d.numpy(), samples)
+        fitted_3d, fitted_2d = result.keypoints_3d.numpy(), result.keypoints_2d.numpy()
+        if cameras is not None and pinhole is None:     # a weak-perspective fit of a photographed view
+            fitted_3d = _turned_by_ray(fitted_3d, fitted_2d, cameras)
+        rows[name] = score(fitted_3d, fitted_2d, samples)
         rows[name]["ms_per_hand"] = 1000 * (time.perf_counter() - start) / len(samples)
     return rows
 
