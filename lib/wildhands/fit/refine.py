@@ -13,9 +13,9 @@ import numpy as np
 import torch
 
 from wildhands.config import REFINE_MODEL_KEYS, setting, table
-from wildhands.hand.camera import world_landmarks_in_camera, world_landmarks_in_crop_view
 from wildhands.fit.fit2d import EnergySettings, FitOptions, FitSettings
 from wildhands.hand import keypoints as kp
+from wildhands.hand.camera import world_landmarks_in_camera, world_landmarks_in_crop_view
 
 KEYPOINT_SOURCES = ("detector", "labels")
 KEYPOINT_SIGMAS = ("photo", "global")

@@ -12,6 +12,10 @@ camera (focal f, principal point c, in the crop's pixels) put the root at depth 
 grows). Left hands are mirrored to right ones:
 x' = W - 1 - x in pixels, x -> -x in 3D, and a mirrored mesh reverses its winding.
 
+A crop shows an off-axis hand as seen along the ray to it: ``ray_rotation`` turns such a view into
+the camera frame, and ``world_landmarks_in_camera`` / ``world_landmarks_in_crop_view`` do so for a
+detector's 3D read from the crop alone (MediaPipe's world landmarks).
+
 Also owns the crop those pixels belong to (``CROP_SIZE`` pixels showing ``CROP_SCALE`` l, l the
 edge of the tightest square box around the hand's keypoints; a profile's ``[preprocess]``
 crop_size and crop_scale), the camera that frames a hand in it (``frame_in_crop``), and the
