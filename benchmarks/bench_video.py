@@ -25,6 +25,9 @@ The synthetic video is drawn by the weak-perspective camera, and refined under i
 frames themselves stay the weak-perspective renders, which the 2D network does not read), refined
 under that camera as the profile does ([refine] projection), and offline also under the
 weak-perspective camera for comparison (its hands then turned by the ray to them, ``camera.ray_rotation``).
+With both flags, also the lens-drawn video with simulated world landmarks, each frame's seen along the
+ray to its hand as MediaPipe's are (``simulated_world_landmarks``), which every mode turns back into
+the frame it fits in ([refine] world_frame).
 
 Real clip: a slow pan and zoom over a labelled real photo (read at run time from ``--photos``,
 never copied), MediaPipe in tracking mode finding the hand in every frame. The hand does not
@@ -297,6 +300,11 @@ def main() -> None:
     if args.world_landmarks:
         results["synthetic_world"] = synthetic(args, config, hand_model_from_config(config), world_landmarks=True)
         print_report("synthetic video with simulated world landmarks", results["synthetic_world"])
+    if args.world_landmarks and args.pinhole:
+        results["synthetic_pinhole_world"] = synthetic(args, config, hand_model_from_config(config),
+                                                       world_landmarks=True, pinhole=True)
+        print_report("synthetic video drawn by the default lens, with simulated world landmarks seen along the "
+                     "ray", results["synthetic_pinhole_world"])
     if not args.skip_real:
         results["real_clip"] = real_clip(args)
         if results["real_clip"]:
