@@ -60,13 +60,12 @@ import torch
 from wildhands.app.video import KnownKeypoints, TrackingDetector, VideoPredictor, first_hand_joints
 from wildhands.config import load_profile
 from wildhands.data import augment
-from wildhands.hand.camera import WORLD_VIEW_KEYPOINT
 from wildhands.data.images import read_image
 from wildhands.data.synthetic_video import detector_like_keypoints, render_video
 from wildhands.eval.video_metrics import mean_acceleration, video_errors
 from wildhands.fileio import write_json
 from wildhands.hand import keypoints as kp
-from wildhands.hand.camera import ray_view_to_camera
+from wildhands.hand.camera import WORLD_VIEW_KEYPOINT, ray_view_to_camera
 from wildhands.hand.camera_space import Intrinsics, default_intrinsics, reprojection_rms_px
 from wildhands.hand.hand_model import hand_model_from_config
 from wildhands.paths import REAL_PHOTOS_DIR

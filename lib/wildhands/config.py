@@ -113,9 +113,9 @@ def apply_overrides(config: dict, overrides: dict | None) -> dict:
             if part not in node or not isinstance(node[part], dict):
                 raise KeyError(f"override {dotted!r}: no section {part!r} in the profile")
             node = node[part]
-        if leaf not in node and leaf not in UNLISTED_SETTINGS.get(".".join(parents), ()):
-            listed = {k for k in node if not isinstance(node[k], dict)}
-            known = ", ".join(sorted(listed | set(UNLISTED_SETTINGS.get(".".join(parents), ()))))
+        fallbacks = set(UNLISTED_SETTINGS.get(".".join(parents), ()))
+        if leaf not in node and leaf not in fallbacks:
+            known = ", ".join(sorted({k for k in node if not isinstance(node[k], dict)} | fallbacks))
             raise KeyError(f"override {dotted!r}: no setting {leaf!r} there; known: {known}")
         node[leaf] = _parse_scalar(value) if isinstance(value, str) else value
     return config

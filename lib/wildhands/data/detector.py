@@ -5,9 +5,8 @@ The paper feeds 2D joint heat-maps from an independent CNN (OpenPose hand); we u
 dropped): 21 keypoints in image pixels in our order (MediaPipe's landmark order is the OpenPose
 order), their relative depth, the 3D world landmarks (metres, centred on the hand: x right, y down,
 z away, of the hand as seen along the ray to it, since MediaPipe reads them from the hand's crop
-alone; ``camera.world_landmarks_in_camera`` turns them into the camera's frame), the hand's
-side in an ordinary photograph and
-MediaPipe's handedness score. MediaPipe labels handedness as if the image were a mirrored selfie,
+alone; ``camera.world_landmarks_in_camera`` turns them into the camera's frame), the hand's side
+in an ordinary photograph and MediaPipe's handedness score. MediaPipe labels handedness as if the image were a mirrored selfie,
 so its label is swapped. MediaPipe gives no per-keypoint confidence; this module estimates one
 per photo from how much its passes disagree (``KeypointSigmaRule``).
 

@@ -78,8 +78,8 @@ MIN_DEPTH_SCALE = 1e-6
 
 def depth_cue(world: np.ndarray | None) -> np.ndarray:
     """(21,) float32 per-keypoint depth cue of a hand's (21, 3) world landmarks (the crop's view of the
-    hand, z away from the camera; any units and origin): (z_i - z_root) / |wrist -> middle MCP|, so 0 at the root,
-    unchanged by the landmarks' size, by in-plane turns and by mirroring x. None, non-finite or
+    hand, z away from the camera; any units and origin): (z_i - z_root) / |wrist -> middle MCP|, so 0 at
+    the root, unchanged by the landmarks' size, by in-plane turns and by mirroring x. None, non-finite or
     degenerate landmarks (a palm shorter than ``MIN_DEPTH_SCALE``): zeros, the network's "no depth"."""
     if world is None:
         return np.zeros(kp.NUM_KEYPOINTS, np.float32)
